@@ -1,0 +1,87 @@
+// Error classes shared by every layer: Node-style system errors, kernel replies, timeouts and bad configuration.
+
+import { inspect } from 'node:util';
+import { constants as osConstants } from 'node:os';
+
+const errnoNames: Record<number, string> = {};
+for (const [name, num] of Object.entries(osConstants.errno)) errnoNames[num] = name;
+
+/** The symbolic name (`'EPERM'`) of a positive errno number, or `'E<n>'` when unknown. */
+export function errnoName(errno: number): string {
+  return errnoNames[Math.abs(errno)] ?? `E${Math.abs(errno)}`;
+}
+
+/** Positive errno number of a symbolic name (`'EPERM'` → 1), or undefined. */
+export function errnoNumber(code: string): number | undefined {
+  return (osConstants.errno as Record<string, number>)[code];
+}
+
+/** Base class: every error natt creates on purpose is an `NattError` with a stable `code`. */
+export class NattError extends Error {
+  code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An operating-system error with Node's `SystemError` shape: `code` (`'EPERM'`), `errno` (negative, as
+ * libuv reports it in Node), `syscall`, and a message that says what to do about it.
+ */
+export class NattSystemError extends NattError {
+  errno: number;
+  syscall: string;
+  constructor(errno: number, syscall: string, advice?: string, extra?: Record<string, unknown>) {
+    const code = errnoName(errno);
+    super(code, `${syscall} failed: ${code}${advice ? `: ${advice}` : ''}`);
+    this.errno = -Math.abs(errno);
+    this.syscall = syscall;
+    if (extra) Object.assign(this, extra);
+  }
+}
+
+/** A request to the kernel's key manager (PF_KEY or XFRM) that the kernel answered with an errno. */
+export class KernelReplyError extends NattSystemError {
+  /** The request the kernel refused, e.g. `'SADB_ADD'` or `'XFRM_MSG_NEWSA'`. */
+  messageType: string;
+  constructor(errno: number, messageType: string, advice?: string) {
+    super(errno, messageType, advice, {});
+    this.messageType = messageType;
+    this.message = `${messageType} refused by the kernel: ${errnoName(errno)}${advice ? `: ${advice}` : ''}`;
+  }
+}
+
+/** A request that got no answer in time. */
+export class NattTimeoutError extends NattError {
+  constructor(what: string, ms: number) {
+    super('ETIMEDOUT', `${what} got no reply within ${ms} ms`);
+  }
+}
+
+/** An operation that a backend cannot do on this platform. */
+export class NattUnsupportedError extends NattError {
+  constructor(message: string) {
+    super('ERR_NATT_UNSUPPORTED', message);
+  }
+}
+
+/** A caller's argument that is the wrong type: names the option. */
+export function typeError(option: string, expected: string, got: unknown): TypeError {
+  const e = new TypeError(`option "${option}" must be ${expected}, got ${describe(got)}`) as TypeError & { code: string };
+  e.code = 'ERR_INVALID_ARG_TYPE';
+  return e;
+}
+
+/** A caller's argument that is out of range: names the option. */
+export function rangeError(option: string, expected: string, got: unknown): RangeError {
+  const e = new RangeError(`option "${option}" must be ${expected}, got ${describe(got)}`) as RangeError & { code: string };
+  e.code = 'ERR_OUT_OF_RANGE';
+  return e;
+}
+
+function describe(v: unknown): string {
+  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`; // never the bytes: may be a key
+  return inspect(v, { depth: 0, breakLength: Infinity, maxStringLength: 40 });
+}
