@@ -1,0 +1,46 @@
+// openSadb(): the single entry to the SA database, choosing the pfkey, xfrm or userland backend.
+
+import type { Sadb, SadbBackendName } from './types';
+import { NattUnsupportedError, typeError } from '../errors';
+
+export interface OpenSadbOptions {
+  /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
+  backend?: SadbBackendName | 'auto';
+  /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
+  dialect?: 'linux' | 'netbsd' | 'freebsd';
+  /** Include key material in `'add'` broadcasts and dumps' events (default false). */
+  revealKeys?: boolean;
+  /** Default per-request timeout in ms (default 5000). */
+  timeout?: number;
+}
+
+export type SadbFactory = (opts: OpenSadbOptions) => Promise<Sadb>;
+
+// Each backend's module is loaded only when asked for (the kernel ones need the native addon).
+const factories: Record<SadbBackendName, () => SadbFactory> = {
+  pfkey: () => {
+    throw new NattUnsupportedError('the pfkey backend is not built yet');
+  },
+  xfrm: () => {
+    throw new NattUnsupportedError('the xfrm backend is not built yet');
+  },
+  userland: () => {
+    throw new NattUnsupportedError('the userland backend is not built yet');
+  },
+};
+
+/** Which backend `'auto'` picks on this host, and why. */
+export function chooseSadbBackend(): { backend: SadbBackendName; reason: string } {
+  return { backend: 'userland', reason: 'kernel backends are not built yet' };
+}
+
+/** Open the SA database. The returned object has `.backend` naming what was chosen. */
+export async function openSadb(opts: OpenSadbOptions = {}): Promise<Sadb> {
+  if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
+  const want = opts.backend ?? 'auto';
+  if (want !== 'auto' && !(want in factories)) {
+    throw typeError('backend', "'auto', 'pfkey', 'xfrm' or 'userland'", want);
+  }
+  const name: SadbBackendName = want === 'auto' ? chooseSadbBackend().backend : want;
+  return factories[name]()(opts);
+}
