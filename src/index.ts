@@ -4,3 +4,4 @@ export * from './errors';
 export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
+export * from './esp';

@@ -1,0 +1,456 @@
+// EspTransform: ESP (RFC 4303) seal/open for one SA: AEAD, GMAC, CBC+HMAC and NULL+HMAC, ESN, padding, anti-replay.
+
+import { EventEmitter } from 'node:events';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomFillSync,
+  timingSafeEqual,
+  type CipherGCM,
+  type DecipherGCM,
+  type KeyObject,
+} from 'node:crypto';
+import { inspect } from 'node:util';
+import type { EncryptionParams, IntegrityParams } from '../sadb/types';
+import { NattError, rangeError, typeError } from '../errors';
+import { encryptionSuite, hmacIcv, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
+import { REPLAY_REPLAYED, REPLAY_TOO_OLD, ReplayWindow } from './replay';
+
+const TWO32 = 0x1_0000_0000;
+/** ESP header: SPI (4) + sequence number (4). */
+const HDR = 8;
+
+/** Why `open()` refused a packet. Each has its own counter in `stats().drops`. */
+export type EspDropReason =
+  /** Shorter than header + IV + trailer + ICV. */
+  | 'truncated'
+  /** The encrypted part is not a whole number of cipher blocks (CBC). */
+  | 'bad-length'
+  /** The SPI field is not this SA's. */
+  | 'spi-mismatch'
+  /** Below the anti-replay window (or sequence number 0). */
+  | 'too-old'
+  /** Inside the window and already received. */
+  | 'replayed'
+  /** The ICV did not verify (tampered, wrong key, or wrong inferred ESN high bits). */
+  | 'auth-failed'
+  /** Pad Length too large, or padding bytes not 1, 2, 3, ... (RFC 4303 §2.4). */
+  | 'bad-padding';
+
+/** Every drop reason, in a stable order (for counters and tables). */
+export const ESP_DROP_REASONS: readonly EspDropReason[] = [
+  'truncated',
+  'bad-length',
+  'spi-mismatch',
+  'too-old',
+  'replayed',
+  'auth-failed',
+  'bad-padding',
+];
+
+/**
+ * What `open()` returns: never throws for bad packets. `seq` is the full sequence number (64-bit with ESN): a
+ * number while it is below 2^53, a bigint above. `payload` is a view into a buffer owned by the caller from then on.
+ * Next Header 59 marks a dummy packet (RFC 4303 §2.6) that the caller should discard silently.
+ */
+export type EspOpenResult =
+  | { ok: true; payload: Buffer; nextHeader: number; seq: number | bigint }
+  | { ok: false; reason: EspDropReason };
+
+export interface EspTransformOptions {
+  /** The SA's SPI (1..2^32-1; 1-255 are reserved by RFC 4303 but accepted). */
+  spi: number;
+  /** Encryption transform; AEADs take KEYMAT (key ‖ 4-byte salt). */
+  encryption: EncryptionParams;
+  /** Integrity transform for CBC and NULL; absent or 'none' for AEADs. */
+  integrity?: IntegrityParams;
+  /** Extended sequence numbers (RFC 4303 §2.2.1). */
+  esn?: boolean;
+  /** Anti-replay window in packets (0 = off, default 64, up to 65536). */
+  replayWindow?: number;
+  /** The last outbound sequence number already used (default 0: the first packet is 1). For SA migration. */
+  outboundSeq?: number | bigint;
+}
+
+export interface EspSealOptions {
+  /** Explicit IV bytes (8 for AEAD/GMAC, 16 for CBC). Default: the 64-bit sequence number for AEAD/GMAC
+   *  (unique per key, RFC 4106 §3.1), random for CBC (RFC 3602 §2.1). Give it only for test vectors. */
+  iv?: Uint8Array;
+  /** Sequence number for this packet (a number, or a bigint with all 64 bits under ESN) instead of the SA's
+   *  own counter, which it does not advance. Only for test vectors and replay tests. */
+  seq?: number | bigint;
+  /** Pad Length to use (default the minimum). Must keep the alignment and be ≤ 255 (for vectors, TFC). */
+  padLength?: number;
+}
+
+/** The hard expire raised when the outbound sequence number reaches its end. */
+export interface EspExpireEvent {
+  kind: 'hard';
+  reason: 'seq-exhausted';
+  spi: number;
+}
+
+export interface EspTransformEvents {
+  expire: [EspExpireEvent];
+}
+
+/** Counters of one transform. `drops` has one entry per EspDropReason. */
+export interface EspStats {
+  sealed: number;
+  opened: number;
+  drops: Record<EspDropReason, number>;
+}
+
+/** Thrown by seal() once every sequence number has been used: the SA must be replaced (rekeyed). */
+export class EspSequenceExhaustedError extends NattError {
+  constructor(spi: number, esn: boolean) {
+    super(
+      'ERR_NATT_SEQ_EXHAUSTED',
+      `ESP SA 0x${spi.toString(16).padStart(8, '0')} has used its last ${esn ? '64' : '32'}-bit sequence number: ` +
+        'RFC 4303 forbids wrapping; install a new SA (rekey) to keep sending',
+    );
+  }
+}
+
+// A CSPRNG pool for CBC IVs: one randomFillSync per 4 KiB instead of one per packet.
+const ivPool = Buffer.alloc(4096);
+let ivPoolOffset = ivPool.length;
+function takeRandom(out: Buffer, offset: number, n: number): void {
+  if (ivPoolOffset + n > ivPool.length) {
+    randomFillSync(ivPool);
+    ivPoolOffset = 0;
+  }
+  ivPool.copy(out, offset, ivPoolOffset, ivPoolOffset + n);
+  ivPool.fill(0, ivPoolOffset, ivPoolOffset + n); // an IV handed out is not kept around
+  ivPoolOffset += n;
+}
+
+const PAD_BYTES = Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1));
+
+/** ESP for one SA: `seal()` builds packets from SPI to ICV, `open()` checks and decrypts them. */
+export class EspTransform extends EventEmitter<EspTransformEvents> {
+  readonly spi: number;
+  readonly esn: boolean;
+  readonly encryptionAlgorithm: EncryptionParams['algorithm'];
+  readonly integrityAlgorithm: IntegrityParams['algorithm'];
+  /** The inbound anti-replay window (read its `highest`; `reset()` it when migrating an SA). */
+  readonly replay: ReplayWindow;
+  /** Bytes of overhead around a payload before padding: header + IV + trailer (2) + ICV. */
+  readonly overhead: number;
+
+  readonly #enc: EncryptionSuite;
+  readonly #integ: IntegritySuite | null;
+  readonly #cipherKey: KeyObject | null;
+  readonly #authKey: KeyObject | null;
+  readonly #salt: Buffer;
+  readonly #icvLength: number;
+  readonly #nonce: Buffer; // salt ‖ IV, rewritten per packet (AEAD/GMAC)
+  readonly #aad: Buffer; // SPI ‖ [seq high] ‖ seq low (AEAD)
+  readonly #seqHi = Buffer.alloc(4); // appended to the HMAC input under ESN
+  readonly #spiBytes = Buffer.alloc(4);
+  #outHi = 0;
+  #outLo = 0;
+  #exhausted = false;
+  #sealed = 0;
+  #opened = 0;
+  readonly #drops: Record<EspDropReason, number>;
+
+  constructor(opts: EspTransformOptions) {
+    super();
+    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
+    const { spi, encryption, integrity } = opts;
+    if (typeof spi !== 'number' || !Number.isInteger(spi)) throw typeError('spi', 'an integer', spi);
+    if (spi < 1 || spi > 0xffff_ffff) throw rangeError('spi', '1..4294967295', spi);
+    if (encryption === null || typeof encryption !== 'object') throw typeError('encryption', 'an object', encryption);
+    if (integrity !== undefined && (integrity === null || typeof integrity !== 'object')) {
+      throw typeError('integrity', 'an object', integrity);
+    }
+    if (opts.esn !== undefined && typeof opts.esn !== 'boolean') throw typeError('esn', 'a boolean', opts.esn);
+    const enc = encryptionSuite(encryption.algorithm, encryption.key);
+    const integ = integrity ? integritySuite(integrity.algorithm, integrity.key) : null;
+    if ((enc.kind === 'aead' || enc.kind === 'gmac') && integ) {
+      throw rangeError('integrity.algorithm', `'none' (or absent) with the combined-mode ${enc.algorithm}`, integ.algorithm);
+    }
+    if (enc.kind === 'null' && !integ) {
+      throw rangeError('integrity.algorithm', "an HMAC with NULL encryption (RFC 4303 forbids NULL and no integrity)", 'none');
+    }
+    this.spi = spi;
+    this.esn = opts.esn === true;
+    this.encryptionAlgorithm = enc.algorithm;
+    this.integrityAlgorithm = integ ? integ.algorithm : 'none';
+    this.#enc = enc;
+    this.#integ = integ;
+    const key = encryption.key;
+    this.#cipherKey = enc.keyLength > 0 ? createSecretKey(Buffer.from(key.subarray(0, enc.keyLength))) : null;
+    this.#salt = Buffer.from(key.subarray(enc.keyLength, enc.keyLength + enc.saltLength));
+    this.#authKey = integ && integrity ? createSecretKey(Buffer.from(integrity.key)) : null;
+    this.#icvLength = enc.icvLength + (integ ? integ.icvLength : 0);
+    this.overhead = HDR + enc.ivLength + 2 + this.#icvLength;
+    this.#nonce = Buffer.alloc(12);
+    this.#salt.copy(this.#nonce, 0);
+    this.#aad = Buffer.alloc(this.esn ? 12 : 8);
+    this.#aad.writeUInt32BE(spi, 0);
+    this.#spiBytes.writeUInt32BE(spi, 0);
+    this.replay = new ReplayWindow({ size: opts.replayWindow ?? 64, esn: this.esn });
+    if (opts.outboundSeq !== undefined) {
+      const [hi, lo] = this.#splitSeq(opts.outboundSeq, 'outboundSeq');
+      this.#outHi = hi;
+      this.#outLo = lo;
+    }
+    const drops = {} as Record<EspDropReason, number>;
+    for (const r of ESP_DROP_REASONS) drops[r] = 0;
+    this.#drops = drops;
+  }
+
+  /** The last outbound sequence number used (0 before the first seal), all 64 bits under ESN. */
+  get outboundSeq(): bigint {
+    return (BigInt(this.#outHi) << 32n) | BigInt(this.#outLo);
+  }
+
+  /** Counters: packets sealed, opened, and drops by reason (a fresh object each call). */
+  stats(): EspStats {
+    return { sealed: this.#sealed, opened: this.#opened, drops: { ...this.#drops } };
+  }
+
+  /**
+   * Build the ESP packet (SPI to ICV) carrying `payload` with Next Header `nextHeader`. Uses the SA's next
+   * sequence number unless `opts.seq` is given. Throws EspSequenceExhaustedError when the sequence space is used up.
+   */
+  seal(payload: Uint8Array, nextHeader: number, opts?: EspSealOptions): Buffer {
+    if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Uint8Array', payload);
+    if (!(nextHeader >= 0 && nextHeader <= 255 && (nextHeader | 0) === nextHeader)) {
+      throw rangeError('nextHeader', 'an integer in 0..255', nextHeader);
+    }
+    let hi: number;
+    let lo: number;
+    if (opts?.seq !== undefined) {
+      [hi, lo] = this.#splitSeq(opts.seq, 'seq');
+      if (hi === 0 && lo === 0) throw rangeError('seq', 'at least 1', opts.seq);
+    } else {
+      if (this.#exhausted) throw new EspSequenceExhaustedError(this.spi, this.esn);
+      hi = this.#outHi;
+      lo = this.#outLo + 1;
+      if (lo === TWO32) {
+        lo = 0;
+        hi++;
+      }
+      this.#outHi = hi;
+      this.#outLo = lo;
+      if (lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff)) {
+        this.#exhausted = true; // this packet is the last one: say so now, so the SA gets replaced in time
+        process.nextTick(() => this.emit('expire', { kind: 'hard', reason: 'seq-exhausted', spi: this.spi }));
+      }
+    }
+
+    const enc = this.#enc;
+    const ivLen = enc.ivLength;
+    const align = enc.align;
+    const minPad = (align - ((payload.length + 2) % align)) % align;
+    let pad = minPad;
+    if (opts?.padLength !== undefined) {
+      pad = opts.padLength;
+      if (!Number.isInteger(pad) || pad < minPad || pad > 255 || (pad - minPad) % align !== 0) {
+        throw rangeError('padLength', `${minPad} + a multiple of ${align}, at most 255`, pad);
+      }
+    }
+    const ptOff = HDR + ivLen;
+    const ptLen = payload.length + pad + 2;
+    const ptEnd = ptOff + ptLen;
+    const out = Buffer.allocUnsafe(ptEnd + this.#icvLength);
+    out.writeUInt32BE(this.spi, 0);
+    out.writeUInt32BE(lo, 4);
+    if (opts?.iv !== undefined) {
+      if (!(opts.iv instanceof Uint8Array) || opts.iv.length !== ivLen) {
+        throw rangeError('iv', `${ivLen} bytes for ${enc.algorithm}`, opts.iv);
+      }
+      out.set(opts.iv, HDR);
+    } else if (enc.kind === 'cbc') {
+      takeRandom(out, HDR, ivLen);
+    } else if (ivLen === 8) {
+      out.writeUInt32BE(hi, HDR);
+      out.writeUInt32BE(lo, HDR + 4);
+    }
+    out.set(payload, ptOff);
+    const trailer = ptOff + payload.length;
+    if (pad > 0) PAD_BYTES.copy(out, trailer, 0, pad);
+    out[ptEnd - 2] = pad;
+    out[ptEnd - 1] = nextHeader;
+
+    switch (enc.kind) {
+      case 'aead': {
+        const aad = this.#setAad(hi, lo);
+        out.copy(this.#nonce, 4, HDR, HDR + 8);
+        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, {
+          authTagLength: enc.icvLength,
+        }) as CipherGCM;
+        c.setAAD(aad);
+        c.update(out.subarray(ptOff, ptEnd)).copy(out, ptOff);
+        c.final();
+        c.getAuthTag().copy(out, ptEnd);
+        break;
+      }
+      case 'gmac': {
+        // RFC 4543 §3.3: everything is authenticated data (SPI ‖ [seq high] ‖ seq low ‖ IV ‖ payload ‖ trailer).
+        out.copy(this.#nonce, 4, HDR, HDR + 8);
+        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, { authTagLength: 16 });
+        if (this.esn) c.setAAD(this.#gmacAad(out, hi, ptEnd));
+        else c.setAAD(out.subarray(0, ptEnd));
+        c.final();
+        c.getAuthTag().copy(out, ptEnd);
+        break;
+      }
+      case 'cbc': {
+        const c = createCipheriv(enc.cipher, this.#cipherKey!, out.subarray(HDR, HDR + 16));
+        c.setAutoPadding(false);
+        c.update(out.subarray(ptOff, ptEnd)).copy(out, ptOff);
+        c.final();
+        if (this.#integ) this.#icv(out, ptEnd, hi, out, ptEnd);
+        break;
+      }
+      case 'null':
+        this.#icv(out, ptEnd, hi, out, ptEnd);
+        break;
+    }
+    this.#sealed++;
+    return out;
+  }
+
+  /**
+   * Verify and decrypt one ESP packet (SPI to ICV). The replay window is checked before the ICV and updated
+   * only after it verified. Never throws for a bad packet: it returns `{ ok: false, reason }` and counts it.
+   */
+  open(packet: Uint8Array): EspOpenResult {
+    if (!(packet instanceof Uint8Array)) throw typeError('packet', 'a Uint8Array', packet);
+    const pkt = Buffer.isBuffer(packet) ? packet : Buffer.from(packet.buffer, packet.byteOffset, packet.length);
+    const enc = this.#enc;
+    const ivLen = enc.ivLength;
+    const icvLen = this.#icvLength;
+    const ptOff = HDR + ivLen;
+    const ptEnd = pkt.length - icvLen;
+    const ptLen = ptEnd - ptOff;
+    if (ptLen < 2) return this.#drop('truncated');
+    if (enc.kind === 'cbc' && ptLen % 16 !== 0) return this.#drop('bad-length');
+    if (pkt.readUInt32BE(0) !== this.spi) return this.#drop('spi-mismatch');
+    const lo = pkt.readUInt32BE(4);
+    const hi = this.replay.check(lo);
+    if (hi < 0) return this.#drop(hi === REPLAY_TOO_OLD ? 'too-old' : 'replayed');
+
+    let plain: Buffer;
+    switch (enc.kind) {
+      case 'aead': {
+        const aad = this.#setAad(hi, lo);
+        pkt.copy(this.#nonce, 4, HDR, HDR + 8);
+        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, {
+          authTagLength: enc.icvLength,
+        }) as DecipherGCM;
+        d.setAAD(aad);
+        d.setAuthTag(pkt.subarray(ptEnd));
+        plain = d.update(pkt.subarray(ptOff, ptEnd));
+        try {
+          d.final();
+        } catch {
+          return this.#drop('auth-failed');
+        }
+        break;
+      }
+      case 'gmac': {
+        pkt.copy(this.#nonce, 4, HDR, HDR + 8);
+        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, { authTagLength: 16 });
+        if (this.esn) d.setAAD(this.#gmacAad(pkt, hi, ptEnd));
+        else d.setAAD(pkt.subarray(0, ptEnd));
+        d.setAuthTag(pkt.subarray(ptEnd));
+        try {
+          d.final();
+        } catch {
+          return this.#drop('auth-failed');
+        }
+        plain = pkt.subarray(ptOff, ptEnd);
+        break;
+      }
+      case 'cbc': {
+        if (this.#integ && !this.#icvMatches(pkt, ptEnd, hi)) return this.#drop('auth-failed');
+        const d = createDecipheriv(enc.cipher, this.#cipherKey!, pkt.subarray(HDR, HDR + 16));
+        d.setAutoPadding(false);
+        plain = d.update(pkt.subarray(ptOff, ptEnd));
+        d.final();
+        break;
+      }
+      default: {
+        if (!this.#icvMatches(pkt, ptEnd, hi)) return this.#drop('auth-failed');
+        plain = pkt.subarray(ptOff, ptEnd);
+      }
+    }
+
+    const nextHeader = plain[ptLen - 1];
+    const pad = plain[ptLen - 2];
+    const payloadLen = ptLen - 2 - pad;
+    if (payloadLen < 0) return this.#drop('bad-padding');
+    for (let i = 0; i < pad; i++) if (plain[payloadLen + i] !== i + 1) return this.#drop('bad-padding');
+
+    this.replay.commit(lo, hi);
+    this.#opened++;
+    const seq = hi < 0x20_0000 ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
+    return { ok: true, payload: plain.subarray(0, payloadLen), nextHeader, seq };
+  }
+
+  #drop(reason: EspDropReason): EspOpenResult {
+    this.#drops[reason]++;
+    return { ok: false, reason };
+  }
+
+  #setAad(hi: number, lo: number): Buffer {
+    const aad = this.#aad;
+    if (this.esn) {
+      aad.writeUInt32BE(hi, 4);
+      aad.writeUInt32BE(lo, 8);
+    } else {
+      aad.writeUInt32BE(lo, 4);
+    }
+    return aad;
+  }
+
+  /** GMAC with ESN: the AAD has the high bits between SPI and the low bits, so it is not a slice of the packet. */
+  #gmacAad(pkt: Buffer, hi: number, ptEnd: number): Buffer {
+    const aad = Buffer.allocUnsafe(ptEnd + 4);
+    pkt.copy(aad, 0, 0, 4);
+    aad.writeUInt32BE(hi, 4);
+    pkt.copy(aad, 8, 4, ptEnd);
+    return aad;
+  }
+
+  /** HMAC ICV over SPI..end of ciphertext (+ ESN high bits, RFC 4303 §2.2.1), written to `out` at `offset`. */
+  #icv(pkt: Buffer, end: number, hi: number, out: Buffer, offset: number): void {
+    const integ = this.#integ!;
+    let extra: Buffer | undefined;
+    if (this.esn) {
+      this.#seqHi.writeUInt32BE(hi, 0);
+      extra = this.#seqHi;
+    }
+    hmacIcv(integ.hash, this.#authKey!, integ.icvLength, out, offset, pkt.subarray(0, end), extra);
+  }
+
+  #icvMatches(pkt: Buffer, end: number, hi: number): boolean {
+    const n = this.#integ!.icvLength;
+    const expected = Buffer.allocUnsafe(n);
+    this.#icv(pkt, end, hi, expected, 0);
+    return timingSafeEqual(expected, pkt.subarray(end, end + n));
+  }
+
+  #splitSeq(v: number | bigint, option: string): [number, number] {
+    const max = this.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+    if (typeof v === 'bigint') {
+      if (v < 0n || v > max) throw rangeError(option, `an integer in 0..${max}`, v);
+      return [Number(v >> 32n), Number(v & 0xffff_ffffn)];
+    }
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw typeError(option, 'an integer or a bigint', v);
+    if (v < 0 || BigInt(v) > max) throw rangeError(option, `an integer in 0..${max}`, v);
+    return [Math.floor(v / TWO32), v % TWO32];
+  }
+
+  /** What util.inspect shows: the SA's shape and counters, never its keys. */
+  [inspect.custom](): string {
+    return `EspTransform { spi: 0x${this.spi.toString(16).padStart(8, '0')}, encryption: '${this.encryptionAlgorithm}', integrity: '${this.integrityAlgorithm}', esn: ${this.esn}, replayWindow: ${this.replay.size}, sealed: ${this.#sealed}, opened: ${this.#opened} }`;
+  }
+}
+
