@@ -5,3 +5,18 @@ export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
 export * from './esp';
+export {
+  UserlandEngine,
+  UserlandSadb,
+  XFRM_STAT_NAMES,
+  formatStats,
+  type UserlandEngineOptions,
+  type UserlandEngineEvents,
+  type UserlandSadbOptions,
+  type EngineTraffic,
+  type SendResult,
+  type EspSocket,
+  type RemoteInfo,
+  type XfrmStats,
+  type XfrmStatName,
+} from './userland';

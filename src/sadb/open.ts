@@ -24,9 +24,7 @@ const factories: Record<SadbBackendName, () => SadbFactory> = {
   xfrm: () => {
     throw new NattUnsupportedError('the xfrm backend is not built yet');
   },
-  userland: () => {
-    throw new NattUnsupportedError('the userland backend is not built yet');
-  },
+  userland: () => async (o) => (await import('../userland')).createUserlandSadb(o),
 };
 
 /** Which backend `'auto'` picks on this host, and why. */

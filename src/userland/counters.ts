@@ -1,0 +1,57 @@
+// The userland engine's drop and error counters, named as Linux names them in /proc/net/xfrm_stat (without "Xfrm").
+
+/** Counter names, in /proc/net/xfrm_stat order. Each is a reason a packet was dropped (or an error seen). */
+export const XFRM_STAT_NAMES = [
+  'InError', // inbound: anything else (e.g. a malformed inner packet the engine cannot hand up)
+  'InBufferError',
+  'InHdrError', // inbound: datagram too short for an ESP header
+  'InNoStates', // inbound: no SA for the SPI
+  'InStateProtoError', // inbound: ICV failed, bad padding, or the SA's transform refused the packet
+  'InStateModeError', // inbound: the decrypted payload does not fit the SA's mode (tunnel: not an IP packet)
+  'InStateSeqError', // inbound: replayed or too old for the anti-replay window
+  'InStateExpired', // inbound: the SA hit its hard lifetime (or is larval/dead)
+  'InStateMismatch', // inbound: the inner packet is outside the SA's selector
+  'InStateInvalid',
+  'InTmplMismatch', // inbound: the policy's template does not match the SA that carried the packet
+  'InNoPols', // inbound: a tunnel-mode packet with no inbound policy
+  'InPolBlock', // inbound: the inbound policy says discard
+  'InPolError',
+  'OutError', // outbound: the socket refused the datagram
+  'OutBundleGenError',
+  'OutBundleCheckError',
+  'OutNoStates', // outbound: a policy requires IPsec but there is no SA (an 'acquire' was raised)
+  'OutStateProtoError', // outbound: the transform refused to seal (e.g. sequence numbers exhausted)
+  'OutStateModeError', // outbound: the packet cannot be carried in the SA's mode / family
+  'OutStateSeqError', // outbound: the SA's sequence number space is exhausted
+  'OutStateExpired', // outbound: the SA hit its hard lifetime
+  'OutPolBlock', // outbound: the policy says discard
+  'OutPolDead',
+  'OutPolError', // outbound: the packet is not a parseable IP packet
+  'FwdHdrError',
+  'OutStateInvalid',
+  'AcquireError',
+] as const;
+
+export type XfrmStatName = (typeof XFRM_STAT_NAMES)[number];
+
+/** A snapshot of the counters: every name present, 0 when nothing happened. */
+export type XfrmStats = Record<XfrmStatName, number>;
+
+/** Counters as plain numeric fields (fast increments on the hot path). */
+export function newStats(): XfrmStats {
+  const s = {} as XfrmStats;
+  for (const n of XFRM_STAT_NAMES) s[n] = 0;
+  return s;
+}
+
+/** Sum of the inbound drop counters (every `In*` name). */
+export function inboundDrops(s: XfrmStats): number {
+  let t = 0;
+  for (const n of XFRM_STAT_NAMES) if (n.startsWith('In')) t += s[n];
+  return t;
+}
+
+/** Format like /proc/net/xfrm_stat: `XfrmInError             0` per line. */
+export function formatStats(s: XfrmStats): string {
+  return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(s[n])).join('\n');
+}

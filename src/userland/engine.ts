@@ -1,0 +1,438 @@
+// UserlandEngine: the ESP-in-UDP datapath over a NattSocket: policy → SA → ESP → UDP out; UDP → SA → ESP → packet in.
+
+import { EventEmitter } from 'node:events';
+import type { NewMappingEvent, PolicyTemplate } from '../sadb/types';
+import { typeError, rangeError } from '../errors';
+import { EspSequenceExhaustedError } from '../esp';
+import { addressToBytes, bytesToAddress, sameAddress } from '../ip/address';
+import {
+  IPPROTO_IPIP,
+  IPPROTO_IPV6,
+  IpView,
+  fixL4ChecksumForNat,
+  readIpHeader,
+  rebuildTransportPacket,
+  recomputeL4Checksum,
+} from '../ip/packet';
+import { UserlandSadb, type SaEntry } from './sadb';
+import type { PolicyEntry } from './spd';
+import type { XfrmStats } from './counters';
+
+/** Where a datagram came from, as node:dgram reports it. */
+export interface RemoteInfo {
+  address: string;
+  port: number;
+  family?: string;
+  size?: number;
+}
+
+/**
+ * What the engine needs from its socket: the shape of NattSocket (src/natt) in userland mode. 'esp' gives the
+ * datagram from the SPI on (marker and UDP header already gone).
+ */
+export interface EspSocket {
+  on(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
+  off(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
+  sendEsp(esp: Uint8Array, port: number, address: string, cb?: (err: Error | null) => void): void;
+  sendKeepalive(port: number, address: string): void;
+  address(): { address: string; port: number; family?: string };
+}
+
+export interface UserlandEngineOptions {
+  /** The NAT-T socket (createNattSocket with backend 'userland', or 'auto' on a host without kernel ESP). */
+  socket: EspSocket;
+  /** The SA database; default a new one (reach it as `engine.sadb`). */
+  sadb?: UserlandSadb;
+  /** Seconds between NAT-T keepalives to each peer (RFC 3948 §2.3), skipped while ESP flows; 0 = off. Default 20. */
+  keepaliveSeconds?: number;
+}
+
+/** Traffic counts (not drops): what got through. */
+export interface EngineTraffic {
+  /** Authenticated inbound packets handed up as 'packet' (or dummy packets, Next Header 59, discarded). */
+  inPackets: number;
+  inBytes: number;
+  /** Packets sealed and handed to the socket. */
+  outPackets: number;
+  outBytes: number;
+  /** Outbound packets no policy asked to protect (the engine cannot send clear traffic: returned 'bypass'). */
+  outBypass: number;
+  keepalivesSent: number;
+  newMappings: number;
+}
+
+/** What `send()` did with a packet. */
+export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped';
+
+export interface UserlandEngineEvents {
+  /** An inbound packet: tunnel mode the inner IP packet, transport mode the IP packet rebuilt (see README). */
+  packet: [Buffer, RemoteInfo];
+  newMapping: [NewMappingEvent];
+  error: [Error];
+}
+
+const NH_NONE = 59;
+
+/** Per-template facts parsed once (cache keyed by the template object). */
+interface TemplateInfo {
+  src: Uint8Array | null;
+  dst: Uint8Array | null;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array, bOff: number, n: number): boolean {
+  if (a.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/**
+ * The userland ESP-in-UDP engine. `send(ipPacket)` applies the outbound policy and sends ESP-in-UDP to the SA's
+ * peer; datagrams from the socket's 'esp' event are authenticated, decrypted, checked against the inbound policy and
+ * emitted as 'packet'. Every drop increments one counter of `stats()` (names as /proc/net/xfrm_stat).
+ */
+export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
+  readonly sadb: UserlandSadb;
+  readonly socket: EspSocket;
+  readonly #c: XfrmStats;
+  readonly #t: EngineTraffic = {
+    inPackets: 0,
+    inBytes: 0,
+    outPackets: 0,
+    outBytes: 0,
+    outBypass: 0,
+    keepalivesSent: 0,
+    newMappings: 0,
+  };
+  readonly #v = new IpView();
+  readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
+  readonly #onSent: (err: Error | null) => void;
+  readonly #keepaliveMs: number;
+  #keepaliveTimer: NodeJS.Timeout | null = null;
+  #tmpl = new WeakMap<PolicyTemplate, TemplateInfo>();
+  /** Last SA chosen per policy, valid while the database's generation is unchanged. */
+  #outCache = new WeakMap<PolicyEntry, { gen: number; e: SaEntry }>();
+  #closed = false;
+
+  constructor(opts: UserlandEngineOptions) {
+    super();
+    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object { socket, sadb? }', opts);
+    const s = opts.socket;
+    if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
+      throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
+    }
+    if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
+      throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
+    }
+    const ka = opts.keepaliveSeconds ?? 20;
+    if (typeof ka !== 'number' || !(ka >= 0) || !Number.isFinite(ka)) throw rangeError('keepaliveSeconds', 'a number ≥ 0', ka);
+    this.socket = s;
+    this.sadb = opts.sadb ?? new UserlandSadb();
+    this.#c = this.sadb.counters;
+    this.#keepaliveMs = ka * 1000;
+    this.#onEsp = (esp, rinfo) => {
+      this.receive(esp, rinfo);
+    };
+    this.#onSent = (err) => {
+      if (err) this.#c.OutError++;
+    };
+    s.on('esp', this.#onEsp);
+    if (this.#keepaliveMs > 0) {
+      this.#keepaliveTimer = setInterval(() => this.#keepalives(), this.#keepaliveMs);
+      this.#keepaliveTimer.unref();
+    }
+  }
+
+  /** Drop counters (the database's: /proc/net/xfrm_stat names). */
+  stats(): XfrmStats {
+    return { ...this.#c };
+  }
+
+  /** What got through. */
+  traffic(): EngineTraffic {
+    return { ...this.#t };
+  }
+
+  /**
+   * Protect and send one IP packet (IPv4 or IPv6, whole, from its IP header). Returns what happened; never throws
+   * for a bad packet (it is counted). 'acquire' means a policy asked for an SA that does not exist yet: the
+   * database raised 'acquire' and the packet was dropped (Linux does the same without larval queueing).
+   */
+  send(packet: Uint8Array): SendResult {
+    if (!(packet instanceof Uint8Array)) throw typeError('packet', 'a Uint8Array holding an IP packet', packet);
+    const c = this.#c;
+    const v = this.#v;
+    if (this.#closed || !readIpHeader(packet, v)) {
+      c.OutPolError++;
+      return 'dropped';
+    }
+    const pol = this.sadb.policies.lookup('out', packet, v);
+    if (!pol || pol.policy.action === 'none') {
+      this.#t.outBypass++;
+      return 'bypass';
+    }
+    if (pol.policy.action === 'discard') {
+      c.OutPolBlock++;
+      return 'blocked';
+    }
+    const e = this.#outboundSa(pol, packet, v);
+    if (!e) {
+      c.OutNoStates++;
+      const al = v.addrLength;
+      this.sadb.acquire(pol, bytesToAddress(packet, v.srcOffset, al), bytesToAddress(packet, v.dstOffset, al));
+      return 'acquire';
+    }
+    if (e.lifetime.dead) {
+      c.OutStateExpired++;
+      return 'dropped';
+    }
+    let payload: Uint8Array;
+    let nh: number;
+    if (e.sa.mode === 'tunnel') {
+      payload = packet.length === v.totalLength ? packet : packet.subarray(0, v.totalLength);
+      nh = v.version === 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+    } else {
+      if (v.addrLength !== e.dstBytes.length) {
+        c.OutStateModeError++;
+        return 'dropped';
+      }
+      payload = packet.subarray(v.headerLength, v.totalLength);
+      nh = v.nextHeader;
+    }
+    let esp: Buffer;
+    try {
+      esp = e.transform!.seal(payload, nh);
+    } catch (err) {
+      if (err instanceof EspSequenceExhaustedError) c.OutStateSeqError++;
+      else c.OutStateProtoError++;
+      return 'dropped';
+    }
+    e.lifetime.use(payload.length);
+    e.lastOut = Date.now();
+    this.socket.sendEsp(esp, e.peer.port, e.peer.address, this.#onSent);
+    this.#t.outPackets++;
+    this.#t.outBytes += payload.length;
+    return 'sent';
+  }
+
+  #template(t: PolicyTemplate): TemplateInfo {
+    let info = this.#tmpl.get(t);
+    if (!info) {
+      info = { src: t.src ? addressToBytes(t.src) : null, dst: t.dst ? addressToBytes(t.dst) : null };
+      this.#tmpl.set(t, info);
+    }
+    return info;
+  }
+
+  /** The SA the policy's (first) template selects for this packet, or null. */
+  #outboundSa(pol: PolicyEntry, pkt: Uint8Array, v: IpView): SaEntry | null {
+    const t = pol.policy.templates![0];
+    const ti = this.#template(t);
+    const gen = this.sadb.generation;
+    const cached = this.#outCache.get(pol);
+    const srcOk = (e: SaEntry): boolean =>
+      ti.src ? bytesEqual(e.srcBytes, ti.src, 0, ti.src.length) : bytesEqual(e.srcBytes, pkt, v.srcOffset, v.addrLength);
+    const dstOk = (e: SaEntry): boolean =>
+      ti.dst ? bytesEqual(e.dstBytes, ti.dst, 0, ti.dst.length) : bytesEqual(e.dstBytes, pkt, v.dstOffset, v.addrLength);
+    if (cached && cached.gen === gen && srcOk(cached.e) && dstOk(cached.e)) return cached.e;
+    let best: SaEntry | null = null;
+    for (const e of this.sadb.entries()) {
+      if (!e.usable || e.sa.protocol !== t.protocol) continue;
+      if (e.sa.mode !== t.mode && e.sa.mode !== 'any') continue;
+      if (t.reqid && e.sa.reqid !== t.reqid) continue;
+      if (!srcOk(e) || !dstOk(e)) continue;
+      if (!best || (best.state === 'dying' && e.state === 'mature') || best.state === e.state) best = e; // newest mature wins
+    }
+    if (best) this.#outCache.set(pol, { gen, e: best });
+    return best;
+  }
+
+  /**
+   * Take one ESP datagram (from the SPI on) that arrived from `rinfo`. The socket's 'esp' event calls this; it is
+   * public for tests and for callers with their own transport. Returns true when the packet was accepted.
+   */
+  receive(esp: Buffer, rinfo: RemoteInfo): boolean {
+    const c = this.#c;
+    if (this.#closed) return false;
+    if (esp.length < 8) {
+      c.InHdrError++;
+      return false;
+    }
+    const spi = esp.readUInt32BE(0);
+    const list = this.sadb.bySpi(spi);
+    let e: SaEntry | undefined;
+    if (list) {
+      for (let i = 0; i < list.length; i++) {
+        if (list[i].transform) {
+          e = list[i];
+          break;
+        }
+      }
+    }
+    if (!e) {
+      c.InNoStates++;
+      return false;
+    }
+    if (e.lifetime.dead || !e.usable) {
+      c.InStateExpired++;
+      return false;
+    }
+    const r = e.transform!.open(esp);
+    if (!r.ok) {
+      if (r.reason === 'too-old' || r.reason === 'replayed') c.InStateSeqError++;
+      else if (r.reason === 'truncated') c.InHdrError++;
+      else c.InStateProtoError++;
+      return false;
+    }
+    // Authenticated from here on: only now may the peer's address be learned (RFC 3948 §2.2, Linux esp_input).
+    e.lifetime.use(r.payload.length);
+    e.lastIn = Date.now();
+    if (e.sa.natt && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
+      this.#t.newMappings++;
+      const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port);
+      e.inboundPeerBytes = null;
+      this.emit('newMapping', ev);
+    }
+    if (r.nextHeader === NH_NONE) {
+      this.#t.inPackets++;
+      return true; // dummy packet (RFC 4303 §2.6): authenticated, then discarded
+    }
+    const v = this.#v;
+    let pkt: Buffer;
+    if (e.sa.mode === 'tunnel') {
+      pkt = r.payload;
+      const want = r.nextHeader === IPPROTO_IPIP ? 4 : r.nextHeader === IPPROTO_IPV6 ? 6 : 0;
+      if (!want || !readIpHeader(pkt, v) || v.version !== want) {
+        c.InStateModeError++;
+        return false;
+      }
+      if (pkt.length !== v.totalLength) pkt = pkt.subarray(0, v.totalLength);
+    } else {
+      const src = e.inboundPeerBytes ?? (e.inboundPeerBytes = addressToBytes(e.inboundPeer.address));
+      if (src.length !== e.dstBytes.length) {
+        c.InStateModeError++;
+        return false;
+      }
+      pkt = rebuildTransportPacket(r.payload, r.nextHeader, src, e.dstBytes);
+      if (!readIpHeader(pkt, v)) {
+        c.InStateModeError++;
+        return false;
+      }
+      this.#fixChecksum(e, pkt, v);
+    }
+    if (e.selector && !this.#selectorOk(e, pkt, v)) {
+      c.InStateMismatch++;
+      return false;
+    }
+    if (!this.#inboundPolicyOk(e, pkt, v)) return false;
+    this.#t.inPackets++;
+    this.#t.inBytes += r.payload.length;
+    this.emit('packet', pkt, rinfo);
+    return true;
+  }
+
+  #selectorOk(e: SaEntry, pkt: Uint8Array, v: IpView): boolean {
+    const s = e.selector!;
+    if (s.src.family !== v.version) return true; // a selector of the other family does not apply (4in6 / 6in4)
+    return (
+      (s.proto === 0 || s.proto === v.proto) &&
+      (s.sport === 0 || s.sport === v.sport) &&
+      (s.dport === 0 || s.dport === v.dport) &&
+      this.#prefixOk(s.src, pkt, v.srcOffset) &&
+      this.#prefixOk(s.dst, pkt, v.dstOffset)
+    );
+  }
+
+  #prefixOk(p: import('../ip/address').Prefix, pkt: Uint8Array, off: number): boolean {
+    let bits = p.bits;
+    for (let i = 0; bits > 0; i++, bits -= 8) {
+      const m = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+      if ((pkt[off + i] & m) !== p.bytes[i]) return false;
+    }
+    return true;
+  }
+
+  /** RFC 3948 §3.1.2: with NAT-OA, the incremental update; without, recomputation (ESP already authenticated it). */
+  #fixChecksum(e: SaEntry, pkt: Buffer, v: IpView): void {
+    const oa = e.sa.natt?.oa;
+    if (oa && (oa.initiator || oa.responder)) {
+      // The peer's original source is the OA that is not our address; the original destination is ours as the
+      // peer knew it (the other OA when given, else our SA address).
+      const mine = [oa.initiator, oa.responder].filter((a): a is string => !!a);
+      const srcOa = mine.find((a) => !sameAddress(a, e.sa.dst)) ?? e.inboundPeer.address;
+      const dstOa = mine.find((a) => a !== srcOa) ?? e.sa.dst;
+      const os = addressToBytes(srcOa);
+      const od = addressToBytes(dstOa);
+      if (fixL4ChecksumForNat(pkt, v, os, od)) return;
+    }
+    recomputeL4Checksum(pkt, v);
+  }
+
+  /** The inbound policy check (Linux __xfrm_policy_check): counts and returns false on a drop. */
+  #inboundPolicyOk(e: SaEntry, pkt: Uint8Array, v: IpView): boolean {
+    const c = this.#c;
+    const tunnel = e.sa.mode === 'tunnel';
+    const pol = this.sadb.policies.lookup('in', pkt, v);
+    if (!pol) {
+      if (tunnel) c.InNoPols++;
+      return !tunnel;
+    }
+    if (pol.policy.action === 'discard') {
+      c.InPolBlock++;
+      return false;
+    }
+    if (pol.policy.action === 'none') {
+      if (tunnel) c.InTmplMismatch++;
+      return !tunnel;
+    }
+    const t = pol.policy.templates![0];
+    const ti = this.#template(t);
+    const ok =
+      t.protocol === e.sa.protocol &&
+      (t.mode === e.sa.mode || e.sa.mode === 'any') &&
+      (!t.reqid || t.reqid === e.sa.reqid) &&
+      (t.mode !== 'tunnel' || ((!ti.dst || bytesEqual(e.dstBytes, ti.dst, 0, ti.dst.length)) && (!ti.src || bytesEqual(e.srcBytes, ti.src, 0, ti.src.length))));
+    if (!ok) c.InTmplMismatch++;
+    return ok;
+  }
+
+  /**
+   * Send a keepalive to each NAT-T peer of an outbound SA that no ESP went to during the last interval. An SA is
+   * inbound when it has opened packets or its destination is the socket's own address.
+   */
+  #keepalives(): void {
+    const now = Date.now();
+    let local = '';
+    try {
+      local = this.socket.address().address;
+    } catch {
+      return; // socket closed
+    }
+    const last = new Map<string, { address: string; port: number; lastOut: number }>();
+    for (const e of this.sadb.entries()) {
+      if (!e.usable || !e.sa.natt || e.lastIn > 0 || sameAddress(e.sa.dst, local)) continue;
+      const k = `${e.peer.address}|${e.peer.port}`;
+      const d = last.get(k);
+      if (d) d.lastOut = Math.max(d.lastOut, e.lastOut);
+      else last.set(k, { address: e.peer.address, port: e.peer.port, lastOut: e.lastOut });
+    }
+    for (const d of last.values()) {
+      if (now - d.lastOut < this.#keepaliveMs) continue;
+      try {
+        this.socket.sendKeepalive(d.port, d.address);
+        this.#t.keepalivesSent++;
+      } catch (err) {
+        this.#c.OutError++;
+        this.emit('error', err as Error);
+      }
+    }
+  }
+
+  /** Stop listening to the socket and stop keepalives. The socket and the database stay open (they are the caller's). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.socket.off('esp', this.#onEsp);
+    if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = null;
+  }
+}

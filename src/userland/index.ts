@@ -1,0 +1,19 @@
+// The userland engine's public surface: UserlandSadb, UserlandEngine, counters, and the openSadb factory.
+
+import type { SadbFactory } from '../sadb/open';
+import { UserlandSadb } from './sadb';
+
+export { UserlandSadb, type UserlandSadbOptions } from './sadb';
+export {
+  UserlandEngine,
+  type UserlandEngineOptions,
+  type UserlandEngineEvents,
+  type EngineTraffic,
+  type SendResult,
+  type EspSocket,
+  type RemoteInfo,
+} from './engine';
+export { XFRM_STAT_NAMES, formatStats, type XfrmStats, type XfrmStatName } from './counters';
+
+/** openSadb({ backend: 'userland' }) lands here. */
+export const createUserlandSadb: SadbFactory = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys });
