@@ -3,7 +3,10 @@
     {
       "target_name": "natt",
       "sources": [
-        "native/addon.cc"
+        "native/addon.cc",
+        "native/encap_socket.cc",
+        "native/message_socket.cc",
+        "native/probe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -1,6 +1,108 @@
-// Addon entry point: registers the native facilities (placeholder until the foundation lands).
-#include <napi.h>
+// Addon entry point: per-env instance data, the method table, OS constants and the errno → Error helper.
+#include "addon.h"
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+#include <fcntl.h>
+#include <unistd.h>
 
-NODE_API_MODULE(natt, Init)
+#include <cerrno>
+
+#include "message_socket.h"
+#include "platform.h"
+
+namespace natt {
+
+static constexpr size_t kRecvBufSize = 256 * 1024;
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
+  const char* code = uv_err_name(-err);
+  std::string msg = std::string(syscall) + " failed: " + code;
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
+  ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowType(Napi::Env env, const char* message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+int OpenSocket(int family, int type, int protocol) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+#else
+  int fd = socket(family, type, protocol);
+  if (fd < 0) return fd;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("AF_INET", static_cast<int>(AF_INET));
+  c.Set("AF_INET6", static_cast<int>(AF_INET6));
+  c.Set("AF_KEY", static_cast<int>(AF_KEY));
+  c.Set("AF_NETLINK", static_cast<int>(AF_NETLINK));
+  c.Set("SOCK_RAW", static_cast<int>(SOCK_RAW));
+  c.Set("SOCK_DGRAM", static_cast<int>(SOCK_DGRAM));
+  c.Set("PF_KEY_V2", static_cast<int>(PF_KEY_V2));
+  c.Set("NETLINK_XFRM", static_cast<int>(NETLINK_XFRM));
+  c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));
+  c.Set("UDP_ENCAP", static_cast<int>(UDP_ENCAP));
+  c.Set("UDP_ENCAP_ESPINUDP_NON_IKE", static_cast<int>(UDP_ENCAP_ESPINUDP_NON_IKE));
+  c.Set("UDP_ENCAP_ESPINUDP", static_cast<int>(UDP_ENCAP_ESPINUDP));
+  c.Set("SOL_SOCKET", static_cast<int>(SOL_SOCKET));
+  c.Set("SO_RCVBUF", static_cast<int>(SO_RCVBUF));
+  c.Set("SO_SNDBUF", static_cast<int>(SO_SNDBUF));
+  c.Freeze();
+  return c;
+}
+
+NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
+  napi_get_uv_event_loop(env, &loop);
+  recvBuf.resize(kRecvBufSize);
+  Napi::Object ctorHolder = InitMessageSocket(env, this);
+  DefineAddon(exports, {
+                           InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
+                           InstanceMethod("getEncap", &NattAddon::GetEncap),
+                           InstanceMethod("closeFd", &NattAddon::CloseFd),
+                           InstanceMethod("probe", &NattAddon::Probe),
+                           InstanceValue("constants", Constants(env), napi_enumerable),
+                           InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                       });
+}
+
+NattAddon::~NattAddon() {
+  // The env is going away: stop polling and close every fd still open.
+  std::set<MessageSocket*> sockets;
+  sockets.swap(live);
+  for (MessageSocket* s : sockets) s->CloseNow();
+}
+
+Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (close(fd) != 0) return ThrowErrno(env, errno, "close");
+  return env.Undefined();
+}
+
+Napi::Value NattAddon::Probe(const Napi::CallbackInfo& info) { return ProbeFacts(info.Env()); }
+
+}  // namespace natt
+
+using NattAddonEntry = natt::NattAddon;
+NODE_API_ADDON(NattAddonEntry)

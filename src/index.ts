@@ -20,3 +20,6 @@ export {
   type XfrmStats,
   type XfrmStatName,
 } from './userland';
+export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
+export { classify, type Classified, type DropReason, type NattEncap } from './natt/demux';
+export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';

@@ -2,6 +2,7 @@
 
 import type { Sadb, SadbBackendName } from './types';
 import { NattUnsupportedError, typeError } from '../errors';
+import { probe } from '../probe';
 
 export interface OpenSadbOptions {
   /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
@@ -29,7 +30,7 @@ const factories: Record<SadbBackendName, () => SadbFactory> = {
 
 /** Which backend `'auto'` picks on this host, and why. */
 export function chooseSadbBackend(): { backend: SadbBackendName; reason: string } {
-  return { backend: 'userland', reason: 'kernel backends are not built yet' };
+  return probe().auto.sadb;
 }
 
 /** Open the SA database. The returned object has `.backend` naming what was chosen. */

@@ -1,0 +1,48 @@
+// Shared declarations of the addon: per-environment instance data and the errno → Node-style Error helper.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+namespace natt {
+
+class MessageSocket;
+
+// Per-env state (one per main thread / worker): no globals, so the addon is worker-safe.
+class NattAddon : public Napi::Addon<NattAddon> {
+ public:
+  NattAddon(Napi::Env env, Napi::Object exports);
+  ~NattAddon();
+
+  uv_loop_t* loop = nullptr;
+  Napi::FunctionReference messageSocketCtor;
+  // One receive buffer shared by this env's message sockets (single-threaded per env).
+  std::vector<uint8_t> recvBuf;
+  // Sockets still open, closed when the env is torn down.
+  std::set<MessageSocket*> live;
+
+ private:
+  Napi::Value OpenEncapSocket(const Napi::CallbackInfo& info);
+  Napi::Value GetEncap(const Napi::CallbackInfo& info);
+  Napi::Value CloseFd(const Napi::CallbackInfo& info);
+  Napi::Value Probe(const Napi::CallbackInfo& info);
+};
+
+// An Error with Node's system-error fields: code ('EPERM'), errno (negative), syscall.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
+// Throws ErrnoError and returns undefined (exceptions are disabled in C++).
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
+Napi::Value ThrowType(Napi::Env env, const char* message);
+
+// A socket(2) that is non-blocking and close-on-exec everywhere (macOS lacks SOCK_NONBLOCK).
+int OpenSocket(int family, int type, int protocol);
+
+Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
+Napi::Object Constants(Napi::Env env);
+Napi::Object ProbeFacts(Napi::Env env);
+
+}  // namespace natt

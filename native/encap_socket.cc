@@ -1,0 +1,90 @@
+// The UDP socket with UDP_ENCAP set: socket + setsockopt + bind, fd handed to node:dgram; getsockopt read-back.
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "addon.h"
+#include "platform.h"
+
+namespace natt {
+
+// Closes the fd on every early return unless released.
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+    }
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
+
+Napi::Value NattAddon::OpenEncapSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber())
+    return ThrowType(env, "openEncapSocket(family, address, port, encapType)");
+  int family = info[0].As<Napi::Number>().Int32Value();
+  std::string address = info[1].As<Napi::String>().Utf8Value();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  int encapType = info[3].As<Napi::Number>().Int32Value();
+  if (family != 4 && family != 6) return ThrowType(env, "family must be 4 or 6");
+  if (port < 0 || port > 65535) return ThrowType(env, "port must be 0..65535");
+
+  sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  socklen_t sslen;
+  if (family == 4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, address.c_str(), &sin->sin_addr) != 1) return ThrowErrno(env, EINVAL, "inet_pton");
+    sslen = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr) != 1) return ThrowErrno(env, EINVAL, "inet_pton");
+    sslen = sizeof(sockaddr_in6);
+  }
+#if defined(__APPLE__) || (UDP_ENCAP < 0)
+  (void)encapType;
+  return ThrowErrno(env, ENOPROTOOPT, "setsockopt");
+#else
+  FdGuard fd{OpenSocket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0)};
+  if (fd.fd < 0) return ThrowErrno(env, errno, "socket");
+  if (family == 6) {
+    int on = 1;
+    if (setsockopt(fd.fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) return ThrowErrno(env, errno, "setsockopt");
+  }
+  if (setsockopt(fd.fd, IPPROTO_UDP, UDP_ENCAP, &encapType, sizeof encapType) != 0)
+    return ThrowErrno(env, errno, "setsockopt");
+  if (bind(fd.fd, reinterpret_cast<sockaddr*>(&ss), sslen) != 0) return ThrowErrno(env, errno, "bind");
+  return Napi::Number::New(env, fd.release());
+#endif
+}
+
+Napi::Value NattAddon::GetEncap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+#if UDP_ENCAP < 0
+  (void)fd;
+  return ThrowErrno(env, ENOPROTOOPT, "getsockopt");
+#else
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(fd, IPPROTO_UDP, UDP_ENCAP, &value, &len) != 0) return ThrowErrno(env, errno, "getsockopt");
+  return Napi::Number::New(env, value);
+#endif
+}
+
+}  // namespace natt

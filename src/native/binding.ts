@@ -1,0 +1,150 @@
+// The only module that loads the native addon: prebuilds/<platform>-<arch>/ first, then `bindings`; lazy; errors get advice.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NattError } from '../errors';
+import { withAdvice, type ErrorContext } from './advice';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket } from './types';
+
+export interface NativeStatus {
+  loaded: boolean;
+  /** The file that was loaded. */
+  path?: string;
+  /** Why it could not be loaded. */
+  reason?: string;
+}
+
+// Package root: dist/native/binding.js and src/native/binding.ts both sit two levels below it.
+const root = path.join(__dirname, '..', '..');
+
+let cached: { addon: NativeAddon | null; status: NativeStatus } | undefined;
+
+function prebuiltPath(): string | undefined {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.endsWith('.node'));
+  } catch {
+    return undefined;
+  }
+  // prebuildify --napi names the file <name>.napi.node (or node.napi.node); prefer N-API builds.
+  names.sort((a, b) => Number(b.includes('napi')) - Number(a.includes('napi')) || a.localeCompare(b));
+  return names.length ? path.join(dir, names[0]) : undefined;
+}
+
+function load(): { addon: NativeAddon | null; status: NativeStatus } {
+  const reasons: string[] = [];
+  if (process.env.NATT_DISABLE_NATIVE === '1') {
+    return { addon: null, status: { loaded: false, reason: 'disabled by NATT_DISABLE_NATIVE=1' } };
+  }
+  const pre = prebuiltPath();
+  if (pre) {
+    try {
+      return { addon: require(pre) as NativeAddon, status: { loaded: true, path: pre } };
+    } catch (e) {
+      reasons.push(`prebuild ${path.relative(root, pre)}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
+    const addon = bindings({ bindings: 'natt', module_root: root });
+    return { addon, status: { loaded: true, path: (addon as { path?: string }).path ?? 'build/Release/natt.node' } };
+  } catch (e) {
+    reasons.push(`build/: ${String((e as Error).message).split('\n')[0]}`);
+  }
+  return { addon: null, status: { loaded: false, reason: reasons.join('; ') } };
+}
+
+/** The addon, or null when it cannot be loaded (see nativeStatus() for why). Loads on first call. */
+export function loadNative(): NativeAddon | null {
+  cached ??= load();
+  return cached.addon;
+}
+
+/** Whether the addon loaded, from where, or why not. */
+export function nativeStatus(): NativeStatus {
+  cached ??= load();
+  return cached.status;
+}
+
+/** The addon, or a NattError 'ERR_NATT_NO_NATIVE' saying how to get it. */
+export function requireNative(): NativeAddon {
+  const addon = loadNative();
+  if (addon) return addon;
+  throw new NattError(
+    'ERR_NATT_NO_NATIVE',
+    `the natt native addon is not available (${nativeStatus().reason}): build it with \`npm rebuild natt\` ` +
+      "(needs python3, make and a C++ compiler), or use backend 'userland'",
+  );
+}
+
+/** openEncapSocket with errors re-thrown as NattSystemError with advice. */
+export function openEncapSocket(family: 4 | 6, address: string, port: number, encapType: number): number {
+  const addon = requireNative();
+  try {
+    return addon.openEncapSocket(family, address, port, encapType);
+  } catch (e) {
+    throw withAdvice(e, 'udp-encap', { encapType, port });
+  }
+}
+
+/** getsockopt(UDP_ENCAP) read-back, errors with advice. */
+export function getEncap(fd: number): number {
+  const addon = requireNative();
+  try {
+    return addon.getEncap(fd);
+  } catch (e) {
+    throw withAdvice(e, 'udp-encap');
+  }
+}
+
+function contextOf(addon: NativeAddon, family: number, protocol: number): ErrorContext {
+  const c = addon.constants;
+  if (family === c.AF_KEY) return 'pfkey';
+  if (family === c.AF_NETLINK) return protocol === c.NETLINK_XFRM ? 'xfrm' : 'netlink';
+  return 'other';
+}
+
+/**
+ * Open a kernel message socket (PF_KEY: AF_KEY, SOCK_RAW, PF_KEY_V2; XFRM: AF_NETLINK, SOCK_RAW, NETLINK_XFRM).
+ * Every error, thrown or passed to onError, is a NattSystemError with advice for that kind of socket.
+ */
+export function openMessageSocket(
+  family: number,
+  type: number,
+  protocol: number,
+  onMessage: (msg: Buffer) => void,
+  onError: (err: Error) => void,
+): NativeMessageSocket {
+  const addon = requireNative();
+  const ctx = contextOf(addon, family, protocol);
+  let sock: NativeMessageSocket;
+  try {
+    sock = new addon.MessageSocket(family, type, protocol, onMessage, (err: Error & NativeErrorFields) =>
+      onError(withAdvice(err, ctx) as Error),
+    );
+  } catch (e) {
+    throw withAdvice(e, ctx);
+  }
+  const guard =
+    <A extends unknown[], R>(fn: (...a: A) => R) =>
+    (...a: A): R => {
+      try {
+        return fn(...a);
+      } catch (e) {
+        throw withAdvice(e, ctx);
+      }
+    };
+  return {
+    get fd() {
+      return sock.fd;
+    },
+    bind: guard((sa: Uint8Array) => sock.bind(sa)),
+    setsockopt: guard((level: number, name: number, value: number) => sock.setsockopt(level, name, value)),
+    send: guard((msg: Uint8Array) => sock.send(msg)),
+    ref: () => sock.ref(),
+    unref: () => sock.unref(),
+    close: () => sock.close(),
+  };
+}

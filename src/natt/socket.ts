@@ -1,0 +1,311 @@
+// NattSocket: one UDP port carrying IKE, keepalives and ESP (RFC 3948), kernel UDP_ENCAP or userland demux.
+
+import * as dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { withAdvice } from '../native/advice';
+import { getEncap, loadNative, openEncapSocket } from '../native/binding';
+import { kernelEspSupport } from '../probe';
+import { classify, type DropReason, type NattEncap } from './demux';
+
+export type NattBackend = 'auto' | 'kernel' | 'userland';
+
+export interface NattSocketOptions {
+  /** 4 (default) or 6. */
+  family?: 4 | 6;
+  /** Local address to bind; default the unspecified address ('0.0.0.0' or '::'). */
+  address?: string;
+  /** Local port; default 4500 ('espinudp') or 500 ('espinudp-non-ike'); 0 picks a free one. */
+  port?: number;
+  /** Encapsulation; default 'espinudp' (RFC 3948). */
+  encap?: NattEncap;
+  /**
+   * 'kernel': set UDP_ENCAP (fails if the kernel refuses); 'userland': demultiplex in TypeScript;
+   * 'auto' (default): the kernel only where it can also do ESP, else userland.
+   */
+  backend?: NattBackend;
+}
+
+export interface NattRemoteInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+  size: number;
+}
+
+export interface NattSocketStats {
+  /** Datagrams received, by kind. */
+  ike: number;
+  keepalive: number;
+  esp: number;
+  /** Datagrams sent, by kind. */
+  sentIke: number;
+  sentKeepalive: number;
+  sentEsp: number;
+  /** Datagrams dropped, by reason. */
+  dropped: Record<DropReason, number>;
+}
+
+export interface NattSocketEvents {
+  ike: [payload: Buffer, rinfo: NattRemoteInfo];
+  keepalive: [rinfo: NattRemoteInfo];
+  esp: [packet: Buffer, rinfo: NattRemoteInfo];
+  error: [err: Error];
+  close: [];
+}
+
+type SendCallback = (err: Error | null, bytes?: number) => void;
+
+const NON_ESP_MARKER = Buffer.alloc(4); // RFC 3948 §2.2: in front of IKE on port 4500
+const NON_IKE_MARKER = Buffer.alloc(8); // draft-ietf-ipsec-nat-t-ike-00: in front of ESP
+const KEEPALIVE = Buffer.from([0xff]); // RFC 3948 §2.3
+
+/**
+ * A NAT-T UDP socket. Receives `'ike'` (marker removed), `'keepalive'`, `'esp'` (userland backend only: the ESP
+ * packet from the SPI on), `'error'`, `'close'`. Made by createNattSocket().
+ */
+export class NattSocket extends EventEmitter<NattSocketEvents> {
+  /** True when the kernel holds UDP_ENCAP on this socket (it takes ESP and keepalives itself). */
+  readonly kernelEncap: boolean;
+  readonly encap: NattEncap;
+  readonly family: 4 | 6;
+  /** Why this backend was chosen. */
+  readonly backendReason: string;
+  #sock: dgram.Socket;
+  #fd: number; // the fd the kernel backend opened (-1 on userland)
+  #closed = false;
+  #stats: NattSocketStats = {
+    ike: 0,
+    keepalive: 0,
+    esp: 0,
+    sentIke: 0,
+    sentKeepalive: 0,
+    sentEsp: 0,
+    dropped: { empty: 0, short: 0, markerOnly: 0, espInKernelMode: 0 },
+  };
+
+  /** @internal use createNattSocket() */
+  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncap, backendReason: string) {
+    super();
+    this.#sock = sock;
+    this.#fd = fd;
+    const kernelEncap = fd >= 0;
+    this.family = family;
+    this.encap = encap;
+    this.kernelEncap = kernelEncap;
+    this.backendReason = backendReason;
+    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as NattRemoteInfo));
+    sock.on('error', (err) => this.emit('error', withAdvice(err, 'udp') as Error));
+    sock.on('close', () => {
+      this.#closed = true;
+      this.emit('close');
+    });
+  }
+
+  /** 'kernel' or 'userland': who demultiplexes. */
+  get backend(): 'kernel' | 'userland' {
+    return this.kernelEncap ? 'kernel' : 'userland';
+  }
+
+  #onMessage(msg: Buffer, rinfo: NattRemoteInfo): void {
+    const c = classify(msg, this.encap);
+    switch (c.kind) {
+      case 'ike':
+        this.#stats.ike++;
+        this.emit('ike', c.offset === 0 ? msg : msg.subarray(c.offset), rinfo);
+        return;
+      case 'keepalive':
+        this.#stats.keepalive++;
+        this.emit('keepalive', rinfo);
+        return;
+      case 'esp':
+        if (this.kernelEncap) {
+          // The kernel owns ESP on this socket; one that got through is not ours to decrypt.
+          this.#stats.dropped.espInKernelMode++;
+          return;
+        }
+        this.#stats.esp++;
+        this.emit('esp', c.offset === 0 ? msg : msg.subarray(c.offset), rinfo);
+        return;
+      case 'drop':
+        this.#stats.dropped[c.reason]++;
+        return;
+    }
+  }
+
+  #checkPeer(port: unknown, address: unknown): void {
+    if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
+    if (port < 1 || port > 65535) throw rangeError('port', 'from 1 to 65535', port);
+    if (typeof address !== 'string') throw typeError('address', 'a string', address);
+    if (isIP(address) !== this.family) throw rangeError('address', `an IPv${this.family} address`, address);
+  }
+
+  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, cb?: SendCallback): void {
+    if (this.#closed) {
+      const err = new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
+      if (cb) queueMicrotask(() => cb(err));
+      else throw err;
+      return;
+    }
+    this.#sock.send(parts as Buffer[], port, address, (err, bytes) => {
+      const e = err ? (withAdvice(err, 'udp') as Error) : null;
+      if (cb) cb(e, bytes);
+      else if (e) this.emit('error', e);
+    });
+  }
+
+  /** Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. */
+  sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
+    this.#checkPeer(port, address);
+    this.#stats.sentIke++;
+    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, cb);
+  }
+
+  /** Send the one-byte 0xFF NAT-keepalive. */
+  sendKeepalive(port: number, address: string, cb?: SendCallback): void {
+    this.#checkPeer(port, address);
+    this.#stats.sentKeepalive++;
+    this.#send(KEEPALIVE, port, address, cb);
+  }
+
+  /**
+   * Userland backend: send one ESP packet (SPI first). With 'espinudp-non-ike' the 8-byte non-IKE marker is put in
+   * front. With the kernel backend the kernel does ESP itself, so this throws ERR_NATT_UNSUPPORTED.
+   */
+  sendEsp(espPacket: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    if (this.kernelEncap) throw new NattUnsupportedError('sendEsp() is for the userland backend: here the kernel does ESP');
+    if (!(espPacket instanceof Uint8Array)) throw typeError('espPacket', 'a Buffer or Uint8Array', espPacket);
+    if (espPacket.length <= 8) throw rangeError('espPacket', 'longer than the 8-byte ESP header', espPacket);
+    this.#checkPeer(port, address);
+    this.#stats.sentEsp++;
+    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, cb);
+  }
+
+  /** The bound address and port. */
+  address(): { address: string; family: string; port: number } {
+    return this.#sock.address();
+  }
+
+  /** getsockopt(UDP_ENCAP) on the socket: the encapsulation type the kernel holds (0 on the userland backend). */
+  kernelEncapType(): number {
+    if (!this.kernelEncap) return 0;
+    if (this.#closed) throw new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
+    return getEncap(this.#fd);
+  }
+
+  /** A snapshot of the counters. */
+  stats(): NattSocketStats {
+    return { ...this.#stats, dropped: { ...this.#stats.dropped } };
+  }
+
+  /** Close the socket; idempotent. `'close'` follows. */
+  close(cb?: () => void): void {
+    if (this.#closed) {
+      if (cb) queueMicrotask(cb);
+      return;
+    }
+    this.#closed = true;
+    this.#sock.close(cb);
+  }
+
+  ref(): this {
+    this.#sock.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.#sock.unref();
+    return this;
+  }
+}
+
+interface Resolved {
+  family: 4 | 6;
+  address: string;
+  port: number;
+  encap: NattEncap;
+  backend: NattBackend;
+}
+
+function validate(opts: NattSocketOptions): Resolved {
+  if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
+  const family = opts.family ?? 4;
+  if (family !== 4 && family !== 6) throw rangeError('family', '4 or 6', family);
+  const encap = opts.encap ?? 'espinudp';
+  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike')
+    throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
+  const backend = opts.backend ?? 'auto';
+  if (backend !== 'auto' && backend !== 'kernel' && backend !== 'userland')
+    throw rangeError('backend', "'auto', 'kernel' or 'userland'", backend);
+  const address = opts.address ?? (family === 4 ? '0.0.0.0' : '::');
+  if (typeof address !== 'string') throw typeError('address', 'a string', address);
+  if (isIP(address) !== family) throw rangeError('address', `an IPv${family} address`, address);
+  const port = opts.port ?? (encap === 'espinudp' ? 4500 : 500);
+  if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
+  if (port < 0 || port > 65535) throw rangeError('port', 'from 0 to 65535', port);
+  return { family, address, port, encap, backend };
+}
+
+/** Which backend to use, and why (kernel only where UDP_ENCAP and kernel ESP both exist, for 'auto'). */
+function chooseBackend(o: Resolved): { kernel: boolean; reason: string } {
+  if (o.backend === 'userland') return { kernel: false, reason: "backend 'userland' was asked for" };
+  if (o.backend === 'kernel') return { kernel: true, reason: "backend 'kernel' was asked for" };
+  if (!loadNative()) return { kernel: false, reason: 'the native addon is not loaded' };
+  const esp = kernelEspSupport();
+  if (!(o.family === 4 ? esp.v4 : esp.v6))
+    return { kernel: false, reason: `the kernel cannot do ESP (${esp.reason}): it would swallow ESP only userland can decrypt` };
+  return { kernel: true, reason: `the kernel does ESP (${esp.reason})` };
+}
+
+function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      sock.close();
+      reject(withAdvice(err, 'udp', { port }));
+    };
+    sock.once('error', onError);
+    sock.bind(bindOpts, () => {
+      sock.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Open a NAT-T socket. Options are checked at once (a bad one throws a TypeError/RangeError naming it, synchronously);
+ * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE).
+ */
+export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSocket> {
+  const o = validate(opts);
+  const type = o.family === 4 ? 'udp4' : 'udp6';
+  const encapType = o.encap === 'espinudp' ? 2 : 1;
+  let choice = chooseBackend(o);
+  let fd: number | undefined;
+  if (choice.kernel) {
+    try {
+      fd = openEncapSocket(o.family, o.address, o.port, encapType);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      // 'auto' falls back when the kernel refuses this encapsulation; a port in use is an error for both.
+      if (o.backend === 'kernel' || (code !== 'ENOPROTOOPT' && code !== 'EINVAL')) return Promise.reject(e);
+      choice = { kernel: false, reason: `the kernel refused UDP_ENCAP ${encapType} (${code})` };
+    }
+  }
+  const sock = dgram.createSocket({ type, ipv6Only: o.family === 6 });
+  const bindOpts: dgram.BindOptions = fd !== undefined ? { fd } : { address: o.address, port: o.port, exclusive: true };
+  return adopt(sock, bindOpts, o.port).then(
+    () => new NattSocket(sock, fd ?? -1, o.family, o.encap, choice.reason),
+    (e) => {
+      if (fd !== undefined) {
+        try {
+          loadNative()?.closeFd(fd);
+        } catch {
+          // dgram may already own (and have closed) the fd
+        }
+      }
+      throw e;
+    },
+  );
+}

@@ -1,0 +1,145 @@
+// Host probe: kernel facts (PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP) and which backends 'auto' picks, with reasons.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as zlib from 'node:zlib';
+import { loadNative, nativeStatus, type NativeStatus } from './native/binding';
+import { adviceFor, type ErrorContext } from './native/advice';
+import type { SadbBackendName } from './sadb/types';
+
+export interface Fact {
+  ok: boolean;
+  /** errno name when !ok (`'EAFNOSUPPORT'`), or `'ERR_NATT_NO_NATIVE'` when the addon is missing. */
+  code?: string;
+  errno?: number;
+  /** Why not, in plain words. */
+  reason?: string;
+}
+
+export interface KernelEspSupport {
+  /** The kernel can do ESP for IPv4 / IPv6 (module loaded, built in, or autoloadable). */
+  v4: boolean;
+  v6: boolean;
+  /** How that was learnt, in plain words. */
+  reason: string;
+}
+
+export interface ProbeResult {
+  platform: NodeJS.Platform;
+  release: string;
+  arch: string;
+  node: string;
+  native: NativeStatus;
+  facts: { pfkey: Fact; xfrm: Fact; udpEncap4: Fact; udpEncap6: Fact; tun: Fact };
+  kernelEsp: KernelEspSupport;
+  /** What backend: 'auto' picks, and why. */
+  auto: {
+    nattSocket: { backend: 'kernel' | 'userland'; reason: string };
+    sadb: { backend: SadbBackendName; reason: string };
+  };
+}
+
+function readText(file: string): string | undefined {
+  try {
+    const data = fs.readFileSync(file);
+    return file.endsWith('.gz') ? zlib.gunzipSync(data).toString('latin1') : data.toString('latin1');
+  } catch {
+    return undefined;
+  }
+}
+
+/** One family's answer from Linux's module lists and kernel config; `undefined` when nothing tells. */
+function linuxEsp(mod: 'esp4' | 'esp6', option: string, rel: string, texts: Record<string, string | undefined>): [boolean, string] {
+  if (texts.modules?.split('\n').some((l) => l.startsWith(`${mod} `))) return [true, `${mod} is loaded`];
+  const ko = new RegExp(`/${mod}\\.ko(\\.[a-z]+)?(:|$)`, 'm');
+  if (texts.builtin && ko.test(texts.builtin)) return [true, `${mod} is built into the kernel`];
+  if (texts.dep && ko.test(texts.dep)) return [true, `${mod} is available as a module (the kernel autoloads it)`];
+  const m = texts.config?.match(new RegExp(`^${option}=([ym])`, 'm'));
+  if (m?.[1] === 'y') return [true, `${option}=y in the kernel config`];
+  if (m?.[1] === 'm') return [false, `${option}=m but no ${mod} module is installed under /lib/modules/${rel}`];
+  if (texts.config) return [false, `the kernel was built without ${option} (no ${mod})`];
+  return [false, `no ${mod} found (not loaded, not in /lib/modules/${rel}, no kernel config to read)`];
+}
+
+/**
+ * Whether the kernel can do ESP, learnt without changing the system (nothing is loaded or configured):
+ * Linux: esp4/esp6 in /proc/modules, modules.builtin or modules.dep, else the kernel config; the BSDs: a PF_KEY socket
+ * opens (their IPsec stack brings both); macOS: never (no UDP_ENCAP).
+ */
+export function kernelEspSupport(): KernelEspSupport {
+  if (process.platform === 'linux') {
+    const rel = os.release();
+    const texts = {
+      modules: readText('/proc/modules'),
+      builtin: readText(`/lib/modules/${rel}/modules.builtin`),
+      dep: readText(`/lib/modules/${rel}/modules.dep`),
+      config: readText('/proc/config.gz') ?? readText(`/boot/config-${rel}`),
+    };
+    const [v4, r4] = linuxEsp('esp4', 'CONFIG_INET_ESP', rel, texts);
+    const [v6, r6] = linuxEsp('esp6', 'CONFIG_INET6_ESP', rel, texts);
+    return { v4, v6, reason: `IPv4: ${r4}; IPv6: ${r6}` };
+  }
+  if (process.platform === 'netbsd' || process.platform === 'freebsd') {
+    const pfkey = nativeFacts().pfkey;
+    return pfkey.ok
+      ? { v4: true, v6: process.platform === 'freebsd', reason: 'PF_KEY opens, so the kernel has IPsec (options IPSEC)' }
+      : { v4: false, v6: false, reason: `PF_KEY does not open (${pfkey.code}): the kernel has no IPsec` };
+  }
+  return { v4: false, v6: false, reason: `${process.platform} has no kernel ESP-in-UDP that natt can drive` };
+}
+
+const contexts: Record<keyof ProbeResult['facts'], ErrorContext> = {
+  pfkey: 'pfkey',
+  xfrm: 'xfrm',
+  udpEncap4: 'udp-encap',
+  udpEncap6: 'udp-encap',
+  tun: 'tun',
+};
+
+function nativeFacts(): ProbeResult['facts'] {
+  const addon = loadNative();
+  const out = {} as ProbeResult['facts'];
+  const raw = addon?.probe();
+  for (const key of Object.keys(contexts) as (keyof ProbeResult['facts'])[]) {
+    if (!raw) {
+      out[key] = { ok: false, code: 'ERR_NATT_NO_NATIVE', reason: `the native addon is not loaded: ${nativeStatus().reason}` };
+      continue;
+    }
+    const f = raw[key];
+    out[key] = f.ok
+      ? { ok: true }
+      : { ok: false, code: f.code, errno: f.errno, reason: adviceFor(f.code ?? '', contexts[key]) ?? `${f.code}` };
+  }
+  return out;
+}
+
+/** Probe this host. Opens and closes a few sockets; changes nothing. */
+export function probe(): ProbeResult {
+  const facts = nativeFacts();
+  const kernelEsp = kernelEspSupport();
+  let nattSocket: ProbeResult['auto']['nattSocket'];
+  if (!facts.udpEncap4.ok) nattSocket = { backend: 'userland', reason: `UDP_ENCAP is not available: ${facts.udpEncap4.reason}` };
+  else if (!kernelEsp.v4)
+    nattSocket = {
+      backend: 'userland',
+      reason: 'the kernel accepts UDP_ENCAP but cannot do ESP: it would swallow ESP that only the userland engine can decrypt',
+    };
+  else nattSocket = { backend: 'kernel', reason: 'the kernel does ESP-in-UDP itself (UDP_ENCAP and ESP present)' };
+
+  let sadb: ProbeResult['auto']['sadb'];
+  if (!kernelEsp.v4) sadb = { backend: 'userland', reason: 'the kernel cannot do ESP, so the userland engine keeps the SAs' };
+  else if (process.platform === 'linux' && facts.xfrm.ok) sadb = { backend: 'xfrm', reason: 'kernel ESP via XFRM netlink' };
+  else if (facts.pfkey.ok) sadb = { backend: 'pfkey', reason: 'kernel ESP via PF_KEY' };
+  else sadb = { backend: 'userland', reason: 'the kernel has ESP but neither XFRM nor PF_KEY opens' };
+
+  return {
+    platform: process.platform,
+    release: os.release(),
+    arch: process.arch,
+    node: process.version,
+    native: nativeStatus(),
+    facts,
+    kernelEsp,
+    auto: { nattSocket, sadb },
+  };
+}
