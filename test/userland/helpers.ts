@@ -1,0 +1,118 @@
+// Test helpers for the userland engine: loopback sockets, SA/policy pairs for two endpoints, a seeded PRNG.
+
+import { EventEmitter } from 'node:events';
+import dgram from 'node:dgram';
+import type { EspSocket, RemoteInfo } from '../../src/userland/engine';
+import { UserlandSadb } from '../../src/userland/sadb';
+import type { SecurityAssociation, SecurityPolicy } from '../../src/sadb/types';
+
+/**
+ * A plain dgram socket with the userland NAT-T demux's ESP branch (8+ bytes, non-zero SPI → 'esp'; 0xFF →
+ * 'keepalive'). Stands in for createNattSocket({ backend: 'userland' }) where a test needs two of them cheaply.
+ */
+export class LoopbackEspSocket extends EventEmitter implements EspSocket {
+  readonly udp: dgram.Socket;
+  constructor(udp: dgram.Socket) {
+    super();
+    this.udp = udp;
+    udp.on('message', (msg, rinfo) => {
+      if (msg.length === 1 && msg[0] === 0xff) this.emit('keepalive', rinfo);
+      else if (msg.length >= 8 && msg.readUInt32BE(0) !== 0) this.emit('esp', msg, rinfo as RemoteInfo);
+      else this.emit('ike', msg.subarray(4), rinfo);
+    });
+  }
+  static async open(family: 4 | 6, address = family === 4 ? '127.0.0.1' : '::1', port = 0): Promise<LoopbackEspSocket> {
+    const udp = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    await new Promise<void>((res, rej) => {
+      udp.once('error', rej);
+      udp.bind(port, address, () => res());
+    });
+    return new LoopbackEspSocket(udp);
+  }
+  sendEsp(esp: Uint8Array, port: number, address: string, cb?: (err: Error | null) => void): void {
+    this.udp.send(esp, port, address, cb);
+  }
+  sendKeepalive(port: number, address: string): void {
+    this.udp.send(Buffer.from([0xff]), port, address);
+  }
+  address(): { address: string; port: number; family: string } {
+    return this.udp.address();
+  }
+  close(): Promise<void> {
+    return new Promise((res) => this.udp.close(() => res()));
+  }
+}
+
+export const GCM_KEY_AB = Buffer.alloc(36, 0xab); // AES-256-GCM KEYMAT
+export const GCM_KEY_BA = Buffer.alloc(36, 0xba);
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  /** The inner network behind this endpoint (tunnel mode). */
+  net: string;
+}
+
+/**
+ * Install, in `db` (the database of endpoint `me`), the SAs and policies for ESP-in-UDP between `me` and `peer`:
+ * spi `out` from me to peer (reqid 1), spi `in` from peer to me (reqid 2). Tunnel mode protects me.net ↔ peer.net; transport mode
+ * protects me.address ↔ peer.address.
+ */
+export async function installPair(
+  db: UserlandSadb,
+  mode: 'tunnel' | 'transport',
+  me: Endpoint,
+  peer: Endpoint,
+  spis: { out: number; in: number },
+  keys: { out: Buffer; in: Buffer },
+  extra: Partial<SecurityAssociation> = {},
+): Promise<void> {
+  const base = { mode, replayWindow: 64, ...extra } as const;
+  await db.add({
+    ...base,
+    src: me.address,
+    dst: peer.address,
+    spi: spis.out,
+    reqid: 1,
+    encryption: { algorithm: 'aes-gcm-16', key: keys.out },
+    natt: { type: 'espinudp', sport: me.port, dport: peer.port },
+  });
+  await db.add({
+    ...base,
+    src: peer.address,
+    dst: me.address,
+    spi: spis.in,
+    reqid: 2,
+    encryption: { algorithm: 'aes-gcm-16', key: keys.in },
+    natt: { type: 'espinudp', sport: peer.port, dport: me.port },
+  });
+  // reqid tells the two SAs apart when both endpoints share an address (loopback), as on Linux.
+  const tmpl = (src: string, dst: string, reqid: number): SecurityPolicy['templates'] =>
+    mode === 'tunnel' ? [{ protocol: 'esp', mode, src, dst, reqid }] : [{ protocol: 'esp', mode, reqid }];
+  const outSel = mode === 'tunnel' ? { src: me.net, dst: peer.net } : { src: me.address, dst: peer.address };
+  const inSel = mode === 'tunnel' ? { src: peer.net, dst: me.net } : { src: peer.address, dst: me.address };
+  await db.spdAdd({ selector: outSel, direction: 'out', action: 'ipsec', templates: tmpl(me.address, peer.address, 1) });
+  await db.spdAdd({ selector: inSel, direction: 'in', action: 'ipsec', templates: tmpl(peer.address, me.address, 2) });
+}
+
+/** xorshift32: a small seeded PRNG so fuzz runs are reproducible. */
+export function prng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+/** Wait until `pred()` is true, polling on the event loop (bounded: rejects after `ms`). */
+export async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
