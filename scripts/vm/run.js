@@ -1,0 +1,112 @@
+// npm run test:vm: build the VM image, start the host-side interop peer, boot the guest, stream its console, report.
+'use strict';
+
+const net = require('node:net');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { buildImage } = require('./image');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+/** Hard bound on the whole guest run (boot + suite); a hung guest is killed and the run fails. */
+const TIMEOUT_S = Number(process.env.NATT_VM_TIMEOUT ?? 900);
+const EXIT_MARK = /^NATT-VM-EXIT (\d+)/m;
+const COUNT_LINE = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m;
+
+const log = (msg) => process.stdout.write(`[vm-host] ${msg}\n`);
+
+/** A free port on 127.0.0.1 (TCP or UDP) for the control channel and the hostfwd. */
+function freePort(kind) {
+  return new Promise((resolve, reject) => {
+    if (kind === 'tcp') {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => resolve(port));
+      });
+      s.on('error', reject);
+    } else {
+      const s = require('node:dgram').createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => resolve(port));
+      });
+      s.on('error', reject);
+    }
+  });
+}
+
+/** The host peer (scripts/vm/peer.js) as a child process; resolves once it listens. */
+function startPeer(ctlPort, fwdPort) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'peer.js'), String(ctlPort), String(fwdPort)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line === 'peer ready') resolve(child);
+        process.stdout.write(`[vm-peer] ${line}\n`);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`peer exited early (${code})`)));
+  });
+}
+
+async function main() {
+  const t0 = Date.now();
+  const filter = process.argv.slice(2).join(',');
+  const image = buildImage(log);
+  log(`image ready: ${image.kernelPackage}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const ctlPort = await freePort('tcp');
+  const fwdPort = await freePort('udp');
+  const peer = await startPeer(ctlPort, fwdPort);
+
+  const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=4', `natt.ctl=${ctlPort}`, `natt.fwd=${fwdPort}`];
+  if (filter) append.push(`natt.filter=${filter}`);
+  const args = [
+    '-accel', 'tcg', '-cpu', 'max', '-m', '2G', '-smp', '2', '-nographic', '-no-reboot',
+    '-kernel', image.kernel, '-initrd', image.initrd, '-append', append.join(' '),
+    '-netdev', `user,id=n0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=udp:127.0.0.1:${fwdPort}-:4500`,
+    '-device', 'virtio-net-pci,netdev=n0',
+  ];
+  log(`qemu-system-x86_64 ${args.join(' ')}`);
+  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  let console_ = '';
+  const onData = (d) => {
+    const text = d.toString('utf8').replace(/\r/g, '');
+    console_ += text;
+    process.stdout.write(text);
+  };
+  qemu.stdout.on('data', onData);
+  qemu.stderr.on('data', onData);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    log(`guest did not finish within ${TIMEOUT_S} s: killing qemu`);
+    qemu.kill('SIGKILL');
+  }, TIMEOUT_S * 1000);
+  const code = await new Promise((resolve) => qemu.on('exit', (c, sig) => resolve(c ?? sig)));
+  clearTimeout(timer);
+  peer.kill('SIGTERM');
+
+  const exit = EXIT_MARK.exec(console_);
+  const counts = [...console_.matchAll(new RegExp(COUNT_LINE.source, 'gm'))].pop();
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  let status;
+  if (timedOut) status = 124;
+  else if (!exit) status = 1;
+  else status = Number(exit[1]);
+  log(`qemu exited (${code}) after ${secs} s; guest status ${exit ? exit[1] : 'none (no exit mark: boot or init failed)'}`);
+  if (counts) console.log(counts[0]);
+  else console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(status === 0 && counts ? 0 : status || 1);
+}
+
+main().catch((err) => {
+  console.error(`[vm-host] ${err.stack || err}`);
+  console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(1);
+});
