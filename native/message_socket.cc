@@ -98,11 +98,22 @@ void MessageSocket::OnPoll(uv_poll_t* handle, int status, int events) {
   if (events & UV_READABLE) self->Drain();
 }
 
-void MessageSocket::ReportError(int err, const char* syscall) {
-  Napi::Env env = Env();
-  Napi::Error e = ErrnoError(env, err, syscall);
-  onError_.MakeCallback(Value(), {e.Value()}, *async_);
-  if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+bool MessageSocket::Deliver(Napi::FunctionReference& fn, napi_value arg) {
+  napi_env env = Env();
+  napi_value result;
+  napi_status st = napi_make_callback(env, *async_, Value(), fn.Value(), 1, &arg, &result);
+  if (st == napi_ok) return true;
+  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+    napi_valuetype t;
+    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
+  }
+  return false;
+}
+
+bool MessageSocket::ReportError(int err, const char* syscall) {
+  return Deliver(onError_, ErrnoError(Env(), err, syscall).Value());
 }
 
 void MessageSocket::Drain() {
@@ -121,20 +132,16 @@ void MessageSocket::Drain() {
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       // ENOBUFS on netlink: the kernel dropped messages (overrun); the socket stays usable.
-      ReportError(errno, "recv");
-      if (errno != ENOBUFS) return;
+      int err = errno;
+      if (!ReportError(err, "recv") || err != ENOBUFS) return;
       continue;
     }
     if (static_cast<size_t>(n) > buf.size()) {  // MSG_TRUNC gave the real length: never deliver half a message
-      ReportError(EMSGSIZE, "recv");
+      if (!ReportError(EMSGSIZE, "recv")) return;
       continue;
     }
     Napi::Buffer<uint8_t> msg = Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
-    onMessage_.MakeCallback(Value(), {msg}, *async_);
-    if (env.IsExceptionPending()) {
-      napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-      return;
-    }
+    if (!Deliver(onMessage_, msg)) return;
   }
 }
 

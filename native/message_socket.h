@@ -15,7 +15,9 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Drain();
-  void ReportError(int err, const char* syscall);
+  // Call a JS callback with one argument through MakeCallback; false when it threw (or the env is stopping).
+  bool Deliver(Napi::FunctionReference& fn, napi_value arg);
+  bool ReportError(int err, const char* syscall);
 
   Napi::Value Fd(const Napi::CallbackInfo& info);
   Napi::Value Bind(const Napi::CallbackInfo& info);

@@ -49,7 +49,9 @@ function load(): { addon: NativeAddon | null; status: NativeStatus } {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
     const addon = bindings({ bindings: 'natt', module_root: root });
-    return { addon, status: { loaded: true, path: (addon as { path?: string }).path ?? 'build/Release/natt.node' } };
+    // bindings does not say which file it found; the require cache does.
+    const file = Object.keys(require.cache).find((k) => path.basename(k) === 'natt.node' && require.cache[k]?.exports === addon);
+    return { addon, status: { loaded: true, path: file ?? path.join(root, 'build', 'Release', 'natt.node') } };
   } catch (e) {
     reasons.push(`build/: ${String((e as Error).message).split('\n')[0]}`);
   }
