@@ -126,8 +126,6 @@ function takeRandom(out: Buffer, offset: number, n: number): void {
   ivPoolOffset += n;
 }
 
-const PAD_BYTES = Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1));
-
 /** ESP for one SA: `seal()` builds packets from SPI to ICV, `open()` checks and decrypts them. */
 export class EspTransform extends EventEmitter<EspTransformEvents> {
   readonly spi: number;
@@ -146,6 +144,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   readonly #salt: Buffer;
   readonly #icvLength: number;
   readonly #nonce: Buffer; // salt ‖ IV, rewritten per packet (AEAD/GMAC)
+  readonly #tagOpts: { authTagLength: number };
   readonly #aad: Buffer; // SPI ‖ [seq high] ‖ seq low (AEAD)
   readonly #seqHi = Buffer.alloc(4); // appended to the HMAC input under ESN
   readonly #spiBytes = Buffer.alloc(4);
@@ -188,6 +187,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     this.#icvLength = enc.icvLength + (integ ? integ.icvLength : 0);
     this.overhead = HDR + enc.ivLength + 2 + this.#icvLength;
     this.#nonce = Buffer.alloc(12);
+    this.#tagOpts = { authTagLength: enc.icvLength || 16 };
     this.#salt.copy(this.#nonce, 0);
     this.#aad = Buffer.alloc(this.esn ? 12 : 8);
     this.#aad.writeUInt32BE(spi, 0);
@@ -273,37 +273,33 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     }
     out.set(payload, ptOff);
     const trailer = ptOff + payload.length;
-    if (pad > 0) PAD_BYTES.copy(out, trailer, 0, pad);
+    for (let i = 0; i < pad; i++) out[trailer + i] = i + 1; // RFC 4303 §2.4 default padding: 1, 2, 3, ...
     out[ptEnd - 2] = pad;
     out[ptEnd - 1] = nextHeader;
 
     switch (enc.kind) {
       case 'aead': {
         const aad = this.#setAad(hi, lo);
-        out.copy(this.#nonce, 4, HDR, HDR + 8);
-        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, {
-          authTagLength: enc.icvLength,
-        }) as CipherGCM;
+        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(out), this.#tagOpts) as CipherGCM;
         c.setAAD(aad);
-        c.update(out.subarray(ptOff, ptEnd)).copy(out, ptOff);
+        out.set(c.update(out.subarray(ptOff, ptEnd)), ptOff);
         c.final();
-        c.getAuthTag().copy(out, ptEnd);
+        out.set(c.getAuthTag(), ptEnd);
         break;
       }
       case 'gmac': {
         // RFC 4543 §3.3: everything is authenticated data (SPI ‖ [seq high] ‖ seq low ‖ IV ‖ payload ‖ trailer).
-        out.copy(this.#nonce, 4, HDR, HDR + 8);
-        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, { authTagLength: 16 });
+        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(out), this.#tagOpts);
         if (this.esn) c.setAAD(this.#gmacAad(out, hi, ptEnd));
         else c.setAAD(out.subarray(0, ptEnd));
         c.final();
-        c.getAuthTag().copy(out, ptEnd);
+        out.set(c.getAuthTag(), ptEnd);
         break;
       }
       case 'cbc': {
         const c = createCipheriv(enc.cipher, this.#cipherKey!, out.subarray(HDR, HDR + 16));
         c.setAutoPadding(false);
-        c.update(out.subarray(ptOff, ptEnd)).copy(out, ptOff);
+        out.set(c.update(out.subarray(ptOff, ptEnd)), ptOff);
         c.final();
         if (this.#integ) this.#icv(out, ptEnd, hi, out, ptEnd);
         break;
@@ -340,10 +336,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     switch (enc.kind) {
       case 'aead': {
         const aad = this.#setAad(hi, lo);
-        pkt.copy(this.#nonce, 4, HDR, HDR + 8);
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, {
-          authTagLength: enc.icvLength,
-        }) as DecipherGCM;
+        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts) as DecipherGCM;
         d.setAAD(aad);
         d.setAuthTag(pkt.subarray(ptEnd));
         plain = d.update(pkt.subarray(ptOff, ptEnd));
@@ -355,8 +348,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
         break;
       }
       case 'gmac': {
-        pkt.copy(this.#nonce, 4, HDR, HDR + 8);
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#nonce, { authTagLength: 16 });
+        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts);
         if (this.esn) d.setAAD(this.#gmacAad(pkt, hi, ptEnd));
         else d.setAAD(pkt.subarray(0, ptEnd));
         d.setAuthTag(pkt.subarray(ptEnd));
@@ -397,6 +389,13 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   #drop(reason: EspDropReason): EspOpenResult {
     this.#drops[reason]++;
     return { ok: false, reason };
+  }
+
+  /** The AEAD nonce: salt ‖ the packet's 8-byte IV (RFC 4106 §4, RFC 7634 §2). */
+  #setNonce(pkt: Buffer): Buffer {
+    const nonce = this.#nonce;
+    for (let i = 0; i < 8; i++) nonce[4 + i] = pkt[HDR + i];
+    return nonce;
   }
 
   #setAad(hi: number, lo: number): Buffer {
