@@ -1,24 +1,25 @@
 // UserlandEngine on loopback: two endpoints in tunnel and transport mode, IPv4 and IPv6, policy outcomes, NAT mapping.
 
 import { afterEach, describe, expect, it } from 'vitest';
+import type { NattSocket } from '../../src/natt/socket';
 import { UserlandEngine, type RemoteInfo } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket, l4ChecksumOk, IpView, readIpHeader } from '../../src/ip/packet';
 import type { AcquireEvent, NewMappingEvent } from '../../src/sadb/types';
-import { GCM_KEY_AB, GCM_KEY_BA, LoopbackEspSocket, installPair, until, type Endpoint } from './helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, until, type Endpoint } from './helpers';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!();
 });
 
-async function endpoint(family: 4 | 6): Promise<{ sock: LoopbackEspSocket; db: UserlandSadb; engine: UserlandEngine; got: Buffer[] }> {
-  const sock = await LoopbackEspSocket.open(family);
+async function endpoint(family: 4 | 6): Promise<{ sock: NattSocket; db: UserlandSadb; engine: UserlandEngine; got: Buffer[] }> {
+  const sock = await openSocket(family);
   const db = new UserlandSadb();
   const engine = new UserlandEngine({ socket: sock, sadb: db });
   const got: Buffer[] = [];
   engine.on('packet', (p) => got.push(Buffer.from(p)));
-  cleanup.push(() => sock.close(), () => engine.close());
+  cleanup.push(() => closeSocket(sock), () => engine.close());
   return { sock, db, engine, got };
 }
 
@@ -120,7 +121,6 @@ describe('policy outcomes and counters', () => {
     const { a, b } = await pair(4, 'tunnel');
     const inner = buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 2, Buffer.from('x'));
     const seen: Buffer[] = [];
-    a.sock.udp.on('message', () => {});
     b.sock.on('esp', (esp: Buffer) => seen.push(Buffer.from(esp)));
     a.engine.send(inner);
     await until(() => b.got.length === 1);
@@ -160,8 +160,8 @@ describe('NAT-T peer learning and keepalives', () => {
     expect(maps).toHaveLength(0);
     // A's "NAT mapping" changes: same SAs, new socket (new source port).
     a.engine.close();
-    const sock2 = await LoopbackEspSocket.open(4);
-    cleanup.push(() => sock2.close());
+    const sock2 = await openSocket(4);
+    cleanup.push(() => closeSocket(sock2));
     const a2 = new UserlandEngine({ socket: sock2, sadb: a.db });
     cleanup.push(() => a2.close());
     const got2: Buffer[] = [];
@@ -190,9 +190,9 @@ describe('NAT-T peer learning and keepalives', () => {
   });
 
   it('keepalives go to each NAT-T peer while no ESP flows', async () => {
-    const a = await LoopbackEspSocket.open(4);
-    const b = await LoopbackEspSocket.open(4);
-    cleanup.push(() => a.close(), () => b.close());
+    const a = await openSocket(4);
+    const b = await openSocket(4);
+    cleanup.push(() => closeSocket(a), () => closeSocket(b));
     const db = new UserlandSadb();
     const engine = new UserlandEngine({ socket: a, sadb: db, keepaliveSeconds: 0.05 });
     cleanup.push(() => engine.close());

@@ -2,22 +2,23 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
+import type { NattSocket } from '../../src/natt/socket';
 import { UserlandEngine } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { inboundDrops } from '../../src/userland/counters';
 import { buildUdpPacket } from '../../src/ip/packet';
-import { GCM_KEY_AB, GCM_KEY_BA, LoopbackEspSocket, installPair, prng } from './helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, prng } from './helpers';
 
 const N = 100_000;
 
 describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
-  let sock: LoopbackEspSocket;
+  let sock: NattSocket;
   afterAll(async () => {
-    await sock?.close();
+    if (sock) await closeSocket(sock);
   });
 
   it(`${N} datagrams: no exception, drops == sent − accepted, each reason counted`, async () => {
-    sock = await LoopbackEspSocket.open(4);
+    sock = await openSocket(4);
     const db = new UserlandSadb();
     const engine = new UserlandEngine({ socket: sock, sadb: db, keepaliveSeconds: 0 });
     const me = { address: '127.0.0.1', port: sock.address().port, net: '10.2.0.0/16' };

@@ -1,46 +1,23 @@
-// Test helpers for the userland engine: loopback sockets, SA/policy pairs for two endpoints, a seeded PRNG.
+// Test helpers for the userland engine: loopback NAT-T sockets, SA/policy pairs for two endpoints, a seeded PRNG.
 
-import { EventEmitter } from 'node:events';
-import dgram from 'node:dgram';
-import type { EspSocket, RemoteInfo } from '../../src/userland/engine';
+import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { UserlandSadb } from '../../src/userland/sadb';
 import type { SecurityAssociation, SecurityPolicy } from '../../src/sadb/types';
 
-/**
- * A plain dgram socket with the userland NAT-T demux's ESP branch (8+ bytes, non-zero SPI → 'esp'; 0xFF →
- * 'keepalive'). Stands in for createNattSocket({ backend: 'userland' }) where a test needs two of them cheaply.
- */
-export class LoopbackEspSocket extends EventEmitter implements EspSocket {
-  readonly udp: dgram.Socket;
-  constructor(udp: dgram.Socket) {
-    super();
-    this.udp = udp;
-    udp.on('message', (msg, rinfo) => {
-      if (msg.length === 1 && msg[0] === 0xff) this.emit('keepalive', rinfo);
-      else if (msg.length >= 8 && msg.readUInt32BE(0) !== 0) this.emit('esp', msg, rinfo as RemoteInfo);
-      else this.emit('ike', msg.subarray(4), rinfo);
-    });
-  }
-  static async open(family: 4 | 6, address = family === 4 ? '127.0.0.1' : '::1', port = 0): Promise<LoopbackEspSocket> {
-    const udp = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
-    await new Promise<void>((res, rej) => {
-      udp.once('error', rej);
-      udp.bind(port, address, () => res());
-    });
-    return new LoopbackEspSocket(udp);
-  }
-  sendEsp(esp: Uint8Array, port: number, address: string, cb?: (err: Error | null) => void): void {
-    this.udp.send(esp, port, address, cb);
-  }
-  sendKeepalive(port: number, address: string): void {
-    this.udp.send(Buffer.from([0xff]), port, address);
-  }
-  address(): { address: string; port: number; family: string } {
-    return this.udp.address();
-  }
-  close(): Promise<void> {
-    return new Promise((res) => this.udp.close(() => res()));
-  }
+/** A userland NAT-T socket on loopback (port 0: a free one), as the engine uses in production. */
+export function openSocket(family: 4 | 6, address = family === 4 ? '127.0.0.1' : '::1', port = 0): Promise<NattSocket> {
+  return createNattSocket({ family, address, port, backend: 'userland' });
+}
+
+/** Close a NattSocket and wait for it. */
+export function closeSocket(s: NattSocket): Promise<void> {
+  return new Promise((res) => {
+    try {
+      s.close(() => res());
+    } catch {
+      res();
+    }
+  });
 }
 
 export const GCM_KEY_AB = Buffer.alloc(36, 0xab); // AES-256-GCM KEYMAT

@@ -9,7 +9,7 @@ import { UserlandEngine } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket } from '../../src/ip/packet';
 import { writePcap } from './pcap';
-import { GCM_KEY_AB, GCM_KEY_BA, LoopbackEspSocket, installPair, until } from './helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, until } from './helpers';
 
 const hasTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -22,9 +22,9 @@ describe.skipIf(!hasTshark)(`tshark decrypts the engine's traffic${hasTshark ? '
   });
 
   it.each(['tunnel', 'transport'] as const)('%s mode, AES-GCM-16/256, IPv4 NAT-T', async (mode) => {
-    const a = await LoopbackEspSocket.open(4, '127.0.0.1');
-    const b = await LoopbackEspSocket.open(4, '127.0.0.1');
-    cleanup.push(() => a.close(), () => b.close());
+    const a = await openSocket(4, '127.0.0.1');
+    const b = await openSocket(4, '127.0.0.1');
+    cleanup.push(() => closeSocket(a), () => closeSocket(b));
     const dbA = new UserlandSadb();
     const dbB = new UserlandSadb();
     const A = { address: '127.0.0.1', port: a.address().port, net: '10.1.0.0/16' };
