@@ -48,8 +48,16 @@ function readText(file: string): string | undefined {
   }
 }
 
-/** One family's answer from Linux's module lists and kernel config; `undefined` when nothing tells. */
-function linuxEsp(mod: 'esp4' | 'esp6', option: string, rel: string, texts: Record<string, string | undefined>): [boolean, string] {
+/** Texts kernelEspSupport() reads on Linux (undefined: file absent). */
+export interface LinuxKernelTexts {
+  modules?: string;
+  builtin?: string;
+  dep?: string;
+  config?: string;
+}
+
+/** One family's answer from Linux's module lists and kernel config, with the reason. */
+function linuxEsp(mod: 'esp4' | 'esp6', option: string, rel: string, texts: LinuxKernelTexts): [boolean, string] {
   if (texts.modules?.split('\n').some((l) => l.startsWith(`${mod} `))) return [true, `${mod} is loaded`];
   const ko = new RegExp(`/${mod}\\.ko(\\.[a-z]+)?(:|$)`, 'm');
   if (texts.builtin && ko.test(texts.builtin)) return [true, `${mod} is built into the kernel`];
@@ -61,6 +69,13 @@ function linuxEsp(mod: 'esp4' | 'esp6', option: string, rel: string, texts: Reco
   return [false, `no ${mod} found (not loaded, not in /lib/modules/${rel}, no kernel config to read)`];
 }
 
+/** kernelEspSupport()'s Linux rule over given texts: loaded, built in, autoloadable module, else the config. */
+export function linuxKernelEsp(rel: string, texts: LinuxKernelTexts): KernelEspSupport {
+  const [v4, r4] = linuxEsp('esp4', 'CONFIG_INET_ESP', rel, texts);
+  const [v6, r6] = linuxEsp('esp6', 'CONFIG_INET6_ESP', rel, texts);
+  return { v4, v6, reason: `IPv4: ${r4}; IPv6: ${r6}` };
+}
+
 /**
  * Whether the kernel can do ESP, learnt without changing the system (nothing is loaded or configured):
  * Linux: esp4/esp6 in /proc/modules, modules.builtin or modules.dep, else the kernel config; the BSDs: a PF_KEY socket
@@ -69,15 +84,12 @@ function linuxEsp(mod: 'esp4' | 'esp6', option: string, rel: string, texts: Reco
 export function kernelEspSupport(): KernelEspSupport {
   if (process.platform === 'linux') {
     const rel = os.release();
-    const texts = {
+    return linuxKernelEsp(rel, {
       modules: readText('/proc/modules'),
       builtin: readText(`/lib/modules/${rel}/modules.builtin`),
       dep: readText(`/lib/modules/${rel}/modules.dep`),
       config: readText('/proc/config.gz') ?? readText(`/boot/config-${rel}`),
-    };
-    const [v4, r4] = linuxEsp('esp4', 'CONFIG_INET_ESP', rel, texts);
-    const [v6, r6] = linuxEsp('esp6', 'CONFIG_INET6_ESP', rel, texts);
-    return { v4, v6, reason: `IPv4: ${r4}; IPv6: ${r6}` };
+    });
   }
   if (process.platform === 'netbsd' || process.platform === 'freebsd') {
     const pfkey = nativeFacts().pfkey;

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+// CLI launcher: runs the compiled command line in dist/cli/main.js.
+'use strict';
+process.exitCode = require('../dist/cli/main.js').main(process.argv.slice(2));
