@@ -1,0 +1,196 @@
+// Through a real NAT: client, router (nftables masquerade) and server namespaces; traffic both ways, then the mapping moves.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { buildUdpPacket } from '../../src/ip/packet';
+
+const ROOT = join(__dirname, '..', '..');
+const have = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+const isRoot = process.getuid?.() === 0;
+const tools = have('ip', ['-V']) && have('nft', ['--version']) && have('conntrack', ['--version']);
+const why = !isRoot ? 'not root' : !tools ? 'needs ip, nft and conntrack (apt-get install iproute2 nftables conntrack)' : '';
+
+const tag = `${process.pid % 10000}`;
+const NS = { c: `natt-c${tag}`, r: `natt-r${tag}`, s: `natt-s${tag}` };
+const KEY_CS = Buffer.alloc(36, 0x3c).toString('hex');
+const KEY_SC = Buffer.alloc(36, 0xc3).toString('hex');
+
+function sh(args: string[], ns?: string): string {
+  const argv = ns ? ['ip', 'netns', 'exec', ns, ...args] : args;
+  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function teardown(): void {
+  for (const n of Object.values(NS)) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+}
+
+function masquerade(range: string): string {
+  return `flush ruleset
+table ip nat {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "rs${tag}" ip protocol udp masquerade to :${range}
+  }
+}
+`;
+}
+
+function setup(): void {
+  teardown();
+  for (const n of Object.values(NS)) sh(['ip', 'netns', 'add', n]);
+  sh(['ip', 'link', 'add', `cr${tag}`, 'netns', NS.c, 'type', 'veth', 'peer', 'name', `rc${tag}`, 'netns', NS.r]);
+  sh(['ip', 'link', 'add', `rs${tag}`, 'netns', NS.r, 'type', 'veth', 'peer', 'name', `sr${tag}`, 'netns', NS.s]);
+  sh(['ip', 'addr', 'add', '10.0.1.2/24', 'dev', `cr${tag}`], NS.c);
+  sh(['ip', 'addr', 'add', '10.0.1.1/24', 'dev', `rc${tag}`], NS.r);
+  sh(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', `rs${tag}`], NS.r);
+  sh(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', `sr${tag}`], NS.s);
+  for (const [ns, devs] of [
+    [NS.c, [`cr${tag}`, 'lo']],
+    [NS.r, [`rc${tag}`, `rs${tag}`, 'lo']],
+    [NS.s, [`sr${tag}`, 'lo']],
+  ] as const) {
+    for (const d of devs) sh(['ip', 'link', 'set', d, 'up'], ns);
+  }
+  sh(['ip', 'route', 'add', 'default', 'via', '10.0.1.1'], NS.c);
+  sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], NS.r);
+  // The server has no route back to 10.0.1.0/24: only the masquerade makes the client reachable.
+  execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('20000-20099') });
+}
+
+interface Msg {
+  ev: string;
+  [k: string]: unknown;
+}
+
+/** A child endpoint: JSON lines in and out. */
+class Endpoint {
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly msgs: Msg[] = [];
+  readonly stderr: string[] = [];
+  #waiters: Array<() => void> = [];
+  constructor(ns: string, cfg: unknown) {
+    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, join(__dirname, 'endpoint.js'), JSON.stringify(cfg)]);
+    createInterface({ input: this.proc.stdout }).on('line', (l) => {
+      try {
+        this.msgs.push(JSON.parse(l) as Msg);
+      } catch {
+        this.stderr.push(l);
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.proc.stderr.on('data', (d) => this.stderr.push(String(d)));
+  }
+  /** Resolve with the first message (from index `from`) matching `pred`; bounded. */
+  async wait(pred: (m: Msg) => boolean, from = 0, ms = 10_000): Promise<Msg> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const m = this.msgs.slice(from).find(pred);
+      if (m) return m;
+      if (Date.now() > end) throw new Error(`endpoint: nothing matched; saw ${JSON.stringify(this.msgs)} ${this.stderr.join('')}`);
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, 100);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+  }
+  cmd(o: unknown): void {
+    this.proc.stdin.write(`${JSON.stringify(o)}\n`);
+  }
+  kill(): void {
+    this.proc.stdin.end();
+    this.proc.kill();
+  }
+}
+
+function tunnelConfig(me: string, peer: string, peerPort: number, meNet: string, peerNet: string, outSpi: number, inSpi: number, outKey: string, inKey: string) {
+  return {
+    bind: me,
+    port: 4500,
+    keepaliveSeconds: 0,
+    sas: [
+      { src: me, dst: peer, spi: outSpi, mode: 'tunnel', reqid: 1, encryption: { algorithm: 'aes-gcm-16', key: outKey }, natt: { type: 'espinudp', sport: 4500, dport: peerPort } },
+      { src: peer, dst: me, spi: inSpi, mode: 'tunnel', reqid: 2, encryption: { algorithm: 'aes-gcm-16', key: inKey }, natt: { type: 'espinudp', sport: peerPort, dport: 4500 } },
+    ],
+    policies: [
+      { selector: { src: meNet, dst: peerNet }, direction: 'out', action: 'ipsec', templates: [{ protocol: 'esp', mode: 'tunnel', src: me, dst: peer, reqid: 1 }] },
+      { selector: { src: peerNet, dst: meNet }, direction: 'in', action: 'ipsec', templates: [{ protocol: 'esp', mode: 'tunnel', src: peer, dst: me, reqid: 2 }] },
+    ],
+  };
+}
+
+describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerade)${why ? ` (skipped: ${why})` : ''}`, () => {
+  let client: Endpoint | undefined;
+  let server: Endpoint | undefined;
+
+  beforeAll(() => {
+    // The endpoints are plain JS over dist/: compile when dist is older than the engine's sources.
+    const src = join(ROOT, 'src', 'userland', 'engine.ts');
+    const out = join(ROOT, 'dist', 'userland', 'engine.js');
+    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'ignore' });
+    }
+    if (!existsSync(out)) throw new Error('dist/ is missing: run npm run compile');
+    process.once('exit', teardown); // even if vitest dies between here and afterAll
+    setup();
+  }, 120_000);
+
+  afterAll(() => {
+    client?.kill();
+    server?.kill();
+    teardown();
+    expect(sh(['ip', 'netns', 'list'])).not.toContain(NS.r);
+  });
+
+  it('client → server and back; the NAT moves the mapping → newMapping and traffic continues', async () => {
+    // The server is told (as IKE would) that the client hides behind 192.0.2.1; the port it learns from traffic.
+    server = new Endpoint(NS.s, tunnelConfig('192.0.2.2', '192.0.2.1', 4500, '10.20.0.0/16', '10.10.0.0/16', 0x5c, 0xc5, KEY_SC, KEY_CS));
+    client = new Endpoint(NS.c, tunnelConfig('10.0.1.2', '192.0.2.2', 4500, '10.10.0.0/16', '10.20.0.0/16', 0xc5, 0x5c, KEY_CS, KEY_SC));
+    await server.wait((m) => m.ev === 'ready');
+    await client.wait((m) => m.ev === 'ready');
+
+    const cs = (n: number) => buildUdpPacket('10.10.0.5', 7000, '10.20.0.9', 8000, Buffer.from(`c2s-${n}`)).toString('hex');
+    const sc = (n: number) => buildUdpPacket('10.20.0.9', 8000, '10.10.0.5', 7000, Buffer.from(`s2c-${n}`)).toString('hex');
+
+    client.cmd({ cmd: 'send', hex: cs(1) });
+    const p1 = await server.wait((m) => m.ev === 'packet');
+    expect(p1.hex).toBe(cs(1));
+    const from1 = String(p1.from);
+    expect(from1).toMatch(/^192\.0\.2\.1:200\d\d$/); // the masquerade's address and port range
+    const map1 = await server.wait((m) => m.ev === 'newMapping');
+    expect(map1.new).toEqual({ address: '192.0.2.1', port: Number(from1.split(':')[1]) });
+
+    server.cmd({ cmd: 'send', hex: sc(1) });
+    const r1 = await client.wait((m) => m.ev === 'packet');
+    expect(r1.hex).toBe(sc(1));
+    expect(r1.from).toBe('192.0.2.2:4500');
+
+    // The NAT forgets and remaps: a new port range, the conntrack table flushed.
+    execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('30000-30099') });
+    sh(['conntrack', '-F'], NS.r);
+
+    const mark = server.msgs.length;
+    client.cmd({ cmd: 'send', hex: cs(2) });
+    const p2 = await server.wait((m) => m.ev === 'packet', mark);
+    expect(p2.hex).toBe(cs(2));
+    expect(String(p2.from)).toMatch(/^192\.0\.2\.1:300\d\d$/);
+    const map2 = await server.wait((m) => m.ev === 'newMapping', mark);
+    expect(map2.old).toEqual(map1.new);
+    expect(map2.new).toEqual({ address: '192.0.2.1', port: Number(String(p2.from).split(':')[1]) });
+
+    const cmark = client.msgs.length;
+    server.cmd({ cmd: 'send', hex: sc(2) });
+    const r2 = await client.wait((m) => m.ev === 'packet', cmark);
+    expect(r2.hex).toBe(sc(2));
+
+    server.cmd({ cmd: 'stats' });
+    const st = await server.wait((m) => m.ev === 'stats');
+    expect(st.traffic).toMatchObject({ inPackets: 2, outPackets: 2, newMappings: 2 });
+    expect(Object.values(st.stats as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(0);
+  });
+});
