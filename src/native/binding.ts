@@ -27,7 +27,7 @@ function prebuiltPath(): string | undefined {
   } catch {
     return undefined;
   }
-  // prebuildify --napi names the file <name>.napi.node (or node.napi.node); prefer N-API builds.
+  // prebuildify 6 --napi writes <package name>.node (seen: prebuilds/linux-x64/natt.node); others use *.napi.node.
   names.sort((a, b) => Number(b.includes('napi')) - Number(a.includes('napi')) || a.localeCompare(b));
   return names.length ? path.join(dir, names[0]) : undefined;
 }

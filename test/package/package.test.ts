@@ -1,0 +1,144 @@
+// The built package as a user gets it: require('natt') and import('natt') of dist/, the bin, and the addon loader.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.join(__dirname, '..', '..');
+const dist = path.join(root, 'dist');
+
+/** Newest mtime of the .ts files under a folder. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newest(p));
+    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+// `npm test` compiles first; when run alone, or when src/ changed since, compile here (tsc still emits on type errors).
+beforeAll(() => {
+  const mjs = path.join(dist, 'index.mjs');
+  if (fs.existsSync(mjs) && fs.statSync(mjs).mtimeMs >= newest(path.join(root, 'src'))) return;
+  spawnSync('npm', ['run', '-s', 'compile'], { cwd: root, stdio: 'ignore', timeout: 120_000 });
+  expect(fs.existsSync(mjs)).toBe(true);
+}, 150_000);
+
+function node(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  return spawnSync(process.execPath, args, { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: 30_000 });
+}
+
+/** A consumer project whose node_modules/natt links to this package, as after `npm install natt`. */
+function consumer(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-consumer-'));
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(root, path.join(dir, 'node_modules', 'natt'), 'dir');
+  return dir;
+}
+
+const API = ['createNattSocket', 'NattSocket', 'classify', 'probe', 'kernelEspSupport', 'NattError', 'NattSystemError', 'openSadb'];
+
+describe('the built package', () => {
+  it("require('natt') loads the CommonJS build with the public API", () => {
+    const dir = consumer();
+    try {
+      fs.writeFileSync(path.join(dir, 'a.cjs'), `const n = require('natt'); console.log(JSON.stringify(${JSON.stringify(API)}.map((k) => typeof n[k])));`);
+      const r = node(['a.cjs'], { cwd: dir });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual(API.map(() => 'function'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("import('natt') loads the ES-module entry, with the same classes as require (one copy)", () => {
+    const dir = consumer();
+    try {
+      const code = `
+        import * as n from 'natt';
+        import def from 'natt';
+        import { createRequire } from 'node:module';
+        const cjs = createRequire(import.meta.url)('natt');
+        console.log(JSON.stringify({ types: ${JSON.stringify(API)}.map((k) => typeof n[k]), same: n.NattSocket === cjs.NattSocket && def === cjs,
+          kind: n.classify(Buffer.from([0xff])).kind }));`;
+      fs.writeFileSync(path.join(dir, 'b.mjs'), code);
+      const r = node(['b.mjs'], { cwd: dir });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({ types: API.map(() => 'function'), same: true, kind: 'keepalive' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bin/natt.js probe --json prints JSON and exits 0; --version is package.json’s', () => {
+    const out = execFileSync(process.execPath, [path.join(root, 'bin', 'natt.js'), 'probe', '--json'], { encoding: 'utf8' });
+    expect(JSON.parse(out).facts).toBeTruthy();
+    const v = execFileSync(process.execPath, [path.join(root, 'bin', 'natt.js'), '--version'], { encoding: 'utf8' }).trim();
+    expect(v).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+    expect(node([path.join(root, 'bin', 'natt.js'), 'nope']).status).toBe(2);
+  });
+});
+
+describe('the addon loader (dist/native/binding.js)', () => {
+  const built = path.join(root, 'build', 'Release', 'natt.node');
+  const haveBuild = fs.existsSync(built);
+
+  /** A copy of the package without build/: dist, package.json, node_modules linked; optionally a prebuild. */
+  function bare(prebuildName?: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-bare-'));
+    fs.cpSync(dist, path.join(dir, 'dist'), { recursive: true });
+    fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    if (prebuildName) {
+      const pre = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`);
+      fs.mkdirSync(pre, { recursive: true });
+      fs.copyFileSync(built, path.join(pre, prebuildName));
+    }
+    return dir;
+  }
+  const status = `const b = require('./dist/native/binding.js'); const s = b.nativeStatus();
+    let e; try { b.requireNative(); } catch (x) { e = { code: x.code, message: x.message }; }
+    console.log(JSON.stringify({ s, e }));`;
+
+  it.skipIf(!haveBuild)(
+    `uses prebuilds/<platform>-<arch>/natt.node (prebuildify --napi's name) when there is no build/${haveBuild ? '' : ' (skipped: no build/Release/natt.node)'}`,
+    () => {
+      const dir = bare('natt.node');
+      try {
+        const r = JSON.parse(node(['-e', status], { cwd: dir }).stdout);
+        expect(r.s.loaded).toBe(true);
+        expect(r.s.path).toBe(path.join(fs.realpathSync(dir), 'prebuilds', `${process.platform}-${process.arch}`, 'natt.node'));
+        expect(r.e).toBeUndefined();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it('without any addon: loadNative() is null with the reason, requireNative() throws ERR_NATT_NO_NATIVE with advice, userland still works', () => {
+    const dir = bare();
+    try {
+      const r = JSON.parse(node(['-e', status], { cwd: dir }).stdout);
+      expect(r.s.loaded).toBe(false);
+      expect(r.s.reason).toMatch(/bindings/);
+      expect(r.e.code).toBe('ERR_NATT_NO_NATIVE');
+      expect(r.e.message).toMatch(/npm rebuild natt.*userland/);
+      const demux = node(
+        ['-e', `require('./dist').createNattSocket({ address: '127.0.0.1', port: 0 }).then((s) => { console.log(s.backend); s.close(); })`],
+        { cwd: dir },
+      );
+      expect(demux.stdout.trim()).toBe('userland');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('NATT_DISABLE_NATIVE=1 turns the addon off (for testing the userland path)', () => {
+    const r = JSON.parse(node(['-e', status], { env: { NATT_DISABLE_NATIVE: '1' } }).stdout);
+    expect(r.s).toEqual({ loaded: false, reason: 'disabled by NATT_DISABLE_NATIVE=1' });
+  });
+});
