@@ -18,6 +18,9 @@ const MODULES = [
   // crypto ESP needs; AES, CBC, HMAC, SHA-1 and SHA-256 are built in (=y) in the cloud kernel.
   'gf128mul', 'ghash_generic', 'ctr', 'gcm', 'authenc', 'authencesn', 'seqiv', 'echainiv',
   'chacha_generic', 'poly1305_generic', 'chacha20poly1305', 'sha512_generic', 'cmac', 'xcbc', 'aesni_intel',
+  // what the IV generators need (null skcipher, the default RNG) and the x86 implementations the kernel prefers
+  'crypto_null', 'drbg', 'ecb', 'ccm', 'ghash_clmulni_intel', 'chacha_x86_64', 'poly1305_x86_64',
+  'sha1_ssse3', 'sha256_ssse3', 'sha512_ssse3',
 ];
 
 /** Files of the package the guest needs besides node_modules (rebuilt into a small second archive every run). */
