@@ -76,7 +76,8 @@ Napi::Value NattAddon::GetEncap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");
   int fd = info[0].As<Napi::Number>().Int32Value();
-#if UDP_ENCAP < 0
+#if UDP_ENCAP < 0 || defined(__NetBSD__) || defined(__APPLE__)
+  // NetBSD handles UDP_ENCAP only on set (its getsockopt says EINVAL); macOS has no UDP_ENCAP: say so the same way.
   (void)fd;
   return ThrowErrno(env, ENOPROTOOPT, "getsockopt");
 #else
