@@ -6,8 +6,8 @@ const crypto = require('node:crypto');
 const { EspTransform } = require('../../dist/esp');
 
 const SIZES = [64, 512, 1400];
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 5); // interleaved rounds; the best of each side is kept
-const ROUND_MS = Number(process.env.BENCH_ROUND_MS || 120);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 41); // interleaved rounds (odd: a true median)
+const CHUNK_MS = Number(process.env.BENCH_CHUNK_MS || 4); // CPU time per function per round
 
 const bytes = (n, base) => Buffer.from(Array.from({ length: n }, (_, i) => (base + i) & 0xff));
 
@@ -87,33 +87,33 @@ const SUITES = [
 ];
 const gcmRef = bareAead('aes-128-gcm', 16, 16);
 
-/**
- * CPU ns per call of fn, over about ROUND_MS of CPU time. CPU time (process.cpuUsage) rather than wall time, so
- * that other processes on a shared machine stealing the core do not count against whichever side was running.
- */
-function measure(fn) {
-  let n = 0;
+/** CPU ns per call of fn over n calls. CPU time (process.cpuUsage), so time the core spends elsewhere does not count. */
+function cpuNs(fn, n) {
   const start = process.cpuUsage();
-  let used = 0;
-  while (used < ROUND_MS * 1000) {
-    for (let i = 0; i < 256; i++) fn();
-    n += 256;
-    const u = process.cpuUsage(start);
-    used = u.user + u.system;
-  }
-  return (used * 1000) / n;
+  for (let i = 0; i < n; i++) fn();
+  const u = process.cpuUsage(start);
+  return ((u.user + u.system) * 1000) / n;
 }
 
-/** Best-of-ROUNDS ns per call for each function, measured interleaved so drift hits all alike. */
+const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+
+/**
+ * Interleaved measurement: ROUNDS rounds, each running every fn for about CHUNK_MS in turn. On a shared machine
+ * the load changes faster than a long run, so each round's ratio to fns[1] is taken and the median reported.
+ */
 function compare(fns) {
-  const best = fns.map(() => Infinity);
-  for (const f of fns) measure(f); // warm-up
-  for (let r = 0; r < ROUNDS; r++) fns.forEach((f, i) => (best[i] = Math.min(best[i], measure(f))));
-  return best;
+  const n = Math.max(64, Math.round((CHUNK_MS * 1e6) / cpuNs(fns[0], 2000))); // calibrate on the ESP side
+  const per = fns.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) fns.forEach((f, i) => per[i].push(cpuNs(f, n)));
+  return {
+    ns: per.map(median),
+    ratios: per.map((xs) => median(xs.map((x, r) => x / per[1][r]))),
+  };
 }
 
+const only = process.env.BENCH_SUITES ? process.env.BENCH_SUITES.split(',') : null; // e.g. BENCH_SUITES=aes-gmac/128
 const rows = [];
-for (const [name, opts, bare, align] of SUITES) {
+for (const [name, opts, bare, align] of SUITES.filter(([n]) => !only || only.includes(n))) {
   for (const size of SIZES) {
     const tx = new EspTransform({ spi: 0x1001, esn: false, ...opts });
     const rx = new EspTransform({ spi: 0x1001, esn: false, ...opts });
@@ -126,13 +126,16 @@ for (const [name, opts, bare, align] of SUITES) {
     const ptLen = size + 2 + ((align - ((size + 2) % align)) % align);
     const pt = crypto.randomBytes(ptLen);
     const gpt = crypto.randomBytes(size);
-    const [oursNs, bareNs, gcmNs] = compare([ours, () => bare(pt), () => gcmRef(gpt)]);
-    rows.push({ suite: name, size, espNs: Math.round(oursNs), bareNs: Math.round(bareNs), ratio: +(oursNs / bareNs).toFixed(3), gcm128Ns: Math.round(gcmNs), ratioVsGcm128: +(oursNs / gcmNs).toFixed(3) });
+    const gcm = () => gcmRef(gpt);
+    const { ns, ratios } = compare([ours, () => bare(pt), gcm]);
+    const vsGcm = compare([ours, gcm]).ratios[0];
+    rows.push({ suite: name, size, espNs: Math.round(ns[0]), bareNs: Math.round(ns[1]), ratio: +ratios[0].toFixed(3), gcm128Ns: Math.round(ns[2]), ratioVsGcm128: +vsGcm.toFixed(3) });
   }
 }
 
 const pad = (s, n) => String(s).padStart(n);
-console.log(`ESP seal+open per packet vs the same node:crypto calls (node ${process.version}, best of ${ROUNDS} × ${ROUND_MS} ms CPU time)`);
+console.log(`ESP seal+open per packet vs the same node:crypto calls (node ${process.version}; CPU ns, median of ${ROUNDS} interleaved rounds;`);
+console.log('ratio = median of per-round esp/bare; "vs gcm" = esp against a bare aes-128-gcm encrypt+decrypt of the payload size)');
 console.log(`${'suite'.padEnd(30)} ${pad('bytes', 5)} ${pad('esp ns', 8)} ${pad('bare ns', 8)} ${pad('ratio', 6)} ${pad('gcm128 ns', 9)} ${pad('vs gcm', 6)}`);
 for (const r of rows) {
   console.log(`${r.suite.padEnd(30)} ${pad(r.size, 5)} ${pad(r.espNs, 8)} ${pad(r.bareNs, 8)} ${pad(r.ratio.toFixed(2), 6)} ${pad(r.gcm128Ns, 9)} ${pad(r.ratioVsGcm128.toFixed(2), 6)}`);

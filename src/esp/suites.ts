@@ -109,21 +109,14 @@ export function integritySuite(algorithm: unknown, key: unknown): IntegritySuite
 }
 
 /**
- * The truncated HMAC of `parts` (RFC 2404 / RFC 4868), written to `out` at `offset`. The one place an ICV is
- * computed for CBC and NULL suites; `key` may be any length here (the MAC known-answer tests use RFC 2202's keys).
+ * The full HMAC of part1 ‖ part2 (callers keep the first icvLength bytes: RFC 2404 / RFC 4868 truncation). The one
+ * place an ICV is computed for CBC and NULL suites; `key` may be any length here (the MAC known-answer tests use
+ * RFC 2202's keys). A KeyObject per SA is the fastest form node offers: precomputing the inner/outer hash states
+ * and cloning them (hash.copy()) per packet was measured slower than createHmac.
  */
-export function hmacIcv(
-  hash: string,
-  key: KeyObject | Uint8Array,
-  icvLength: number,
-  out: Uint8Array,
-  offset: number,
-  part1: Uint8Array,
-  part2?: Uint8Array,
-): void {
+export function hmacDigest(hash: string, key: KeyObject | Uint8Array, part1: Uint8Array, part2?: Uint8Array): Buffer {
   const h = createHmac(hash, key);
   h.update(part1);
   if (part2) h.update(part2);
-  const mac = h.digest();
-  out.set(icvLength === mac.length ? mac : mac.subarray(0, icvLength), offset);
+  return h.digest();
 }

@@ -14,7 +14,7 @@ import {
 import { inspect } from 'node:util';
 import type { EncryptionParams, IntegrityParams } from '../sadb/types';
 import { NattError, rangeError, typeError } from '../errors';
-import { encryptionSuite, hmacIcv, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
+import { encryptionSuite, hmacDigest, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
 import { REPLAY_REPLAYED, REPLAY_TOO_OLD, ReplayWindow } from './replay';
 
 const TWO32 = 0x1_0000_0000;
@@ -82,6 +82,13 @@ export interface EspSealOptions {
   seq?: number | bigint;
   /** Pad Length to use (default the minimum). Must keep the alignment and be ≤ 255 (for vectors, TFC). */
   padLength?: number;
+  /**
+   * Write the packet into this buffer at `offset` (default 0) instead of a new one, and return a view of it: for
+   * a caller that recycles send buffers, or puts a header (the non-IKE marker) in front. It must have room for
+   * `sealedLength(payload.length)` bytes, and must not be reused before a send that uses it has completed.
+   */
+  into?: Buffer;
+  offset?: number;
 }
 
 /** The hard expire raised when the outbound sequence number reaches its end. */
@@ -208,6 +215,13 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     return (BigInt(this.#outHi) << 32n) | BigInt(this.#outLo);
   }
 
+  /** How many bytes seal() produces for a payload of `payloadLength` bytes (minimal padding). */
+  sealedLength(payloadLength: number): number {
+    const align = this.#enc.align;
+    const body = payloadLength + 2;
+    return HDR + this.#enc.ivLength + body + ((align - (body % align)) % align) + this.#icvLength;
+  }
+
   /** Counters: packets sealed, opened, and drops by reason (a fresh object each call). */
   stats(): EspStats {
     return { sealed: this.#sealed, opened: this.#opened, drops: { ...this.#drops } };
@@ -257,7 +271,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     const ptOff = HDR + ivLen;
     const ptLen = payload.length + pad + 2;
     const ptEnd = ptOff + ptLen;
-    const out = Buffer.allocUnsafe(ptEnd + this.#icvLength);
+    const out = opts?.into === undefined ? Buffer.allocUnsafe(ptEnd + this.#icvLength) : this.#view(opts, ptEnd + this.#icvLength);
     out.writeUInt32BE(this.spi, 0);
     out.writeUInt32BE(lo, 4);
     if (opts?.iv !== undefined) {
@@ -301,11 +315,11 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
         c.setAutoPadding(false);
         out.set(c.update(out.subarray(ptOff, ptEnd)), ptOff);
         c.final();
-        if (this.#integ) this.#icv(out, ptEnd, hi, out, ptEnd);
+        if (this.#integ) this.#mac(out, ptEnd, hi).copy(out, ptEnd, 0, this.#integ.icvLength);
         break;
       }
       case 'null':
-        this.#icv(out, ptEnd, hi, out, ptEnd);
+        this.#mac(out, ptEnd, hi).copy(out, ptEnd, 0, this.#integ!.icvLength);
         break;
     }
     this.#sealed++;
@@ -391,6 +405,17 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     return { ok: false, reason };
   }
 
+  /** The part of `opts.into` that seal writes: checked, so a short buffer is a RangeError, not corruption. */
+  #view(opts: EspSealOptions, len: number): Buffer {
+    const into = opts.into;
+    const offset = opts.offset ?? 0;
+    if (!Buffer.isBuffer(into)) throw typeError('into', 'a Buffer', into);
+    if (!Number.isInteger(offset) || offset < 0 || offset + len > into.length) {
+      throw rangeError('offset', `an integer with offset + ${len} ≤ into.length (${into.length})`, offset);
+    }
+    return into.subarray(offset, offset + len);
+  }
+
   /** The AEAD nonce: salt ‖ the packet's 8-byte IV (RFC 4106 §4, RFC 7634 §2). */
   #setNonce(pkt: Buffer): Buffer {
     const nonce = this.#nonce;
@@ -418,22 +443,17 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     return aad;
   }
 
-  /** HMAC ICV over SPI..end of ciphertext (+ ESN high bits, RFC 4303 §2.2.1), written to `out` at `offset`. */
-  #icv(pkt: Buffer, end: number, hi: number, out: Buffer, offset: number): void {
+  /** The full HMAC over SPI..end of ciphertext, then the ESN high bits (RFC 4303 §2.2.1); the ICV is its head. */
+  #mac(pkt: Buffer, end: number, hi: number): Buffer {
     const integ = this.#integ!;
-    let extra: Buffer | undefined;
-    if (this.esn) {
-      this.#seqHi.writeUInt32BE(hi, 0);
-      extra = this.#seqHi;
-    }
-    hmacIcv(integ.hash, this.#authKey!, integ.icvLength, out, offset, pkt.subarray(0, end), extra);
+    if (!this.esn) return hmacDigest(integ.hash, this.#authKey!, pkt.subarray(0, end));
+    this.#seqHi.writeUInt32BE(hi, 0);
+    return hmacDigest(integ.hash, this.#authKey!, pkt.subarray(0, end), this.#seqHi);
   }
 
   #icvMatches(pkt: Buffer, end: number, hi: number): boolean {
     const n = this.#integ!.icvLength;
-    const expected = Buffer.allocUnsafe(n);
-    this.#icv(pkt, end, hi, expected, 0);
-    return timingSafeEqual(expected, pkt.subarray(end, end + n));
+    return timingSafeEqual(this.#mac(pkt, end, hi).subarray(0, n), pkt.subarray(end, end + n));
   }
 
   #splitSeq(v: number | bigint, option: string): [number, number] {

@@ -208,6 +208,22 @@ describe('option validation names the option', () => {
     expect(t.open(new Uint8Array(3))).toEqual({ ok: false, reason: 'truncated' });
   });
 
+  it('seal into a caller\'s buffer at an offset (e.g. behind a non-IKE marker); a short buffer is a RangeError', () => {
+    const t = new EspTransform({ spi: 1, ...gcm });
+    const r = new EspTransform({ spi: 1, ...gcm });
+    const buf = Buffer.alloc(100, 0xee);
+    const view = t.seal(Buffer.from('abc'), 4, { into: buf, offset: 8 });
+    expect(view.length).toBe(t.sealedLength(3));
+    expect(view.buffer).toBe(buf.buffer);
+    expect(buf.subarray(0, 8)).toEqual(Buffer.alloc(8, 0xee));
+    expect(r.open(buf.subarray(8, 8 + view.length))).toMatchObject({ ok: true, payload: Buffer.from('abc') });
+    expect(() => t.seal(Buffer.alloc(60), 4, { into: buf, offset: 20 })).toThrow(/"offset"/);
+    for (const [, x] of SUITES) {
+      const o = new EspTransform({ spi: 1, ...x });
+      for (let len = 0; len < 40; len++) expect(o.seal(Buffer.alloc(len), 4).length).toBe(o.sealedLength(len));
+    }
+  });
+
   it('accepts a plain Uint8Array packet', () => {
     const t = new EspTransform({ spi: 1, ...gcm });
     const r = new EspTransform({ spi: 1, ...gcm });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCipheriv, createHmac } from 'node:crypto';
 import { EspTransform } from '../../src/esp';
-import { hmacIcv } from '../../src/esp/suites';
+import { hmacDigest } from '../../src/esp/suites';
 import { haveVectors, hex, loadVectors, transformOptions, vectorSeq, type Vector } from './vectors';
 
 const skipReason = haveVectors ? '' : ' (skipped: ../shared/vectors not found beside the repo)';
@@ -71,29 +71,26 @@ describe.skipIf(!haveVectors)(`HMAC ICV known answers (RFC 2202, RFC 4868)${skip
     'HMAC-SHA2-512-256': 'sha512',
   };
   it.each(macs.map((v) => [v.id, v] as const))('%s', (_id, v) => {
-    const out = Buffer.alloc(v.icvLength);
-    hmacIcv(hashOf[v.algorithms.integ!.name], hex(v.key.authKey), v.icvLength, out, 0, hex(v.mac!.data));
-    expect(out.toString('hex')).toBe(v.mac!.truncatedMac);
-    expect(v.mac!.fullMac.startsWith(v.mac!.truncatedMac)).toBe(true);
+    const mac = hmacDigest(hashOf[v.algorithms.integ!.name], hex(v.key.authKey), hex(v.mac!.data));
+    expect(mac.toString('hex')).toBe(v.mac!.fullMac);
+    expect(mac.subarray(0, v.icvLength).toString('hex')).toBe(v.mac!.truncatedMac);
   });
 
-  it('an ESP packet sealed with each HMAC carries the truncated MAC of SPI..ciphertext', () => {
-    for (const v of macs.filter((m) => [20, 32, 48, 64].includes(hex(m.key.authKey).length))) {
-      const hash = hashOf[v.algorithms.integ!.name];
-      const algorithm = ({ sha1: 'hmac-sha1-96', sha256: 'hmac-sha2-256-128', sha384: 'hmac-sha2-384-192', sha512: 'hmac-sha2-512-256' } as const)[
-        hash as 'sha1'
-      ];
-      if (hex(v.key.authKey).length !== { sha1: 20, sha256: 32, sha384: 48, sha512: 64 }[hash]) continue;
-      const t = new EspTransform({
-        spi: 0x100,
-        encryption: { algorithm: 'null', key: Buffer.alloc(0) },
-        integrity: { algorithm, key: hex(v.key.authKey) },
-      });
+  it('with an RFC-sized key, a NULL-encryption ESP packet carries the KAT key\'s truncated MAC of SPI..payload', () => {
+    const espAlg = { sha1: 'hmac-sha1-96', sha256: 'hmac-sha2-256-128', sha384: 'hmac-sha2-384-192', sha512: 'hmac-sha2-512-256' } as const;
+    const espKeyLen = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
+    let checked = 0;
+    for (const v of macs) {
+      const hash = hashOf[v.algorithms.integ!.name] as keyof typeof espAlg;
+      const key = hex(v.key.authKey);
+      if (key.length !== espKeyLen[hash]) continue; // ESP requires this exact key length (RFC 2404, RFC 4868)
+      const t = new EspTransform({ spi: 0x100, encryption: { algorithm: 'null', key: Buffer.alloc(0) }, integrity: { algorithm: espAlg[hash], key } });
       const pkt = t.seal(hex(v.mac!.data), 59, { seq: 7 });
       const body = pkt.subarray(0, pkt.length - v.icvLength);
-      const mac = createHmac(hash, hex(v.key.authKey)).update(body).digest().subarray(0, v.icvLength);
-      expect(pkt.subarray(body.length).equals(mac)).toBe(true);
+      expect(pkt.subarray(body.length)).toEqual(createHmac(hash, key).update(body).digest().subarray(0, v.icvLength));
+      checked++;
     }
+    expect(checked).toBeGreaterThanOrEqual(4);
   });
 });
 
