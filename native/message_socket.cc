@@ -91,7 +91,9 @@ void MessageSocket::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<MessageSocket*>(handle->data);
   if (self == nullptr) return;
   if (status < 0) {
+    // The poll itself failed (e.g. the fd went bad): report once and stop polling; close() still cleans up.
     Napi::HandleScope scope(self->Env());
+    uv_poll_stop(handle);
     self->ReportError(-status, "uv_poll");
     return;
   }
@@ -119,6 +121,9 @@ bool MessageSocket::ReportError(int err, const char* syscall) {
 void MessageSocket::Drain() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  // A local handle on our JS object: it cannot be collected (and this deleted) while callbacks run, even after close().
+  Napi::Object self = Value();
+  (void)self;
   std::vector<uint8_t>& buf = addon_->recvBuf;
   for (int i = 0; i < kMaxPerWake && fd_ >= 0; i++) {
     ssize_t n;
