@@ -8,7 +8,7 @@
 //   op 'addPolicy'  { policy }              engine.sadb.spdAdd(policy)
 //   op 'sendUdp'    { src, sport, dst, dport, data }   engine.send(IPv4 UDP packet) → { result }
 //   op 'nextPacket' { timeoutMs }           the next 'packet' the engine emitted → { packet (hex), rinfo, checksumOk,
-//                                           udp: { src, sport, dst, dport, data (hex) } | null }
+//                                           udp: { src, sport, dst, dport, checksum, data (hex) } | null }
 //   op 'state'                              { stats, traffic, mappings, socket }
 // The guest reaches this server at 10.0.2.2:<ctl port> through slirp; ESP flows between the engine's socket and
 // the guest's UDP 4500 (hostfwd 127.0.0.1:<fwd port> → guest 4500, and the NAT mappings slirp makes).
@@ -40,6 +40,7 @@ function describeUdp(pkt) {
     dst: v.version === 4 ? [...pkt.subarray(v.dstOffset, v.dstOffset + 4)].join('.') : 'v6',
     sport: pkt.readUInt16BE(at),
     dport: pkt.readUInt16BE(at + 2),
+    checksum: pkt.readUInt16BE(at + 6),
     data: pkt.subarray(at + 8, v.totalLength).toString('hex'),
   };
 }

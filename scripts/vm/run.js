@@ -75,10 +75,14 @@ async function main() {
   log(`qemu-system-x86_64 ${args.join(' ')}`);
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let console_ = '';
+  let partial = '';
+  // whole lines only, so the peer's log lines do not cut the guest's in half
   const onData = (d) => {
-    const text = d.toString('utf8').replace(/\r/g, '');
-    console_ += text;
-    process.stdout.write(text);
+    const text = partial + d.toString('utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const end = text.lastIndexOf('\n') + 1;
+    partial = text.slice(end);
+    console_ += text.slice(0, end);
+    process.stdout.write(text.slice(0, end));
   };
   qemu.stdout.on('data', onData);
   qemu.stderr.on('data', onData);
@@ -91,6 +95,7 @@ async function main() {
   const code = await new Promise((resolve) => qemu.on('exit', (c, sig) => resolve(c ?? sig)));
   clearTimeout(timer);
   peer.kill('SIGTERM');
+  if (partial) onData('\n');
 
   const exit = EXIT_MARK.exec(console_);
   const counts = [...console_.matchAll(new RegExp(COUNT_LINE.source, 'gm'))].pop();

@@ -25,7 +25,7 @@ export interface PeerPacket {
   packet: string;
   rinfo: { address: string; port: number };
   checksumOk: boolean;
-  udp: { src: string; sport: number; dst: string; dport: number; data: string } | null;
+  udp: { src: string; sport: number; dst: string; dport: number; checksum: number; data: string } | null;
 }
 
 /** One control connection = one session on the peer (its own NattSocket and UserlandEngine). */
@@ -99,7 +99,7 @@ export class PeerClient {
     return this.call('nextPacket', { timeoutMs });
   }
 
-  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; mappings: unknown[] }> {
+  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
     return this.call('state');
   }
 
