@@ -120,6 +120,16 @@ export class EspSequenceExhaustedError extends NattError {
   }
 }
 
+/** A KeyObject holding a copy of `bytes`; the temporary Buffer is wiped so no stray copy of the key stays on the heap. */
+function secretKey(bytes: Uint8Array): KeyObject {
+  const tmp = Buffer.from(bytes);
+  try {
+    return createSecretKey(tmp);
+  } finally {
+    tmp.fill(0);
+  }
+}
+
 // A CSPRNG pool for CBC IVs: one randomFillSync per 4 KiB instead of one per packet.
 const ivPool = Buffer.alloc(4096);
 let ivPoolOffset = ivPool.length;
@@ -154,10 +164,10 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   readonly #tagOpts: { authTagLength: number };
   readonly #aad: Buffer; // SPI ‖ [seq high] ‖ seq low (AEAD)
   readonly #seqHi = Buffer.alloc(4); // appended to the HMAC input under ESN
-  readonly #spiBytes = Buffer.alloc(4);
   #outHi = 0;
   #outLo = 0;
   #exhausted = false;
+  #expired = false;
   #sealed = 0;
   #opened = 0;
   readonly #drops: Record<EspDropReason, number>;
@@ -188,9 +198,9 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     this.#enc = enc;
     this.#integ = integ;
     const key = encryption.key;
-    this.#cipherKey = enc.keyLength > 0 ? createSecretKey(Buffer.from(key.subarray(0, enc.keyLength))) : null;
+    this.#cipherKey = enc.keyLength > 0 ? secretKey(key.subarray(0, enc.keyLength)) : null;
     this.#salt = Buffer.from(key.subarray(enc.keyLength, enc.keyLength + enc.saltLength));
-    this.#authKey = integ && integrity ? createSecretKey(Buffer.from(integrity.key)) : null;
+    this.#authKey = integ && integrity ? secretKey(integrity.key) : null;
     this.#icvLength = enc.icvLength + (integ ? integ.icvLength : 0);
     this.overhead = HDR + enc.ivLength + 2 + this.#icvLength;
     this.#nonce = Buffer.alloc(12);
@@ -198,12 +208,12 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     this.#salt.copy(this.#nonce, 0);
     this.#aad = Buffer.alloc(this.esn ? 12 : 8);
     this.#aad.writeUInt32BE(spi, 0);
-    this.#spiBytes.writeUInt32BE(spi, 0);
     this.replay = new ReplayWindow({ size: opts.replayWindow ?? 64, esn: this.esn });
     if (opts.outboundSeq !== undefined) {
       const [hi, lo] = this.#splitSeq(opts.outboundSeq, 'outboundSeq');
       this.#outHi = hi;
       this.#outLo = lo;
+      this.#exhausted = lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff);
     }
     const drops = {} as Record<EspDropReason, number>;
     for (const r of ESP_DROP_REASONS) drops[r] = 0;
@@ -242,7 +252,10 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
       [hi, lo] = this.#splitSeq(opts.seq, 'seq');
       if (hi === 0 && lo === 0) throw rangeError('seq', 'at least 1', opts.seq);
     } else {
-      if (this.#exhausted) throw new EspSequenceExhaustedError(this.spi, this.esn);
+      if (this.#exhausted) {
+        if (!this.#expired) this.#expire(); // constructed at the end already: say so on the first refusal
+        throw new EspSequenceExhaustedError(this.spi, this.esn);
+      }
       hi = this.#outHi;
       lo = this.#outLo + 1;
       if (lo === TWO32) {
@@ -253,7 +266,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
       this.#outLo = lo;
       if (lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff)) {
         this.#exhausted = true; // this packet is the last one: say so now, so the SA gets replaced in time
-        process.nextTick(() => this.emit('expire', { kind: 'hard', reason: 'seq-exhausted', spi: this.spi }));
+        this.#expire();
       }
     }
 
@@ -398,6 +411,12 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     this.#opened++;
     const seq = hi < 0x20_0000 ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
     return { ok: true, payload: plain.subarray(0, payloadLen), nextHeader, seq };
+  }
+
+  /** Raise the hard expire once, on the next tick (seal() has returned its packet by then). */
+  #expire(): void {
+    this.#expired = true;
+    process.nextTick(() => this.emit('expire', { kind: 'hard', reason: 'seq-exhausted', spi: this.spi }));
   }
 
   #drop(reason: EspDropReason): EspOpenResult {

@@ -151,6 +151,18 @@ describe('outbound sequence numbers never wrap', () => {
     expect(expired).toBe(1);
   });
 
+  it('a transform constructed at the end of its space refuses at once, expires once, and never wraps to 0', async () => {
+    for (const [esn, last] of [[false, 0xffffffff], [true, 0xffff_ffff_ffff_ffffn]] as const) {
+      const t = new EspTransform({ spi: 9, ...gcm, esn, outboundSeq: last });
+      let expired = 0;
+      t.on('expire', () => expired++);
+      expect(() => t.seal(Buffer.alloc(1), 4)).toThrow(EspSequenceExhaustedError);
+      expect(() => t.seal(Buffer.alloc(1), 4)).toThrow(EspSequenceExhaustedError);
+      await new Promise((res) => setImmediate(res));
+      expect(expired).toBe(1);
+    }
+  });
+
   it('an open() of a sequence number above 2^53 reports it as a bigint', () => {
     const t = new EspTransform({ spi: 9, ...gcm, esn: true });
     const r = new EspTransform({ spi: 9, ...gcm, esn: true });
