@@ -1,0 +1,24 @@
+#!/bin/sh
+# NetBSD VM run (as root, from the repository root): build, npm test, then the kernel suite. NOT RUN HERE: see README "VM smoke tests".
+set -eu
+cd "$(dirname "$0")/../../.."
+
+echo "== host"
+uname -a
+# GENERIC has had IPsec (and with it PF_KEY) since NetBSD 8; say what this kernel has before the tests do.
+sysctl net.inet.ipsec.enabled 2>/dev/null || echo "no net.inet.ipsec sysctl: kernel built without options IPSEC"
+modstat 2>/dev/null | grep -i ipsec || true
+
+echo "== build"
+export NATT_REQUIRE_NATIVE=1
+export MAKE=gmake
+npm ci
+npm run -s compile
+node bin/natt.js probe || true
+
+echo "== npm test"
+npm test
+
+echo "== kernel suite (test/kernel, as root: PF_KEY on NetBSD's own dialect)"
+# The same runner the Linux VM uses: prints each test by name and the count line.
+node scripts/vm/guest/run-suite.js
