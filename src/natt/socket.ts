@@ -75,6 +75,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   #sock: dgram.Socket;
   #fd: number; // the fd the kernel backend opened (-1 on userland)
   #closed = false;
+  #lastPeer = ''; // the last peer address that passed #checkPeer
   #stats: NattSocketStats = {
     ike: 0,
     keepalive: 0,
@@ -137,8 +138,10 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   #checkPeer(port: unknown, address: unknown): void {
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (port < 1 || port > 65535) throw rangeError('port', 'from 1 to 65535', port);
+    if (address === this.#lastPeer) return; // checked already: peers repeat, and isIP is not free per packet
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     if (isIP(address) !== this.family) throw rangeError('address', `an IPv${this.family} address`, address);
+    this.#lastPeer = address;
   }
 
   #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, cb?: SendCallback): void {
@@ -148,11 +151,9 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
       else throw err;
       return;
     }
-    this.#sock.send(parts as Buffer[], port, address, (err, bytes) => {
-      const e = err ? (withAdvice(err, 'udp') as Error) : null;
-      if (cb) cb(e, bytes);
-      else if (e) this.emit('error', e);
-    });
+    // Without a callback dgram reports a failed send as 'error' on the socket (forwarded with advice); no per-packet closure.
+    if (cb) this.#sock.send(parts as Buffer[], port, address, (err, bytes) => cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes));
+    else this.#sock.send(parts as Buffer[], port, address);
   }
 
   /** Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. */
