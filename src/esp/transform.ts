@@ -51,7 +51,8 @@ export const ESP_DROP_REASONS: readonly EspDropReason[] = [
 
 /**
  * What `open()` returns: never throws for bad packets. `seq` is the full sequence number (64-bit with ESN): a
- * number while it is below 2^53, a bigint above. `payload` is a view into a buffer owned by the caller from then on.
+ * number while it is below 2^53, a bigint above. `payload` is a view, not a copy: into the decrypted buffer (owned by
+ * the caller from then on), or for GMAC and NULL, which do not encrypt, into the packet given to open().
  * Next Header 59 marks a dummy packet (RFC 4303 §2.6) that the caller should discard silently.
  */
 export type EspOpenResult =

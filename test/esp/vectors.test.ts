@@ -144,6 +144,24 @@ describe('ChaCha20-Poly1305 (RFC 7634) and AES-GMAC (RFC 4543) against an indepe
     });
   }
 
+  it('HMAC with ESN: the ICV covers SPI ‖ seq-lo ‖ IV ‖ ciphertext ‖ seq-hi (RFC 4303 §2.2.1), for NULL and CBC', () => {
+    const authKey = Buffer.alloc(32, 0x61);
+    for (const encryption of [
+      { algorithm: 'null' as const, key: Buffer.alloc(0) },
+      { algorithm: 'aes-cbc' as const, key: Buffer.alloc(16, 0x33) },
+    ]) {
+      const opts = { spi: 0x0a0b0c0d, encryption, integrity: { algorithm: 'hmac-sha2-256-128' as const, key: authKey }, esn: true };
+      const pkt = new EspTransform(opts).seal(payload, 4, { seq: (0x123456n << 32n) | 3n });
+      const body = pkt.subarray(0, pkt.length - 16);
+      expect(body.readUInt32BE(4)).toBe(3); // only the low half travels
+      const mac = createHmac('sha256', authKey).update(body).update(Buffer.from('00123456', 'hex')).digest();
+      expect(pkt.subarray(body.length).toString('hex')).toBe(mac.subarray(0, 16).toString('hex'));
+      const rx = new EspTransform(opts);
+      rx.replay.reset(0x123456n << 32n);
+      expect(rx.open(pkt)).toMatchObject({ ok: true, payload, seq: 0x123456 * 2 ** 32 + 3 });
+    }
+  });
+
   it('AEAD IVs default to the 64-bit sequence number (unique per key)', () => {
     const t = new EspTransform({ spi: 7, encryption: { algorithm: 'aes-gcm-16', key: keymat.subarray(0, 20) }, esn: true });
     const pkt = t.seal(payload, 4, { seq: (3n << 32n) | 0xfffffffen });
