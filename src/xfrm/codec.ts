@@ -1,0 +1,770 @@
+// The netlink + XFRM codec: nlmsghdr framing, NLMSG_ERROR/DONE, XFRM messages and their attributes, strict and lossless.
+//
+// decode(buffer) → XfrmMessage[] (a datagram may carry several messages, e.g. a multipart dump);
+// encode(message | message[]) → Buffer. Every decode failure is an XfrmDecodeError naming the byte offset and
+// the rule; an unknown message type or attribute is kept as raw bytes (nested attributes, flagged
+// NLA_F_NESTED, are decoded recursively), so encode(decode(b)) gives b back, apart from padding inside fixed
+// structures, which is normalised to zero (see structs.ts). Layouts are x86-64 (structs.ts).
+
+import { XfrmDecodeError } from './errors';
+import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
+import {
+  Reader,
+  Writer,
+  readLifetimeCur,
+  readUserAcquire,
+  readUserMapping,
+  readUserTmpl,
+  readUserpolicyId,
+  readUserpolicyInfo,
+  readUsersaId,
+  readUsersaInfo,
+  writeLifetimeCur,
+  writeUserAcquire,
+  writeUserMapping,
+  writeUserTmpl,
+  writeUserpolicyId,
+  writeUserpolicyInfo,
+  writeUsersaId,
+  writeUsersaInfo,
+  type XfrmLifetimeCur,
+  type XfrmUserAcquire,
+  type XfrmUserMapping,
+  type XfrmUserTmpl,
+  type XfrmUserpolicyId,
+  type XfrmUserpolicyInfo,
+  type XfrmUsersaId,
+  type XfrmUsersaInfo,
+} from './structs';
+
+const NLA_F_NESTED = 0x8000;
+const NLA_F_NET_BYTEORDER = 0x4000;
+const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
+
+// ---- attributes ----
+
+/** An algorithm attribute's key is non-enumerable: util.inspect and JSON never show it. */
+interface AlgBase {
+  name: string;
+  /** Key length in bits, as the kernel counts it (may be less than key.length * 8 only if the kernel says so). */
+  keyBits: number;
+  key: Uint8Array;
+}
+
+export type XfrmAttribute =
+  | ({ kind: 'algAuth' } & AlgBase)
+  | ({ kind: 'algCrypt' } & AlgBase)
+  | ({ kind: 'algComp' } & AlgBase)
+  | ({ kind: 'algAead'; icvBits: number } & AlgBase)
+  | ({ kind: 'algAuthTrunc'; truncBits: number } & AlgBase)
+  | { kind: 'encap'; encapType: number; sport: number; dport: number; oa: string }
+  | { kind: 'tmpl'; templates: XfrmUserTmpl[] }
+  | { kind: 'sa'; sa: XfrmUsersaInfo }
+  | { kind: 'policy'; policy: XfrmUserpolicyInfo }
+  | { kind: 'secCtx'; exttype: number; alg: number; doi: number; ctx: Uint8Array }
+  | { kind: 'ltimeVal'; cur: XfrmLifetimeCur }
+  | { kind: 'replayVal'; oseq: number; seq: number; bitmap: number }
+  | {
+      kind: 'replayEsnVal';
+      oseq: number;
+      seq: number;
+      oseqHi: number;
+      seqHi: number;
+      replayWindow: number;
+      bmp: number[];
+    }
+  | {
+      kind:
+        | 'replayThresh'
+        | 'etimerThresh'
+        | 'saExtraFlags'
+        | 'ifId'
+        | 'mtimerThresh'
+        | 'natKeepaliveInterval'
+        | 'tfcpad'
+        | 'setMark'
+        | 'setMarkMask'
+        | 'sadCnt';
+      value: number;
+    }
+  | { kind: 'proto' | 'saDir'; value: number }
+  | { kind: 'srcaddr' | 'coaddr'; address: string }
+  | { kind: 'lastused'; value: bigint }
+  | { kind: 'policyType'; ptype: number }
+  | { kind: 'mark'; value: number; mask: number }
+  | { kind: 'offloadDev'; ifindex: number; flags: number }
+  | { kind: 'sadHinfo'; count: number; max: number }
+  /** Any other attribute, kept as its bytes. `type` includes the NLA_F_* flag bits. */
+  | { kind: 'raw'; type: number; data: Uint8Array }
+  /** An attribute flagged NLA_F_NESTED that natt does not know: its inner attributes. `type` includes the flag. */
+  | { kind: 'nested'; type: number; attrs: XfrmAttribute[] };
+
+export type XfrmAttributeKind = XfrmAttribute['kind'];
+
+/** Attribute number spaces: the XFRMA_* one, and XFRMA_SAD_* used by NEWSADINFO. */
+type AttrSpace = 'xfrm' | 'sad';
+
+const u32Kinds: Record<number, XfrmAttributeKind> = {
+  [XFRMA.REPLAY_THRESH]: 'replayThresh',
+  [XFRMA.ETIMER_THRESH]: 'etimerThresh',
+  [XFRMA.SA_EXTRA_FLAGS]: 'saExtraFlags',
+  [XFRMA.IF_ID]: 'ifId',
+  [XFRMA.MTIMER_THRESH]: 'mtimerThresh',
+  [XFRMA.NAT_KEEPALIVE_INTERVAL]: 'natKeepaliveInterval',
+  [XFRMA.TFCPAD]: 'tfcpad',
+  [XFRMA.SET_MARK]: 'setMark',
+  [XFRMA.SET_MARK_MASK]: 'setMarkMask',
+};
+
+const kindToType: Record<string, number> = {
+  algAuth: XFRMA.ALG_AUTH,
+  algCrypt: XFRMA.ALG_CRYPT,
+  algComp: XFRMA.ALG_COMP,
+  algAead: XFRMA.ALG_AEAD,
+  algAuthTrunc: XFRMA.ALG_AUTH_TRUNC,
+  encap: XFRMA.ENCAP,
+  tmpl: XFRMA.TMPL,
+  sa: XFRMA.SA,
+  policy: XFRMA.POLICY,
+  secCtx: XFRMA.SEC_CTX,
+  ltimeVal: XFRMA.LTIME_VAL,
+  replayVal: XFRMA.REPLAY_VAL,
+  replayEsnVal: XFRMA.REPLAY_ESN_VAL,
+  proto: XFRMA.PROTO,
+  saDir: XFRMA.SA_DIR,
+  srcaddr: XFRMA.SRCADDR,
+  coaddr: XFRMA.COADDR,
+  lastused: XFRMA.LASTUSED,
+  policyType: XFRMA.POLICY_TYPE,
+  mark: XFRMA.MARK,
+  offloadDev: XFRMA.OFFLOAD_DEV,
+  sadCnt: XFRMA_SAD.CNT,
+  sadHinfo: XFRMA_SAD.HINFO,
+};
+for (const [t, k] of Object.entries(u32Kinds)) kindToType[k] = Number(t);
+
+function hideAlgKey<T extends { key: Uint8Array }>(a: T): T {
+  Object.defineProperty(a, 'key', { value: a.key, enumerable: false, writable: true, configurable: true });
+  return a;
+}
+
+/** Decode the attributes in [start, end) of `r`. `family` is the address family hint for xfrm_address_t. */
+function decodeAttrs(r: Reader, start: number, end: number, family: number, space: AttrSpace): XfrmAttribute[] {
+  const out: XfrmAttribute[] = [];
+  let o = start;
+  while (o < end) {
+    r.need(o, SIZE.nlattr, end, 'attribute header');
+    const len = r.u16(o);
+    const rawType = r.u16(o + 2);
+    if (len < SIZE.nlattr) throw new XfrmDecodeError(o, `nla_len ${len} is shorter than the 4-byte attribute header`);
+    if (o + len > end) throw new XfrmDecodeError(o, `nla_len ${len} runs past the end of its container (${end - o} bytes left)`);
+    const padded = (len + 3) & ~3;
+    if (o + padded > end) throw new XfrmDecodeError(o + len, 'attribute padding runs past the end of its container');
+    for (let i = o + len; i < o + padded; i++) {
+      if (r.buf[i] !== 0) throw new XfrmDecodeError(i, 'attribute alignment padding is not zero');
+    }
+    out.push(decodeAttr(r, o + 4, len - 4, rawType, family, space));
+    o += padded;
+  }
+  return out;
+}
+
+function exact(o: number, len: number, want: number, what: string): void {
+  if (len !== want) throw new XfrmDecodeError(o, `${what} must be ${want} bytes, is ${len}`);
+}
+
+function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: number, space: AttrSpace): XfrmAttribute {
+  if (rawType & NLA_F_NESTED) {
+    return { kind: 'nested', type: rawType, attrs: decodeAttrs(r, o, o + len, family, space) };
+  }
+  if (rawType & NLA_F_NET_BYTEORDER) return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
+  const type = rawType & NLA_TYPE_MASK;
+  if (space === 'sad') {
+    if (type === XFRMA_SAD.CNT) {
+      exact(o, len, 4, 'XFRMA_SAD_CNT');
+      return { kind: 'sadCnt', value: r.u32(o) };
+    }
+    if (type === XFRMA_SAD.HINFO) {
+      exact(o, len, 8, 'XFRMA_SAD_HINFO');
+      return { kind: 'sadHinfo', count: r.u32(o), max: r.u32(o + 4) };
+    }
+    return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
+  }
+  const u32kind = u32Kinds[type];
+  if (u32kind) {
+    exact(o, len, 4, u32kind);
+    return { kind: u32kind, value: r.u32(o) } as XfrmAttribute;
+  }
+  switch (type) {
+    case XFRMA.ALG_AUTH:
+    case XFRMA.ALG_CRYPT:
+    case XFRMA.ALG_COMP: {
+      const kind: 'algAuth' | 'algCrypt' | 'algComp' =
+        type === XFRMA.ALG_AUTH ? 'algAuth' : type === XFRMA.ALG_CRYPT ? 'algCrypt' : 'algComp';
+      r.need(o, SIZE.algo, o + len, 'struct xfrm_algo');
+      const name = r.cstring(o, 64, 'alg_name');
+      const keyBits = r.u32(o + 64);
+      const keyLen = (keyBits + 7) >>> 3;
+      exact(o, len, SIZE.algo + keyLen, `xfrm_algo with alg_key_len ${keyBits} bits`);
+      return hideAlgKey({ kind, name, keyBits, key: r.bytes(o + SIZE.algo, keyLen) });
+    }
+    case XFRMA.ALG_AEAD:
+    case XFRMA.ALG_AUTH_TRUNC: {
+      const what = type === XFRMA.ALG_AEAD ? 'struct xfrm_algo_aead' : 'struct xfrm_algo_auth';
+      r.need(o, SIZE.algoAead, o + len, what);
+      const name = r.cstring(o, 64, 'alg_name');
+      const keyBits = r.u32(o + 64);
+      const third = r.u32(o + 68);
+      const keyLen = (keyBits + 7) >>> 3;
+      exact(o, len, SIZE.algoAead + keyLen, `${what} with alg_key_len ${keyBits} bits`);
+      const key = r.bytes(o + SIZE.algoAead, keyLen);
+      return type === XFRMA.ALG_AEAD
+        ? hideAlgKey({ kind: 'algAead' as const, name, keyBits, icvBits: third, key })
+        : hideAlgKey({ kind: 'algAuthTrunc' as const, name, keyBits, truncBits: third, key });
+    }
+    case XFRMA.ENCAP:
+      exact(o, len, SIZE.encapTmpl, 'XFRMA_ENCAP (struct xfrm_encap_tmpl)');
+      return { kind: 'encap', encapType: r.u16(o), sport: r.be16(o + 2), dport: r.be16(o + 4), oa: r.address(o + 8, family) };
+    case XFRMA.TMPL: {
+      if (len % SIZE.userTmpl !== 0) {
+        throw new XfrmDecodeError(o, `XFRMA_TMPL length ${len} is not a multiple of 64 (struct xfrm_user_tmpl)`);
+      }
+      const templates: XfrmUserTmpl[] = [];
+      for (let i = 0; i < len; i += SIZE.userTmpl) templates.push(readUserTmpl(r, o + i));
+      return { kind: 'tmpl', templates };
+    }
+    case XFRMA.SA:
+      exact(o, len, SIZE.usersaInfo, 'XFRMA_SA (struct xfrm_usersa_info)');
+      return { kind: 'sa', sa: readUsersaInfo(r, o) };
+    case XFRMA.POLICY:
+      exact(o, len, SIZE.userpolicyInfo, 'XFRMA_POLICY (struct xfrm_userpolicy_info)');
+      return { kind: 'policy', policy: readUserpolicyInfo(r, o) };
+    case XFRMA.SEC_CTX: {
+      r.need(o, SIZE.secCtx, o + len, 'struct xfrm_user_sec_ctx');
+      const ctxLen = r.u16(o + 6);
+      const total = r.u16(o);
+      exact(o, len, SIZE.secCtx + ctxLen, `struct xfrm_user_sec_ctx with ctx_len ${ctxLen}`);
+      if (total !== len) throw new XfrmDecodeError(o, `xfrm_user_sec_ctx.len ${total} differs from the attribute's ${len}`);
+      return { kind: 'secCtx', exttype: r.u16(o + 2), alg: r.u8(o + 4), doi: r.u8(o + 5), ctx: r.bytes(o + 8, ctxLen) };
+    }
+    case XFRMA.LTIME_VAL:
+      exact(o, len, SIZE.lifetimeCur, 'XFRMA_LTIME_VAL (struct xfrm_lifetime_cur)');
+      return { kind: 'ltimeVal', cur: readLifetimeCur(r, o) };
+    case XFRMA.REPLAY_VAL:
+      exact(o, len, SIZE.replayState, 'XFRMA_REPLAY_VAL (struct xfrm_replay_state)');
+      return { kind: 'replayVal', oseq: r.u32(o), seq: r.u32(o + 4), bitmap: r.u32(o + 8) };
+    case XFRMA.REPLAY_ESN_VAL: {
+      r.need(o, SIZE.replayStateEsn, o + len, 'struct xfrm_replay_state_esn');
+      const bmpLen = r.u32(o);
+      if (bmpLen > 0x10000) throw new XfrmDecodeError(o, `bmp_len ${bmpLen} is larger than any replay window`);
+      exact(o, len, SIZE.replayStateEsn + 4 * bmpLen, `struct xfrm_replay_state_esn with bmp_len ${bmpLen}`);
+      const bmp: number[] = [];
+      for (let i = 0; i < bmpLen; i++) bmp.push(r.u32(o + 24 + 4 * i));
+      return {
+        kind: 'replayEsnVal',
+        oseq: r.u32(o + 4),
+        seq: r.u32(o + 8),
+        oseqHi: r.u32(o + 12),
+        seqHi: r.u32(o + 16),
+        replayWindow: r.u32(o + 20),
+        bmp,
+      };
+    }
+    case XFRMA.PROTO:
+      exact(o, len, 1, 'XFRMA_PROTO');
+      return { kind: 'proto', value: r.u8(o) };
+    case XFRMA.SA_DIR:
+      exact(o, len, 1, 'XFRMA_SA_DIR');
+      return { kind: 'saDir', value: r.u8(o) };
+    case XFRMA.SRCADDR:
+    case XFRMA.COADDR:
+      exact(o, len, 16, 'xfrm_address_t');
+      return { kind: type === XFRMA.SRCADDR ? 'srcaddr' : 'coaddr', address: r.address(o, family) };
+    case XFRMA.LASTUSED:
+      exact(o, len, 8, 'XFRMA_LASTUSED');
+      return { kind: 'lastused', value: r.u64(o) };
+    case XFRMA.POLICY_TYPE:
+      exact(o, len, SIZE.userpolicyType, 'XFRMA_POLICY_TYPE (struct xfrm_userpolicy_type)');
+      return { kind: 'policyType', ptype: r.u8(o) };
+    case XFRMA.MARK:
+      exact(o, len, SIZE.mark, 'XFRMA_MARK (struct xfrm_mark)');
+      return { kind: 'mark', value: r.u32(o), mask: r.u32(o + 4) };
+    case XFRMA.OFFLOAD_DEV:
+      exact(o, len, SIZE.userOffload, 'XFRMA_OFFLOAD_DEV (struct xfrm_user_offload)');
+      return { kind: 'offloadDev', ifindex: r.i32(o), flags: r.u8(o + 4) };
+    default:
+      return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
+  }
+}
+
+function encodeAttrs(w: Writer, attrs: readonly XfrmAttribute[]): void {
+  for (const a of attrs) encodeAttr(w, a);
+}
+
+function encodeAttr(w: Writer, a: XfrmAttribute): void {
+  w.align4();
+  const at = w.reserve(4);
+  const type = a.kind === 'raw' || a.kind === 'nested' ? a.type : kindToType[a.kind];
+  if (type === undefined) throw new TypeError(`option "attrs" holds an unknown attribute kind ${JSON.stringify((a as { kind: unknown }).kind)}`);
+  switch (a.kind) {
+    case 'algAuth':
+    case 'algCrypt':
+    case 'algComp': {
+      const o = w.reserve(SIZE.algo + a.key.length);
+      w.cstring(o, a.name, 64, 'name');
+      w.u32(o + 64, a.keyBits);
+      w.bytes(o + SIZE.algo, a.key);
+      break;
+    }
+    case 'algAead':
+    case 'algAuthTrunc': {
+      const o = w.reserve(SIZE.algoAead + a.key.length);
+      w.cstring(o, a.name, 64, 'name');
+      w.u32(o + 64, a.keyBits);
+      w.u32(o + 68, a.kind === 'algAead' ? a.icvBits : a.truncBits);
+      w.bytes(o + SIZE.algoAead, a.key);
+      break;
+    }
+    case 'encap': {
+      const o = w.reserve(SIZE.encapTmpl);
+      w.u16(o, a.encapType);
+      w.be16(o + 2, a.sport);
+      w.be16(o + 4, a.dport);
+      w.address(o + 8, a.oa, 'encap.oa');
+      break;
+    }
+    case 'tmpl': {
+      for (const t of a.templates) writeUserTmpl(w, w.reserve(SIZE.userTmpl), t);
+      break;
+    }
+    case 'sa':
+      writeUsersaInfo(w, w.reserve(SIZE.usersaInfo), a.sa);
+      break;
+    case 'policy':
+      writeUserpolicyInfo(w, w.reserve(SIZE.userpolicyInfo), a.policy);
+      break;
+    case 'secCtx': {
+      const o = w.reserve(SIZE.secCtx + a.ctx.length);
+      w.u16(o, SIZE.secCtx + a.ctx.length);
+      w.u16(o + 2, a.exttype);
+      w.u8(o + 4, a.alg);
+      w.u8(o + 5, a.doi);
+      w.u16(o + 6, a.ctx.length);
+      w.bytes(o + 8, a.ctx);
+      break;
+    }
+    case 'ltimeVal':
+      writeLifetimeCur(w, w.reserve(SIZE.lifetimeCur), a.cur);
+      break;
+    case 'replayVal': {
+      const o = w.reserve(SIZE.replayState);
+      w.u32(o, a.oseq);
+      w.u32(o + 4, a.seq);
+      w.u32(o + 8, a.bitmap);
+      break;
+    }
+    case 'replayEsnVal': {
+      const o = w.reserve(SIZE.replayStateEsn + 4 * a.bmp.length);
+      w.u32(o, a.bmp.length);
+      w.u32(o + 4, a.oseq);
+      w.u32(o + 8, a.seq);
+      w.u32(o + 12, a.oseqHi);
+      w.u32(o + 16, a.seqHi);
+      w.u32(o + 20, a.replayWindow);
+      for (let i = 0; i < a.bmp.length; i++) w.u32(o + 24 + 4 * i, a.bmp[i]);
+      break;
+    }
+    case 'proto':
+    case 'saDir':
+      w.u8(w.reserve(1), a.value);
+      break;
+    case 'srcaddr':
+    case 'coaddr':
+      w.address(w.reserve(16), a.address, a.kind);
+      break;
+    case 'lastused':
+      w.u64(w.reserve(8), a.value);
+      break;
+    case 'policyType':
+      w.u8(w.reserve(SIZE.userpolicyType), a.ptype);
+      break;
+    case 'mark': {
+      const o = w.reserve(8);
+      w.u32(o, a.value);
+      w.u32(o + 4, a.mask);
+      break;
+    }
+    case 'offloadDev': {
+      const o = w.reserve(SIZE.userOffload);
+      w.i32(o, a.ifindex);
+      w.u8(o + 4, a.flags);
+      break;
+    }
+    case 'sadHinfo': {
+      const o = w.reserve(8);
+      w.u32(o, a.count);
+      w.u32(o + 4, a.max);
+      break;
+    }
+    case 'raw':
+      w.bytes(w.reserve(a.data.length), a.data);
+      break;
+    case 'nested':
+      encodeAttrs(w, a.attrs);
+      break;
+    default:
+      w.u32(w.reserve(4), a.value);
+  }
+  const len = w.len - at;
+  if (len > 0xffff) throw new RangeError(`option "attrs": attribute ${type} is ${len} bytes, more than nla_len can say`);
+  w.u16(at, len);
+  w.u16(at + 2, type);
+  w.align4();
+}
+
+// ---- messages ----
+
+/** Header fields every message has. On encode they default to 0. */
+export interface NlHeaderFields {
+  flags?: number;
+  seq?: number;
+  pid?: number;
+}
+
+export type XfrmMessage = NlHeaderFields &
+  (
+    | {
+        type: 'error';
+        /** 0 for an ACK, else a negative errno. */
+        error: number;
+        /** The header of the request this answers. */
+        request: { len: number; type: number; flags: number; seq: number; pid: number };
+        /** What follows: the request's payload, or extended-ACK attributes (kept raw). */
+        data: Uint8Array;
+      }
+    | { type: 'done' | 'noop' | 'overrun'; data: Uint8Array }
+    | { type: 'newsa' | 'updsa'; sa: XfrmUsersaInfo; attrs: XfrmAttribute[] }
+    | { type: 'delsa' | 'getsa'; id: XfrmUsersaId; attrs: XfrmAttribute[] }
+    /** A dump request (flags include NLM_F_DUMP): attributes only (XFRMA_PROTO, XFRMA_ADDRESS_FILTER). */
+    | { type: 'getsaDump' | 'getpolicyDump'; attrs: XfrmAttribute[] }
+    | { type: 'allocspi'; sa: XfrmUsersaInfo; min: number; max: number; attrs: XfrmAttribute[] }
+    | { type: 'flushsa'; proto: number; attrs: XfrmAttribute[] }
+    | { type: 'newpolicy' | 'updpolicy'; policy: XfrmUserpolicyInfo; attrs: XfrmAttribute[] }
+    | { type: 'delpolicy' | 'getpolicy'; id: XfrmUserpolicyId; attrs: XfrmAttribute[] }
+    | { type: 'flushpolicy'; attrs: XfrmAttribute[] }
+    | { type: 'getsadinfo'; sadFlags: number }
+    | { type: 'newsadinfo'; sadFlags: number; attrs: XfrmAttribute[] }
+    | { type: 'acquire'; acquire: XfrmUserAcquire; attrs: XfrmAttribute[] }
+    | { type: 'expire'; sa: XfrmUsersaInfo; hard: boolean; attrs: XfrmAttribute[] }
+    | { type: 'polexpire'; policy: XfrmUserpolicyInfo; hard: boolean; attrs: XfrmAttribute[] }
+    | { type: 'mapping'; mapping: XfrmUserMapping; attrs: XfrmAttribute[] }
+    /** Any other nlmsg_type, kept as its payload bytes. */
+    | { type: number; data: Uint8Array }
+  );
+
+export type XfrmMessageType = Exclude<XfrmMessage['type'], number>;
+
+const typeNumbers: Record<XfrmMessageType, number> = {
+  error: NLMSG.ERROR,
+  done: NLMSG.DONE,
+  noop: NLMSG.NOOP,
+  overrun: NLMSG.OVERRUN,
+  newsa: XFRM_MSG.NEWSA,
+  updsa: XFRM_MSG.UPDSA,
+  delsa: XFRM_MSG.DELSA,
+  getsa: XFRM_MSG.GETSA,
+  getsaDump: XFRM_MSG.GETSA,
+  getpolicyDump: XFRM_MSG.GETPOLICY,
+  allocspi: XFRM_MSG.ALLOCSPI,
+  flushsa: XFRM_MSG.FLUSHSA,
+  newpolicy: XFRM_MSG.NEWPOLICY,
+  updpolicy: XFRM_MSG.UPDPOLICY,
+  delpolicy: XFRM_MSG.DELPOLICY,
+  getpolicy: XFRM_MSG.GETPOLICY,
+  flushpolicy: XFRM_MSG.FLUSHPOLICY,
+  getsadinfo: XFRM_MSG.GETSADINFO,
+  newsadinfo: XFRM_MSG.NEWSADINFO,
+  acquire: XFRM_MSG.ACQUIRE,
+  expire: XFRM_MSG.EXPIRE,
+  polexpire: XFRM_MSG.POLEXPIRE,
+  mapping: XFRM_MSG.MAPPING,
+};
+
+/** The nlmsg_type number of a message. */
+export function messageTypeNumber(m: XfrmMessage): number {
+  return typeof m.type === 'number' ? m.type : typeNumbers[m.type];
+}
+
+/** Fixed part (bytes) and the family hint for attributes, per message type; a fixed part of 1 is padded to 4. */
+function fixedSize(type: number, dump: boolean): number | undefined {
+  switch (type) {
+    case XFRM_MSG.NEWSA:
+    case XFRM_MSG.UPDSA:
+      return SIZE.usersaInfo;
+    case XFRM_MSG.DELSA:
+      return SIZE.usersaId;
+    case XFRM_MSG.GETSA:
+      return dump ? 0 : SIZE.usersaId;
+    case XFRM_MSG.ALLOCSPI:
+      return SIZE.userspiInfo;
+    case XFRM_MSG.FLUSHSA:
+      return 4;
+    case XFRM_MSG.NEWPOLICY:
+    case XFRM_MSG.UPDPOLICY:
+      return SIZE.userpolicyInfo;
+    case XFRM_MSG.DELPOLICY:
+      return SIZE.userpolicyId;
+    case XFRM_MSG.GETPOLICY:
+      return dump ? 0 : SIZE.userpolicyId;
+    case XFRM_MSG.FLUSHPOLICY:
+      return 0;
+    case XFRM_MSG.GETSADINFO:
+    case XFRM_MSG.NEWSADINFO:
+      return 4;
+    case XFRM_MSG.ACQUIRE:
+      return SIZE.userAcquire;
+    case XFRM_MSG.EXPIRE:
+      return SIZE.userExpire;
+    case XFRM_MSG.POLEXPIRE:
+      return SIZE.userPolexpire;
+    case XFRM_MSG.MAPPING:
+      return SIZE.userMapping;
+    default:
+      return undefined;
+  }
+}
+
+function isDump(type: number, flags: number): boolean {
+  return (type === XFRM_MSG.GETSA || type === XFRM_MSG.GETPOLICY) && (flags & NLM_F.DUMP) === NLM_F.DUMP;
+}
+
+function checkHardByte(r: Reader, o: number): boolean {
+  const v = r.u8(o);
+  if (v > 1) throw new XfrmDecodeError(o, `"hard" must be 0 or 1, is ${v}`);
+  return v === 1;
+}
+
+/** Decode every netlink message in `buffer`. Throws only XfrmDecodeError. */
+export function decode(buffer: Uint8Array): XfrmMessage[] {
+  if (!(buffer instanceof Uint8Array)) throw new XfrmDecodeError(0, 'input is not a Uint8Array');
+  const r = new Reader(buffer);
+  const out: XfrmMessage[] = [];
+  let o = 0;
+  const end = buffer.length;
+  if (end === 0) throw new XfrmDecodeError(0, 'empty buffer: no nlmsghdr');
+  while (o < end) {
+    r.need(o, SIZE.nlmsghdr, end, 'nlmsghdr');
+    const len = r.u32(o);
+    if (len < SIZE.nlmsghdr) throw new XfrmDecodeError(o, `nlmsg_len ${len} is shorter than the 16-byte header`);
+    if (len > end - o) throw new XfrmDecodeError(o, `nlmsg_len ${len} runs past the end of the buffer (${end - o} bytes left)`);
+    if (len & 3) throw new XfrmDecodeError(o, `nlmsg_len ${len} is not a multiple of 4`);
+    out.push(decodeMessage(r, o, len));
+    o += len;
+  }
+  return out;
+}
+
+function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
+  const type = r.u16(o + 4);
+  const hdr = { flags: r.u16(o + 6), seq: r.u32(o + 8), pid: r.u32(o + 12) };
+  const p = o + SIZE.nlmsghdr;
+  const end = o + len;
+  const plen = len - SIZE.nlmsghdr;
+  switch (type) {
+    case NLMSG.ERROR: {
+      r.need(p, SIZE.nlmsgerr, end, 'struct nlmsgerr');
+      const error = r.i32(p);
+      if (error > 0) throw new XfrmDecodeError(p, `nlmsgerr.error ${error} is positive (must be 0 or a negative errno)`);
+      const q = p + 4;
+      const request = { len: r.u32(q), type: r.u16(q + 4), flags: r.u16(q + 6), seq: r.u32(q + 8), pid: r.u32(q + 12) };
+      return { type: 'error', ...hdr, error, request, data: r.bytes(p + SIZE.nlmsgerr, end - p - SIZE.nlmsgerr) };
+    }
+    case NLMSG.DONE:
+      return { type: 'done', ...hdr, data: r.bytes(p, plen) };
+    case NLMSG.NOOP:
+      return { type: 'noop', ...hdr, data: r.bytes(p, plen) };
+    case NLMSG.OVERRUN:
+      return { type: 'overrun', ...hdr, data: r.bytes(p, plen) };
+  }
+  const dump = isDump(type, hdr.flags);
+  const fixed = fixedSize(type, dump);
+  if (fixed === undefined) return { type, ...hdr, data: r.bytes(p, plen) };
+  r.need(p, fixed, end, `the fixed part of ${type === XFRM_MSG.GETSA ? 'XFRM_MSG_GETSA' : `message type ${type}`}`);
+  const a = p + fixed;
+  switch (type) {
+    case XFRM_MSG.NEWSA:
+    case XFRM_MSG.UPDSA: {
+      const sa = readUsersaInfo(r, p);
+      return { type: type === XFRM_MSG.NEWSA ? 'newsa' : 'updsa', ...hdr, sa, attrs: decodeAttrs(r, a, end, sa.family, 'xfrm') };
+    }
+    case XFRM_MSG.DELSA:
+    case XFRM_MSG.GETSA: {
+      if (dump) return { type: 'getsaDump', ...hdr, attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
+      const id = readUsersaId(r, p);
+      return { type: type === XFRM_MSG.DELSA ? 'delsa' : 'getsa', ...hdr, id, attrs: decodeAttrs(r, a, end, id.family, 'xfrm') };
+    }
+    case XFRM_MSG.ALLOCSPI: {
+      const sa = readUsersaInfo(r, p);
+      return { type: 'allocspi', ...hdr, sa, min: r.u32(p + 224), max: r.u32(p + 228), attrs: decodeAttrs(r, a, end, sa.family, 'xfrm') };
+    }
+    case XFRM_MSG.FLUSHSA:
+      for (let i = p + 1; i < p + 4; i++) if (r.u8(i) !== 0) throw new XfrmDecodeError(i, 'padding after xfrm_usersa_flush is not zero');
+      return { type: 'flushsa', ...hdr, proto: r.u8(p), attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
+    case XFRM_MSG.NEWPOLICY:
+    case XFRM_MSG.UPDPOLICY: {
+      const policy = readUserpolicyInfo(r, p);
+      const t = type === XFRM_MSG.NEWPOLICY ? 'newpolicy' : 'updpolicy';
+      return { type: t, ...hdr, policy, attrs: decodeAttrs(r, a, end, policy.sel.family, 'xfrm') };
+    }
+    case XFRM_MSG.DELPOLICY:
+    case XFRM_MSG.GETPOLICY: {
+      if (dump) return { type: 'getpolicyDump', ...hdr, attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
+      const id = readUserpolicyId(r, p);
+      const t = type === XFRM_MSG.DELPOLICY ? 'delpolicy' : 'getpolicy';
+      return { type: t, ...hdr, id, attrs: decodeAttrs(r, a, end, id.sel.family, 'xfrm') };
+    }
+    case XFRM_MSG.FLUSHPOLICY:
+      return { type: 'flushpolicy', ...hdr, attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
+    case XFRM_MSG.GETSADINFO:
+      if (plen !== 4) throw new XfrmDecodeError(p, `XFRM_MSG_GETSADINFO carries exactly a u32, has ${plen} bytes`);
+      return { type: 'getsadinfo', ...hdr, sadFlags: r.u32(p) };
+    case XFRM_MSG.NEWSADINFO:
+      return { type: 'newsadinfo', ...hdr, sadFlags: r.u32(p), attrs: decodeAttrs(r, a, end, 0, 'sad') };
+    case XFRM_MSG.ACQUIRE: {
+      const acquire = readUserAcquire(r, p);
+      return { type: 'acquire', ...hdr, acquire, attrs: decodeAttrs(r, a, end, acquire.sel.family, 'xfrm') };
+    }
+    case XFRM_MSG.EXPIRE: {
+      const sa = readUsersaInfo(r, p);
+      const hard = checkHardByte(r, p + 224);
+      return { type: 'expire', ...hdr, sa, hard, attrs: decodeAttrs(r, a, end, sa.family, 'xfrm') };
+    }
+    case XFRM_MSG.POLEXPIRE: {
+      const policy = readUserpolicyInfo(r, p);
+      const hard = checkHardByte(r, p + 168);
+      return { type: 'polexpire', ...hdr, policy, hard, attrs: decodeAttrs(r, a, end, policy.sel.family, 'xfrm') };
+    }
+    default: {
+      const mapping = readUserMapping(r, p);
+      return { type: 'mapping', ...hdr, mapping, attrs: decodeAttrs(r, a, end, mapping.id.family, 'xfrm') };
+    }
+  }
+}
+
+/** Encode one message or several (concatenated, each 4-byte aligned) into one buffer. */
+export function encode(messages: XfrmMessage | readonly XfrmMessage[]): Buffer {
+  const w = new Writer();
+  const list = Array.isArray(messages) ? messages : [messages as XfrmMessage];
+  for (const m of list) encodeMessage(w, m);
+  return w.result();
+}
+
+function encodeMessage(w: Writer, m: XfrmMessage): void {
+  if (m === null || typeof m !== 'object') throw new TypeError('option "message" must be an object');
+  const at = w.reserve(SIZE.nlmsghdr);
+  const type = messageTypeNumber(m);
+  if (!Number.isInteger(type) || type < 0 || type > 0xffff) throw new RangeError(`option "type" must be a message type, got ${String(m.type)}`);
+  let flags = m.flags ?? 0;
+  if (m.type === 'getsaDump' || m.type === 'getpolicyDump') flags |= NLM_F.DUMP;
+  switch (m.type) {
+    case 'error': {
+      const o = w.reserve(SIZE.nlmsgerr);
+      w.i32(o, m.error);
+      w.u32(o + 4, m.request.len);
+      w.u16(o + 8, m.request.type);
+      w.u16(o + 10, m.request.flags);
+      w.u32(o + 12, m.request.seq);
+      w.u32(o + 16, m.request.pid);
+      w.bytes(w.reserve(m.data.length), m.data);
+      break;
+    }
+    case 'done':
+    case 'noop':
+    case 'overrun':
+      w.bytes(w.reserve(m.data.length), m.data);
+      break;
+    case 'newsa':
+    case 'updsa':
+      writeUsersaInfo(w, w.reserve(SIZE.usersaInfo), m.sa);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'delsa':
+    case 'getsa':
+      writeUsersaId(w, w.reserve(SIZE.usersaId), m.id);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'getsaDump':
+    case 'getpolicyDump':
+    case 'flushpolicy':
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'allocspi': {
+      const o = w.reserve(SIZE.userspiInfo);
+      writeUsersaInfo(w, o, m.sa);
+      w.u32(o + 224, m.min);
+      w.u32(o + 228, m.max);
+      encodeAttrs(w, m.attrs);
+      break;
+    }
+    case 'flushsa':
+      w.u8(w.reserve(4), m.proto);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'newpolicy':
+    case 'updpolicy':
+      writeUserpolicyInfo(w, w.reserve(SIZE.userpolicyInfo), m.policy);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'delpolicy':
+    case 'getpolicy':
+      writeUserpolicyId(w, w.reserve(SIZE.userpolicyId), m.id);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'getsadinfo':
+      w.u32(w.reserve(4), m.sadFlags);
+      break;
+    case 'newsadinfo':
+      w.u32(w.reserve(4), m.sadFlags);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'acquire':
+      writeUserAcquire(w, w.reserve(SIZE.userAcquire), m.acquire);
+      encodeAttrs(w, m.attrs);
+      break;
+    case 'expire': {
+      const o = w.reserve(SIZE.userExpire);
+      writeUsersaInfo(w, o, m.sa);
+      w.u8(o + 224, m.hard ? 1 : 0);
+      encodeAttrs(w, m.attrs);
+      break;
+    }
+    case 'polexpire': {
+      const o = w.reserve(SIZE.userPolexpire);
+      writeUserpolicyInfo(w, o, m.policy);
+      w.u8(o + 168, m.hard ? 1 : 0);
+      encodeAttrs(w, m.attrs);
+      break;
+    }
+    case 'mapping':
+      writeUserMapping(w, w.reserve(SIZE.userMapping), m.mapping);
+      encodeAttrs(w, m.attrs);
+      break;
+    default:
+      w.bytes(w.reserve(m.data.length), m.data);
+  }
+  w.align4();
+  w.u32(at, w.len - at);
+  w.u16(at + 4, type);
+  w.u16(at + 6, flags);
+  w.u32(at + 8, m.seq ?? 0);
+  w.u32(at + 12, m.pid ?? 0);
+}
+
+/** The first attribute of a kind, typed. */
+export function findAttr<K extends XfrmAttributeKind>(
+  attrs: readonly XfrmAttribute[],
+  kind: K,
+): (XfrmAttribute & { kind: K }) | undefined {
+  for (const a of attrs) if (a.kind === kind) return a as XfrmAttribute & { kind: K };
+  return undefined;
+}
