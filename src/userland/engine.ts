@@ -397,26 +397,29 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
 
   /**
    * Send a keepalive to each NAT-T peer of an outbound SA that no ESP went to during the last interval. An SA is
-   * inbound when it has opened packets or its destination is the socket's own address.
+   * inbound when it only ever opened packets, or when its destination is this socket (its address, or any address
+   * when bound to the unspecified one, and its port).
    */
   #keepalives(): void {
     const now = Date.now();
-    let local = '';
+    let local: { address: string; port: number };
     try {
-      local = this.socket.address().address;
+      local = this.socket.address();
     } catch {
       return; // socket closed
     }
+    const anyAddr = local.address === '0.0.0.0' || local.address === '::';
     const last = new Map<string, { address: string; port: number; lastOut: number }>();
     for (const e of this.sadb.entries()) {
-      if (!e.usable || !e.sa.natt || e.lastIn > 0 || sameAddress(e.sa.dst, local)) continue;
+      if (!e.usable || !e.sa.natt || (e.lastIn > 0 && e.lastOut === 0)) continue;
+      if (e.sa.natt.dport === local.port && (anyAddr || sameAddress(e.sa.dst, local.address))) continue; // inbound
       const k = `${e.peer.address}|${e.peer.port}`;
       const d = last.get(k);
       if (d) d.lastOut = Math.max(d.lastOut, e.lastOut);
       else last.set(k, { address: e.peer.address, port: e.peer.port, lastOut: e.lastOut });
     }
     for (const d of last.values()) {
-      if (now - d.lastOut < this.#keepaliveMs) continue;
+      if (now - d.lastOut <= this.#keepaliveMs) continue; // ESP went there within the interval
       try {
         this.socket.sendKeepalive(d.port, d.address);
         this.#t.keepalivesSent++;

@@ -1,6 +1,6 @@
 // UserlandEngine on loopback: two endpoints in tunnel and transport mode, IPv4 and IPv6, policy outcomes, NAT mapping.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NattSocket } from '../../src/natt/socket';
 import { UserlandEngine, type RemoteInfo } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
@@ -115,6 +115,29 @@ describe('policy outcomes and counters', () => {
     expect(a.engine.send(buildUdpPacket('10.3.0.1', 1, '10.9.0.1', 2, Buffer.alloc(4)))).toBe('bypass');
     expect(a.engine.send(Buffer.from([0x45, 0, 0]))).toBe('dropped');
     expect(a.engine.stats()).toMatchObject({ OutNoStates: 2, OutPolBlock: 1, OutPolError: 1 });
+    // The IKE daemon answers the acquire with an SA: the next packet goes out.
+    await a.db.add({
+      src: '127.0.0.1',
+      dst: '127.0.0.2',
+      spi: 0x777,
+      mode: 'tunnel',
+      encryption: { algorithm: 'aes-gcm-16', key: GCM_KEY_AB },
+      natt: { type: 'espinudp', sport: 4500, dport: 4500 },
+    });
+    expect(a.engine.send(p)).toBe('sent');
+  });
+
+  it('the lowest priority value wins among overlapping policies', async () => {
+    const { a } = await pair(4, 'tunnel');
+    const inner = buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 53, Buffer.from('x'));
+    expect(a.engine.send(inner)).toBe('sent');
+    await a.db.spdAdd({ selector: { src: '10.1.0.0/24', dst: '10.2.0.7', proto: 17, dport: 53 }, direction: 'out', action: 'discard', priority: 10 });
+    expect(a.engine.send(inner)).toBe('sent'); // the ipsec policy has priority 0
+    await a.db.spdUpdate({ selector: { src: '10.1.0.0/24', dst: '10.2.0.7', proto: 17, dport: 53 }, direction: 'out', action: 'discard', priority: 0 });
+    const p2 = await a.db.spdGet({ selector: { src: '10.1.0.0/16', dst: '10.2.0.0/16' }, direction: 'out' });
+    await a.db.spdUpdate({ ...p2, priority: 5 });
+    expect(a.engine.send(inner)).toBe('blocked');
+    expect(a.engine.send(buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 54, Buffer.from('x')))).toBe('sent');
   });
 
   it('inbound: tunnel packet with no inbound policy → InNoPols; discard → InPolBlock; replay → InStateSeqError', async () => {
@@ -187,6 +210,24 @@ describe('NAT-T peer learning and keepalives', () => {
     expect(maps).toHaveLength(0);
     expect(b.engine.stats().InStateProtoError).toBe(1);
     void a;
+  });
+
+  it('keepalives every 20 s by default (fake interval timers), not while ESP flows', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const { a } = await pair(4, 'tunnel');
+      vi.advanceTimersByTime(19_999);
+      expect(a.engine.traffic().keepalivesSent).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(a.engine.traffic().keepalivesSent).toBe(1); // one peer (B), via the outbound SA
+      a.engine.send(buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 2, Buffer.from('x')));
+      vi.advanceTimersByTime(20_000);
+      expect(a.engine.traffic().keepalivesSent).toBe(1); // ESP went to B during the interval
+      vi.advanceTimersByTime(20_000);
+      expect(a.engine.traffic().keepalivesSent).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keepalives go to each NAT-T peer while no ESP flows', async () => {

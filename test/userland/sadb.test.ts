@@ -2,7 +2,7 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { inspect } from 'node:util';
-import { openSadb } from '../../src/sadb/open';
+import { chooseSadbBackend, openSadb } from '../../src/sadb/open';
 import { UserlandSadb } from '../../src/userland/sadb';
 import type { ExpireEvent, SecurityAssociation } from '../../src/sadb/types';
 
@@ -31,6 +31,15 @@ describe('UserlandSadb: SAs', () => {
     const db = await openSadb({ backend: 'userland' });
     expect(db).toBeInstanceOf(UserlandSadb);
     expect(db.backend).toBe('userland');
+    await db.close();
+  });
+
+  const auto = chooseSadbBackend();
+  it.runIf(auto.backend === 'userland')(`openSadb({ backend: 'auto' }) gives the userland database here (${auto.reason})`, async () => {
+    const db = await openSadb({});
+    expect(db).toBeInstanceOf(UserlandSadb);
+    await db.add(sa());
+    expect((await db.get(sa())).state).toBe('mature');
     await db.close();
   });
 
