@@ -79,7 +79,8 @@ export interface EspSealOptions {
    *  (unique per key, RFC 4106 §3.1), random for CBC (RFC 3602 §2.1). Give it only for test vectors. */
   iv?: Uint8Array;
   /** Sequence number for this packet (a number, or a bigint with all 64 bits under ESN) instead of the SA's
-   *  own counter, which it does not advance. Only for test vectors and replay tests. */
+   *  own counter, which it does not advance. Only for test vectors and replay tests: an AEAD's default IV is the
+   *  sequence number, so sealing two different payloads with the same `seq` and no `iv` reuses a GCM/ChaCha nonce. */
   seq?: number | bigint;
   /** Pad Length to use (default the minimum). Must keep the alignment and be ≤ 255 (for vectors, TFC). */
   padLength?: number;
