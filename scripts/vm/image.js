@@ -67,8 +67,19 @@ function ensureHostTools(log) {
 
 /** The kernel package the meta package depends on, downloaded and unpacked once. */
 function fetchKernel(log) {
-  const deps = sh('apt-cache', ['depends', KERNEL_META]);
-  const m = /Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)/.exec(deps);
+  const depends = () => {
+    try {
+      return /Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)/.exec(sh('apt-cache', ['depends', KERNEL_META]));
+    } catch {
+      return null;
+    }
+  };
+  let m = depends();
+  if (!m) {
+    log('apt-get update (no package lists name the kernel yet)');
+    sh('apt-get', ['update', '-q']);
+    m = depends();
+  }
   if (!m) throw new Error(`cannot find the versioned kernel package of ${KERNEL_META} (apt-get update?)`);
   const pkg = m[1];
   const dir = path.join(CACHE, pkg);

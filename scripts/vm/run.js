@@ -67,7 +67,8 @@ async function main() {
   const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=4', `natt.ctl=${ctlPort}`, `natt.fwd=${fwdPort}`];
   if (filter) append.push(`natt.filter=${filter}`);
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-m', '2G', '-smp', '2', '-nographic', '-no-reboot',
+    // NATT_VM_ACCEL=kvm where KVM works (it hangs at boot on the dev hosts, so TCG is the default)
+    '-accel', process.env.NATT_VM_ACCEL || 'tcg', '-cpu', 'max', '-m', '2G', '-smp', '2', '-nographic', '-no-reboot',
     '-kernel', image.kernel, '-initrd', image.initrd, '-append', append.join(' '),
     '-netdev', `user,id=n0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=udp:127.0.0.1:${fwdPort}-:4500`,
     '-device', 'virtio-net-pci,netdev=n0',

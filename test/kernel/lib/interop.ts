@@ -26,6 +26,7 @@ const H_PORT = 7000; // the inner UDP port on the host side
 export interface Installer {
   label: string;
   addSa(sa: SecurityAssociation): Promise<void>;
+  updateSa(sa: SecurityAssociation): Promise<void>;
   addPolicy(p: SecurityPolicy): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,16 +40,18 @@ const XFRM_ALG: Record<string, (key: Uint8Array) => string[]> = {
 };
 
 function ipXfrmInstaller(why: string): Installer {
+  const state = (verb: 'add' | 'update', sa: SecurityAssociation): void => {
+    const args = ['xfrm', 'state', verb, 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', String(sa.spi)];
+    args.push('mode', sa.mode ?? 'transport', 'reqid', String(sa.reqid ?? 0), 'replay-window', String(sa.replayWindow ?? 32));
+    args.push(...XFRM_ALG[sa.encryption!.algorithm](sa.encryption!.key));
+    if (sa.integrity && sa.integrity.algorithm !== 'none') args.push(...XFRM_ALG[sa.integrity.algorithm](sa.integrity.key));
+    if (sa.natt) args.push('encap', 'espinudp', String(sa.natt.sport), String(sa.natt.dport), '0.0.0.0');
+    ip(...args);
+  };
   return {
     label: `SAs via ip xfrm: ${why}`,
-    async addSa(sa) {
-      const args = ['xfrm', 'state', 'add', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', String(sa.spi)];
-      args.push('mode', sa.mode ?? 'transport', 'reqid', String(sa.reqid ?? 0), 'replay-window', String(sa.replayWindow ?? 32));
-      args.push(...XFRM_ALG[sa.encryption!.algorithm](sa.encryption!.key));
-      if (sa.integrity && sa.integrity.algorithm !== 'none') args.push(...XFRM_ALG[sa.integrity.algorithm](sa.integrity.key));
-      if (sa.natt) args.push('encap', 'espinudp', String(sa.natt.sport), String(sa.natt.dport), '0.0.0.0');
-      ip(...args);
-    },
+    addSa: async (sa) => state('add', sa),
+    updateSa: async (sa) => state('update', sa),
     async addPolicy(p) {
       const s = p.selector;
       const args = ['xfrm', 'policy', 'add', 'src', s.src, 'dst', s.dst];
@@ -71,6 +74,7 @@ function sadbInstaller(sadb: Sadb): Installer {
   return {
     label: `SAs via natt's ${sadb.backend} client`,
     addSa: (sa) => sadb.add(sa),
+    updateSa: (sa) => sadb.update(sa),
     addPolicy: async (p) => void (await sadb.spdAdd(p)),
     close: () => sadb.close(),
   };
@@ -148,6 +152,7 @@ function defineModes(suite: InteropSuite, installer: Installer): void {
         const gAddr = mode === 'tunnel' ? G_INNER : G; // inner addresses, guest view
         const hAddr = mode === 'tunnel' ? H_INNER : H;
         let lastRinfoPort = 0;
+        let guestOut: SecurityAssociation;
 
         beforeAll(async () => {
           flushXfrm();
@@ -162,7 +167,8 @@ function defineModes(suite: InteropSuite, installer: Installer): void {
           const kOut = keys();
           const kIn = keys();
           // guest kernel
-          await installer.addSa({ src: G, dst: H, spi: spiOut, mode, reqid: 1, replayWindow: 32, ...kOut, natt: { type: 'espinudp', sport: 4500, dport: hostPort } });
+          guestOut = { src: G, dst: H, spi: spiOut, mode, reqid: 1, replayWindow: 32, ...kOut, natt: { type: 'espinudp', sport: 4500, dport: hostPort } };
+          await installer.addSa(guestOut);
           await installer.addSa({ src: H, dst: G, spi: spiIn, mode, reqid: 2, replayWindow: 32, ...kIn, natt: { type: 'espinudp', sport: hostPort, dport: 4500 } });
           const gOut = mode === 'tunnel' ? { src: `${G_INNER}/32`, dst: `${H_INNER}/32` } : { src: `${G}/32`, dst: `${H}/32`, proto: 17, dport: H_PORT };
           const gIn = mode === 'tunnel' ? { src: `${H_INNER}/32`, dst: `${G_INNER}/32` } : { src: `${H}/32`, dst: `${G}/32`, proto: 17, sport: H_PORT };
@@ -237,6 +243,30 @@ function defineModes(suite: InteropSuite, installer: Installer): void {
           expect(saPackets(H, G, spiIn)).toBe(2);
           const st = await peer.state();
           expect(st.stats).toEqual({});
+        });
+
+        it(`the guest's NAT mapping changes (its ESP now leaves from UDP 4501): the engine raises newMapping and its replies follow (${mode})`, async () => {
+          // a second UDP_ENCAP socket: the kernel decrypts what arrives on 4501 too
+          const natt2 = await createNattSocket({ backend: 'kernel', address: G, port: 4501 });
+          try {
+            await installer.updateSa({ ...guestOut, natt: { ...guestOut.natt!, sport: 4501 } });
+            const data = randomBytes(64);
+            await new Promise<void>((r, j) => sender.send(data, H_PORT, hAddr, (e) => (e ? j(e) : r())));
+            const p = await peer.nextPacket();
+            expect(p.udp!.data).toBe(data.toString('hex'));
+            expect(p.checksumOk).toBe(true);
+            // slirp gave the guest's new source port a host port of its own: a new mapping, learnt from an
+            // authenticated packet
+            console.log(`${mode}: after the change the guest appears as 127.0.0.1:${p.rinfo.port} (was ${lastRinfoPort})`);
+            expect(p.rinfo.port).not.toBe(lastRinfoPort);
+            const st = await peer.state();
+            expect(st.mappings.at(-1)).toMatchObject({ spi: spiOut, old: { port: lastRinfoPort }, new: { address: HOST_VIEW, port: p.rinfo.port } });
+            // the engine's replies now go to the new mapping, which slirp delivers to the guest's 4501
+            await hostToGuest('new mapping');
+            expect(natt2.stats().esp).toBe(0); // the kernel took the ESP, not the socket
+          } finally {
+            await new Promise<void>((r) => natt2.close(() => r()));
+          }
         });
       });
     }
