@@ -76,6 +76,33 @@ describe.skipIf(!native || process.platform !== 'linux')(`MessageSocket on netli
     expect(reply.readUInt32LE(8)).toBe(42);
   });
 
+  it('more queued datagrams than one wake delivers (64) all arrive, each whole and in order', async () => {
+    const c = native!.constants;
+    const N = 150;
+    const seqs: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const s = openMessageSocket(
+        c.AF_NETLINK,
+        c.SOCK_RAW,
+        0,
+        (m) => {
+          expect(m.readUInt32LE(0)).toBe(m.length); // one whole nlmsgerr per datagram
+          seqs.push(m.readUInt32LE(8));
+          if (seqs.length === N) {
+            s.close();
+            resolve();
+          }
+        },
+        reject,
+      );
+      s.setsockopt(c.SOL_SOCKET, c.SO_RCVBUF, 1 << 20);
+      const body = Buffer.alloc(16); // ifinfomsg asking for an interface index that does not exist: a short error reply
+      body.writeInt32LE(0x7ffffff0, 4);
+      for (let i = 1; i <= N; i++) s.send(nlmsg(18 /* RTM_GETLINK */, NLM_F_REQUEST, i, body));
+    });
+    expect(seqs).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+  });
+
   it('close() is idempotent; send after close is EBADF in Node shape; ref/unref do not throw', () => {
     const c = native!.constants;
     const s = openMessageSocket(c.AF_NETLINK, c.SOCK_RAW, 0, () => {}, () => {});
