@@ -23,3 +23,13 @@ export {
 export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
 export { classify, type Classified, type DropReason, type NattEncap } from './natt/demux';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
+export {
+  xfrm,
+  Xfrm,
+  XfrmDecodeError,
+  probeXfrm,
+  type XfrmOptions,
+  type XfrmMessage,
+  type XfrmAttribute,
+  type XfrmProbe,
+} from './xfrm';

@@ -2,6 +2,7 @@
 
 import type { Sadb, SadbBackendName } from './types';
 import { NattUnsupportedError, typeError } from '../errors';
+import { xfrmPreferred } from '../xfrm/probe';
 import { probe } from '../probe';
 
 export interface OpenSadbOptions {
@@ -22,15 +23,14 @@ const factories: Record<SadbBackendName, () => SadbFactory> = {
   pfkey: () => {
     throw new NattUnsupportedError('the pfkey backend is not built yet');
   },
-  xfrm: () => {
-    throw new NattUnsupportedError('the xfrm backend is not built yet');
-  },
+  xfrm: () => async (o) => (await import('../xfrm/client')).openXfrm(o),
   userland: () => async (o) => (await import('../userland')).createUserlandSadb(o),
 };
 
 /** Which backend `'auto'` picks on this host, and why. */
 export function chooseSadbBackend(): { backend: SadbBackendName; reason: string } {
-  return probe().auto.sadb;
+  const p = probe();
+  return xfrmPreferred(p) ?? p.auto.sadb; // XFRM before PF_KEY on Linux when it can do ESP (src/xfrm/probe.ts)
 }
 
 /** Open the SA database. The returned object has `.backend` naming what was chosen. */

@@ -1,0 +1,13 @@
+// The XFRM backend's public surface: the `xfrm` codec namespace (encode/decode/constants), the Xfrm client, its probe.
+
+import * as constants from './constants';
+import { decode, encode, findAttr } from './codec';
+
+/** `import { xfrm } from 'natt'`: the netlink/XFRM codec (x86-64 structure layouts) and the uapi numbers. */
+export const xfrm = { encode, decode, findAttr, constants };
+
+export type { XfrmMessage, XfrmMessageType, XfrmAttribute, XfrmAttributeKind, NlHeaderFields } from './codec';
+export type * from './structs';
+export { XfrmDecodeError } from './errors';
+export { Xfrm, openXfrm, xfrmAdvice, DEFAULT_GROUPS, type XfrmOptions, type XfrmTransport } from './client';
+export { probeXfrm, xfrmPreferred, xfrmVerdict, cryptoTemplates, type XfrmProbe } from './probe';
