@@ -250,9 +250,16 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
    * Take one ESP datagram (from the SPI on) that arrived from `rinfo`. The socket's 'esp' event calls this; it is
    * public for tests and for callers with their own transport. Returns true when the packet was accepted.
    */
-  receive(esp: Buffer, rinfo: RemoteInfo): boolean {
+  receive(esp: Buffer | Uint8Array, rinfo: RemoteInfo): boolean {
     const c = this.#c;
     if (this.#closed) return false;
+    if (!Buffer.isBuffer(esp)) {
+      if (!(esp instanceof Uint8Array)) throw typeError('esp', 'a Buffer or Uint8Array', esp);
+      esp = Buffer.from(esp.buffer, esp.byteOffset, esp.length);
+    }
+    if (rinfo === null || typeof rinfo !== 'object' || typeof rinfo.address !== 'string') {
+      throw typeError('rinfo', 'an object { address, port }', rinfo);
+    }
     if (esp.length < 8) {
       c.InHdrError++;
       return false;

@@ -99,6 +99,21 @@ function checkProtocol(p: unknown): IpsecProtocol {
   return p as IpsecProtocol;
 }
 
+const sameBytes = (a?: Uint8Array, b?: Uint8Array): boolean =>
+  (a?.length ?? 0) === (b?.length ?? 0) && (a === undefined || b === undefined || Buffer.compare(a, b) === 0);
+
+/** Do two SAs have the same transform parameters (algorithms, keys, ESN, replay window)? */
+function sameCrypto(a: SecurityAssociation, b: SecurityAssociation): boolean {
+  return (
+    a.encryption?.algorithm === b.encryption?.algorithm &&
+    sameBytes(a.encryption?.key, b.encryption?.key) &&
+    (a.integrity?.algorithm ?? 'none') === (b.integrity?.algorithm ?? 'none') &&
+    sameBytes(a.integrity?.key, b.integrity?.key) &&
+    (a.esn === true) === (b.esn === true) &&
+    (a.replayWindow ?? 32) === (b.replayWindow ?? 32)
+  );
+}
+
 function copyKeyed(sa: SecurityAssociation): SecurityAssociation {
   const out: SecurityAssociation = structuredClone({ ...sa, encryption: undefined, integrity: undefined });
   if (sa.encryption) out.encryption = { algorithm: sa.encryption.algorithm, key: Uint8Array.from(sa.encryption.key ?? []) };
@@ -185,13 +200,22 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     let transform: EspTransform | null = null;
     if (state !== 'larval' && stored.protocol === 'esp') {
       if (!sa.encryption) throw typeError('encryption', "an object { algorithm, key } (use algorithm 'null' for none)", sa.encryption);
-      transform = new EspTransform({
-        spi: sa.spi,
-        encryption: sa.encryption,
-        integrity: sa.integrity && sa.integrity.algorithm !== 'none' ? sa.integrity : undefined,
-        esn: sa.esn === true,
-        replayWindow: sa.replayWindow ?? 32,
-      });
+      const integrity = sa.integrity && sa.integrity.algorithm !== 'none' ? sa.integrity : undefined;
+      if (prev?.transform && sameCrypto(prev.sa, stored)) {
+        // Same keys: keep the transform, so the outbound sequence number (the AEAD IV) and the replay window go on.
+        transform = prev.transform;
+        transform.removeAllListeners('expire');
+      } else {
+        transform = new EspTransform({
+          spi: sa.spi,
+          encryption: sa.encryption,
+          integrity,
+          esn: sa.esn === true,
+          replayWindow: sa.replayWindow ?? 32,
+          // New keys or parameters: still never reuse a sequence number (an AEAD's IV) the SA has sent.
+          outboundSeq: prev?.transform?.outboundSeq,
+        });
+      }
     }
     // An update keeps the usage counted so far (as the kernel does).
     let entry!: SaEntry;

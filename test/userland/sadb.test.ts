@@ -74,6 +74,21 @@ describe('UserlandSadb: SAs', () => {
     await expect(db.add(sa({ lifetime: { hard: { bytes: -1 } } }))).rejects.toThrow(/lifetime.hard.bytes/);
   });
 
+  it('update keeps the outbound sequence number (never an AEAD IV twice) and the replay window', async () => {
+    const db = new UserlandSadb();
+    await db.add(sa());
+    const t1 = db.bySpi(0x1000)![0].transform!;
+    t1.seal(Buffer.alloc(8), 4);
+    t1.seal(Buffer.alloc(8), 4);
+    await db.update(sa({ lifetime: { hard: { bytes: 1e9 } } })); // same keys: same transform
+    expect(db.bySpi(0x1000)![0].transform).toBe(t1);
+    await db.update(sa({ replayWindow: 256 })); // new parameters: a new transform that goes on counting
+    const t2 = db.bySpi(0x1000)![0].transform!;
+    expect(t2).not.toBe(t1);
+    expect(t2.outboundSeq).toBe(2n);
+    expect(t2.seal(Buffer.alloc(8), 4).readUInt32BE(4)).toBe(3);
+  });
+
   it('dump, deleteAll, flush; IPv6 addresses in canonical form', async () => {
     const db = new UserlandSadb();
     await db.add(sa());
