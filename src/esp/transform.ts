@@ -248,6 +248,26 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     if (!(nextHeader >= 0 && nextHeader <= 255 && (nextHeader | 0) === nextHeader)) {
       throw rangeError('nextHeader', 'an integer in 0..255', nextHeader);
     }
+    const enc = this.#enc;
+    const ivLen = enc.ivLength;
+    const align = enc.align;
+    const minPad = (align - ((payload.length + 2) % align)) % align;
+    let pad = minPad;
+    if (opts?.padLength !== undefined) {
+      pad = opts.padLength;
+      if (!Number.isInteger(pad) || pad < minPad || pad > 255 || (pad - minPad) % align !== 0) {
+        throw rangeError('padLength', `${minPad} + a multiple of ${align}, at most 255`, pad);
+      }
+    }
+    const ptOff = HDR + ivLen;
+    const ptLen = payload.length + pad + 2;
+    const ptEnd = ptOff + ptLen;
+    if (opts?.iv !== undefined && (!(opts.iv instanceof Uint8Array) || opts.iv.length !== ivLen)) {
+      throw rangeError('iv', `${ivLen} bytes for ${enc.algorithm}`, opts.iv);
+    }
+    const out = opts?.into === undefined ? Buffer.allocUnsafe(ptEnd + this.#icvLength) : this.#view(opts, ptEnd + this.#icvLength);
+
+    // Every argument is checked by now: only a packet that will be built consumes a sequence number.
     let hi: number;
     let lo: number;
     if (opts?.seq !== undefined) {
@@ -271,28 +291,9 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
         this.#expire();
       }
     }
-
-    const enc = this.#enc;
-    const ivLen = enc.ivLength;
-    const align = enc.align;
-    const minPad = (align - ((payload.length + 2) % align)) % align;
-    let pad = minPad;
-    if (opts?.padLength !== undefined) {
-      pad = opts.padLength;
-      if (!Number.isInteger(pad) || pad < minPad || pad > 255 || (pad - minPad) % align !== 0) {
-        throw rangeError('padLength', `${minPad} + a multiple of ${align}, at most 255`, pad);
-      }
-    }
-    const ptOff = HDR + ivLen;
-    const ptLen = payload.length + pad + 2;
-    const ptEnd = ptOff + ptLen;
-    const out = opts?.into === undefined ? Buffer.allocUnsafe(ptEnd + this.#icvLength) : this.#view(opts, ptEnd + this.#icvLength);
     out.writeUInt32BE(this.spi, 0);
     out.writeUInt32BE(lo, 4);
     if (opts?.iv !== undefined) {
-      if (!(opts.iv instanceof Uint8Array) || opts.iv.length !== ivLen) {
-        throw rangeError('iv', `${ivLen} bytes for ${enc.algorithm}`, opts.iv);
-      }
       out.set(opts.iv, HDR);
     } else if (enc.kind === 'cbc') {
       takeRandom(out, HDR, ivLen);
