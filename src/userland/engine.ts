@@ -250,13 +250,13 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
    * Take one ESP datagram (from the SPI on) that arrived from `rinfo`. The socket's 'esp' event calls this; it is
    * public for tests and for callers with their own transport. Returns true when the packet was accepted.
    */
-  receive(esp: Buffer | Uint8Array, rinfo: RemoteInfo): boolean {
+  receive(datagram: Buffer | Uint8Array, rinfo: RemoteInfo): boolean {
     const c = this.#c;
     if (this.#closed) return false;
-    if (!Buffer.isBuffer(esp)) {
-      if (!(esp instanceof Uint8Array)) throw typeError('esp', 'a Buffer or Uint8Array', esp);
-      esp = Buffer.from(esp.buffer, esp.byteOffset, esp.length);
-    }
+    let esp: Buffer;
+    if (Buffer.isBuffer(datagram)) esp = datagram;
+    else if (datagram instanceof Uint8Array) esp = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.length);
+    else throw typeError('esp', 'a Buffer or Uint8Array', datagram);
     if (rinfo === null || typeof rinfo !== 'object' || typeof rinfo.address !== 'string') {
       throw typeError('rinfo', 'an object { address, port }', rinfo);
     }
