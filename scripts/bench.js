@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `npm run bench`: runs every scripts/bench/*.js in name order (each prints its own table and a JSON line).
 
 'use strict';

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // ESP benchmark: EspTransform seal+open per packet for each suite and size, beside the bare node:crypto calls of the same size.
 
 'use strict';
