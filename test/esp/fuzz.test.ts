@@ -1,5 +1,4 @@
-// Bounded fuzz: 10^5 mutated ESP packets over every suite → open() never throws, and every packet is either
-// opened or counted under exactly one drop reason.
+// Bounded fuzz: 10^5 mutated ESP packets over every suite → open() never throws; each is opened or counted once.
 
 import { describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';

@@ -1,5 +1,4 @@
-// ReplayWindow against a plain reference model (a Set of seen numbers + the highest), window sizes 32..4096,
-// with and without ESN, across the 2^32 boundary; and the transform's check-before/commit-after-ICV order.
+// ReplayWindow vs a plain reference model (Set + highest), sizes 32..4096, ESN across 2^32; check-before/commit-after-ICV.
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';

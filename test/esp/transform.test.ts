@@ -1,5 +1,4 @@
-// EspTransform behaviour: every suite round-trips, every tampered field is refused with its reason, options are
-// validated, keys stay hidden, the outbound sequence number never wraps.
+// EspTransform per suite: round-trips, tampered fields refused by reason, options validated, keys hidden, no seq wrap.
 
 import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
