@@ -132,6 +132,11 @@ describe('the addon loader (dist/native/binding.js)', () => {
         { cwd: dir },
       );
       expect(demux.stdout.trim()).toBe('userland');
+      const kernel = node(
+        ['-e', `require('./dist').createNattSocket({ address: '127.0.0.1', port: 0, backend: 'kernel' }).catch((e) => console.log(e.code))`],
+        { cwd: dir },
+      );
+      expect(kernel.stdout.trim()).toBe('ERR_NATT_NO_NATIVE');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
