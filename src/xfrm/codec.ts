@@ -102,7 +102,7 @@ export type XfrmAttribute =
 export type XfrmAttributeKind = XfrmAttribute['kind'];
 
 /** Attribute number spaces: the XFRMA_* one, and XFRMA_SAD_* used by NEWSADINFO. */
-type AttrSpace = 'xfrm' | 'sad';
+type AttrSpace = 'xfrm' | 'sad' | 'unknown';
 
 const u32Kinds: Record<number, XfrmAttributeKind> = {
   [XFRMA.REPLAY_THRESH]: 'replayThresh',
@@ -175,8 +175,10 @@ function exact(o: number, len: number, want: number, what: string): void {
 
 function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: number, space: AttrSpace): XfrmAttribute {
   if (rawType & NLA_F_NESTED) {
-    return { kind: 'nested', type: rawType, attrs: decodeAttrs(r, o, o + len, family, space) };
+    // The inner attributes of a container natt does not know have no known meaning: kept raw (or nested).
+    return { kind: 'nested', type: rawType, attrs: decodeAttrs(r, o, o + len, family, 'unknown') };
   }
+  if (space === 'unknown') return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
   if (rawType & NLA_F_NET_BYTEORDER) return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
   const type = rawType & NLA_TYPE_MASK;
   if (space === 'sad') {

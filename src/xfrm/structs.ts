@@ -44,8 +44,9 @@ export class Reader {
   u64(o: number): bigint {
     return this.view.getBigUint64(o, true);
   }
+  /** A copy, as a plain Uint8Array (never a view into the received buffer). */
   bytes(o: number, len: number): Uint8Array {
-    return this.buf.slice(o, o + len);
+    return new Uint8Array(this.buf.subarray(o, o + len));
   }
   /** xfrm_address_t (16 bytes): IPv4 text when the family says so and bytes 4..15 are zero, else IPv6 text. */
   address(o: number, family: number): string {

@@ -1,0 +1,442 @@
+// XFRM codec: byte fixtures written by hand from the uapi layouts (x86-64), round-trips (fast-check), bounded fuzz.
+
+import { describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
+import fc from 'fast-check';
+import { decode, encode, findAttr, type XfrmAttribute, type XfrmMessage } from '../../src/xfrm/codec';
+import { XfrmDecodeError } from '../../src/xfrm/errors';
+import { XFRM_INF, type XfrmSelectorStruct, type XfrmUsersaInfo, type XfrmUserTmpl } from '../../src/xfrm/structs';
+import { xfrm } from '../../src/index';
+
+/** A byte builder for fixtures: every field placed at the offset the uapi (x86-64) gives, little-endian host order. */
+class Fx {
+  b: Buffer;
+  constructor(n: number) {
+    this.b = Buffer.alloc(n);
+  }
+  u8(o: number, v: number): this {
+    this.b[o] = v;
+    return this;
+  }
+  u16(o: number, v: number): this {
+    this.b.writeUInt16LE(v, o);
+    return this;
+  }
+  be16(o: number, v: number): this {
+    this.b.writeUInt16BE(v, o);
+    return this;
+  }
+  u32(o: number, v: number): this {
+    this.b.writeUInt32LE(v >>> 0, o);
+    return this;
+  }
+  be32(o: number, v: number): this {
+    this.b.writeUInt32BE(v >>> 0, o);
+    return this;
+  }
+  u64(o: number, v: bigint): this {
+    this.b.writeBigUInt64LE(v, o);
+    return this;
+  }
+  ip4(o: number, a: string): this {
+    a.split('.').forEach((x, i) => (this.b[o + i] = Number(x)));
+    return this;
+  }
+  str(o: number, s: string): this {
+    this.b.write(s, o, 'latin1');
+    return this;
+  }
+  hex(o: number, h: string): this {
+    Buffer.from(h, 'hex').copy(this.b, o);
+    return this;
+  }
+}
+
+function nlhdr(f: Fx, len: number, type: number, flags: number, seq: number, pid: number): void {
+  f.u32(0, len).u16(4, type).u16(6, flags).u32(8, seq).u32(12, pid);
+}
+
+/** usersa_info at `o`: sel (56) @0, id @56, saddr @80, lft @96, curlft @160, stats @192, seq @204, reqid @208, family @212, mode @214, replay_window @215, flags @216. */
+function usersaInfo(f: Fx, o: number): void {
+  // selector: daddr @0, saddr @16, dport @32, dport_mask @34, sport @36, sport_mask @38, family @40, prefixlen_d @42, prefixlen_s @43, proto @44
+  f.ip4(o + 0, '10.2.0.0').ip4(o + 16, '10.1.0.0').u16(o + 40, 2).u8(o + 42, 16).u8(o + 43, 24).u8(o + 44, 17);
+  f.be16(o + 32, 53).be16(o + 34, 0xffff);
+  f.ip4(o + 56, '192.0.2.2').be32(o + 72, 0xc0ffee01).u8(o + 76, 50);
+  f.ip4(o + 80, '192.0.2.1');
+  for (let i = 0; i < 4; i++) f.u64(o + 96 + 8 * i, XFRM_INF); // byte and packet limits: none
+  f.u64(o + 128, 3000n).u64(o + 136, 3600n); // soft/hard add seconds
+  f.u64(o + 176, 1_700_000_000n); // curlft.add_time
+  f.u32(o + 204, 0).u32(o + 208, 42).u16(o + 212, 2).u8(o + 214, 1).u8(o + 215, 64).u8(o + 216, 0);
+}
+
+describe('XFRM codec: hand-written fixtures', () => {
+  it('GETSADINFO request (20 bytes) decodes and re-encodes byte-exact', () => {
+    const f = new Fx(20);
+    nlhdr(f, 20, 35, 0x5, 1, 0);
+    f.u32(16, 0xffffffff);
+    const [m] = decode(f.b);
+    expect(m).toEqual({ type: 'getsadinfo', flags: 5, seq: 1, pid: 0, sadFlags: 0xffffffff });
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('NLMSG_ERROR: an ACK and an EPERM, with the request header inside', () => {
+    const f = new Fx(72);
+    nlhdr(f, 36, 2, 0x100, 7, 4242);
+    f.u32(16, 0);
+    f.u32(20, 20).u16(24, 35).u16(26, 5).u32(28, 7).u32(32, 4242);
+    const g = new Fx(36);
+    nlhdr(g, 36, 2, 0x100, 8, 4242);
+    g.u32(16, -1 >>> 0); // -EPERM
+    g.u32(20, 240).u16(24, 16).u16(26, 5).u32(28, 8).u32(32, 4242);
+    g.b.copy(f.b, 36);
+    const ms = decode(f.b);
+    expect(ms).toHaveLength(2);
+    expect(ms[0]).toMatchObject({ type: 'error', error: 0, seq: 7, request: { len: 20, type: 35, flags: 5, seq: 7 } });
+    expect(ms[1]).toMatchObject({ type: 'error', error: -1, seq: 8, request: { type: 16, len: 240 } });
+    expect(encode(ms).equals(f.b)).toBe(true);
+  });
+
+  it('NEWSA: usersa_info (224) + ALG_AEAD rfc4106 + ENCAP {2, 4500, 4500, oa} + SA_EXTRA_FLAGS', () => {
+    // attrs: ALG_AEAD: 4 + 72 + 20 key = 96; ENCAP: 4 + 24 = 28; SA_EXTRA_FLAGS: 8.
+    const len = 16 + 224 + 96 + 28 + 8;
+    const f = new Fx(len);
+    nlhdr(f, len, 16, 0x5, 99, 0);
+    usersaInfo(f, 16);
+    let o = 16 + 224;
+    f.u16(o, 96).u16(o + 2, 18).str(o + 4, 'rfc4106(gcm(aes))').u32(o + 68, 160).u32(o + 72, 128);
+    f.hex(o + 76, '000102030405060708090a0b0c0d0e0f10111213');
+    o += 96;
+    f.u16(o, 28).u16(o + 2, 4).u16(o + 4, 2).be16(o + 6, 4500).be16(o + 8, 4500).ip4(o + 12, '10.9.9.9');
+    o += 28;
+    f.u16(o, 8).u16(o + 2, 24).u32(o + 4, 1);
+    const [m] = decode(f.b);
+    if (m.type !== 'newsa') throw new Error(`decoded ${String(m.type)}`);
+    expect(m.sa.sel).toMatchObject({ daddr: '10.2.0.0', saddr: '10.1.0.0', dport: 53, dportMask: 0xffff, family: 2, prefixlenD: 16, prefixlenS: 24, proto: 17 });
+    expect(m.sa.id).toEqual({ daddr: '192.0.2.2', spi: 0xc0ffee01, proto: 50 });
+    expect(m.sa).toMatchObject({ saddr: '192.0.2.1', reqid: 42, family: 2, mode: 1, replayWindow: 64, flags: 0 });
+    expect(m.sa.lft.hardByteLimit).toBe(XFRM_INF);
+    expect(m.sa.lft.hardAddExpiresSeconds).toBe(3600n);
+    expect(m.sa.curlft.addTime).toBe(1_700_000_000n);
+    const aead = findAttr(m.attrs, 'algAead');
+    expect(aead).toMatchObject({ name: 'rfc4106(gcm(aes))', keyBits: 160, icvBits: 128 });
+    expect(Buffer.from(aead!.key).toString('hex')).toBe('000102030405060708090a0b0c0d0e0f10111213');
+    expect(findAttr(m.attrs, 'encap')).toEqual({ kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '10.9.9.9' });
+    expect(findAttr(m.attrs, 'saExtraFlags')).toEqual({ kind: 'saExtraFlags', value: 1 });
+    expect(encode(m).equals(f.b)).toBe(true);
+    // Key bytes never show in inspect or JSON.
+    expect(inspect(m, { depth: 10 })).not.toContain('0c0d0e0f');
+    expect(JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toMatch(/"key"/);
+  });
+
+  it('XFRM_MSG_MAPPING (xfrm_user_mapping, 64 bytes)', () => {
+    const f = new Fx(80);
+    nlhdr(f, 80, 38, 0, 0, 0);
+    f.ip4(16, '192.0.2.1').be32(32, 0x11223344).u16(36, 2).u8(38, 50).u32(40, 9);
+    f.ip4(44, '198.51.100.7').ip4(60, '198.51.100.8').be16(76, 4500).be16(78, 31000);
+    const [m] = decode(f.b);
+    expect(m).toEqual({
+      type: 'mapping',
+      flags: 0,
+      seq: 0,
+      pid: 0,
+      mapping: {
+        id: { daddr: '192.0.2.1', spi: 0x11223344, family: 2, proto: 50 },
+        reqid: 9,
+        oldSaddr: '198.51.100.7',
+        newSaddr: '198.51.100.8',
+        oldSport: 4500,
+        newSport: 31000,
+      },
+      attrs: [],
+    });
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('XFRM_MSG_EXPIRE (usersa_info + hard byte = 232) and FLUSHSA (u8 proto padded to 4)', () => {
+    const f = new Fx(16 + 232);
+    nlhdr(f, 248, 24, 0, 0, 0);
+    usersaInfo(f, 16);
+    f.u8(16 + 224, 1);
+    const [m] = decode(f.b);
+    expect(m).toMatchObject({ type: 'expire', hard: true });
+    expect(encode(m).equals(f.b)).toBe(true);
+    const g = new Fx(20);
+    nlhdr(g, 20, 28, 5, 3, 0);
+    g.u8(16, 50);
+    expect(decode(g.b)[0]).toEqual({ type: 'flushsa', flags: 5, seq: 3, pid: 0, proto: 50, attrs: [] });
+    expect(encode(decode(g.b)).equals(g.b)).toBe(true);
+  });
+
+  it('NEWPOLICY: userpolicy_info (168) + XFRMA_TMPL (one 64-byte xfrm_user_tmpl)', () => {
+    const len = 16 + 168 + 68;
+    const f = new Fx(len);
+    nlhdr(f, len, 19, 0x5, 5, 0);
+    f.ip4(16, '10.2.0.0').ip4(32, '10.1.0.0').u16(56, 2).u8(58, 24).u8(59, 24);
+    for (let i = 0; i < 4; i++) f.u64(16 + 56 + 8 * i, XFRM_INF);
+    f.u32(16 + 152, 100).u32(16 + 156, 0).u8(16 + 160, 1).u8(16 + 161, 0);
+    const t = 16 + 168;
+    f.u16(t, 68).u16(t + 2, 5);
+    // xfrm_user_tmpl: id.daddr @0, id.spi @16, id.proto @20, family @24, saddr @28, reqid @44, mode @48, share @49, optional @50, aalgos @52, ealgos @56, calgos @60
+    f.ip4(t + 4, '192.0.2.2').u8(t + 4 + 20, 50).u16(t + 4 + 24, 2).ip4(t + 4 + 28, '192.0.2.1').u32(t + 4 + 44, 7).u8(t + 4 + 48, 1);
+    f.u32(t + 4 + 52, 0xffffffff).u32(t + 4 + 56, 0xffffffff).u32(t + 4 + 60, 0xffffffff);
+    const [m] = decode(f.b);
+    if (m.type !== 'newpolicy') throw new Error('type');
+    expect(m.policy).toMatchObject({ priority: 100, dir: 1, action: 0, sel: { daddr: '10.2.0.0', saddr: '10.1.0.0', prefixlenD: 24 } });
+    const tmpl = findAttr(m.attrs, 'tmpl')!.templates[0];
+    expect(tmpl).toMatchObject({ id: { daddr: '192.0.2.2', spi: 0, proto: 50 }, family: 2, saddr: '192.0.2.1', reqid: 7, mode: 1 });
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('NEWSADINFO reply: u32 flags + XFRMA_SAD_CNT and XFRMA_SAD_HINFO (their own number space)', () => {
+    const f = new Fx(16 + 4 + 8 + 12);
+    nlhdr(f, 40, 34, 0, 1, 99);
+    f.u32(16, 0xffffffff).u16(20, 8).u16(22, 1).u32(24, 3).u16(28, 12).u16(30, 2).u32(32, 8).u32(36, 1048576);
+    const [m] = decode(f.b);
+    expect(m).toMatchObject({ type: 'newsadinfo', attrs: [{ kind: 'sadCnt', value: 3 }, { kind: 'sadHinfo', count: 8, max: 1048576 }] });
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('unknown message types, unknown attributes and NLA_F_NESTED attributes are kept and re-encoded exactly', () => {
+    const len = 16 + 24 + 8 + 20;
+    const f = new Fx(len);
+    nlhdr(f, len, 17, 0, 0, 0); // DELSA: usersa_id + attrs
+    f.ip4(16, '192.0.2.2').be32(32, 1).u16(36, 2).u8(38, 50);
+    f.u16(40, 7).u16(42, 99).hex(44, 'aabbcc'); // unknown attribute 99, 3 bytes + 1 pad
+    f.u16(48, 20).u16(50, 0x8000 | 77).u16(52, 8).u16(54, 1).u32(56, 5).u16(60, 8).u16(62, 31).u32(64, 7); // nested
+    const [m] = decode(f.b);
+    if (m.type !== 'delsa') throw new Error('type');
+    expect(m.attrs[0]).toEqual({ kind: 'raw', type: 99, data: new Uint8Array([0xaa, 0xbb, 0xcc]) });
+    expect(m.attrs[1]).toMatchObject({ kind: 'nested', type: 0x8000 | 77, attrs: [{ kind: 'raw', type: 1 }, { kind: 'raw', type: 31 }] });
+    expect(encode(m).equals(f.b)).toBe(true);
+    const raw = new Fx(24);
+    nlhdr(raw, 24, 250, 0, 1, 2);
+    raw.u32(16, 0xdeadbeef).u32(20, 1);
+    expect(decode(raw.b)[0]).toEqual({ type: 250, flags: 0, seq: 1, pid: 2, data: new Uint8Array(raw.b.subarray(16)) });
+    expect(encode(decode(raw.b)).equals(raw.b)).toBe(true);
+  });
+
+  it('the public namespace exposes encode/decode/constants', () => {
+    expect(xfrm.constants.XFRM_MSG.MAPPING).toBe(38);
+    expect(xfrm.constants.SIZE.usersaInfo).toBe(224);
+    expect(typeof xfrm.encode).toBe('function');
+  });
+});
+
+describe('XFRM codec: strict decode (XfrmDecodeError naming offset and rule)', () => {
+  const ok = new Fx(20);
+  nlhdr(ok, 20, 35, 5, 1, 0);
+  const cases: Array<[string, Buffer, number, RegExp]> = [
+    ['empty', Buffer.alloc(0), 0, /empty/],
+    ['short header', ok.b.subarray(0, 10), 0, /nlmsghdr needs 16/],
+    ['nlmsg_len < 16', Buffer.from(ok.b).fill(0, 0, 4).fill(8, 0, 1), 0, /shorter than the 16-byte header/],
+    ['nlmsg_len past end', (() => { const b = Buffer.from(ok.b); b.writeUInt32LE(64, 0); return b; })(), 0, /runs past the end/],
+    ['nlmsg_len unaligned', (() => { const b = Buffer.concat([ok.b, Buffer.alloc(4)]); b.writeUInt32LE(18, 0); return b; })(), 0, /multiple of 4/],
+    ['NEWSA too short', (() => { const f = new Fx(32); nlhdr(f, 32, 16, 0, 0, 0); return f.b; })(), 16, /fixed part/],
+    ['attribute nla_len < 4', (() => { const f = new Fx(24); nlhdr(f, 24, 29, 0, 0, 0); f.u16(16, 2); return f.b; })(), 16, /shorter than the 4-byte/],
+    ['attribute past its container', (() => { const f = new Fx(24); nlhdr(f, 24, 29, 0, 0, 0); f.u16(16, 12); return f.b; })(), 16, /runs past the end/],
+    ['non-zero attribute padding', (() => { const f = new Fx(24); nlhdr(f, 24, 29, 0, 0, 0); f.u16(16, 5).u16(18, 25).u8(21, 1); return f.b; })(), 21, /padding is not zero/],
+    ['ENCAP of the wrong size', (() => { const f = new Fx(28); nlhdr(f, 28, 29, 0, 0, 0); f.u16(16, 12).u16(18, 4); return f.b; })(), 20, /must be 24 bytes/],
+    ['alg_name without NUL', (() => { const f = new Fx(16 + 72); nlhdr(f, 88, 29, 0, 0, 0); f.u16(16, 72).u16(18, 2).b.fill(0x41, 20, 84); return f.b; })(), 20, /NUL-terminated/],
+    ['key longer than the attribute', (() => { const f = new Fx(16 + 72); nlhdr(f, 88, 29, 0, 0, 0); f.u16(16, 72).u16(18, 2).u32(84, 256); return f.b; })(), 20, /must be 100 bytes/],
+    ['expire hard = 2', (() => { const f = new Fx(248); nlhdr(f, 248, 24, 0, 0, 0); f.u8(240, 2); return f.b; })(), 240, /0 or 1/],
+    ['positive nlmsgerr.error', (() => { const f = new Fx(36); nlhdr(f, 36, 2, 0, 0, 0); f.u32(16, 5); return f.b; })(), 16, /positive/],
+  ];
+  for (const [name, buf, offset, rule] of cases) {
+    it(name, () => {
+      let err: unknown;
+      try {
+        decode(buf);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(XfrmDecodeError);
+      expect((err as XfrmDecodeError).offset).toBe(offset);
+      expect((err as XfrmDecodeError).message).toMatch(rule);
+      expect((err as XfrmDecodeError).code).toBe('ERR_XFRM_DECODE');
+    });
+  }
+});
+
+// ---- generators over the codec's model ----
+
+const u8 = fc.integer({ min: 0, max: 255 });
+const u16 = fc.integer({ min: 0, max: 0xffff });
+const u32 = fc.integer({ min: 0, max: 0xffffffff });
+const u64 = fc.bigInt({ min: 0n, max: XFRM_INF });
+const v4 = fc.ipV4();
+const bytes = (max: number) => fc.uint8Array({ minLength: 0, maxLength: max });
+
+const selector: fc.Arbitrary<XfrmSelectorStruct> = fc.record({
+  daddr: v4,
+  saddr: v4,
+  dport: u16,
+  dportMask: u16,
+  sport: u16,
+  sportMask: u16,
+  family: fc.constant(2),
+  prefixlenD: fc.integer({ min: 0, max: 32 }),
+  prefixlenS: fc.integer({ min: 0, max: 32 }),
+  proto: u8,
+  ifindex: fc.integer({ min: -0x80000000, max: 0x7fffffff }),
+  user: u32,
+});
+const lft = fc.record({
+  softByteLimit: u64,
+  hardByteLimit: u64,
+  softPacketLimit: u64,
+  hardPacketLimit: u64,
+  softAddExpiresSeconds: u64,
+  hardAddExpiresSeconds: u64,
+  softUseExpiresSeconds: u64,
+  hardUseExpiresSeconds: u64,
+});
+const cur = fc.record({ bytes: u64, packets: u64, addTime: u64, useTime: u64 });
+const usersa: fc.Arbitrary<XfrmUsersaInfo> = fc.record({
+  sel: selector,
+  id: fc.record({ daddr: v4, spi: u32, proto: fc.constantFrom(50, 51, 108) }),
+  saddr: v4,
+  lft,
+  curlft: cur,
+  stats: fc.record({ replayWindow: u32, replay: u32, integrityFailed: u32 }),
+  seq: u32,
+  reqid: u32,
+  family: fc.constant(2),
+  mode: fc.integer({ min: 0, max: 5 }),
+  replayWindow: u8,
+  flags: u8,
+});
+const policyInfo = fc.record({ sel: selector, lft, curlft: cur, priority: u32, index: u32, dir: u8, action: u8, flags: u8, share: u8 });
+const tmpl: fc.Arbitrary<XfrmUserTmpl> = fc.record({
+  id: fc.record({ daddr: v4, spi: u32, proto: u8 }),
+  family: fc.constant(2),
+  saddr: v4,
+  reqid: u32,
+  mode: u8,
+  share: u8,
+  optional: u8,
+  aalgos: u32,
+  ealgos: u32,
+  calgos: u32,
+});
+const name = fc.stringMatching(/^[a-z0-9(),_]{1,40}$/);
+const alg = (kind: 'algAuth' | 'algCrypt' | 'algComp') =>
+  bytes(64).chain((key) => name.map((n) => ({ kind, name: n, keyBits: key.length * 8, key }) as XfrmAttribute));
+const attr: fc.Arbitrary<XfrmAttribute> = fc.oneof(
+  alg('algAuth'),
+  alg('algCrypt'),
+  alg('algComp'),
+  fc.tuple(bytes(64), name, u32).map(([key, n, icv]) => ({ kind: 'algAead', name: n, keyBits: key.length * 8, icvBits: icv, key }) as XfrmAttribute),
+  fc.tuple(bytes(64), name, u32).map(([key, n, t]) => ({ kind: 'algAuthTrunc', name: n, keyBits: key.length * 8, truncBits: t, key }) as XfrmAttribute),
+  fc.record({ kind: fc.constant('encap' as const), encapType: u16, sport: u16, dport: u16, oa: v4 }),
+  fc.array(tmpl, { maxLength: 3 }).map((templates) => ({ kind: 'tmpl', templates }) as XfrmAttribute),
+  usersa.map((sa) => ({ kind: 'sa', sa }) as XfrmAttribute),
+  policyInfo.map((policy) => ({ kind: 'policy', policy }) as XfrmAttribute),
+  fc.record({ kind: fc.constant('secCtx' as const), exttype: u16, alg: u8, doi: u8, ctx: bytes(32) }),
+  cur.map((c) => ({ kind: 'ltimeVal', cur: c }) as XfrmAttribute),
+  fc.record({ kind: fc.constant('replayVal' as const), oseq: u32, seq: u32, bitmap: u32 }),
+  fc.record({ kind: fc.constant('replayEsnVal' as const), oseq: u32, seq: u32, oseqHi: u32, seqHi: u32, replayWindow: u32, bmp: fc.array(u32, { maxLength: 8 }) }),
+  fc.record({ kind: fc.constantFrom('replayThresh', 'etimerThresh', 'saExtraFlags', 'ifId', 'mtimerThresh', 'natKeepaliveInterval', 'tfcpad', 'setMark', 'setMarkMask'), value: u32 }) as fc.Arbitrary<XfrmAttribute>,
+  fc.record({ kind: fc.constantFrom('proto', 'saDir'), value: u8 }) as fc.Arbitrary<XfrmAttribute>,
+  fc.record({ kind: fc.constantFrom('srcaddr', 'coaddr'), address: v4 }) as fc.Arbitrary<XfrmAttribute>,
+  fc.record({ kind: fc.constant('lastused' as const), value: u64 }),
+  fc.record({ kind: fc.constant('policyType' as const), ptype: u8 }),
+  fc.record({ kind: fc.constant('mark' as const), value: u32, mask: u32 }),
+  fc.record({ kind: fc.constant('offloadDev' as const), ifindex: fc.integer({ min: -5, max: 1000 }), flags: u8 }),
+  fc.record({ kind: fc.constant('raw' as const), type: fc.integer({ min: 36, max: 0x3fff }), data: bytes(40) }),
+);
+const attrs = fc.array(attr, { maxLength: 5 });
+const hdr = { flags: u16, seq: u32, pid: u32 };
+const message: fc.Arbitrary<XfrmMessage> = fc.oneof(
+  fc.record({ type: fc.constantFrom('newsa' as const, 'updsa' as const), ...hdr, sa: usersa, attrs }),
+  fc.record({ type: fc.constantFrom('delsa' as const, 'getsa' as const), ...hdr, id: fc.record({ daddr: v4, spi: u32, family: fc.constant(2), proto: u8 }), attrs }).map((m) => ({ ...m, flags: m.flags & ~0x300 })),
+  fc.record({ type: fc.constant('allocspi' as const), ...hdr, sa: usersa, min: u32, max: u32, attrs }),
+  fc.record({ type: fc.constant('flushsa' as const), ...hdr, proto: u8, attrs }),
+  fc.record({ type: fc.constantFrom('newpolicy' as const, 'updpolicy' as const), ...hdr, policy: policyInfo, attrs }),
+  fc.record({ type: fc.constantFrom('delpolicy' as const, 'getpolicy' as const), ...hdr, id: fc.record({ sel: selector, index: u32, dir: u8 }), attrs }).map((m) => ({ ...m, flags: m.flags & ~0x300 })),
+  fc.record({ type: fc.constantFrom('getsaDump' as const, 'getpolicyDump' as const), ...hdr, attrs }).map((m) => ({ ...m, flags: m.flags | 0x300 })),
+  fc.record({ type: fc.constant('flushpolicy' as const), ...hdr, attrs }),
+  fc.record({ type: fc.constant('getsadinfo' as const), ...hdr, sadFlags: u32 }),
+  fc.record({ type: fc.constant('expire' as const), ...hdr, sa: usersa, hard: fc.boolean(), attrs }),
+  fc.record({ type: fc.constant('polexpire' as const), ...hdr, policy: policyInfo, hard: fc.boolean(), attrs }),
+  fc.record({
+    type: fc.constant('acquire' as const),
+    ...hdr,
+    acquire: fc.record({ id: fc.record({ daddr: v4, spi: u32, proto: u8 }), saddr: v4, sel: selector, policy: policyInfo, aalgos: u32, ealgos: u32, calgos: u32, seq: u32 }),
+    attrs,
+  }),
+  fc.record({
+    type: fc.constant('mapping' as const),
+    ...hdr,
+    mapping: fc.record({ id: fc.record({ daddr: v4, spi: u32, family: fc.constant(2), proto: u8 }), reqid: u32, oldSaddr: v4, newSaddr: v4, oldSport: u16, newSport: u16 }),
+    attrs,
+  }),
+  fc.record({ type: fc.constant('done' as const), ...hdr, data: fc.array(u32, { maxLength: 4 }).map((a) => new Uint8Array(Uint32Array.from(a).buffer)) }),
+);
+
+/** A deep copy where hidden (non-enumerable) `key` fields become ordinary ones, so toEqual compares them. */
+function withKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withKeys);
+  if (v instanceof Uint8Array || v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = withKeys(x);
+  if ('key' in v) out.key = (v as { key: unknown }).key;
+  return out;
+}
+
+describe('XFRM codec: round-trips (fast-check)', () => {
+  it('decode(encode(m)) equals m, and re-encoding gives the same bytes (keys included)', () => {
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 3 }), (ms) => {
+        const bytes1 = encode(ms);
+        const back = decode(bytes1);
+        expect(withKeys(back)).toEqual(withKeys(ms));
+        expect(encode(back).equals(bytes1)).toBe(true);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
+
+describe('XFRM codec: bounded fuzz', () => {
+  it('10^5 random and mutated buffers: decode returns or throws XfrmDecodeError, nothing else', () => {
+    const seeds = fc.sample(fc.array(message, { minLength: 1, maxLength: 2 }), { numRuns: 200, seed: 6 }).map((m) => encode(m));
+    let state = 0x6d2b79f5;
+    const rnd = (n: number): number => {
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      return (state >>> 0) % n;
+    };
+    let thrown = 0;
+    for (let i = 0; i < 100_000; i++) {
+      let buf: Buffer;
+      const seed = seeds[rnd(seeds.length)];
+      switch (i % 4) {
+        case 0: // random bytes with a plausible header
+          buf = Buffer.alloc(16 + rnd(300));
+          for (let j = 0; j < buf.length; j++) buf[j] = rnd(256);
+          if (rnd(2)) buf.writeUInt32LE(buf.length - 4 * rnd(3), 0);
+          buf.writeUInt16LE(rnd(45), 4);
+          break;
+        case 1: // byte flips
+          buf = Buffer.from(seed);
+          for (let k = 1 + rnd(4); k > 0; k--) buf[rnd(buf.length)] = rnd(256);
+          break;
+        case 2: // truncation with the header kept consistent
+          buf = Buffer.from(seed.subarray(0, Math.max(0, seed.length - 1 - rnd(seed.length))));
+          if (buf.length >= 4) buf.writeUInt32LE(buf.length, 0);
+          break;
+        default: // a length field (nlmsg_len or an nla_len) changed
+          buf = Buffer.from(seed);
+          buf.writeUInt16LE(rnd(0x10000), Math.min(buf.length - 2, 16 + 4 * rnd(Math.max(1, (buf.length - 16) >> 2))) & ~1);
+      }
+      try {
+        decode(buf);
+      } catch (e) {
+        if (!(e instanceof XfrmDecodeError)) throw e;
+        thrown++;
+      }
+    }
+    expect(thrown).toBeGreaterThan(10_000);
+  });
+});
