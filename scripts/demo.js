@@ -59,8 +59,33 @@ async function ikeAndKeepalives() {
   console.log('  IKE and keepalives went both ways.');
 }
 
+// Where the kernel accepts UDP_ENCAP (no root needed), show a kernel socket beside a userland one: IKE passes both
+// ways, while the keepalive sent just before the IKE message is taken by the kernel (Linux, NetBSD) and never shows.
+async function kernelSocket() {
+  const p = probe();
+  if (!p.facts.udpEncap4.ok) {
+    console.log(`natt demo: no kernel UDP_ENCAP socket here (${p.facts.udpEncap4.reason})`);
+    return;
+  }
+  console.log(`natt demo: a kernel UDP_ENCAP socket beside a userland one`);
+  const k = await createNattSocket({ address: HOST, port: 0, backend: 'kernel' });
+  const u = await createNattSocket({ address: HOST, port: 0, backend: 'userland' });
+  log('kernel', `listening on ${HOST}:${k.address().port}, getsockopt(UDP_ENCAP) = ${k.kernelEncapType()}`);
+  let keepalives = 0;
+  k.on('keepalive', () => keepalives++);
+  const kGot = new Promise((r) => k.once('ike', (payload) => r(payload.toString())));
+  const uGot = new Promise((r) => u.once('ike', (payload) => r(payload.toString())));
+  u.sendKeepalive(k.address().port, HOST);
+  u.sendIke(Buffer.from('IKE to the kernel socket'), k.address().port, HOST);
+  k.sendIke(Buffer.from('IKE from the kernel socket'), u.address().port, HOST);
+  log('kernel', `got IKE ${JSON.stringify(await kGot)}; keepalives seen: ${keepalives} (the kernel takes them)`);
+  log('userland', `got IKE ${JSON.stringify(await uGot)}`);
+  await Promise.all([new Promise((r) => k.close(r)), new Promise((r) => u.close(r))]);
+}
+
 async function main() {
   await ikeAndKeepalives();
+  await kernelSocket();
   // Later parts of the demo (the userland ESP engine's encrypted traffic) follow here.
   await encryptedTraffic();
 }
