@@ -78,7 +78,7 @@ async function kernelSocket() {
   u.sendKeepalive(k.address().port, HOST);
   u.sendIke(Buffer.from('IKE to the kernel socket'), k.address().port, HOST);
   k.sendIke(Buffer.from('IKE from the kernel socket'), u.address().port, HOST);
-  log('kernel', `got IKE ${JSON.stringify(await kGot)}; keepalives seen: ${keepalives} (the kernel takes them)`);
+  log('kernel', `got IKE ${JSON.stringify(await kGot)}; keepalives seen: ${keepalives}${keepalives === 0 ? ' (the kernel took it)' : ''}`);
   log('userland', `got IKE ${JSON.stringify(await uGot)}`);
   await Promise.all([new Promise((r) => k.close(r)), new Promise((r) => u.close(r))]);
 }
