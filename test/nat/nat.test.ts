@@ -5,7 +5,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } f
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { buildUdpPacket } from '../../src/ip/packet';
+import { buildUdpPacket, l4ChecksumOk } from '../../src/ip/packet';
 
 const ROOT = join(__dirname, '..', '..');
 const have = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
@@ -124,9 +124,28 @@ function tunnelConfig(me: string, peer: string, peerPort: number, meNet: string,
   };
 }
 
+function transportConfig(me: string, peer: string, port: number, outSpi: number, inSpi: number, outKey: string, inKey: string) {
+  const t = (reqid: number) => [{ protocol: 'esp', mode: 'transport', reqid }];
+  return {
+    bind: me,
+    port,
+    keepaliveSeconds: 0,
+    sas: [
+      { src: me, dst: peer, spi: outSpi, mode: 'transport', reqid: 1, encryption: { algorithm: 'aes-gcm-16', key: outKey }, natt: { type: 'espinudp', sport: port, dport: port } },
+      { src: peer, dst: me, spi: inSpi, mode: 'transport', reqid: 2, encryption: { algorithm: 'aes-gcm-16', key: inKey }, natt: { type: 'espinudp', sport: port, dport: port } },
+    ],
+    policies: [
+      { selector: { src: me, dst: peer, proto: 17 }, direction: 'out', action: 'ipsec', templates: t(1) },
+      { selector: { src: peer, dst: me, proto: 17 }, direction: 'in', action: 'ipsec', templates: t(2) },
+    ],
+  };
+}
+
 describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerade)${why ? ` (skipped: ${why})` : ''}`, () => {
   let client: Endpoint | undefined;
   let server: Endpoint | undefined;
+  let client2: Endpoint | undefined;
+  let server2: Endpoint | undefined;
 
   beforeAll(() => {
     // The endpoints are plain JS over dist/: compile when dist is older than the engine's sources.
@@ -141,8 +160,7 @@ describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerad
   }, 120_000);
 
   afterAll(() => {
-    client?.kill();
-    server?.kill();
+    for (const e of [client, server, client2, server2]) e?.kill();
     teardown();
     expect(sh(['ip', 'netns', 'list'])).not.toContain(NS.r);
   });
@@ -192,5 +210,26 @@ describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerad
     const st = await server.wait((m) => m.ev === 'stats');
     expect(st.traffic).toMatchObject({ inPackets: 2, outPackets: 2, newMappings: 2 });
     expect(Object.values(st.stats as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(0);
+  });
+
+  it('transport mode: each side gets the packet rebuilt with the addresses it sees, TCP/UDP checksum fixed (RFC 3948 §3.1.2)', async () => {
+    // The client knows only its own private address; the server knows the client as the NAT's 192.0.2.1.
+    server2 = new Endpoint(NS.s, transportConfig('192.0.2.2', '192.0.2.1', 4501, 0x1d, 0xd1, KEY_SC, KEY_CS));
+    client2 = new Endpoint(NS.c, transportConfig('10.0.1.2', '192.0.2.2', 4501, 0xd1, 0x1d, KEY_CS, KEY_SC));
+    await server2.wait((m) => m.ev === 'ready');
+    await client2.wait((m) => m.ev === 'ready');
+    const up = buildUdpPacket('10.0.1.2', 7000, '192.0.2.2', 8000, Buffer.from('transport up'));
+    client2.cmd({ cmd: 'send', hex: up.toString('hex') });
+    const got = Buffer.from(String((await server2.wait((m) => m.ev === 'packet')).hex), 'hex');
+    expect(got.subarray(12, 20)).toEqual(Buffer.from([192, 0, 2, 1, 192, 0, 2, 2])); // src: the NAT, dst: the server
+    expect(got.subarray(20)).not.toEqual(up.subarray(20)); // the UDP checksum had to change ...
+    expect(l4ChecksumOk(got)).toBe(true); // ... and is right for the new addresses
+    expect(got.subarray(28).toString()).toBe('transport up');
+    const down = buildUdpPacket('192.0.2.2', 8000, '192.0.2.1', 7000, Buffer.from('transport down'));
+    server2.cmd({ cmd: 'send', hex: down.toString('hex') });
+    const back = Buffer.from(String((await client2.wait((m) => m.ev === 'packet')).hex), 'hex');
+    expect(back.subarray(12, 20)).toEqual(Buffer.from([192, 0, 2, 2, 10, 0, 1, 2]));
+    expect(l4ChecksumOk(back)).toBe(true);
+    expect(back.subarray(28).toString()).toBe('transport down');
   });
 });

@@ -21,14 +21,20 @@ describe.skipIf(!hasTshark)(`tshark decrypts the engine's traffic${hasTshark ? '
     if (!process.env.NATT_KEEP_PCAP) rmSync(dir, { recursive: true, force: true });
   });
 
-  it.each(['tunnel', 'transport'] as const)('%s mode, AES-GCM-16/256, IPv4 NAT-T', async (mode) => {
-    const a = await openSocket(4, '127.0.0.1');
-    const b = await openSocket(4, '127.0.0.1');
+  it.each([
+    ['tunnel', 4],
+    ['transport', 4],
+    ['tunnel', 6],
+    ['transport', 6],
+  ] as const)('%s mode, AES-GCM-16/256, IPv%i NAT-T', async (mode, family) => {
+    const lo = family === 4 ? '127.0.0.1' : '::1';
+    const a = await openSocket(family, lo);
+    const b = await openSocket(family, lo);
     cleanup.push(() => closeSocket(a), () => closeSocket(b));
     const dbA = new UserlandSadb();
     const dbB = new UserlandSadb();
-    const A = { address: '127.0.0.1', port: a.address().port, net: '10.1.0.0/16' };
-    const B = { address: '127.0.0.1', port: b.address().port, net: '10.2.0.0/16' };
+    const A = { address: lo, port: a.address().port, net: '10.1.0.0/16' };
+    const B = { address: lo, port: b.address().port, net: '10.2.0.0/16' };
     await installPair(dbA, mode, A, B, { out: 0x1001, in: 0x2002 }, { out: GCM_KEY_AB, in: GCM_KEY_BA });
     await installPair(dbB, mode, B, A, { out: 0x2002, in: 0x1001 }, { out: GCM_KEY_BA, in: GCM_KEY_AB });
     const ea = new UserlandEngine({ socket: a, sadb: dbA });
@@ -46,14 +52,14 @@ describe.skipIf(!hasTshark)(`tshark decrypts the engine's traffic${hasTshark ? '
       const inner =
         mode === 'tunnel'
           ? buildUdpPacket('10.1.0.5', 41111, '10.2.0.7', 42222, Buffer.from(w))
-          : buildUdpPacket('127.0.0.1', 41111, '127.0.0.1', 42222, Buffer.from(w));
+          : buildUdpPacket(lo, 41111, lo, 42222, Buffer.from(w));
       expect(ea.send(inner)).toBe('sent');
     }
     await until(() => got === words.length, 5000, 'B to open every packet');
-    const pcap = join(dir, `${mode}.pcap`);
+    const pcap = join(dir, `${mode}${family}.pcap`);
     writePcap(pcap, captured);
     const decode = (key: Buffer): string[] => {
-      const sa = `"IPv4","127.0.0.1","127.0.0.1","0x00001001","AES-GCM with 16 octet ICV [RFC4106]","0x${key.toString('hex')}","NULL","",""`;
+      const sa = `"IPv${family}","${lo}","${lo}","0x00001001","AES-GCM with 16 octet ICV [RFC4106]","0x${key.toString('hex')}","NULL","",""`;
       const out = execFileSync(
         'tshark',
         [
