@@ -50,11 +50,19 @@ MessageSocket::MessageSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     return;
   }
   poll_ = new uv_poll_t;
+  poll_->data = nullptr;
   int r = uv_poll_init(addon_->loop, poll_, fd_);
-  if (r == 0) r = uv_poll_start(poll_, UV_READABLE, OnPoll);
   if (r != 0) {
-    delete poll_;  // never initialised into the loop's handle queue (or stopped: uv_poll_init left nothing to close)
+    delete poll_;  // a failed init leaves nothing in the loop
     poll_ = nullptr;
+  } else {
+    r = uv_poll_start(poll_, UV_READABLE, OnPoll);
+    if (r != 0) {  // initialised: the loop knows the handle, so it must go through uv_close
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+  }
+  if (r != 0) {
     close(fd_);
     fd_ = -1;
     ThrowErrno(env, -r, "uv_poll_start");
