@@ -4,6 +4,7 @@
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { StringDecoder } = require('node:string_decoder');
 const { buildImage } = require('./image');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -77,9 +78,10 @@ async function main() {
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let console_ = '';
   let partial = '';
+  const utf8 = new StringDecoder('utf8'); // a chunk may end inside a multi-byte character
   // whole lines only, so the peer's log lines do not cut the guest's in half
   const onData = (d) => {
-    const text = partial + d.toString('utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const text = partial + (typeof d === 'string' ? d : utf8.write(d)).replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     const end = text.lastIndexOf('\n') + 1;
     partial = text.slice(end);
     console_ += text.slice(0, end);
@@ -105,7 +107,7 @@ async function main() {
   if (timedOut) status = 124;
   else if (!exit) status = 1;
   else status = Number(exit[1]);
-  log(`qemu exited (${code}) after ${secs} s; guest status ${exit ? exit[1] : 'none (no exit mark: boot or init failed)'}`);
+  log(`qemu exited (${code}) after ${secs} s; guest status ${exit ? exit[1] : timedOut ? 'none (killed at the time bound)' : 'none (no exit mark: boot or init failed)'}`);
   if (counts) console.log(counts[0]);
   else console.log('0 passed, 1 failed, 0 skipped');
   process.exit(status === 0 && counts ? 0 : status || 1);

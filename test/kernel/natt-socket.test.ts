@@ -5,47 +5,44 @@ import { randomBytes } from 'node:crypto';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { EspTransform, type EspTransformOptions } from '../../src/esp';
 import { buildUdpPacket } from '../../src/ip/packet';
-import { kernelEspMissing, ip, flushXfrm, hexKey, nextDatagram, nextEvent, saPackets, xfrmStat } from './lib/guest';
+import type { SecurityAssociation } from '../../src/sadb/types';
+import { kernelEspMissing, flushXfrm, nextDatagram, nextEvent, saPackets, xfrmStat } from './lib/guest';
+import { pickInstaller, type Installer } from './lib/install';
 
 const missing = kernelEspMissing();
 const GUEST = '10.0.2.15';
 
-/** One ESP suite as EspTransform and `ip xfrm` each name it. */
+/** One ESP suite: the keys (the SA model's shape, which EspTransform takes too). */
 interface Suite {
   name: string;
-  make(): { esp: Omit<EspTransformOptions, 'spi'>; xfrm: string[] };
+  keys(): Pick<EspTransformOptions, 'encryption' | 'integrity'>;
 }
 
 const suites: Suite[] = [
-  {
-    name: 'aes-gcm-16 (rfc4106, 128-bit key)',
-    make() {
-      const k = randomBytes(20);
-      return { esp: { encryption: { algorithm: 'aes-gcm-16', key: k } }, xfrm: ['aead', 'rfc4106(gcm(aes))', hexKey(k), '128'] };
-    },
-  },
+  { name: 'aes-gcm-16 (rfc4106, 128-bit key)', keys: () => ({ encryption: { algorithm: 'aes-gcm-16', key: randomBytes(20) } }) },
   {
     name: 'aes-cbc + hmac-sha1-96',
-    make() {
-      const k = randomBytes(16);
-      const a = randomBytes(20);
-      return {
-        esp: { encryption: { algorithm: 'aes-cbc', key: k }, integrity: { algorithm: 'hmac-sha1-96', key: a } },
-        xfrm: ['enc', 'cbc(aes)', hexKey(k), 'auth-trunc', 'hmac(sha1)', hexKey(a), '96'],
-      };
-    },
+    keys: () => ({
+      encryption: { algorithm: 'aes-cbc', key: randomBytes(16) },
+      integrity: { algorithm: 'hmac-sha1-96', key: randomBytes(20) },
+    }),
   },
-  {
-    name: 'chacha20-poly1305 (rfc7539esp)',
-    make() {
-      const k = randomBytes(36);
-      return {
-        esp: { encryption: { algorithm: 'chacha20-poly1305', key: k } },
-        xfrm: ['aead', 'rfc7539esp(chacha20,poly1305)', hexKey(k), '128'],
-      };
-    },
-  },
+  { name: 'chacha20-poly1305 (rfc7539esp)', keys: () => ({ encryption: { algorithm: 'chacha20-poly1305', key: randomBytes(36) } }) },
 ];
+
+/** The SA the peer's ESP-in-UDP travels on: to this guest, transport mode, NAT-T from the peer's port to 4500. */
+function inboundSa(spi: number, peerPort: number, keys: Pick<EspTransformOptions, 'encryption' | 'integrity'>): SecurityAssociation {
+  return {
+    src: GUEST,
+    dst: GUEST,
+    spi,
+    mode: 'transport',
+    replayWindow: 32,
+    encryption: keys.encryption as SecurityAssociation['encryption'],
+    integrity: keys.integrity as SecurityAssociation['integrity'],
+    natt: { type: 'espinudp', sport: peerPort, dport: 4500 },
+  };
+}
 
 function bindUdp(port = 0): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
@@ -58,9 +55,14 @@ function bindUdp(port = 0): Promise<dgram.Socket> {
 const send = (s: dgram.Socket, msg: Uint8Array, port: number) =>
   new Promise<void>((resolve, reject) => s.send(msg, port, GUEST, (e) => (e ? reject(e) : resolve())));
 
-describe.skipIf(missing !== null)(
-  `NattSocket on kernel ESP (UDP_ENCAP)${missing ? ` (skipped: ${missing})` : ''}`,
-  () => {
+describe.skipIf(missing !== null)(`NattSocket on kernel ESP (UDP_ENCAP)${missing ? ` (skipped: ${missing})` : ''}`, async () => {
+  // vitest awaits an async suite body while collecting: the nested title says who installed the SAs.
+  const installer = await pickInstaller('xfrm');
+  describe(installer.label, () => defineTests(installer));
+});
+
+function defineTests(installer: Installer): void {
+  {
     let natt: NattSocket;
     let peer: dgram.Socket; // sends ESP-in-UDP and IKE to the NAT-T socket, as a peer behind a NAT would
     let inner: dgram.Socket; // the plain socket the decrypted datagrams are for
@@ -73,6 +75,7 @@ describe.skipIf(missing !== null)(
     });
     afterAll(async () => {
       flushXfrm();
+      await installer.close();
       await new Promise<void>((r) => natt.close(() => r()));
       peer.close();
       inner.close();
@@ -88,11 +91,9 @@ describe.skipIf(missing !== null)(
     for (const suite of suites) {
       it(`${suite.name}: ESP-in-UDP to the socket is decrypted by the kernel and the inner datagram reaches its own socket`, async () => {
         const spi = 0x1000 + Math.floor(Math.random() * 0xffff);
-        const { esp, xfrm } = suite.make();
-        const peerPort = peer.address().port;
-        ip('xfrm', 'state', 'add', 'src', GUEST, 'dst', GUEST, 'proto', 'esp', 'spi', String(spi), 'mode', 'transport',
-          'replay-window', '32', ...xfrm, 'encap', 'espinudp', String(peerPort), '4500', '0.0.0.0');
-        const tx = new EspTransform({ spi, ...esp });
+        const keys = suite.keys();
+        await installer.addSa(inboundSa(spi, peer.address().port, keys));
+        const tx = new EspTransform({ spi, ...keys });
         const espSeen: unknown[] = [];
         natt.on('esp', (p) => espSeen.push(p));
         const payloads = [randomBytes(1), randomBytes(100), randomBytes(1200)];
@@ -114,10 +115,9 @@ describe.skipIf(missing !== null)(
 
     it('a tampered ESP packet is dropped by the kernel (counted), never delivered, never surfaced as IKE', async () => {
       const spi = 0x20000 + Math.floor(Math.random() * 0xffff);
-      const { esp, xfrm } = suites[0].make();
-      ip('xfrm', 'state', 'add', 'src', GUEST, 'dst', GUEST, 'proto', 'esp', 'spi', String(spi), 'mode', 'transport',
-        ...xfrm, 'encap', 'espinudp', String(peer.address().port), '4500', '0.0.0.0');
-      const tx = new EspTransform({ spi, ...esp });
+      const keys = suites[0].keys();
+      await installer.addSa(inboundSa(spi, peer.address().port, keys));
+      const tx = new EspTransform({ spi, ...keys });
       const before = xfrmStat().XfrmInStateProtoError ?? 0;
       const pkt = tx.seal(buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, Buffer.from('x')).subarray(20), 17);
       pkt[pkt.length - 1] ^= 1;
@@ -152,5 +152,5 @@ describe.skipIf(missing !== null)(
       expect(msg.subarray(0, 4).equals(Buffer.alloc(4))).toBe(true);
       expect(msg.subarray(4).equals(ikeMsg)).toBe(true);
     });
-  },
-);
+  }
+}
