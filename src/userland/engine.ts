@@ -223,26 +223,33 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     return info;
   }
 
+  /** Does SA `e` have the addresses template `ti` (or, where it names none, the packet) asks for? No allocation. */
+  #addrsOk(e: SaEntry, ti: TemplateInfo, pkt: Uint8Array, v: IpView): boolean {
+    const src = ti.src ? bytesEqual(e.srcBytes, ti.src, 0, ti.src.length) : bytesEqual(e.srcBytes, pkt, v.srcOffset, v.addrLength);
+    return src && (ti.dst ? bytesEqual(e.dstBytes, ti.dst, 0, ti.dst.length) : bytesEqual(e.dstBytes, pkt, v.dstOffset, v.addrLength));
+  }
+
   /** The SA the policy's (first) template selects for this packet, or null. */
   #outboundSa(pol: PolicyEntry, pkt: Uint8Array, v: IpView): SaEntry | null {
     const t = pol.policy.templates![0];
     const ti = this.#template(t);
     const gen = this.sadb.generation;
     const cached = this.#outCache.get(pol);
-    const srcOk = (e: SaEntry): boolean =>
-      ti.src ? bytesEqual(e.srcBytes, ti.src, 0, ti.src.length) : bytesEqual(e.srcBytes, pkt, v.srcOffset, v.addrLength);
-    const dstOk = (e: SaEntry): boolean =>
-      ti.dst ? bytesEqual(e.dstBytes, ti.dst, 0, ti.dst.length) : bytesEqual(e.dstBytes, pkt, v.dstOffset, v.addrLength);
-    if (cached && cached.gen === gen && srcOk(cached.e) && dstOk(cached.e)) return cached.e;
+    if (cached && cached.gen === gen && this.#addrsOk(cached.e, ti, pkt, v)) return cached.e;
     let best: SaEntry | null = null;
     for (const e of this.sadb.entries()) {
       if (!e.usable || e.sa.protocol !== t.protocol) continue;
       if (e.sa.mode !== t.mode && e.sa.mode !== 'any') continue;
       if (t.reqid && e.sa.reqid !== t.reqid) continue;
-      if (!srcOk(e) || !dstOk(e)) continue;
+      if (!this.#addrsOk(e, ti, pkt, v)) continue;
       if (!best || (best.state === 'dying' && e.state === 'mature') || best.state === e.state) best = e; // newest mature wins
     }
-    if (best) this.#outCache.set(pol, { gen, e: best });
+    if (best) {
+      if (cached) {
+        cached.gen = gen;
+        cached.e = best;
+      } else this.#outCache.set(pol, { gen, e: best });
+    }
     return best;
   }
 
