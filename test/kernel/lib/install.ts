@@ -71,3 +71,16 @@ export async function pickInstaller(backend: 'pfkey' | 'xfrm'): Promise<Installe
     throw err;
   }
 }
+
+/** Stands in where the suite is skipped (its body is still collected, so its tests are listed by name). */
+export function unusedInstaller(reason: string): Installer {
+  const no = async (): Promise<void> => {
+    throw new Error(`skipped: ${reason}`);
+  };
+  return { label: 'SAs not installed', addSa: no, updateSa: no, addPolicy: no, close: async () => {} };
+}
+
+/** The installer for a suite, or a stand-in when the suite is skipped (no kernel calls on such a host). */
+export async function installerFor(backend: 'pfkey' | 'xfrm', missing: string | null): Promise<Installer> {
+  return missing ? unusedInstaller(missing) : pickInstaller(backend);
+}

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createNattSocket, type NattSocket } from '../../../src/natt/socket';
 import type { SecurityAssociation, EncryptionAlgorithm, IntegrityAlgorithm } from '../../../src/sadb/types';
 import { ip, flushXfrm, nextDatagram, kernelEspMissing, xfrmStat, saPackets } from './guest';
-import { pickInstaller, type Installer } from './install';
+import { installerFor, type Installer } from './install';
 import { PeerClient, peerAddress, type WireSa } from './peer-client';
 
 const G = '10.0.2.15'; // the guest, as itself
@@ -50,7 +50,7 @@ export function defineInteropSuite(suite: InteropSuite): void {
 
   describe.skipIf(missing !== null)(`${title}${missing ? ` (skipped: ${missing})` : ''}`, async () => {
     // vitest awaits an async suite body while collecting: the nested title says who installed the SAs.
-    const installer = await pickInstaller(suite.backend);
+    const installer = await installerFor(suite.backend, missing);
     describe(installer.label, () => defineModes(suite, installer));
   });
 }
