@@ -63,6 +63,20 @@ describe('UserlandSadb: SAs', () => {
     await expect(db.delete({ src: '192.0.2.1', dst: '198.51.100.2', spi: 0x1000 })).rejects.toMatchObject({ code: 'ESRCH' });
   });
 
+  it('key bytes never show in util.inspect of the database, its entries, events or errors', async () => {
+    const key = Buffer.from('5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7', 'hex'); // 20 bytes, a recognisable pattern
+    const db = new UserlandSadb({ revealKeys: true });
+    const seen: unknown[] = [];
+    db.on('add', (s) => seen.push(s));
+    await db.add(sa({ encryption: { algorithm: 'aes-gcm-16', key } }));
+    const err = await db.add(sa({ encryption: { algorithm: 'aes-gcm-16', key } })).catch((e: unknown) => e);
+    const texts = [inspect(db, { depth: 10 }), inspect([...db.entries()], { depth: 10 }), inspect(seen, { depth: 10 }), inspect(err), String(err)];
+    for (const t of texts) {
+      expect(t).not.toMatch(/5ec7e7|5e c7 e7|94, 199, 231|0x5e, 0xc7/i);
+    }
+    expect(Buffer.from((seen[0] as SecurityAssociation).encryption!.key)).toEqual(key); // revealKeys: readable, not printed
+  });
+
   it('names the option on caller mistakes', async () => {
     const db = new UserlandSadb();
     await expect(db.add(sa({ spi: 0 }))).rejects.toThrow(RangeError);
