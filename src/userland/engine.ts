@@ -208,7 +208,12 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     }
     e.lifetime.use(payload.length);
     e.lastOut = Date.now();
-    this.socket.sendEsp(esp, e.peer.port, e.peer.address, this.#onSent);
+    try {
+      this.socket.sendEsp(esp, e.peer.port, e.peer.address, this.#onSent);
+    } catch {
+      c.OutError++; // e.g. an IPv6 SA on an IPv4 socket, or the socket closed
+      return 'dropped';
+    }
     this.#t.outPackets++;
     this.#t.outBytes += payload.length;
     return 'sent';
@@ -439,7 +444,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
         this.#t.keepalivesSent++;
       } catch (err) {
         this.#c.OutError++;
-        this.emit('error', err as Error);
+        if (this.listenerCount('error') > 0) this.emit('error', err as Error); // never an unhandled 'error' from a timer
       }
     }
   }

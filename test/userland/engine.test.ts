@@ -159,6 +159,30 @@ describe('policy outcomes and counters', () => {
     expect(b.got).toHaveLength(1);
   });
 
+  it("the SA's own selector is checked inbound → InStateMismatch", async () => {
+    const { a, b } = await pair(4, 'tunnel', { selector: { src: '10.1.0.5', dst: '10.2.0.0/16' } });
+    a.engine.send(buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 2, Buffer.from('in selector')));
+    a.engine.send(buildUdpPacket('10.1.0.6', 1, '10.2.0.7', 2, Buffer.from('outside')));
+    await until(() => b.got.length + b.engine.stats().InStateMismatch === 2);
+    expect(b.got).toHaveLength(1);
+    expect(b.engine.stats().InStateMismatch).toBe(1);
+  });
+
+  it('a send the socket refuses is counted, not thrown (IPv6 SA on an IPv4 socket)', async () => {
+    const a = await endpoint(4);
+    await a.db.add({
+      src: '2001:db8::1',
+      dst: '2001:db8::2',
+      spi: 9,
+      mode: 'transport',
+      encryption: { algorithm: 'aes-gcm-16', key: GCM_KEY_AB },
+      natt: { type: 'espinudp', sport: 4500, dport: 4500 },
+    });
+    await a.db.spdAdd({ selector: { src: '2001:db8::1', dst: '2001:db8::2' }, direction: 'out', action: 'ipsec', templates: [{ protocol: 'esp', mode: 'transport' }] });
+    expect(a.engine.send(buildUdpPacket('2001:db8::1', 1, '2001:db8::2', 2, Buffer.from('x')))).toBe('dropped');
+    expect(a.engine.stats().OutError).toBe(1);
+  });
+
   it('a hard packet limit stops the SA: expire, then OutNoStates', async () => {
     const { a } = await pair(4, 'tunnel', { lifetime: { hard: { packets: 2 } } });
     const kinds: string[] = [];
