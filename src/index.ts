@@ -33,3 +33,4 @@ export {
   type XfrmAttribute,
   type XfrmProbe,
 } from './xfrm';
+export { pfkey, PfKeyDecodeError, PfKey, type PfKeyMessage, type PfKeyExtension, type PfKeyOptions, type DialectName as PfKeyDialectName } from './pfkey';

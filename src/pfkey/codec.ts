@@ -147,9 +147,12 @@ export interface PfKeyMessage {
   extensions: PfKeyExtension[];
 }
 
+/** The extension type whose `name` can be N. */
+export type ExtOf<N> = PfKeyExtension extends infer E ? (E extends { name: infer M } ? (N extends M ? E : never) : never) : never;
+
 /** The first extension called `name`, typed. */
-export function findExt<N extends PfKeyExtension['name']>(msg: PfKeyMessage, name: N): Extract<PfKeyExtension, { name: N }> | undefined {
-  for (const e of msg.extensions) if (e.name === name) return e as Extract<PfKeyExtension, { name: N }>;
+export function findExt<N extends PfKeyExtension['name']>(msg: PfKeyMessage, name: N): ExtOf<N> | undefined {
+  for (const e of msg.extensions) if (e.name === name) return e as ExtOf<N>;
   return undefined;
 }
 

@@ -20,9 +20,7 @@ export type SadbFactory = (opts: OpenSadbOptions) => Promise<Sadb>;
 
 // Each backend's module is loaded only when asked for (the kernel ones need the native addon).
 const factories: Record<SadbBackendName, () => SadbFactory> = {
-  pfkey: () => {
-    throw new NattUnsupportedError('the pfkey backend is not built yet');
-  },
+  pfkey: () => async (o) => (require('../pfkey/client') as typeof import('../pfkey/client')).openPfKey(o),
   xfrm: () => async (o) => (await import('../xfrm/client')).openXfrm(o),
   userland: () => async (o) => (await import('../userland')).createUserlandSadb(o),
 };
