@@ -15,7 +15,7 @@ import {
   recomputeL4Checksum,
 } from '../ip/packet';
 import { UserlandSadb, type SaEntry } from './sadb';
-import type { PolicyEntry } from './spd';
+import { selectorMatches, type PolicyEntry } from './spd';
 import type { XfrmStats } from './counters';
 
 /** Where a datagram came from, as node:dgram reports it. */
@@ -351,23 +351,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
 
   #selectorOk(e: SaEntry, pkt: Uint8Array, v: IpView): boolean {
     const s = e.selector!;
-    if (s.src.family !== v.version) return true; // a selector of the other family does not apply (4in6 / 6in4)
-    return (
-      (s.proto === 0 || s.proto === v.proto) &&
-      (s.sport === 0 || s.sport === v.sport) &&
-      (s.dport === 0 || s.dport === v.dport) &&
-      this.#prefixOk(s.src, pkt, v.srcOffset) &&
-      this.#prefixOk(s.dst, pkt, v.dstOffset)
-    );
-  }
-
-  #prefixOk(p: import('../ip/address').Prefix, pkt: Uint8Array, off: number): boolean {
-    let bits = p.bits;
-    for (let i = 0; bits > 0; i++, bits -= 8) {
-      const m = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-      if ((pkt[off + i] & m) !== p.bytes[i]) return false;
-    }
-    return true;
+    // A selector of the other family does not apply (4in6 / 6in4 tunnels).
+    return s.src.family !== v.version || selectorMatches(s, pkt, v);
   }
 
   /** RFC 3948 §3.1.2: with NAT-OA, the incremental update; without, recomputation (ESP already authenticated it). */
