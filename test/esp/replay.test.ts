@@ -103,7 +103,9 @@ describe('ReplayWindow vs the reference model', () => {
           if (epoch > 0 && model.top >= BigInt(epoch) * TWO32) crossed++;
         },
       ),
-      { numRuns: 300 },
+      // Pinned seed: the coverage check below counts how many random walks crossed 2^32·k, which is a property of
+      // the generated walks, not of the code; with a free seed it failed now and then (68 of 750).
+      { numRuns: 300, seed: 0x5eed },
     );
     expect(crossed).toBeGreaterThan(runs / 10); // the boundary really was crossed, often (typically 20-30% of runs)
   });
