@@ -357,18 +357,27 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
 
   /** RFC 3948 §3.1.2: with NAT-OA, the incremental update; without, recomputation (ESP already authenticated it). */
   #fixChecksum(e: SaEntry, pkt: Buffer, v: IpView): void {
-    const oa = e.sa.natt?.oa;
-    if (oa && (oa.initiator || oa.responder)) {
-      // The peer's original source is the OA that is not our address; the original destination is ours as the
-      // peer knew it (the other OA when given, else our SA address).
-      const mine = [oa.initiator, oa.responder].filter((a): a is string => !!a);
-      const srcOa = mine.find((a) => !sameAddress(a, e.sa.dst)) ?? e.inboundPeer.address;
-      const dstOa = mine.find((a) => a !== srcOa) ?? e.sa.dst;
-      const os = addressToBytes(srcOa);
-      const od = addressToBytes(dstOa);
-      if (fixL4ChecksumForNat(pkt, v, os, od)) return;
-    }
+    if (e.oaBytes === undefined) e.oaBytes = this.#originalAddresses(e);
+    if (e.oaBytes && fixL4ChecksumForNat(pkt, v, e.oaBytes.src, e.oaBytes.dst)) return;
     recomputeL4Checksum(pkt, v);
+  }
+
+  /**
+   * The addresses the peer computed its checksums with, from the SA's NAT-OA (once per SA): the peer's original
+   * source is the OA that is not our address; the original destination is ours as the peer knew it (the other OA
+   * when given, else the SA's destination). null when the SA has no NAT-OA.
+   */
+  #originalAddresses(e: SaEntry): { src: Uint8Array; dst: Uint8Array } | null {
+    const oa = e.sa.natt?.oa;
+    const given = [oa?.initiator, oa?.responder].filter((a): a is string => !!a);
+    if (given.length === 0) return null;
+    const srcOa = given.find((a) => !sameAddress(a, e.sa.dst)) ?? e.inboundPeer.address;
+    const dstOa = given.find((a) => a !== srcOa) ?? e.sa.dst;
+    try {
+      return { src: addressToBytes(srcOa), dst: addressToBytes(dstOa) };
+    } catch {
+      return null; // a malformed NAT-OA: recompute instead
+    }
   }
 
   /** The inbound policy check (Linux __xfrm_policy_check): counts and returns false on a drop. */

@@ -49,6 +49,8 @@ export class SaEntry {
   peer: { address: string; port: number };
   /** For an inbound SA: the address and port its packets are expected from (src:natt.sport, then learned). */
   inboundPeer: { address: string; port: number };
+  /** NAT-OA original addresses as bytes (the engine fills it on first use; null = none). */
+  oaBytes: { src: Uint8Array; dst: Uint8Array } | null | undefined = undefined;
   /** inboundPeer's address as bytes (the engine caches it; null after a change). */
   inboundPeerBytes: Uint8Array | null = null;
   /** ms timestamps of the last packet sealed / opened with this SA (0 = never): keepalive bookkeeping. */
