@@ -195,6 +195,8 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
       for (const f of ['sport', 'dport'] as const) {
         if (!Number.isInteger(n[f]) || n[f] < 1 || n[f] > 65535) throw rangeError(`natt.${f}`, '1..65535', n[f]);
       }
+      if (n.oa?.initiator !== undefined) addressToBytes(n.oa.initiator, 'natt.oa.initiator');
+      if (n.oa?.responder !== undefined) addressToBytes(n.oa.responder, 'natt.oa.responder');
     }
     validateLifetime(sa);
     delete stored.current;

@@ -86,6 +86,7 @@ describe('UserlandSadb: SAs', () => {
     await expect(db.add(sa({ encryption: { algorithm: 'aes-gcm-16', key: Buffer.alloc(3) } }))).rejects.toThrow(/encryption.key/);
     await expect(db.add(sa({ natt: { type: 'espinudp', sport: 0, dport: 4500 } }))).rejects.toThrow(/natt.sport/);
     await expect(db.add(sa({ lifetime: { hard: { bytes: -1 } } }))).rejects.toThrow(/lifetime.hard.bytes/);
+    await expect(db.add(sa({ natt: { type: 'espinudp', sport: 4500, dport: 4500, oa: { initiator: 'x' } } }))).rejects.toThrow(/natt.oa.initiator/);
   });
 
   it('update keeps the outbound sequence number (never an AEAD IV twice) and the replay window', async () => {
