@@ -1,0 +1,5 @@
+// The Sadb contract on this host: userland always; xfrm and pfkey where the kernel allows (skipped with the reason).
+
+import { defineAllContracts } from './backends';
+
+defineAllContracts();
