@@ -444,6 +444,8 @@ class Writer {
             this.u32(p + 12, r.reserved2, 'request.reqid');
           } else this.u16(p + 6, r.reqid, 'request.reqid (16 bits on the BSDs)');
           if (r.tunnel) {
+            if (r.tunnel.src?.family !== r.tunnel.dst?.family)
+              throw rangeError('request.tunnel.dst', 'the same address family as request.tunnel.src', r.tunnel.dst?.family);
             const q = p + d.ipsecRequestSize;
             this.sockaddr(q, r.tunnel.src, 'request.tunnel.src');
             this.sockaddr(q + sockaddrSize(r.tunnel.src), r.tunnel.dst, 'request.tunnel.dst');
