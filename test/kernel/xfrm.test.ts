@@ -1,0 +1,203 @@
+// Kernel tests of the Xfrm client on a Linux kernel with ESP (run in the VM): every call, AEAD NAT-T SAs, and
+// the ACQUIRE, EXPIRE and MAPPING events provoked by real traffic.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import * as dgram from 'node:dgram';
+import { Xfrm } from '../../src/xfrm/client';
+import { probeXfrm } from '../../src/xfrm/probe';
+import { chooseSadbBackend } from '../../src/sadb/open';
+import { EspTransform } from '../../src/esp';
+import { createNattSocket, type NattSocket } from '../../src/natt/socket';
+import type { AcquireEvent, ExpireEvent, NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';
+import { kernelEspMissing, nextEvent } from './lib/guest';
+
+const missing = kernelEspMissing();
+const A = '127.0.0.1';
+const B = '127.0.0.2';
+const gcmKey = Uint8Array.from({ length: 20 }, (_, i) => 0xa0 + i);
+const chachaKey = Uint8Array.from({ length: 36 }, (_, i) => i);
+
+describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let x: Xfrm;
+
+  beforeAll(async () => {
+    x = await Xfrm.open();
+  });
+  afterAll(async () => {
+    await x?.flush().catch(() => undefined);
+    await x?.spdFlush().catch(() => undefined);
+    await x?.close();
+  });
+  beforeEach(async () => {
+    await x.flush();
+    await x.spdFlush();
+  });
+
+  it("probeXfrm says XFRM can do ESP here, and 'auto' picks the xfrm backend", async () => {
+    const p = await probeXfrm();
+    expect(p.netlink.ok).toBe(true);
+    expect(p.canDoEsp).toBe(true);
+    expect(p.sadInfo).toBeDefined();
+    expect(chooseSadbBackend().backend).toBe('xfrm');
+  });
+
+  it('GETSADINFO counts the SAs', async () => {
+    const before = (await x.sadInfo()).count;
+    await x.add({ src: A, dst: B, spi: 0x100, encryption: { algorithm: 'aes-gcm-16', key: gcmKey } });
+    expect((await x.sadInfo()).count).toBe(before + 1);
+  });
+
+  it('an AES-GCM-16 NAT-T SA: NEWSA, GETSA gives the same fields, UPDSA moves the port, dump, DELSA', async () => {
+    const sa: SecurityAssociation = {
+      src: A,
+      dst: B,
+      spi: 0x1001,
+      mode: 'tunnel',
+      reqid: 5,
+      encryption: { algorithm: 'aes-gcm-16', key: gcmKey },
+      natt: { type: 'espinudp', sport: 4500, dport: 4500 },
+      lifetime: { hard: { addSeconds: 3600 } },
+    };
+    await x.add(sa);
+    const got = await x.get({ src: A, dst: B, spi: 0x1001 });
+    expect(got).toMatchObject({ src: A, dst: B, spi: 0x1001, mode: 'tunnel', reqid: 5, encryption: { algorithm: 'aes-gcm-16' }, natt: sa.natt });
+    expect(Buffer.from(got.encryption!.key)).toEqual(Buffer.from(gcmKey));
+    expect(got.lifetime?.hard?.addSeconds).toBe(3600);
+    await x.update({ ...sa, natt: { type: 'espinudp', sport: 4500, dport: 31000 } });
+    expect((await x.get({ src: A, dst: B, spi: 0x1001 })).natt?.dport).toBe(31000);
+    const spis: number[] = [];
+    for await (const s of x.dump('esp')) spis.push(s.spi);
+    expect(spis).toEqual([0x1001]);
+    await x.delete({ src: A, dst: B, spi: 0x1001 });
+    await expect(x.get({ src: A, dst: B, spi: 0x1001 })).rejects.toMatchObject({ code: 'ESRCH', messageType: 'XFRM_MSG_GETSA' });
+  });
+
+  it('a ChaCha20-Poly1305 NAT-T SA (rfc7539esp) and an AES-CBC + HMAC-SHA2-256-128 SA (not truncated to 96)', async () => {
+    await x.add({ src: A, dst: B, spi: 0x1002, encryption: { algorithm: 'chacha20-poly1305', key: chachaKey }, natt: { type: 'espinudp', sport: 4500, dport: 4500 } });
+    expect((await x.get({ src: A, dst: B, spi: 0x1002 })).encryption?.algorithm).toBe('chacha20-poly1305');
+    await x.add({
+      src: A,
+      dst: B,
+      spi: 0x1003,
+      encryption: { algorithm: 'aes-cbc', key: new Uint8Array(32).fill(1) },
+      integrity: { algorithm: 'hmac-sha2-256-128', key: new Uint8Array(32).fill(2) },
+    });
+    expect((await x.get({ src: A, dst: B, spi: 0x1003 })).integrity?.algorithm).toBe('hmac-sha2-256-128');
+  });
+
+  it('the non-IKE encapsulation is refused with advice; a bad algorithm name never reaches the kernel', async () => {
+    const e = await x
+      .add({ src: A, dst: B, spi: 0x1004, encryption: { algorithm: 'aes-gcm-16', key: gcmKey }, natt: { type: 'espinudp-non-ike', sport: 500, dport: 500 } })
+      .catch((err: unknown) => err);
+    expect(e).toMatchObject({ code: 'EINVAL', messageType: 'XFRM_MSG_NEWSA' });
+    expect((e as Error).message).toMatch(/non-IKE/);
+  });
+
+  it('ALLOCSPI in a range, deleteAll, FLUSHSA', async () => {
+    const spi = await x.getSpi({ src: A, dst: B, min: 0x4000, max: 0x40ff });
+    expect(spi).toBeGreaterThanOrEqual(0x4000);
+    expect(spi).toBeLessThanOrEqual(0x40ff);
+    await x.add({ src: A, dst: B, spi: 0x1005, encryption: { algorithm: 'aes-gcm-16', key: gcmKey } });
+    await x.deleteAll({ src: A, dst: B });
+    let n = 0;
+    for await (const _ of x.dump()) n++;
+    expect(n).toBe(0);
+    await x.add({ src: A, dst: B, spi: 0x1006, encryption: { algorithm: 'aes-gcm-16', key: gcmKey } });
+    await x.flush('esp');
+    expect((await x.sadInfo()).count).toBe(0);
+  });
+
+  it('policies: NEWPOLICY, GETPOLICY, UPDPOLICY, dump, DELPOLICY, FLUSHPOLICY', async () => {
+    const p = await x.spdAdd({
+      selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' },
+      direction: 'out',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'tunnel', src: A, dst: B, reqid: 5 }],
+    });
+    expect((await x.spdGet({ id: p.id! })).templates?.[0]).toMatchObject({ src: A, dst: B, reqid: 5 });
+    expect((await x.spdUpdate({ ...p, priority: 9 })).priority).toBe(9);
+    const ids: number[] = [];
+    for await (const q of x.spdDump()) ids.push(q.id!);
+    expect(ids).toEqual([p.id]);
+    await x.spdDelete({ id: p.id! });
+    await x.spdAdd({ selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' }, direction: 'fwd', action: 'discard' });
+    await x.spdFlush();
+    ids.length = 0;
+    for await (const q of x.spdDump()) ids.push(q.id!);
+    expect(ids).toEqual([]);
+  });
+
+  it('register lists the AEADs natt maps (XFRM has no SADB_REGISTER)', async () => {
+    const r = await x.register('esp');
+    expect(r.encryption.map((e) => e.algorithm)).toEqual(expect.arrayContaining(['aes-gcm-16', 'chacha20-poly1305', 'aes-cbc']));
+  });
+
+  it('ACQUIRE: traffic that hits an ESP policy with no SA', async () => {
+    await x.spdAdd({
+      selector: { src: `${A}/32`, dst: '127.0.0.3/32', proto: 17 },
+      direction: 'out',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'transport' }],
+    });
+    const got = nextEvent<[AcquireEvent]>(x, 'acquire');
+    const s = dgram.createSocket('udp4');
+    s.on('error', () => undefined);
+    s.send(Buffer.from('wake the key manager'), 9, '127.0.0.3');
+    const [ev] = await got;
+    s.close();
+    expect(ev).toMatchObject({ src: A, dst: '127.0.0.3', protocol: 'esp', policy: { direction: 'out' } });
+    // Answer it as an IKE daemon would: an SPI for the larval SA the kernel made.
+    const spi = await x.getSpi({ src: A, dst: '127.0.0.3', seq: ev.seq, min: 0x5000, max: 0x50ff });
+    expect(spi).toBeGreaterThanOrEqual(0x5000);
+  });
+
+  it('EXPIRE: a soft, then a hard add-time lifetime', async () => {
+    const soft = nextEvent<[ExpireEvent]>(x, 'expire', 15_000);
+    await x.add({
+      src: A,
+      dst: B,
+      spi: 0x1007,
+      encryption: { algorithm: 'aes-gcm-16', key: gcmKey },
+      lifetime: { soft: { addSeconds: 1 }, hard: { addSeconds: 3 } },
+    });
+    const [s] = await soft;
+    expect(s).toMatchObject({ kind: 'soft', sa: { spi: 0x1007, dst: B } });
+    expect(s.sa.encryption?.key?.length ?? 0).toBe(0);
+    const [h] = await nextEvent<[ExpireEvent]>(x, 'expire', 15_000);
+    expect(h).toMatchObject({ kind: 'hard', sa: { spi: 0x1007 } });
+  });
+
+  describe('MAPPING', () => {
+    let sock: NattSocket;
+    let peer: dgram.Socket;
+    beforeAll(async () => {
+      sock = await createNattSocket({ address: A, port: 4500, backend: 'kernel' });
+      peer = dgram.createSocket('udp4');
+      await new Promise<void>((r) => peer.bind(4600, B, r));
+    });
+    afterAll(async () => {
+      sock?.close();
+      peer?.close();
+    });
+
+    it('authenticated ESP-in-UDP from a new source port raises newMapping (old and new port)', async () => {
+      // Inbound SA: from B's NAT-T port 4501 to our 4500. The packet comes from B:4600 instead.
+      const spi = 0x6001;
+      await x.add({ src: B, dst: A, spi, encryption: { algorithm: 'aes-gcm-16', key: gcmKey }, natt: { type: 'espinudp', sport: 4501, dport: 4500 } });
+      const esp = new EspTransform({ spi, encryption: { algorithm: 'aes-gcm-16', key: gcmKey } });
+      const udp = Buffer.alloc(8 + 5);
+      udp.writeUInt16BE(1234, 0);
+      udp.writeUInt16BE(5555, 2);
+      udp.writeUInt16BE(13, 4);
+      udp.write('hello', 8);
+      const got = nextEvent<[NewMappingEvent]>(x, 'newMapping');
+      peer.send(esp.seal(udp, 17), 4500, A);
+      const [ev] = await got;
+      expect(ev).toMatchObject({
+        sa: { dst: A, spi, protocol: 'esp' },
+        old: { address: B, port: 4501 },
+        new: { address: B, port: 4600 },
+      });
+    });
+  });
+});
