@@ -233,7 +233,17 @@ describe('UserlandSadb: lifetimes (fake timers)', () => {
     expect((await all(db.dump())).map((s) => s.spi)).toEqual([]);
   });
 
-  it('timers are unref’d and stop on delete', async () => {
+  it('lifetime and keepalive timers never keep the process alive (real timers)', async () => {
+    const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timeouts();
+    const db = new UserlandSadb();
+    await db.add(sa({ lifetime: { soft: { addSeconds: 3600, useSeconds: 60 }, hard: { addSeconds: 7200 } } }));
+    db.bySpi(0x1000)![0].lifetime.use(1); // arms the use-time timer too
+    expect(timeouts()).toBe(before);
+    await db.close();
+  });
+
+  it('timers stop on delete', async () => {
     vi.useFakeTimers();
     const db = new UserlandSadb();
     const ev: unknown[] = [];
