@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { inspect } from 'node:util';
 import { chooseSadbBackend, openSadb } from '../../src/sadb/open';
 import { UserlandSadb } from '../../src/userland/sadb';
+import { UserlandEngine } from '../../src/userland/engine';
+import { closeSocket, openSocket } from './helpers';
 import type { ExpireEvent, SecurityAssociation } from '../../src/sadb/types';
 
 const KEY = Buffer.alloc(20, 7); // AES-128-GCM KEYMAT: 16-byte key + 4-byte salt
@@ -239,7 +241,11 @@ describe('UserlandSadb: lifetimes (fake timers)', () => {
     const db = new UserlandSadb();
     await db.add(sa({ lifetime: { soft: { addSeconds: 3600, useSeconds: 60 }, hard: { addSeconds: 7200 } } }));
     db.bySpi(0x1000)![0].lifetime.use(1); // arms the use-time timer too
+    const socket = await openSocket(4);
+    const engine = new UserlandEngine({ socket, sadb: db }); // its 20 s keepalive interval
     expect(timeouts()).toBe(before);
+    engine.close();
+    await closeSocket(socket);
     await db.close();
   });
 
