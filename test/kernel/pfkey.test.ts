@@ -1,0 +1,207 @@
+// PF_KEY against a real Linux kernel (af_key): SAs with NAT-T, dumps, updates, GETSPI, REGISTER, SPD, ACQUIRE, EXPIRE.
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import * as dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { release } from 'node:os';
+import { probe } from '../../src/probe';
+import { openSadb } from '../../src/sadb/open';
+import type { PfKey } from '../../src/pfkey/client';
+import type { SecurityAssociation } from '../../src/sadb/types';
+import { KernelReplyError, NattUnsupportedError } from '../../src/errors';
+import { nextEvent } from './lib/guest';
+
+function pfkeyMissing(): string | null {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (process.getuid?.() !== 0) return 'not root';
+  const f = probe().facts.pfkey;
+  return f.ok ? null : `no PF_KEY in this kernel (${f.code})`;
+}
+const missing = pfkeyMissing();
+const [major, minor] = release().split('.').map(Number);
+const NON_IKE_GONE = major > 6 || (major === 6 && minor >= 10);
+
+const A = '127.0.0.1';
+const B = '127.0.0.2';
+
+function natSa(spi: number, extra: Partial<SecurityAssociation> = {}): SecurityAssociation {
+  return {
+    src: A,
+    dst: B,
+    spi,
+    protocol: 'esp',
+    mode: 'transport',
+    reqid: 77,
+    replayWindow: 32,
+    encryption: { algorithm: 'aes-cbc', key: randomBytes(16) },
+    integrity: { algorithm: 'hmac-sha1-96', key: randomBytes(20) },
+    natt: { type: 'espinudp', sport: 4500, dport: 4500 },
+    ...extra,
+  };
+}
+
+describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let sadb: PfKey;
+  beforeAll(async () => {
+    sadb = (await openSadb({ backend: 'pfkey' })) as PfKey;
+  });
+  afterAll(async () => {
+    await sadb?.flush();
+    await sadb?.spdFlush();
+    await sadb?.close();
+  });
+  beforeEach(async () => {
+    await sadb.flush();
+    await sadb.spdFlush();
+  });
+
+  it('register lists the kernel algorithms (AES-CBC, HMAC-SHA1; no AEAD over Linux PF_KEY)', async () => {
+    const algs = await sadb.register('esp');
+    expect(algs.protocol).toBe('esp');
+    expect(algs.encryption.map((a) => a.algorithm)).toContain('aes-cbc');
+    expect(algs.integrity.map((a) => a.algorithm)).toContain('hmac-sha1-96');
+    expect(algs.encryption.find((a) => a.algorithm === 'aes-cbc')).toMatchObject({ id: 12, minBits: 128, maxBits: 256 });
+    console.log(`kernel ESP algorithms via PF_KEY: ${algs.encryption.map((a) => a.algorithm).join(', ')} | ${algs.integrity.map((a) => a.algorithm).join(', ')}`);
+  });
+
+  it('add an ESP SA with NAT-T type 2 and ports 4500/4500, get it back with the same fields', async () => {
+    const sa = natSa(0x1001);
+    await sadb.add(sa);
+    const got = await sadb.get({ src: A, dst: B, spi: 0x1001 });
+    expect(got).toMatchObject({ src: A, dst: B, spi: 0x1001, protocol: 'esp', mode: 'transport', reqid: 77, replayWindow: 32, state: 'mature' });
+    expect(got.natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500 });
+    expect(got.encryption?.algorithm).toBe('aes-cbc');
+    expect(Buffer.from(got.encryption!.key)).toEqual(Buffer.from(sa.encryption!.key));
+    expect(got.integrity?.algorithm).toBe('hmac-sha1-96');
+    expect(Buffer.from(got.integrity!.key)).toEqual(Buffer.from(sa.integrity!.key));
+  });
+
+  it('dump lists the SAs and ends (seq 0); an empty table is an empty dump (ENOENT)', async () => {
+    let n = 0;
+    for await (const _ of sadb.dump('esp')) n++;
+    expect(n).toBe(0);
+    await sadb.add(natSa(0x2001));
+    await sadb.add(natSa(0x2002, { natt: { type: 'espinudp', sport: 4500, dport: 31000 } }));
+    const spis: number[] = [];
+    for await (const s of sadb.dump('esp')) spis.push(s.spi);
+    expect(spis.sort()).toEqual([0x2001, 0x2002]);
+  });
+
+  it('update changes the NAT-T destination port', async () => {
+    const sa = natSa(0x3001);
+    await sadb.add(sa);
+    await sadb.update({ ...sa, natt: { type: 'espinudp', sport: 4500, dport: 4501 } });
+    expect((await sadb.get({ src: A, dst: B, spi: 0x3001 })).natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4501 });
+  });
+
+  it('delete removes the SA; get then fails with a KernelReplyError naming SADB_GET', async () => {
+    await sadb.add(natSa(0x4001));
+    await sadb.delete({ src: A, dst: B, spi: 0x4001 });
+    const err = await sadb.get({ src: A, dst: B, spi: 0x4001 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelReplyError);
+    expect((err as KernelReplyError).messageType).toBe('SADB_GET');
+    expect(['ESRCH', 'ENOENT']).toContain((err as KernelReplyError).code);
+    expect((err as KernelReplyError).errno).toBeLessThan(0);
+  });
+
+  it('add of an existing SPI → EEXIST with advice', async () => {
+    await sadb.add(natSa(0x4101));
+    const err = await sadb.add(natSa(0x4101)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EEXIST', messageType: 'SADB_ADD' });
+    expect(String((err as Error).message)).toMatch(/update/);
+  });
+
+  it('getSpi allocates an SPI within the range asked for', async () => {
+    const spi = await sadb.getSpi({ src: A, dst: B, min: 0x5000, max: 0x50ff });
+    expect(spi).toBeGreaterThanOrEqual(0x5000);
+    expect(spi).toBeLessThanOrEqual(0x50ff);
+  });
+
+  it(`NAT-T type 1 (non-IKE): ${NON_IKE_GONE ? 'this kernel (>= 6.10) refuses it with EINVAL and advice' : 'this kernel takes it'}`, async () => {
+    const p = sadb.add(natSa(0x6001, { natt: { type: 'espinudp-non-ike', sport: 500, dport: 500 } }));
+    if (NON_IKE_GONE) {
+      const err = await p.catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EINVAL', messageType: 'SADB_ADD' });
+      expect(String((err as Error).message)).toMatch(/non-IKE.*espinudp/);
+    } else {
+      await p;
+      expect((await sadb.get({ src: A, dst: B, spi: 0x6001 })).natt?.type).toBe('espinudp-non-ike');
+    }
+  });
+
+  it('AEAD and hmac-sha2-256-128 are refused before anything is sent, with advice to use xfrm', async () => {
+    await expect(sadb.add(natSa(0x6101, { encryption: { algorithm: 'aes-gcm-16', key: randomBytes(20) }, integrity: undefined }))).rejects.toThrow(
+      NattUnsupportedError,
+    );
+    await expect(sadb.add(natSa(0x6102, { integrity: { algorithm: 'hmac-sha2-256-128', key: randomBytes(32) } }))).rejects.toThrow(/xfrm/);
+    // The 96-bit form is what Linux PF_KEY does install.
+    await sadb.add(natSa(0x6103, { integrity: { algorithm: 'hmac-sha2-256-96', key: randomBytes(32) } }));
+    expect((await sadb.get({ src: A, dst: B, spi: 0x6103 })).integrity?.algorithm).toBe('hmac-sha2-256-96');
+  });
+
+  it("a second socket sees the 'add' broadcast, keys removed", async () => {
+    const other = (await openSadb({ backend: 'pfkey' })) as PfKey;
+    try {
+      const ev = nextEvent<[SecurityAssociation]>(other, 'add');
+      await sadb.add(natSa(0x7001));
+      const [sa] = await ev;
+      expect(sa.spi).toBe(0x7001);
+      expect(sa.natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500 });
+      expect(sa.encryption?.key.length).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('SPD: spdAdd, spdGet by id, spdDump, spdDelete', async () => {
+    const p = await sadb.spdAdd({
+      selector: { src: '10.9.0.0/16', dst: '10.8.0.0/16', proto: 17 },
+      direction: 'out',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'tunnel', src: A, dst: B, level: 'require' }],
+    });
+    expect(p.id).toBeGreaterThan(0);
+    const got = await sadb.spdGet({ id: p.id! });
+    expect(got).toMatchObject({ direction: 'out', action: 'ipsec', selector: { src: '10.9.0.0/16', dst: '10.8.0.0/16', proto: 17 } });
+    expect(got.templates).toEqual([{ protocol: 'esp', mode: 'tunnel', src: A, dst: B, level: 'require' }]);
+    const ids: number[] = [];
+    for await (const x of sadb.spdDump()) ids.push(x.id!);
+    expect(ids).toContain(p.id);
+    await sadb.spdDelete({ id: p.id! });
+    await expect(sadb.spdGet({ id: p.id! })).rejects.toBeInstanceOf(KernelReplyError);
+  });
+
+  it('an out/ipsec/esp/transport/require policy makes the kernel send ACQUIRE on traffic', async () => {
+    await sadb.register('esp').catch((e: { code?: string }) => {
+      if (e.code !== 'EEXIST') throw e; // already registered by an earlier test
+    });
+    await sadb.spdAdd({
+      selector: { src: `${A}/32`, dst: `${B}/32`, proto: 17, dport: 39999 },
+      direction: 'out',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'transport', level: 'require' }],
+    });
+    const ev = nextEvent<[{ seq: number; src: string; dst: string; protocol: string }]>(sadb, 'acquire', 15_000);
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, A, () => r()));
+    s.send(Buffer.from('trigger'), 39999, B, () => undefined); // dropped or EAGAIN while the SA is larval: either is fine
+    try {
+      const [acq] = await ev;
+      expect(acq).toMatchObject({ src: A, dst: B, protocol: 'esp' });
+      expect(acq.seq).toBeGreaterThan(0);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a 1-second soft lifetime makes the kernel send a soft EXPIRE', async () => {
+    await sadb.register('esp').catch((e: { code?: string }) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    const ev = nextEvent<[{ kind: string; sa: SecurityAssociation }]>(sadb, 'expire', 20_000);
+    await sadb.add(natSa(0x8001, { lifetime: { soft: { addSeconds: 1 }, hard: { addSeconds: 30 } } }));
+    const [x] = await ev;
+    expect(x.kind).toBe('soft');
+    expect(x.sa.spi).toBe(0x8001);
+    expect(x.sa.natt?.sport).toBe(4500);
+  });
+});
