@@ -88,6 +88,16 @@ function defineTests(installer: Installer): void {
       expect(natt.address().port).toBe(4500);
     });
 
+    it("backend 'auto' picks the kernel here, where the kernel does ESP, and says why", async () => {
+      const s = await createNattSocket({ address: GUEST, port: 0 });
+      try {
+        expect(s.kernelEncap).toBe(true);
+        expect(s.backendReason).toMatch(/kernel does ESP/);
+      } finally {
+        await new Promise<void>((r) => s.close(() => r()));
+      }
+    });
+
     for (const suite of suites) {
       it(`${suite.name}: ESP-in-UDP to the socket is decrypted by the kernel and the inner datagram reaches its own socket`, async () => {
         const spi = 0x1000 + Math.floor(Math.random() * 0xffff);
@@ -112,6 +122,33 @@ function defineTests(installer: Installer): void {
         natt.removeAllListeners('esp');
       });
     }
+
+    it('IPv6: ESP-in-UDP to a family-6 NattSocket on ::1 is decrypted by the kernel (esp6) and delivered', async () => {
+      const natt6 = await createNattSocket({ family: 6, backend: 'kernel', address: '::1', port: 4500 });
+      const peer6 = dgram.createSocket('udp6');
+      const inner6 = dgram.createSocket('udp6');
+      try {
+        await new Promise<void>((r) => peer6.bind(0, '::1', () => r()));
+        await new Promise<void>((r) => inner6.bind(0, '::1', () => r()));
+        expect(natt6.kernelEncap).toBe(true);
+        const spi = 0x30000 + Math.floor(Math.random() * 0xffff);
+        const keys = suites[0].keys();
+        await installer.addSa({ ...inboundSa(spi, peer6.address().port, keys), src: '::1', dst: '::1' });
+        const tx = new EspTransform({ spi, ...keys });
+        const data = randomBytes(300);
+        const udp = buildUdpPacket('::1', 5555, '::1', inner6.address().port, data).subarray(40);
+        const got = nextDatagram(inner6);
+        await new Promise<void>((r, j) => peer6.send(tx.seal(udp, 17), 4500, '::1', (e) => (e ? j(e) : r())));
+        const { msg, rinfo } = await got;
+        expect(msg.equals(data)).toBe(true);
+        expect(rinfo.port).toBe(5555);
+        expect(saPackets('::1', '::1', spi)).toBe(1);
+      } finally {
+        peer6.close();
+        inner6.close();
+        await new Promise<void>((r) => natt6.close(() => r()));
+      }
+    });
 
     it('a tampered ESP packet is dropped by the kernel (counted), never delivered, never surfaced as IKE', async () => {
       const spi = 0x20000 + Math.floor(Math.random() * 0xffff);
