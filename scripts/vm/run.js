@@ -89,6 +89,14 @@ async function main() {
   };
   qemu.stdout.on('data', onData);
   qemu.stderr.on('data', onData);
+  // Ctrl-C or a CI cancel: take qemu and the peer down with us.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      qemu.kill('SIGKILL');
+      peer.kill('SIGTERM');
+      process.exit(130);
+    });
+  }
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
