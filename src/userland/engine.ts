@@ -120,6 +120,9 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
       throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
     }
+    if ((s as { kernelEncap?: boolean }).kernelEncap === true) {
+      throw typeError('socket', "a userland NAT-T socket (createNattSocket({ backend: 'userland' })): this one has kernel UDP_ENCAP, the kernel does its ESP", 'a kernel-mode NattSocket');
+    }
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
     }
