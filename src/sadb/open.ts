@@ -20,7 +20,7 @@ export type SadbFactory = (opts: OpenSadbOptions) => Promise<Sadb>;
 
 // Each backend's module is loaded only when asked for (the kernel ones need the native addon).
 const factories: Record<SadbBackendName, () => SadbFactory> = {
-  pfkey: () => async (o) => (require('../pfkey/client') as typeof import('../pfkey/client')).openPfKey(o),
+  pfkey: () => async (o) => (await import('../pfkey/client')).openPfKey(o),
   xfrm: () => async (o) => (await import('../xfrm/client')).openXfrm(o),
   userland: () => async (o) => (await import('../userland')).createUserlandSadb(o),
 };
