@@ -94,6 +94,16 @@ describe('transport mode behind a NAT: RFC 3948 §3.1.2 checksum fix-up', () => 
   }
 });
 
+describe('UserlandEngine options', () => {
+  it('names the option on caller mistakes', async () => {
+    const a = await endpoint(4);
+    expect(() => new UserlandEngine({} as never)).toThrow(/"socket"/);
+    expect(() => new UserlandEngine({ socket: a.sock, keepaliveSeconds: -1 })).toThrow(RangeError);
+    expect(() => new UserlandEngine({ socket: a.sock, sadb: {} as never })).toThrow(/"sadb"/);
+    expect(() => a.engine.send('x' as never)).toThrow(TypeError);
+  });
+});
+
 describe('policy outcomes and counters', () => {
   it('no SA → acquire (once) and OutNoStates; discard → OutPolBlock; no policy → bypass', async () => {
     const a = await endpoint(4);
