@@ -13,6 +13,11 @@ echo "== build"
 export NATT_REQUIRE_NATIVE=1
 export MAKE=gmake
 npm ci
+# Rollup (vite's bundler, under vitest) ships no native binary for NetBSD (rollup 4.68: linux, darwin, win32,
+# freebsd, android, ...): put its WebAssembly build in its place for this run only.
+if ! node -e "require('rollup')" >/dev/null 2>&1; then
+  npm install --no-save 'rollup@npm:@rollup/wasm-node@^4'
+fi
 npm run -s compile
 node bin/natt.js probe || true
 
