@@ -11,7 +11,31 @@ const ROOT = join(__dirname, '..', '..');
 const have = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 const isRoot = process.getuid?.() === 0;
 const tools = have('ip', ['-V']) && have('nft', ['--version']) && have('conntrack', ['--version']);
-const why = !isRoot ? 'not root' : !tools ? 'needs ip, nft and conntrack (apt-get install iproute2 nftables conntrack)' : '';
+
+/** Can this kernel give a namespace an nftables masquerade and a conntrack table? '' when it can, else why not. */
+function probeNat(): string {
+  const ns = `natt-p${process.pid % 10000}`;
+  try {
+    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+      input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname "lo" ip protocol udp masquerade to :20000-20099\n }\n}\n',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    execFileSync('ip', ['netns', 'exec', ns, 'conntrack', '-L'], { stdio: 'pipe' });
+    return '';
+  } catch (e) {
+    const err = String((e as { stderr?: Buffer }).stderr ?? e).split('\n')[0];
+    return `this kernel cannot: ${err} (needs CONFIG_NETNS, CONFIG_NF_TABLES, CONFIG_NFT_MASQ, CONFIG_NF_CONNTRACK_NETLINK)`;
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  }
+}
+
+const why = !isRoot
+  ? 'not root'
+  : !tools
+    ? 'needs ip, nft and conntrack (apt-get install iproute2 nftables conntrack)'
+    : probeNat();
 
 const tag = `${process.pid % 10000}`;
 const NS = { c: `natt-c${tag}`, r: `natt-r${tag}`, s: `natt-s${tag}` };
