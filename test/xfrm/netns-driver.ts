@@ -1,7 +1,8 @@
 // Runs inside a fresh network namespace (started by netns.test.ts): drives the Xfrm client and prints a JSON report.
 
+import * as dgram from 'node:dgram';
 import { Xfrm } from '../../src/xfrm/client';
-import type { SecurityPolicy } from '../../src/sadb/types';
+import type { AcquireEvent, SecurityPolicy } from '../../src/sadb/types';
 
 type Step = { ok: true; value: unknown } | { ok: false; error: Record<string, unknown> };
 const report: Record<string, Step> = {};
@@ -80,6 +81,33 @@ async function main(): Promise<void> {
   await step('spdGetDeleted', () => x.spdGet({ id: outId }));
   await step('spdDeleteBySelector', () => x.spdDelete({ selector: { src: '10.2.0.0/24', dst: '10.1.0.0/24' }, direction: 'in' }));
 
+  // ACQUIRE: a policy that wants ESP for 10.9.0.1 → 10.9.0.2 UDP (a veth: loopback never does XFRM), and a datagram.
+  await step('acquire', async () => {
+    await x.spdAdd({
+      selector: { src: '10.9.0.1/32', dst: '10.9.0.2/32', proto: 17 },
+      direction: 'out',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'transport' }],
+    });
+    const got = new Promise<AcquireEvent>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no acquire within 5000 ms')), 5000);
+      watcher.once('acquire', (ev) => {
+        clearTimeout(t);
+        resolve(ev);
+      });
+    });
+    const s = dgram.createSocket('udp4');
+    s.on('error', () => undefined);
+    s.send(Buffer.from('hello'), 9999, '10.9.0.2');
+    try {
+      const ev = await got;
+      // Answer as an IKE daemon would: an SPI for the larval SA the acquire made.
+      const spi = await x.getSpi({ src: ev.src, dst: ev.dst, seq: ev.seq, min: 0x5000, max: 0x50ff });
+      return { ev, spi };
+    } finally {
+      s.close();
+    }
+  });
   await step('abortedCall', () => x.sadInfo({ signal: AbortSignal.abort(new Error('stop')) }));
   await step('flush', async () => {
     await x.spdFlush();

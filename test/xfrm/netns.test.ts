@@ -1,6 +1,6 @@
 // The Xfrm client against this host's real XFRM netlink, inside a network namespace the test makes and removes.
-// This host has XFRM but no ESP: policies, SPI allocation, dumps, flush and GETSADINFO work; an ESP SA is
-// refused with advice. (ACQUIRE does not fire on this kernel without ESP: it is tested in the VM.) The client runs in a child process (`ip netns exec`), bundled from netns-driver.ts by esbuild.
+// This host has XFRM but no ESP: policies, SPI allocation, dumps, flush, GETSADINFO and ACQUIRE work; an ESP SA is
+// refused with advice. The client runs in a child process (`ip netns exec`), bundled from netns-driver.ts by esbuild.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -41,6 +41,11 @@ describe.skipIf(skip !== undefined)(`Xfrm on this host's kernel, in a fresh netn
     });
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    // A veth pair for the ACQUIRE test: traffic over loopback never meets XFRM policies.
+    execFileSync('ip', ['-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1']);
+    execFileSync('ip', ['-n', ns, 'addr', 'add', '10.9.0.1/24', 'dev', 'v0']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'v0', 'up']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'v1', 'up']);
     const res = spawnSync('ip', ['netns', 'exec', ns, process.execPath, out], { encoding: 'utf8', timeout: 60_000 });
     const line = res.stdout.trim().split('\n').pop() ?? '';
     r = JSON.parse(line || '{}');
@@ -116,6 +121,18 @@ describe.skipIf(skip !== undefined)(`Xfrm on this host's kernel, in a fresh netn
     ok('spdDeleteById');
     expect(failed('spdGetDeleted')).toMatchObject({ code: 'ENOENT', syscall: 'XFRM_MSG_GETPOLICY' });
     ok('spdDeleteBySelector');
+  });
+
+  it('traffic that hits an ESP policy without an SA raises ACQUIRE; getSpi with its seq answers it', () => {
+    const { ev, spi } = ok('acquire');
+    expect(ev).toMatchObject({
+      src: '10.9.0.1',
+      dst: '10.9.0.2',
+      protocol: 'esp',
+      policy: { direction: 'out', selector: { src: '10.9.0.1/32', dst: '10.9.0.2/32', proto: 17 } },
+    });
+    expect(ev.seq).toBeGreaterThan(0);
+    expect(spi).toBeGreaterThanOrEqual(0x5000);
   });
 
   it('an aborted signal rejects at once; after close() calls fail with ERR_NATT_CLOSED', () => {
