@@ -3,7 +3,15 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { addressToBytes, bytesToAddress, parsePrefix, prefixMatches, formatPrefix } from '../../src/ip/address';
-import { IpView, buildUdpPacket, fixL4ChecksumForNat, l4ChecksumOk, readIpHeader, recomputeL4Checksum } from '../../src/ip/packet';
+import {
+  IpView,
+  buildUdpPacket,
+  fixL4ChecksumForNat,
+  l4ChecksumOk,
+  readIpHeader,
+  recomputeL4Checksum,
+  writeIpHeader,
+} from '../../src/ip/packet';
 import { prng } from './helpers';
 
 describe('addresses and prefixes', () => {
@@ -68,6 +76,41 @@ describe('IP headers and checksums', () => {
       const rec = Buffer.from(moved);
       recomputeL4Checksum(rec, v);
       expect(inc).toEqual(rec);
+    }
+  });
+
+  it('TCP too: the NAT fix-up of a TCP segment equals its recomputation', () => {
+    const v = new IpView();
+    for (const [os, od, ns, nd] of [
+      ['10.0.0.2', '203.0.113.5', '198.51.100.1', '203.0.113.5'],
+      ['fd00::2', '2001:db8::5', '2001:db8:1::1', '2001:db8::5'],
+    ]) {
+      const tcp = Buffer.alloc(20 + 11);
+      tcp.writeUInt16BE(40000, 0);
+      tcp.writeUInt16BE(443, 2);
+      tcp[12] = 5 << 4; // data offset
+      tcp.write('hello world', 20);
+      const mk = (src: string, dst: string): Buffer => {
+        const s4 = addressToBytes(src);
+        const hl = s4.length === 4 ? 20 : 40;
+        const p = Buffer.alloc(hl + tcp.length);
+        writeIpHeader(p, s4.length === 4 ? 4 : 6, 6, s4, addressToBytes(dst), tcp.length);
+        tcp.copy(p, hl);
+        return p;
+      };
+      const sent = mk(os, od);
+      readIpHeader(sent, v);
+      recomputeL4Checksum(sent, v);
+      const moved = mk(ns, nd);
+      sent.copy(moved, moved.length - tcp.length, sent.length - tcp.length); // the segment as sent, checksum included
+      readIpHeader(moved, v);
+      expect(l4ChecksumOk(moved)).toBe(false);
+      const inc = Buffer.from(moved);
+      expect(fixL4ChecksumForNat(inc, v, addressToBytes(os), addressToBytes(od))).toBe(true);
+      const rec = Buffer.from(moved);
+      recomputeL4Checksum(rec, v);
+      expect(inc).toEqual(rec);
+      expect(l4ChecksumOk(inc)).toBe(true);
     }
   });
 });
