@@ -159,17 +159,16 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return { ...this.counters };
   }
 
-  #key(id: SaId, messageType: string): string {
+  #key(id: SaId): string {
     if (id === null || typeof id !== 'object') throw typeError('sa', 'an object { src, dst, spi }', id);
     const proto = checkProtocol(id.protocol);
     const spi = checkSpi(id.spi);
     const dst = canonical(id.dst, 'dst');
-    void messageType;
     return `${proto}/${dst}/${spi}`;
   }
 
   #find(id: SaId, messageType: string): SaEntry {
-    const e = this.#byKey.get(this.#key(id, messageType));
+    const e = this.#byKey.get(this.#key(id));
     if (!e || (id.src !== undefined && canonical(id.src, 'src') !== e.sa.src)) {
       throw refused('ESRCH', messageType, `no ${id.protocol ?? 'esp'} SA with SPI 0x${id.spi.toString(16)} to ${id.dst}`);
     }
@@ -178,7 +177,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   #build(sa: SecurityAssociation, state: SaState, messageType: string, prev?: SaEntry): SaEntry {
     if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an object', sa);
-    const key = this.#key(sa, messageType);
+    const key = this.#key(sa);
     const stored = copyKeyed(sa);
     stored.protocol = checkProtocol(sa.protocol);
     stored.src = canonical(sa.src, 'src');
@@ -275,7 +274,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   async add(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
     this.#open();
-    const key = this.#key(sa, 'SADB_ADD');
+    const key = this.#key(sa);
     if (this.#byKey.has(key)) {
       throw refused('EEXIST', 'SADB_ADD', `an SA with SPI 0x${sa.spi.toString(16)} to ${sa.dst} exists: use update() or delete it first`);
     }
@@ -345,7 +344,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     for (let tries = 0; tries < 64; tries++) {
       const spi = min === max ? min : min + randomInt(0, Math.min(max - min + 1, 2 ** 48 - 1));
       const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: proto, mode: req.mode, reqid: req.reqid };
-      if (this.#byKey.has(this.#key(sa, 'SADB_GETSPI'))) continue;
+      if (this.#byKey.has(this.#key(sa))) continue;
       const e = this.#build(sa, 'larval', 'SADB_GETSPI');
       this.#insert(e);
       return spi;
