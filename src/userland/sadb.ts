@@ -175,7 +175,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return e;
   }
 
-  #build(sa: SecurityAssociation, state: SaState, messageType: string, prev?: SaEntry): SaEntry {
+  #build(sa: SecurityAssociation, state: SaState, prev?: SaEntry): SaEntry {
     if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an object', sa);
     const key = this.#key(sa);
     const stored = copyKeyed(sa);
@@ -278,7 +278,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     if (this.#byKey.has(key)) {
       throw refused('EEXIST', 'SADB_ADD', `an SA with SPI 0x${sa.spi.toString(16)} to ${sa.dst} exists: use update() or delete it first`);
     }
-    const e = this.#build(sa, 'mature', 'SADB_ADD');
+    const e = this.#build(sa, 'mature');
     this.#insert(e);
     this.#acquires.clear();
     this.#announce(e);
@@ -287,7 +287,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   async update(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
     this.#open();
     const prev = this.#find(sa, 'SADB_UPDATE');
-    const e = this.#build(sa, 'mature', 'SADB_UPDATE', prev.state === 'larval' ? undefined : prev);
+    const e = this.#build(sa, 'mature', prev.state === 'larval' ? undefined : prev);
     this.#remove(prev);
     this.#insert(e);
     this.#acquires.clear();
@@ -345,7 +345,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
       const spi = min === max ? min : min + randomInt(0, Math.min(max - min + 1, 2 ** 48 - 1));
       const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: proto, mode: req.mode, reqid: req.reqid };
       if (this.#byKey.has(this.#key(sa))) continue;
-      const e = this.#build(sa, 'larval', 'SADB_GETSPI');
+      const e = this.#build(sa, 'larval');
       this.#insert(e);
       return spi;
     }
