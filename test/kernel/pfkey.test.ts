@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import * as dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { release } from 'node:os';
+import { networkInterfaces, release } from 'node:os';
 import { probe } from '../../src/probe';
 import { openSadb } from '../../src/sadb/open';
 import type { PfKey } from '../../src/pfkey/client';
@@ -174,19 +174,25 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
     await sadb.register('esp').catch((e: { code?: string }) => {
       if (e.code !== 'EEXIST') throw e; // already registered by an earlier test
     });
+    // Not on lo: loopback has disable_xfrm/disable_policy set, so the guest's own interface address is the source.
+    const here = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+    expect(here, 'a non-loopback IPv4 address in the guest').toBeDefined();
+    const peer = here!.replace(/\.\d+$/, '.123');
     await sadb.spdAdd({
-      selector: { src: `${A}/32`, dst: `${B}/32`, proto: 17, dport: 39999 },
+      selector: { src: `${here}/32`, dst: `${peer}/32`, proto: 17, dport: 39999 },
       direction: 'out',
       action: 'ipsec',
       templates: [{ protocol: 'esp', mode: 'transport', level: 'require' }],
     });
     const ev = nextEvent<[{ seq: number; src: string; dst: string; protocol: string }]>(sadb, 'acquire', 15_000);
     const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, A, () => r()));
-    s.send(Buffer.from('trigger'), 39999, B, () => undefined); // dropped or EAGAIN while the SA is larval: either is fine
+    await new Promise<void>((r) => s.bind(0, here, () => r()));
+    s.send(Buffer.from('trigger'), 39999, peer, () => undefined); // dropped or EAGAIN while the SA is larval: either is fine
     try {
       const [acq] = await ev;
-      expect(acq).toMatchObject({ src: A, dst: B, protocol: 'esp' });
+      expect(acq).toMatchObject({ src: here, dst: peer, protocol: 'esp', policy: { direction: 'out' } });
       expect(acq.seq).toBeGreaterThan(0);
     } finally {
       s.close();
