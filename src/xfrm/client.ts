@@ -40,6 +40,10 @@ import { supportedAlgorithms } from './algorithms';
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const NETLINK_XFRM = 6;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+/** Requests waiting for the kernel at once, per client (see #request). */
+export const MAX_IN_FLIGHT = 64;
 
 /** The groups an Xfrm client joins by default: ACQUIRE, EXPIRE, SA, POLICY, MAPPING. */
 export const DEFAULT_GROUPS = [XFRMNLGRP.ACQUIRE, XFRMNLGRP.EXPIRE, XFRMNLGRP.SA, XFRMNLGRP.POLICY, XFRMNLGRP.MAPPING];
@@ -47,6 +51,7 @@ export const DEFAULT_GROUPS = [XFRMNLGRP.ACQUIRE, XFRMNLGRP.EXPIRE, XFRMNLGRP.SA
 /** The transport under the client: the native message socket, or a stand-in (tests). */
 export interface XfrmTransport {
   bind(sockaddr: Uint8Array): void;
+  setsockopt?(level: number, name: number, value: number): void;
   send(msg: Uint8Array): number;
   ref(): void;
   unref(): void;
@@ -140,6 +145,8 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   readonly #pending = new Map<number, Pending>();
   #dumpChain: Promise<unknown> = Promise.resolve();
   #drops = 0;
+  #inflight = 0;
+  readonly #waiters: Array<() => void> = [];
 
   private constructor(opts: XfrmOptions) {
     super();
@@ -156,6 +163,12 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       this.#sock.close();
       this.#sock = null;
       throw e;
+    }
+    try {
+      // Room for dumps and event bursts; the kernel caps it at net.core.rmem_max. Best effort.
+      this.#sock.setsockopt?.(SOL_SOCKET, SO_RCVBUF, 1 << 20);
+    } catch {
+      /* keep the default buffer */
     }
     this.#sock.unref();
   }
@@ -185,7 +198,33 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
    * Send one request and wait: for the ACK (every non-dump request carries NLM_F_ACK), collecting the replies of
    * type `expect` that come before it; for a dump, until NLMSG_DONE.
    */
+  /**
+   * At most MAX_IN_FLIGHT requests wait for the kernel at once; the rest queue here (their timeout starts when they
+   * are sent). Without a bound, a burst of requests overflows the socket's receive buffer and the kernel drops
+   * the replies (ENOBUFS).
+   */
   #request(
+    msg: XfrmMessage,
+    expect: number,
+    opts: CallOptions | undefined,
+    detail: { esp?: boolean; encapType?: number } = {},
+    onItem?: (m: XfrmMessage) => void,
+  ): Promise<XfrmMessage[]> {
+    const send = (): Promise<XfrmMessage[]> => this.#send(msg, expect, opts, detail, onItem).finally(() => this.#release());
+    if (this.#inflight < MAX_IN_FLIGHT) {
+      this.#inflight++;
+      return send();
+    }
+    return new Promise<void>((resolve) => this.#waiters.push(resolve)).then(send);
+  }
+
+  #release(): void {
+    const next = this.#waiters.shift();
+    if (next) next();
+    else this.#inflight--;
+  }
+
+  #send(
     msg: XfrmMessage,
     expect: number,
     opts: CallOptions | undefined,
@@ -533,6 +572,8 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     const sock = this.#sock;
     if (!sock) return;
     this.#sock = null;
+    // Queued requests run now and fail at once on the closed socket.
+    for (const w of this.#waiters.splice(0)) w();
     for (const p of [...this.#pending.values()]) p.reject(new NattError('ERR_NATT_CLOSED', `${p.what}: the Xfrm client was closed`));
     sock.close();
   }

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
-import { Xfrm, type XfrmTransport } from '../../src/xfrm/client';
+import { MAX_IN_FLIGHT, Xfrm, type XfrmTransport } from '../../src/xfrm/client';
 import { decode, encode, type XfrmMessage } from '../../src/xfrm/codec';
 import { saToStruct } from '../../src/xfrm/convert';
 import { KernelReplyError, NattTimeoutError } from '../../src/errors';
@@ -229,6 +229,27 @@ describe('Xfrm client over a scripted transport', () => {
     expect(y.stats().drops).toBe(2);
     expect(errors[0]).toMatchObject({ name: 'XfrmDecodeError', code: 'ERR_XFRM_DECODE' });
     await y.close();
+  });
+
+  it('at most MAX_IN_FLIGHT requests wait for the kernel at once; the rest queue and all complete', async () => {
+    let outstanding = 0;
+    let most = 0;
+    const t = scripted((req, push) => {
+      outstanding++;
+      most = Math.max(most, outstanding);
+      setTimeout(() => {
+        outstanding--;
+        push({ type: 'newsadinfo', seq: req.seq, pid: 1, sadFlags: 0, attrs: [{ kind: 'sadCnt', value: 1 }] });
+        push(ack(req));
+      }, 1);
+    });
+    const x = await Xfrm.open({ transport: t.transport });
+    const all = await Promise.all(Array.from({ length: 300 }, () => x.sadInfo()));
+    expect(all).toHaveLength(300);
+    expect(all.every((r) => r.count === 1)).toBe(true);
+    expect(most).toBeLessThanOrEqual(MAX_IN_FLIGHT);
+    expect(x.stats().pending).toBe(0);
+    await x.close();
   });
 
   it('bad options are TypeError/RangeError naming the option', async () => {
