@@ -9,6 +9,8 @@
 //   op 'sendUdp'    { src, sport, dst, dport, data }   engine.send(IPv4 UDP packet) → { result }
 //   op 'nextPacket' { timeoutMs }           the next 'packet' the engine emitted → { packet (hex), rinfo, checksumOk,
 //                                           udp: { src, sport, dst, dport, checksum, data (hex) } | null }
+//   op 'sendIke'    { port, address, data } the engine socket's sendIke (non-ESP marker added)
+//   op 'nextIke'    { timeoutMs }           the next 'ike' the engine socket received → { data (hex), rinfo }
 //   op 'state'                              { stats, traffic, mappings, socket }
 // The guest reaches this server at 10.0.2.2:<ctl port> through slirp; ESP flows between the engine's socket and
 // the guest's UDP 4500 (hostfwd 127.0.0.1:<fwd port> → guest 4500, and the NAT mappings slirp makes).
@@ -51,6 +53,8 @@ class Session {
     this.engine = null;
     this.queue = [];
     this.waiters = [];
+    this.ike = [];
+    this.ikeWaiters = [];
     this.mappings = [];
   }
 
@@ -64,24 +68,31 @@ class Session {
       if (w) w(item);
       else this.queue.push(item);
     });
+    this.socket.on('ike', (msg, rinfo) => {
+      const item = { pkt: Buffer.from(msg), rinfo: { address: rinfo.address, port: rinfo.port } };
+      const w = this.ikeWaiters.shift();
+      if (w) w(item);
+      else this.ike.push(item);
+    });
     this.engine.on('newMapping', (ev) => this.mappings.push({ spi: ev.sa.spi, old: ev.old, new: ev.new }));
     this.engine.on('error', (err) => console.log(`engine error: ${err.message}`));
     return { port: this.socket.address().port, fwdPort };
   }
 
-  next(timeoutMs) {
-    const item = this.queue.shift();
+  /** The next item of `queue`, or the next one `waiters` is handed, within timeoutMs. */
+  next(timeoutMs, queue = this.queue, waiters = this.waiters, what = 'packet from the engine') {
+    const item = queue.shift();
     if (item) return Promise.resolve(item);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(done), 1);
-        reject(new Error(`no packet from the engine within ${timeoutMs} ms (stats ${JSON.stringify(nonZero(this.engine.stats()))})`));
+        waiters.splice(waiters.indexOf(done), 1);
+        reject(new Error(`no ${what} within ${timeoutMs} ms (stats ${JSON.stringify(nonZero(this.engine.stats()))})`));
       }, timeoutMs);
       const done = (it) => {
         clearTimeout(t);
         resolve(it);
       };
-      this.waiters.push(done);
+      waiters.push(done);
     });
   }
 
@@ -90,6 +101,7 @@ class Session {
     if (this.socket) await new Promise((r) => this.socket.close(r));
     this.engine = this.socket = null;
     this.queue = [];
+    this.ike = [];
     this.mappings = [];
   }
 }
@@ -115,6 +127,15 @@ async function handle(s, req) {
     case 'nextPacket': {
       const { pkt, rinfo } = await s.next(req.timeoutMs ?? 10_000);
       return { packet: pkt.toString('hex'), rinfo, checksumOk: l4ChecksumOk(pkt), udp: describeUdp(pkt) };
+    }
+    case 'sendIke':
+      await new Promise((resolve, reject) =>
+        s.socket.sendIke(Buffer.from(req.data, 'hex'), req.port, req.address, (err) => (err ? reject(err) : resolve())),
+      );
+      return {};
+    case 'nextIke': {
+      const { pkt, rinfo } = await s.next(req.timeoutMs ?? 10_000, s.ike, s.ikeWaiters, "'ike' on the engine's socket");
+      return { data: pkt.toString('hex'), rinfo };
     }
     case 'state':
       return {

@@ -10,7 +10,7 @@ import * as dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { createNattSocket, type NattSocket } from '../../../src/natt/socket';
 import type { SecurityAssociation, EncryptionAlgorithm, IntegrityAlgorithm } from '../../../src/sadb/types';
-import { ip, flushXfrm, nextDatagram, kernelEspMissing, xfrmStat, saPackets } from './guest';
+import { ip, flushXfrm, nextDatagram, nextEvent, kernelEspMissing, xfrmStat, saPackets } from './guest';
 import { installerFor, type Installer } from './install';
 import { PeerClient, peerAddress, type WireSa } from './peer-client';
 
@@ -137,6 +137,19 @@ function defineModes(suite: InteropSuite, installer: Installer): void {
           expect(rinfo.address).toBe(hAddr);
           expect(rinfo.port).toBe(H_PORT);
         }
+
+        it(`IKE crosses the NAT both ways on the same ports as the ESP (${mode}): guest 'ike' ⇄ host 'ike'`, async () => {
+          const toGuest = randomBytes(80);
+          const gotGuest = nextEvent<[Buffer, { address: string; port: number }]>(natt, 'ike');
+          await peer.sendIke(fwdPort, HOST_VIEW, toGuest.toString('hex'));
+          const [msg, rinfo] = await gotGuest;
+          expect(msg.equals(toGuest)).toBe(true);
+          expect([rinfo.address, rinfo.port]).toEqual([H, hostPort]);
+          const toHost = randomBytes(90);
+          natt.sendIke(toHost, hostPort, H);
+          const back = await peer.nextIke();
+          expect(back.data).toBe(toHost.toString('hex'));
+        });
 
         it(`host userland → guest kernel (${mode}, through the hostfwd port)`, async () => {
           await hostToGuest('hostfwd');

@@ -99,6 +99,15 @@ export class PeerClient {
     return this.call('nextPacket', { timeoutMs });
   }
 
+  /** The host's NattSocket sends IKE (marker added) to `address`:`port` as the host sees it. */
+  sendIke(port: number, address: string, data: string): Promise<unknown> {
+    return this.call('sendIke', { port, address, data });
+  }
+
+  nextIke(timeoutMs = 10_000): Promise<{ data: string; rinfo: { address: string; port: number } }> {
+    return this.call('nextIke', { timeoutMs });
+  }
+
   state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
     return this.call('state');
   }
