@@ -1,6 +1,8 @@
 // PF_KEY against a real Linux kernel (af_key): SAs with NAT-T, dumps, updates, GETSPI, REGISTER, SPD, ACQUIRE, EXPIRE.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import * as dgram from 'node:dgram';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces, release } from 'node:os';
 import { probe } from '../../src/probe';
@@ -152,6 +154,64 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
     }
   });
 
+  it('IPv6 SA with NAT-T comes back the same', async () => {
+    const sa = natSa(0x7101, { src: '2001:db8::1', dst: '2001:db8::2', natt: { type: 'espinudp', sport: 4500, dport: 40000 } });
+    await sadb.add(sa);
+    expect(await sadb.get({ src: '2001:db8::1', dst: '2001:db8::2', spi: 0x7101 })).toMatchObject({
+      src: '2001:db8::1',
+      dst: '2001:db8::2',
+      natt: { type: 'espinudp', sport: 4500, dport: 40000 },
+    });
+  });
+
+  it('deleteAll removes every SA from src to dst and leaves the reverse direction; a dump left early does not block the next', async () => {
+    await sadb.add(natSa(0x7201));
+    await sadb.add(natSa(0x7202));
+    await sadb.add(natSa(0x7203, { src: B, dst: A }));
+    for await (const _ of sadb.dump('esp')) break; // stop after the first entry
+    await sadb.deleteAll({ src: A, dst: B });
+    const left: number[] = [];
+    for await (const s of sadb.dump('esp')) left.push(s.spi);
+    expect(left).toEqual([0x7203]);
+  });
+
+  it("a second socket sees the 'delete' broadcast; a promiscuous one sees other sockets' requests", async () => {
+    const other = (await openSadb({ backend: 'pfkey' })) as PfKey;
+    try {
+      await other.promisc(true);
+      const seen: number[] = [];
+      other.on('message', (m) => seen.push((m as { type: number }).type));
+      await sadb.add(natSa(0x7301));
+      const del = nextEvent<[{ spi: number; dst: string }]>(other, 'delete');
+      await sadb.delete({ src: A, dst: B, spi: 0x7301 });
+      expect((await del)[0]).toMatchObject({ spi: 0x7301, dst: B });
+      await sadb.getSpi({ src: A, dst: B, min: 0x7400, max: 0x74ff });
+      // GETSPI is answered only to its sender: the promiscuous socket saw the request itself.
+      expect(seen).toContain(1);
+      await other.promisc(false);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('an aborted signal rejects the call with its reason and nothing is left pending', async () => {
+    const ac = new AbortController();
+    ac.abort(new Error('caller gave up'));
+    await expect(sadb.get({ src: A, dst: B, spi: 1 }, { signal: ac.signal })).rejects.toThrow('caller gave up');
+    await expect(sadb.register('ah').catch((e: { code?: string }) => (e.code === 'EEXIST' ? null : Promise.reject(e)))).resolves.toBeDefined();
+  });
+
+  it('without CAP_NET_ADMIN (uid 65534) opening PF_KEY gives EPERM naming the capability', () => {
+    const root = path.resolve(__dirname, '..', '..');
+    const script =
+      `require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}).openSadb({ backend: 'pfkey' })` +
+      `.then((s) => { console.log('OPENED'); return s.close(); }, (e) => console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })))`;
+    const out = execFileSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' }).trim();
+    const err = JSON.parse(out) as { code: string; errno: number; syscall: string; message: string };
+    expect(err).toMatchObject({ code: 'EPERM', errno: -1, syscall: 'socket' });
+    expect(err.message).toMatch(/CAP_NET_ADMIN/);
+  });
+
   it('SPD: spdAdd, spdGet by id, spdDump, spdDelete', async () => {
     const p = await sadb.spdAdd({
       selector: { src: '10.9.0.0/16', dst: '10.8.0.0/16', proto: 17 },
@@ -166,8 +226,18 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
     const ids: number[] = [];
     for await (const x of sadb.spdDump()) ids.push(x.id!);
     expect(ids).toContain(p.id);
+    // By selector: SPDGET takes only an id, so the client finds it in a dump.
+    expect((await sadb.spdGet({ selector: { src: '10.9.0.0/16', dst: '10.8.0.0/16', proto: 17 }, direction: 'out' })).id).toBe(p.id);
+    const up = await sadb.spdUpdate({ ...got, priority: 1234 });
+    expect(up.priority).toBe(1234);
     await sadb.spdDelete({ id: p.id! });
     await expect(sadb.spdGet({ id: p.id! })).rejects.toBeInstanceOf(KernelReplyError);
+    // By selector and direction.
+    await sadb.spdAdd({ selector: { src: '10.7.0.0/16', dst: '10.6.0.0/16' }, direction: 'in', action: 'none' });
+    await sadb.spdDelete({ selector: { src: '10.7.0.0/16', dst: '10.6.0.0/16' }, direction: 'in' });
+    let n = 0;
+    for await (const _ of sadb.spdDump()) n++;
+    expect(n).toBe(0);
   });
 
   it('an out/ipsec/esp/transport/require policy makes the kernel send ACQUIRE on traffic', async () => {
