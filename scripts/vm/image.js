@@ -23,8 +23,9 @@ const MODULES = [
   'sha1_ssse3', 'sha256_ssse3', 'sha512_ssse3',
 ];
 
-/** Files of the package the guest needs besides node_modules (rebuilt into a small second archive every run). */
-const PACKAGE_PATHS = ['package.json', 'dist', 'src', 'test/kernel', 'scripts/vm/guest', 'build/Release', 'prebuilds', 'tsconfig.json'];
+/** Files of the package the guest needs besides node_modules (rebuilt into a small second archive every run); all of
+ * test/, since kernel tests may share helpers with the host suites (only test/kernel/ is run). */
+const PACKAGE_PATHS = ['package.json', 'dist', 'src', 'test', 'scripts/vm/guest', 'build/Release', 'prebuilds', 'tsconfig.json'];
 /** node_modules the guest does not need (the compiler and the native build tools). */
 const SKIP_MODULES = new Set(['typescript', 'node-gyp', 'prebuildify', '.cache', '@types']);
 
