@@ -81,7 +81,7 @@ async function main() {
   const utf8 = new StringDecoder('utf8'); // a chunk may end inside a multi-byte character
   // whole lines only, so the peer's log lines do not cut the guest's in half
   const onData = (d) => {
-    const text = partial + (typeof d === 'string' ? d : utf8.write(d)).replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const text = partial + (typeof d === 'string' ? d : utf8.write(d)).replace(/\r/g, '').replace(/\x1b(?:\[[0-9;?]*[A-Za-z]|c)/g, '');
     const end = text.lastIndexOf('\n') + 1;
     partial = text.slice(end);
     console_ += text.slice(0, end);

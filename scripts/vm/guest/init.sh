@@ -39,6 +39,11 @@ echo "natt-vm: running the kernel suite (node $(node --version))"
 # the host joined its filters with commas (the kernel command line splits on spaces)
 node scripts/vm/guest/run-suite.js $(echo "${NATT_VM_FILTER:-}" | tr ',' ' ')
 status=$?
+echo "natt-vm: kernel XFRM counters (non-zero): $(awk '$2 != 0 {printf "%s=%s ", $1, $2}' /proc/net/xfrm_stat)"
+if [ "$status" -ne 0 ]; then
+  echo "natt-vm: last kernel messages:"
+  dmesg | tail -n 30
+fi
 echo "natt-vm: exit status $status"
 echo "NATT-VM-EXIT $status"
 sync
