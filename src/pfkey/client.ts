@@ -1,7 +1,7 @@
 // PfKey: the Sadb interface over a PF_KEY v2 socket (requests matched by type/seq/pid, dumps, kernel events).
 
 import { EventEmitter } from 'node:events';
-import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, typeError } from '../errors';
+import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, rangeError, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
 import type { NativeMessageSocket } from '../native/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
@@ -134,7 +134,8 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     this.dialect = resolveDialect(opts.dialect);
     this.#reveal = opts.revealKeys === true;
     const t = opts.timeout ?? 5000;
-    if (typeof t !== 'number' || !(t > 0)) throw typeError('timeout', 'a positive number of milliseconds', t);
+    if (typeof t !== 'number') throw typeError('timeout', 'a number of milliseconds', t);
+    if (!(t > 0 && t <= 0x7fffffff)) throw rangeError('timeout', 'a positive number of milliseconds', t);
     this.#timeout = t;
     const c = requireNative().constants;
     if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
@@ -235,6 +236,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     const name = messageName(type, this.dialect);
     const queue: PfKeyMessage[] = [];
     let ended = false;
+    let dropping = false;
     let failure: Error | null = null;
     let wake: (() => void) | null = null;
     const ms = opts?.timeout ?? this.#timeout;
@@ -266,7 +268,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
           if (m.errno !== 2 /* ENOENT: empty table */) failure = new KernelReplyError(m.errno, name, replyAdvice(type, errnoName(m.errno)));
           finish();
         } else {
-          queue.push(m);
+          if (!dropping) queue.push(m);
           if (m.seq === 0) {
             ended = true;
             finish();
@@ -297,7 +299,10 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
       throw e;
     } finally {
       // A consumer that stops early: the rest of the dump is still read and dropped before the next dump starts.
-      if (!ended && this.#dump === state) queue.length = 0;
+      if (!ended) {
+        dropping = true;
+        queue.length = 0;
+      }
     }
   }
 

@@ -264,6 +264,11 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
       const [acq] = await ev;
       expect(acq).toMatchObject({ src: here, dst: peer, protocol: 'esp', policy: { direction: 'out' } });
       expect(acq.seq).toBeGreaterThan(0);
+      // Answer it as an IKE daemon does: GETSPI and UPDATE carrying the ACQUIRE's seq turn the larval SA mature.
+      const spi = await sadb.getSpi({ src: here!, dst: peer, seq: acq.seq, min: 0x9000, max: 0x90ff });
+      expect((await sadb.get({ src: here!, dst: peer, spi })).state).toBe('larval');
+      await sadb.update({ ...natSa(spi), src: here!, dst: peer, seq: acq.seq });
+      expect(await sadb.get({ src: here!, dst: peer, spi })).toMatchObject({ state: 'mature', natt: { sport: 4500, dport: 4500 } });
     } finally {
       s.close();
     }
