@@ -86,6 +86,14 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
     expect((await x.get({ src: A, dst: B, spi: 0x1003 })).integrity?.algorithm).toBe('hmac-sha2-256-128');
   });
 
+  it('an IPv6 NAT-T SA and an ESN SA with a 1024-packet replay window (XFRMA_REPLAY_ESN_VAL)', async () => {
+    const natt = { type: 'espinudp' as const, sport: 4500, dport: 4500 };
+    await x.add({ src: '2001:db8::1', dst: '2001:db8::2', spi: 0x1010, encryption: { algorithm: 'aes-gcm-16', key: gcmKey }, natt });
+    expect(await x.get({ src: '2001:db8::1', dst: '2001:db8::2', spi: 0x1010 })).toMatchObject({ src: '2001:db8::1', dst: '2001:db8::2', natt });
+    await x.add({ src: A, dst: B, spi: 0x1011, esn: true, replayWindow: 1024, encryption: { algorithm: 'aes-gcm-16', key: gcmKey } });
+    expect(await x.get({ src: A, dst: B, spi: 0x1011 })).toMatchObject({ esn: true, replayWindow: 1024 });
+  });
+
   const [maj, min] = os.release().split('.').map(Number);
   const newKernel = maj > 6 || (maj === 6 && min >= 10);
   it.skipIf(!newKernel)(`Linux >= 6.10 refuses the non-IKE encapsulation, with advice${newKernel ? '' : ` (skipped: kernel ${os.release()} still takes it)`}`, async () => {

@@ -77,6 +77,14 @@ async function main(): Promise<void> {
     for await (const p of x.spdDump()) ps.push({ id: p.id, direction: p.direction, action: p.action, priority: p.priority });
     return ps;
   });
+  await step('spdAdd6', () =>
+    x.spdAdd({
+      selector: { src: '2001:db8:1::/48', dst: '2001:db8:2::/48', proto: 6, dport: 443 },
+      direction: 'fwd',
+      action: 'ipsec',
+      templates: [{ protocol: 'esp', mode: 'tunnel', src: '2001:db8::1', dst: '2001:db8::2', level: 'use' }],
+    }),
+  );
   await step('spdDeleteById', () => x.spdDelete({ id: outId }));
   await step('spdGetDeleted', () => x.spdGet({ id: outId }));
   await step('spdDeleteBySelector', () => x.spdDelete({ selector: { src: '10.2.0.0/24', dst: '10.1.0.0/24' }, direction: 'in' }));

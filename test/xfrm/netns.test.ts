@@ -118,6 +118,11 @@ describe.skipIf(skip !== undefined)(`Xfrm on this host's kernel, in a fresh netn
     const dump = ok('spdDump');
     expect(dump).toHaveLength(2);
     expect(dump).toEqual(expect.arrayContaining([expect.objectContaining({ id: p.id, direction: 'out', action: 'ipsec' })]));
+    expect(ok('spdAdd6')).toMatchObject({
+      selector: { src: '2001:db8:1::/48', dst: '2001:db8:2::/48', proto: 6, dport: 443 },
+      direction: 'fwd',
+      templates: [{ protocol: 'esp', mode: 'tunnel', src: '2001:db8::1', dst: '2001:db8::2', level: 'use' }],
+    });
     ok('spdDeleteById');
     expect(failed('spdGetDeleted')).toMatchObject({ code: 'ENOENT', syscall: 'XFRM_MSG_GETPOLICY' });
     ok('spdDeleteBySelector');
