@@ -320,6 +320,8 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     } catch (e) {
       if (e instanceof PfKeyDecodeError) {
         this.#stats.decodeErrors++;
+        // An answer to one of our requests that does not decode fails that request now rather than at its timeout.
+        if (buf.length >= 16 && buf.readUInt32LE(12) === this.#pid) this.#pending.get(`${buf[1]}:${buf.readUInt32LE(8)}`)?.reject(e);
         return;
       }
       throw e;

@@ -244,3 +244,18 @@ describe('strict decoding: PfKeyDecodeError names the offset and the rule', () =
     });
   }
 });
+
+describe('encoding refuses bad fields with TypeError/RangeError naming the field', () => {
+  const sa = { name: 'sa' as const, spi: 1, replay: 0, state: 0, auth: 0, encrypt: 0, flags: 0 };
+  it.each([
+    ['sa.spi out of range', { type: 3, extensions: [{ ...sa, spi: 2 ** 32 }] }, 'linux', /"sa.spi"/],
+    ['a key whose bits disagree with its bytes', { type: 3, extensions: [{ name: 'keyAuth', bits: 8, key: new Uint8Array(4) }] }, 'linux', /"keyAuth.bits"/],
+    ['an extension the dialect lacks (FRAG on Linux)', { type: 3, extensions: [{ name: 'nattFrag', fraglen: 1 }] }, 'linux', /"extensions"/],
+    ['a 16-bit reqid overflow in a BSD ipsecrequest', { type: 14, extensions: [{ name: 'policy', policyType: 2, dir: 2, id: 0, priority: 0, requests: [{ proto: 50, mode: 1, level: 2, reqid: 70000 }] }] }, 'netbsd', /reqid/],
+    ['raw data that breaks 8-byte alignment', { type: 3, extensions: [{ name: 'raw', type: 99, data: new Uint8Array(3) }] }, 'linux', /"raw.data"/],
+    ['a non-address', { type: 3, extensions: [{ name: 'src', proto: 0, prefixlen: 32, addr: { family: 'inet', address: 'example.org', port: 0 } }] }, 'linux', /"src.addr.address"/],
+    ['an unknown dialect', { type: 3, extensions: [] }, 'openbsd', /"dialect"/],
+  ] as const)('%s', (_what, msg, d, rule) => {
+    expect(() => encode(msg as never, d as never)).toThrow(rule);
+  });
+});
