@@ -62,132 +62,130 @@ describe.skipIf(missing !== null)(`NattSocket on kernel ESP (UDP_ENCAP)${missing
 });
 
 function defineTests(installer: Installer): void {
-  {
-    let natt: NattSocket;
-    let peer: dgram.Socket; // sends ESP-in-UDP and IKE to the NAT-T socket, as a peer behind a NAT would
-    let inner: dgram.Socket; // the plain socket the decrypted datagrams are for
+  let natt: NattSocket;
+  let peer: dgram.Socket; // sends ESP-in-UDP and IKE to the NAT-T socket, as a peer behind a NAT would
+  let inner: dgram.Socket; // the plain socket the decrypted datagrams are for
 
-    beforeAll(async () => {
-      flushXfrm();
-      natt = await createNattSocket({ backend: 'kernel', address: GUEST, port: 4500 });
-      peer = await bindUdp();
-      inner = await bindUdp();
-    });
-    afterAll(async () => {
-      flushXfrm();
-      await installer.close();
-      await new Promise<void>((r) => natt.close(() => r()));
-      peer.close();
-      inner.close();
-    });
-    afterEach(() => flushXfrm());
+  beforeAll(async () => {
+    flushXfrm();
+    natt = await createNattSocket({ backend: 'kernel', address: GUEST, port: 4500 });
+    peer = await bindUdp();
+    inner = await bindUdp();
+  });
+  afterAll(async () => {
+    flushXfrm();
+    await installer.close();
+    await new Promise<void>((r) => natt.close(() => r()));
+    peer.close();
+    inner.close();
+  });
+  afterEach(() => flushXfrm());
 
-    it("createNattSocket({ backend: 'kernel' }) holds UDP_ENCAP_ESPINUDP on port 4500", () => {
-      expect(natt.kernelEncap).toBe(true);
-      expect(natt.kernelEncapType()).toBe(2);
-      expect(natt.address().port).toBe(4500);
-    });
+  it("createNattSocket({ backend: 'kernel' }) holds UDP_ENCAP_ESPINUDP on port 4500", () => {
+    expect(natt.kernelEncap).toBe(true);
+    expect(natt.kernelEncapType()).toBe(2);
+    expect(natt.address().port).toBe(4500);
+  });
 
-    it("backend 'auto' picks the kernel here, where the kernel does ESP, and says why", async () => {
-      const s = await createNattSocket({ address: GUEST, port: 0 });
-      try {
-        expect(s.kernelEncap).toBe(true);
-        expect(s.backendReason).toMatch(/kernel does ESP/);
-      } finally {
-        await new Promise<void>((r) => s.close(() => r()));
-      }
-    });
-
-    for (const suite of suites) {
-      it(`${suite.name}: ESP-in-UDP to the socket is decrypted by the kernel and the inner datagram reaches its own socket`, async () => {
-        const spi = 0x1000 + Math.floor(Math.random() * 0xffff);
-        const keys = suite.keys();
-        await installer.addSa(inboundSa(spi, peer.address().port, keys));
-        const tx = new EspTransform({ spi, ...keys });
-        const espSeen: unknown[] = [];
-        natt.on('esp', (p) => espSeen.push(p));
-        const payloads = [randomBytes(1), randomBytes(100), randomBytes(1200)];
-        for (const data of payloads) {
-          const udp = buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, data).subarray(20);
-          const got = nextDatagram(inner);
-          await send(peer, tx.seal(udp, 17), 4500);
-          const { msg, rinfo } = await got.catch((e: Error) => {
-            throw new Error(`${e.message}; xfrm_stat ${JSON.stringify(xfrmStat())}`);
-          });
-          expect(msg.equals(data)).toBe(true);
-          expect(rinfo.port).toBe(5555);
-        }
-        expect(saPackets(GUEST, GUEST, spi)).toBe(payloads.length);
-        expect(espSeen).toHaveLength(0);
-        natt.removeAllListeners('esp');
-      });
+  it("backend 'auto' picks the kernel here, where the kernel does ESP, and says why", async () => {
+    const s = await createNattSocket({ address: GUEST, port: 0 });
+    try {
+      expect(s.kernelEncap).toBe(true);
+      expect(s.backendReason).toMatch(/kernel does ESP/);
+    } finally {
+      await new Promise<void>((r) => s.close(() => r()));
     }
+  });
 
-    it('IPv6: ESP-in-UDP to a family-6 NattSocket on ::1 is decrypted by the kernel (esp6) and delivered', async () => {
-      const natt6 = await createNattSocket({ family: 6, backend: 'kernel', address: '::1', port: 4500 });
-      const peer6 = dgram.createSocket('udp6');
-      const inner6 = dgram.createSocket('udp6');
-      try {
-        await new Promise<void>((r) => peer6.bind(0, '::1', () => r()));
-        await new Promise<void>((r) => inner6.bind(0, '::1', () => r()));
-        expect(natt6.kernelEncap).toBe(true);
-        const spi = 0x30000 + Math.floor(Math.random() * 0xffff);
-        const keys = suites[0].keys();
-        await installer.addSa({ ...inboundSa(spi, peer6.address().port, keys), src: '::1', dst: '::1' });
-        const tx = new EspTransform({ spi, ...keys });
-        const data = randomBytes(300);
-        const udp = buildUdpPacket('::1', 5555, '::1', inner6.address().port, data).subarray(40);
-        const got = nextDatagram(inner6);
-        await new Promise<void>((r, j) => peer6.send(tx.seal(udp, 17), 4500, '::1', (e) => (e ? j(e) : r())));
-        const { msg, rinfo } = await got;
-        expect(msg.equals(data)).toBe(true);
-        expect(rinfo.port).toBe(5555);
-        expect(saPackets('::1', '::1', spi)).toBe(1);
-      } finally {
-        peer6.close();
-        inner6.close();
-        await new Promise<void>((r) => natt6.close(() => r()));
-      }
-    });
-
-    it('a tampered ESP packet is dropped by the kernel (counted), never delivered, never surfaced as IKE', async () => {
-      const spi = 0x20000 + Math.floor(Math.random() * 0xffff);
-      const keys = suites[0].keys();
+  for (const suite of suites) {
+    it(`${suite.name}: ESP-in-UDP to the socket is decrypted by the kernel and the inner datagram reaches its own socket`, async () => {
+      const spi = 0x1000 + Math.floor(Math.random() * 0xffff);
+      const keys = suite.keys();
       await installer.addSa(inboundSa(spi, peer.address().port, keys));
       const tx = new EspTransform({ spi, ...keys });
-      const before = xfrmStat().XfrmInStateProtoError ?? 0;
-      const pkt = tx.seal(buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, Buffer.from('x')).subarray(20), 17);
-      pkt[pkt.length - 1] ^= 1;
-      const ike: unknown[] = [];
-      natt.on('ike', (p) => ike.push(p));
-      const got: unknown[] = [];
-      inner.on('message', (m) => got.push(m));
-      await send(peer, pkt, 4500);
-      // then a valid one: once it arrives, the tampered one (sent first) has been processed
-      const ok = nextDatagram(inner);
-      await send(peer, tx.seal(buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, Buffer.from('y')).subarray(20), 17), 4500);
-      expect((await ok).msg.toString()).toBe('y');
-      expect(got.map(String)).toEqual(['y']);
-      expect(ike).toHaveLength(0);
-      expect((xfrmStat().XfrmInStateProtoError ?? 0) - before).toBe(1);
-      inner.removeAllListeners('message');
-      natt.removeAllListeners('ike');
-    });
-
-    it("IKE on the same port still reaches 'ike' (non-ESP marker removed), and a keepalive never does", async () => {
-      const ikeMsg = Buffer.concat([Buffer.alloc(8, 0x11), randomBytes(60)]); // IKE SPIs + body
-      const got = nextEvent<[Buffer, { port: number }]>(natt, 'ike');
-      await send(peer, Buffer.from([0xff]), 4500); // keepalive first: the kernel eats it
-      await send(peer, Buffer.concat([Buffer.alloc(4), ikeMsg]), 4500);
-      const [payload, rinfo] = await got;
-      expect(payload.equals(ikeMsg)).toBe(true);
-      expect(rinfo.port).toBe(peer.address().port);
-      // and the other way: sendIke adds the marker
-      const back = nextDatagram(peer);
-      natt.sendIke(ikeMsg, peer.address().port, GUEST);
-      const { msg } = await back;
-      expect(msg.subarray(0, 4).equals(Buffer.alloc(4))).toBe(true);
-      expect(msg.subarray(4).equals(ikeMsg)).toBe(true);
+      const espSeen: unknown[] = [];
+      natt.on('esp', (p) => espSeen.push(p));
+      const payloads = [randomBytes(1), randomBytes(100), randomBytes(1200)];
+      for (const data of payloads) {
+        const udp = buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, data).subarray(20);
+        const got = nextDatagram(inner);
+        await send(peer, tx.seal(udp, 17), 4500);
+        const { msg, rinfo } = await got.catch((e: Error) => {
+          throw new Error(`${e.message}; xfrm_stat ${JSON.stringify(xfrmStat())}`);
+        });
+        expect(msg.equals(data)).toBe(true);
+        expect(rinfo.port).toBe(5555);
+      }
+      expect(saPackets(GUEST, GUEST, spi)).toBe(payloads.length);
+      expect(espSeen).toHaveLength(0);
+      natt.removeAllListeners('esp');
     });
   }
+
+  it('IPv6: ESP-in-UDP to a family-6 NattSocket on ::1 is decrypted by the kernel (esp6) and delivered', async () => {
+    const natt6 = await createNattSocket({ family: 6, backend: 'kernel', address: '::1', port: 4500 });
+    const peer6 = dgram.createSocket('udp6');
+    const inner6 = dgram.createSocket('udp6');
+    try {
+      await new Promise<void>((r) => peer6.bind(0, '::1', () => r()));
+      await new Promise<void>((r) => inner6.bind(0, '::1', () => r()));
+      expect(natt6.kernelEncap).toBe(true);
+      const spi = 0x30000 + Math.floor(Math.random() * 0xffff);
+      const keys = suites[0].keys();
+      await installer.addSa({ ...inboundSa(spi, peer6.address().port, keys), src: '::1', dst: '::1' });
+      const tx = new EspTransform({ spi, ...keys });
+      const data = randomBytes(300);
+      const udp = buildUdpPacket('::1', 5555, '::1', inner6.address().port, data).subarray(40);
+      const got = nextDatagram(inner6);
+      await new Promise<void>((r, j) => peer6.send(tx.seal(udp, 17), 4500, '::1', (e) => (e ? j(e) : r())));
+      const { msg, rinfo } = await got;
+      expect(msg.equals(data)).toBe(true);
+      expect(rinfo.port).toBe(5555);
+      expect(saPackets('::1', '::1', spi)).toBe(1);
+    } finally {
+      peer6.close();
+      inner6.close();
+      await new Promise<void>((r) => natt6.close(() => r()));
+    }
+  });
+
+  it('a tampered ESP packet is dropped by the kernel (counted), never delivered, never surfaced as IKE', async () => {
+    const spi = 0x20000 + Math.floor(Math.random() * 0xffff);
+    const keys = suites[0].keys();
+    await installer.addSa(inboundSa(spi, peer.address().port, keys));
+    const tx = new EspTransform({ spi, ...keys });
+    const before = xfrmStat().XfrmInStateProtoError ?? 0;
+    const pkt = tx.seal(buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, Buffer.from('x')).subarray(20), 17);
+    pkt[pkt.length - 1] ^= 1;
+    const ike: unknown[] = [];
+    natt.on('ike', (p) => ike.push(p));
+    const got: unknown[] = [];
+    inner.on('message', (m) => got.push(m));
+    await send(peer, pkt, 4500);
+    // then a valid one: once it arrives, the tampered one (sent first) has been processed
+    const ok = nextDatagram(inner);
+    await send(peer, tx.seal(buildUdpPacket(GUEST, 5555, GUEST, inner.address().port, Buffer.from('y')).subarray(20), 17), 4500);
+    expect((await ok).msg.toString()).toBe('y');
+    expect(got.map(String)).toEqual(['y']);
+    expect(ike).toHaveLength(0);
+    expect((xfrmStat().XfrmInStateProtoError ?? 0) - before).toBe(1);
+    inner.removeAllListeners('message');
+    natt.removeAllListeners('ike');
+  });
+
+  it("IKE on the same port still reaches 'ike' (non-ESP marker removed), and a keepalive never does", async () => {
+    const ikeMsg = Buffer.concat([Buffer.alloc(8, 0x11), randomBytes(60)]); // IKE SPIs + body
+    const got = nextEvent<[Buffer, { port: number }]>(natt, 'ike');
+    await send(peer, Buffer.from([0xff]), 4500); // keepalive first: the kernel eats it
+    await send(peer, Buffer.concat([Buffer.alloc(4), ikeMsg]), 4500);
+    const [payload, rinfo] = await got;
+    expect(payload.equals(ikeMsg)).toBe(true);
+    expect(rinfo.port).toBe(peer.address().port);
+    // and the other way: sendIke adds the marker
+    const back = nextDatagram(peer);
+    natt.sendIke(ikeMsg, peer.address().port, GUEST);
+    const { msg } = await back;
+    expect(msg.subarray(0, 4).equals(Buffer.alloc(4))).toBe(true);
+    expect(msg.subarray(4).equals(ikeMsg)).toBe(true);
+  });
 }
