@@ -1,5 +1,6 @@
 // The shared SA/policy model ⇄ PF_KEY messages, per dialect: algorithm names, NAT-T, lifetimes, selectors, events.
 
+import { checkKey } from '../sadb/algorithms';
 import { NattUnsupportedError, rangeError, typeError } from '../errors';
 import { addressFamily, parsePrefix, bytesToAddress } from '../ip/address';
 import type {
@@ -178,8 +179,8 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
   } else {
     if (sa.encryption) {
       if (protocol === 'ah') throw typeError('encryption', 'absent for an AH SA', sa.encryption.algorithm);
-      const { algorithm, key } = sa.encryption;
-      if (!(key instanceof Uint8Array)) throw typeError('encryption.key', 'a Uint8Array', key);
+      const { algorithm } = sa.encryption;
+      const key = checkKey(sa.encryption, 'encryption');
       encrypt = encryptId(d, algorithm);
       if (AEADS.has(algorithm)) {
         if (sa.integrity && sa.integrity.algorithm !== 'none') throw typeError('integrity', `absent with the AEAD ${algorithm}`, sa.integrity.algorithm);
@@ -188,8 +189,8 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
       if (key.length) keys.push({ name: 'keyEncrypt', bits: key.length * 8, key });
     } else if (protocol === 'esp') encrypt = d.algorithms.encrypt.null;
     if (sa.integrity && sa.integrity.algorithm !== 'none') {
-      const { algorithm, key } = sa.integrity;
-      if (!(key instanceof Uint8Array)) throw typeError('integrity.key', 'a Uint8Array', key);
+      const { algorithm } = sa.integrity;
+      const key = checkKey(sa.integrity, 'integrity');
       auth = authId(d, algorithm);
       keys.unshift({ name: 'keyAuth', bits: key.length * 8, key });
     }

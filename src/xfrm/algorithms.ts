@@ -1,5 +1,6 @@
 // Algorithm names of the shared model (IKEv2 terms) ↔ Linux crypto templates in XFRM attributes, and what `register` reports.
 
+import { ENCRYPTION_KEY_BYTES, INTEGRITY_KEY_BYTES } from '../sadb/algorithms';
 import type { EncryptionAlgorithm, IntegrityAlgorithm, SupportedAlgorithms, IpsecProtocol } from '../sadb/types';
 
 export interface CryptTemplate {
@@ -9,8 +10,6 @@ export interface CryptTemplate {
   name: string;
   /** AEAD only: ICV length in bits. */
   icvBits?: number;
-  /** Allowed KEYMAT lengths in bytes (AEAD/CTR: including the 4-byte salt/nonce). */
-  keyBytes: number[];
 }
 
 /**
@@ -19,32 +18,31 @@ export interface CryptTemplate {
  * SA has ESN: natt never names authenc itself.
  */
 export const ENCRYPTION: Record<EncryptionAlgorithm, CryptTemplate> = {
-  'aes-cbc': { attr: 'algCrypt', name: 'cbc(aes)', keyBytes: [16, 24, 32] },
-  'aes-ctr': { attr: 'algCrypt', name: 'rfc3686(ctr(aes))', keyBytes: [20, 28, 36] },
-  'aes-gcm-8': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 64, keyBytes: [20, 28, 36] },
-  'aes-gcm-12': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 96, keyBytes: [20, 28, 36] },
-  'aes-gcm-16': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 128, keyBytes: [20, 28, 36] },
-  'aes-gmac': { attr: 'algAead', name: 'rfc4543(gcm(aes))', icvBits: 128, keyBytes: [20, 28, 36] },
-  'chacha20-poly1305': { attr: 'algAead', name: 'rfc7539esp(chacha20,poly1305)', icvBits: 128, keyBytes: [36] },
-  '3des-cbc': { attr: 'algCrypt', name: 'cbc(des3_ede)', keyBytes: [24] },
-  null: { attr: 'algCrypt', name: 'ecb(cipher_null)', keyBytes: [0] },
+  'aes-cbc': { attr: 'algCrypt', name: 'cbc(aes)' },
+  'aes-ctr': { attr: 'algCrypt', name: 'rfc3686(ctr(aes))' },
+  'aes-gcm-8': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 64 },
+  'aes-gcm-12': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 96 },
+  'aes-gcm-16': { attr: 'algAead', name: 'rfc4106(gcm(aes))', icvBits: 128 },
+  'aes-gmac': { attr: 'algAead', name: 'rfc4543(gcm(aes))', icvBits: 128 },
+  'chacha20-poly1305': { attr: 'algAead', name: 'rfc7539esp(chacha20,poly1305)', icvBits: 128 },
+  '3des-cbc': { attr: 'algCrypt', name: 'cbc(des3_ede)' },
+  null: { attr: 'algCrypt', name: 'ecb(cipher_null)' },
 };
 
 export interface AuthTemplate {
   name: string;
   truncBits: number;
-  keyBytes: number[];
 }
 
 /** Integrity → XFRMA_ALG_AUTH_TRUNC (name, truncation in bits). `none` sends no attribute. */
 export const INTEGRITY: Record<Exclude<IntegrityAlgorithm, 'none'>, AuthTemplate> = {
-  'hmac-md5-96': { name: 'hmac(md5)', truncBits: 96, keyBytes: [16] },
-  'hmac-sha1-96': { name: 'hmac(sha1)', truncBits: 96, keyBytes: [20] },
-  'hmac-sha2-256-128': { name: 'hmac(sha256)', truncBits: 128, keyBytes: [32] },
-  'hmac-sha2-256-96': { name: 'hmac(sha256)', truncBits: 96, keyBytes: [32] },
-  'hmac-sha2-384-192': { name: 'hmac(sha384)', truncBits: 192, keyBytes: [48] },
-  'hmac-sha2-512-256': { name: 'hmac(sha512)', truncBits: 256, keyBytes: [64] },
-  'aes-xcbc-96': { name: 'xcbc(aes)', truncBits: 96, keyBytes: [16] },
+  'hmac-md5-96': { name: 'hmac(md5)', truncBits: 96 },
+  'hmac-sha1-96': { name: 'hmac(sha1)', truncBits: 96 },
+  'hmac-sha2-256-128': { name: 'hmac(sha256)', truncBits: 128 },
+  'hmac-sha2-256-96': { name: 'hmac(sha256)', truncBits: 96 },
+  'hmac-sha2-384-192': { name: 'hmac(sha384)', truncBits: 192 },
+  'hmac-sha2-512-256': { name: 'hmac(sha512)', truncBits: 256 },
+  'aes-xcbc-96': { name: 'xcbc(aes)', truncBits: 96 },
 };
 
 /** Legacy kernel names (xfrm_algo.c's compat names) folded to the canonical template. */
@@ -89,13 +87,14 @@ export function supportedAlgorithms(protocol: IpsecProtocol): SupportedAlgorithm
   if (protocol === 'esp') {
     for (const [alg, t] of Object.entries(ENCRYPTION)) {
       const salt = t.attr === 'algAead' || alg === 'aes-ctr' ? 4 : 0;
-      const bits = t.keyBytes.map((b) => (b - salt) * 8);
+      const bits = ENCRYPTION_KEY_BYTES[alg as EncryptionAlgorithm].map((b) => (b - salt) * 8);
       encryption.push({ algorithm: alg, minBits: Math.min(...bits), maxBits: Math.max(...bits) });
     }
   }
   if (protocol === 'esp' || protocol === 'ah') {
-    for (const [alg, t] of Object.entries(INTEGRITY)) {
-      integrity.push({ algorithm: alg, minBits: t.keyBytes[0] * 8, maxBits: t.keyBytes[t.keyBytes.length - 1] * 8 });
+    for (const alg of Object.keys(INTEGRITY) as (keyof typeof INTEGRITY)[]) {
+      const bytes = INTEGRITY_KEY_BYTES[alg];
+      integrity.push({ algorithm: alg, minBits: bytes[0] * 8, maxBits: bytes[bytes.length - 1] * 8 });
     }
   }
   return { protocol, encryption, integrity };

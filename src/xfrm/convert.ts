@@ -1,5 +1,6 @@
 // The shared SA model (src/sadb/types.ts) ↔ XFRM structures and attributes: SAs, ids, selectors, policies, lifetimes.
 
+import { checkKey } from '../sadb/algorithms';
 import type {
   IpsecProtocol,
   Lifetime,
@@ -201,13 +202,6 @@ function modeNumber(m: SecurityAssociation['mode'], option: string): number {
   }
 }
 
-function keyOf(params: { key?: unknown } | undefined, option: string, allowed: number[]): Uint8Array {
-  const key = params?.key ?? new Uint8Array(0);
-  if (!(key instanceof Uint8Array)) throw typeError(`${option}.key`, 'a Uint8Array', key);
-  if (!allowed.includes(key.length)) throw rangeError(`${option}.key`, `${allowed.join(' or ')} bytes`, key);
-  return key;
-}
-
 /** The usersa_id + XFRMA_SRCADDR that name one SA (GETSA, DELSA). */
 export function saIdToStruct(id: SaId): { id: XfrmUsersaId; attrs: XfrmAttribute[] } {
   if (id === null || typeof id !== 'object') throw typeError('id', 'an SA id object', id);
@@ -234,7 +228,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   if (sa.encryption) {
     const t = ENCRYPTION[sa.encryption.algorithm];
     if (!t) throw typeError('encryption.algorithm', `one of ${Object.keys(ENCRYPTION).join(', ')}`, sa.encryption.algorithm);
-    const key = keyOf(sa.encryption, 'encryption', t.keyBytes);
+    const key = checkKey(sa.encryption, 'encryption');
     if (t.attr === 'algAead') {
       if (sa.integrity && sa.integrity.algorithm !== 'none') {
         throw typeError('integrity', `absent with the AEAD ${sa.encryption.algorithm}`, sa.integrity.algorithm);
@@ -247,7 +241,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   if (sa.integrity && sa.integrity.algorithm !== 'none') {
     const t = INTEGRITY[sa.integrity.algorithm as keyof typeof INTEGRITY];
     if (!t) throw typeError('integrity.algorithm', `one of ${Object.keys(INTEGRITY).join(', ')}, none`, sa.integrity.algorithm);
-    const key = keyOf(sa.integrity, 'integrity', t.keyBytes);
+    const key = checkKey(sa.integrity, 'integrity');
     attrs.push({ kind: 'algAuthTrunc', name: t.name, keyBits: key.length * 8, truncBits: t.truncBits, key });
   }
   if (sa.compression) attrs.push({ kind: 'algComp', name: sa.compression.algorithm, keyBits: 0, key: new Uint8Array(0) });
