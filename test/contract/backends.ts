@@ -19,6 +19,6 @@ export function contractSkip(backend: SadbBackendName): string | undefined {
 /** Define the contract for pfkey, xfrm and userland, each skipped with its reason where it cannot run. */
 export function defineAllContracts(): void {
   for (const backend of ['userland', 'xfrm', 'pfkey'] as const) {
-    defineSadbContract(backend, () => openSadb({ backend }), { skip: contractSkip(backend), aead: backend !== 'pfkey' });
+    defineSadbContract(backend, () => openSadb({ backend }), { skip: contractSkip(backend), aead: backend !== 'pfkey' || process.platform !== 'linux' });
   }
 }

@@ -70,9 +70,17 @@ export function defineSadbContract(name: string, open: () => Promise<Sadb>, opts
       expect(inspect(got, { depth: 5 })).not.toContain('1111');
     });
 
-    it.skipIf(opts.aead === false)('an AES-GCM-16 SA with NAT-T keeps its KEYMAT (key + salt)', async () => {
+    const gcmSa = (keymat: Uint8Array): SecurityAssociation =>
+      ({ src: A, dst: B, spi: 0x2002, encryption: { algorithm: 'aes-gcm-16', key: keymat }, natt: { type: 'espinudp', sport: 4500, dport: 31000 } });
+
+    if (opts.aead === false) {
+      it('an AES-GCM-16 SA is refused before any kernel call, with advice to use XFRM (this PF_KEY cannot carry AEAD)', async () => {
+        await expect(db.add(gcmSa(new Uint8Array(20)))).rejects.toMatchObject({ name: 'NattUnsupportedError', message: expect.stringMatching(/xfrm/i) });
+        for await (const sa of db.dump()) expect.fail(`nothing should have been installed, found SPI ${sa.spi}`);
+      });
+    } else it('an AES-GCM-16 SA with NAT-T keeps its KEYMAT (key + salt)', async () => {
       const keymat = Uint8Array.from({ length: 20 }, (_, i) => i + 1);
-      await db.add({ src: A, dst: B, spi: 0x2002, encryption: { algorithm: 'aes-gcm-16', key: keymat }, natt: { type: 'espinudp', sport: 4500, dport: 31000 } });
+      await db.add(gcmSa(keymat));
       const got = await db.get({ src: A, dst: B, spi: 0x2002 });
       expect(got.encryption?.algorithm).toBe('aes-gcm-16');
       expect(Buffer.from(got.encryption!.key)).toEqual(Buffer.from(keymat));
