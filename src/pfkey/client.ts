@@ -11,6 +11,7 @@ import type {
   CallOptions,
   GetSpiRequest,
   IpsecProtocol,
+  NewMappingEvent,
   SaId,
   Sadb,
   SadbEvents,
@@ -36,6 +37,14 @@ import {
 } from './convert';
 import { PF_KEY_V2, SADB, messageName, resolveDialect, type Dialect, type DialectName } from './dialects';
 
+/** The transport under the client: the native PF_KEY socket, or a stand-in (tests). Same shape as XfrmTransport less bind. */
+export interface PfKeyTransport {
+  send(msg: Uint8Array): number;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
 export interface PfKeyOptions {
   /** The kernel's PF_KEY dialect (default: this OS's). */
   dialect?: DialectName | Dialect;
@@ -43,6 +52,8 @@ export interface PfKeyOptions {
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
+  /** Build the transport yourself (default: the native PF_KEY v2 socket). */
+  transport?: (onMessage: (msg: Buffer) => void, onError: (err: Error) => void) => PfKeyTransport;
 }
 
 /** Messages this client dropped instead of acting on. */
@@ -51,6 +62,8 @@ export interface PfKeyStats {
   decodeErrors: number;
   /** Decoded messages that could not become an event (missing extensions). */
   badEvents: number;
+  /** Requests waiting for the kernel's answer now. */
+  pending: number;
 }
 
 interface Pending {
@@ -115,7 +128,7 @@ export async function openPfKey(opts: OpenSadbOptions | PfKeyOptions = {}): Prom
 export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'pfkey' as const;
   readonly dialect: Dialect;
-  readonly #sock: NativeMessageSocket;
+  readonly #sock: PfKeyTransport;
   readonly #pid = process.pid >>> 0;
   readonly #reveal: boolean;
   readonly #timeout: number;
@@ -126,7 +139,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   #promisc = false;
   #closed = false;
   #refd = false;
-  readonly #stats: PfKeyStats = { decodeErrors: 0, badEvents: 0 };
+  readonly #stats = { decodeErrors: 0, badEvents: 0 };
 
   constructor(opts: PfKeyOptions = {}) {
     super();
@@ -137,21 +150,22 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     if (typeof t !== 'number') throw typeError('timeout', 'a number of milliseconds', t);
     if (!(t > 0 && t <= 0x7fffffff)) throw rangeError('timeout', 'a positive number of milliseconds', t);
     this.#timeout = t;
-    const c = requireNative().constants;
-    if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
-    this.#sock = openMessageSocket(
-      c.AF_KEY,
-      c.SOCK_RAW,
-      c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2,
-      (m) => this.#onMessage(m),
-      (e) => this.#onSocketError(e),
-    );
+    const transport = opts.transport;
+    if (transport !== undefined && typeof transport !== 'function') throw typeError('transport', 'a function', transport);
+    const onMessage = (m: Buffer): void => this.#onMessage(m);
+    const onError = (e: Error): void => this.#onSocketError(e);
+    if (transport) this.#sock = transport(onMessage, onError);
+    else {
+      const c = requireNative().constants;
+      if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
+      this.#sock = openMessageSocket(c.AF_KEY, c.SOCK_RAW, c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2, onMessage, onError) as NativeMessageSocket;
+    }
     this.#sock.unref();
   }
 
   /** Counted drops. */
   stats(): PfKeyStats {
-    return { ...this.#stats };
+    return { ...this.#stats, pending: this.#pending.size };
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -379,12 +393,59 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         return;
       case SADB.X_NAT_T_NEW_MAPPING:
         if (d.msgMax >= SADB.X_NAT_T_NEW_MAPPING) {
-          this.emit('newMapping', messageToNewMapping(msg));
+          const ev = messageToNewMapping(msg);
+          void this.#completeMapping(ev)
+            .then((e) => {
+              if (!this.#closed) this.emit('newMapping', e);
+            })
+            .catch((err: unknown) =>
+              process.nextTick(() => {
+                throw err; // a listener threw: surface it as a synchronous emit would
+              }),
+            );
           return;
         }
         break;
     }
     this.emit('message', msg);
+  }
+
+  /**
+   * NEW_MAPPING does not carry the SA's destination or reqid (Linux sends SA, old SRC/SPORT, new DST/DPORT): find
+   * the SA (same SPI, old peer address as its source) in a dump and fill them in, so the event has the shape XFRM's
+   * has. If the SA is gone or the dump fails or takes longer than the client's timeout, the event keeps `sa.dst` ''.
+   */
+  async #completeMapping(ev: NewMappingEvent): Promise<NewMappingEvent> {
+    if (this.#closed) return ev;
+    const ac = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<undefined>((r) => {
+      timer = setTimeout(() => {
+        ac.abort(new NattTimeoutError('SADB_DUMP', this.#timeout));
+        r(undefined);
+      }, this.#timeout);
+    });
+    const find = async (): Promise<SecurityAssociation | undefined> => {
+      let fallback: SecurityAssociation | undefined;
+      for await (const sa of this.dump(ev.sa.protocol ?? 'esp', { signal: ac.signal })) {
+        if (sa.spi !== ev.sa.spi || !sameAddress(sa.src, ev.sa.src)) continue;
+        if (sa.natt?.sport === ev.old.port) return sa;
+        fallback ??= sa;
+      }
+      return fallback;
+    };
+    try {
+      const sa = await Promise.race([find(), giveUp]);
+      if (sa) {
+        ev.sa.dst = sa.dst;
+        if (sa.reqid) ev.reqid = sa.reqid;
+      }
+    } catch {
+      /* keep what the message carried */
+    } finally {
+      clearTimeout(timer);
+    }
+    return ev;
   }
 
   // -------------------------------------------------------------------------------------------------------------

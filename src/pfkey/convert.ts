@@ -432,7 +432,8 @@ export function messageToAcquire(msg: PfKeyMessage): AcquireEvent {
 
 /**
  * SADB_X_NAT_T_NEW_MAPPING, normalised: Linux sends the OLD peer address/port in ADDRESS_SRC/NAT_T_SPORT and the NEW
- * ones in ADDRESS_DST/NAT_T_DPORT. The message does not carry the SA's own destination: `sa.dst` is ''.
+ * ones in ADDRESS_DST/NAT_T_DPORT. The message carries neither the SA's own destination nor its reqid: `sa.dst` is ''
+ * here, and PfKey fills it (and reqid) from the SA database before emitting 'newMapping'.
  */
 export function messageToNewMapping(msg: PfKeyMessage): NewMappingEvent {
   const s = need(findExt(msg, 'sa'), 'SA extension', msg);

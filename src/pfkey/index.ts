@@ -6,7 +6,7 @@ import { DIALECTS, IPSEC_DIR, IPSEC_LEVEL, IPSEC_MODE, IPSEC_POLICY, SADB, SASTA
 export { PfKeyDecodeError } from './codec';
 export type { PfKeyMessage, PfKeyExtension, Sockaddr, IpsecRequest, Comb, Alg } from './codec';
 export type { Dialect, DialectName, ExtensionName } from './dialects';
-export { PfKey, openPfKey, type PfKeyOptions, type PfKeyStats } from './client';
+export { PfKey, openPfKey, type PfKeyOptions, type PfKeyStats, type PfKeyTransport } from './client';
 
 /** PF_KEY v2 constants shared by every dialect. */
 export const constants = Object.freeze({ SADB, SATYPE, SASTATE, IPSEC_MODE, IPSEC_DIR, IPSEC_POLICY, IPSEC_LEVEL });
