@@ -1,6 +1,8 @@
 // Byte-exact PF_KEY fixtures written by hand from the layouts in kernel-interfaces.md §2.6, decoded and re-encoded.
 import { describe, expect, it } from 'vitest';
 import { decode, encode, findExt, PfKeyDecodeError } from '../../src/pfkey/codec';
+import { messageToSa } from '../../src/pfkey/convert';
+import { DIALECTS } from '../../src/pfkey/dialects';
 
 /** Hex with spaces and | separators for readability. */
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
@@ -80,6 +82,48 @@ const LINUX_V6_GET = hex(`
   0500 0600 | ff 80 0000 | 0a00 0000 00000000 20010db8000000000000000000000002 00000000 | 00000000
 `);
 
+// GETSPI with SPIRANGE (16): min u32 @4, max u32 @8, reserved @12, host order. Linux's default range 0x100..0x0fffffff.
+const LINUX_GETSPI_RANGE = hex(`
+  02 01 00 03 | 0a00 | 0000 | 05000000 | 2a000000
+  0300 0500 | 00 20 0000 | 0200 0000 c0000201 0000000000000000
+  0300 0600 | 00 20 0000 | 0200 0000 c6336407 0000000000000000
+  0200 1000 | 00010000 | ffffff0f | 00000000
+`);
+
+// EXPIRE (kernel → user, seq 0, pid 0): SA, LIFETIME_CURRENT (2), then the lifetime that ran out; each lifetime is
+// 32 bytes: allocations u32 @4, bytes u64 @8, addtime u64 @16, usetime u64 @24, host order.
+// CURRENT: 3 packets, 4096 bytes, added 1700000000 (0x6553f100), used 1700000005.
+const linuxExpire = (lifetime: string): Buffer =>
+  hex(`02 08 00 03 | 1200 | 0000 | 00000000 | 00000000
+    0200 0100 | 00004242 | 00 01 03 0c | 00000000
+    0400 0200 | 03000000 | 0010000000000000 | 00f1536500000000 | 05f1536500000000
+    ${lifetime}
+    0300 0500 | 00 20 0000 | 0200 0000 c6336407 0000000000000000
+    0300 0600 | 00 20 0000 | 0200 0000 c0000201 0000000000000000`);
+// Hard: LIFETIME_HARD (3) with 2^32 bytes and addtime 2 s.
+const LINUX_EXPIRE_HARD = linuxExpire('0400 0300 | 00000000 | 0000000001000000 | 0200000000000000 | 0000000000000000');
+// Soft: LIFETIME_SOFT (4) with 7 allocations, 100000000 bytes (0x05f5e100), usetime 60 s.
+const LINUX_EXPIRE_SOFT = linuxExpire('0400 0400 | 07000000 | 00e1f50500000000 | 0000000000000000 | 3c00000000000000');
+
+// BSD ADD carrying NAT-T original addresses: X_NAT_T_OAI (23) and X_NAT_T_OAR (24), each an sadb_address with a BSD
+// sockaddr_in (sa_len 16, family 2). The OAR address is 10.0.0.9.
+const BSD_ADD_OAI_OAR = hex(`
+  02 03 00 03 | 1300 | 0000 | 01000000 | 2a000000
+  0200 0100 | 00001001 | 20 00 00 0b | 00000000
+  0300 0500 | ff 20 0000 | 10 02 0000 c0000201 0000000000000000
+  0300 0600 | ff 20 0000 | 10 02 0000 c6336407 0000000000000000
+  0100 1400 | 02 000000
+  0100 1500 | 1194 0000
+  0100 1600 | 1194 0000
+  0300 1700 | 00 20 0000 | 10 02 0000 0a000001 0000000000000000
+  0300 1800 | 00 20 0000 | 10 02 0000 0a000009 0000000000000000
+`);
+
+// An IPv6 OAR (24) alone: sockaddr_in6 (sa_len 28) with each BSD's AF_INET6: NetBSD 24 (0x18), FreeBSD 28 (0x1c).
+const bsdOar6 = (af: string): Buffer =>
+  hex(`02 03 00 03 | 0700 | 0000 | 00000000 | 00000000
+    0500 1800 | 00 80 0000 | 1c ${af} 0000 | 00000000 | 20010db8000000000000000000000009 | 00000000 | 00000000`);
+
 describe('hand-written fixtures decode to the right fields and re-encode to the same bytes', () => {
   it('Linux SADB_ADD with NAT-T type 2, ports 4500/4500', () => {
     const m = decode(LINUX_ADD_NATT, 'linux');
@@ -152,6 +196,50 @@ describe('hand-written fixtures decode to the right fields and re-encode to the 
     expect(findExt(m, 'src')).toEqual({ name: 'src', proto: 255, prefixlen: 128, addr: { family: 'inet6', address: '2001:db8::1', port: 0 } });
     expect(findExt(m, 'sa')?.spi).toBe(0x100);
     expect(encode(m, 'linux')).toEqual(LINUX_V6_GET);
+  });
+
+  it('GETSPI SPIRANGE: min/max in host order, 16 bytes', () => {
+    const m = decode(LINUX_GETSPI_RANGE, 'linux');
+    expect(m).toMatchObject({ type: 1, satype: 3, seq: 5, pid: 42 });
+    expect(findExt(m, 'spirange')).toEqual({ name: 'spirange', min: 0x100, max: 0x0fffffff });
+    expect(encode(m, 'linux')).toEqual(LINUX_GETSPI_RANGE);
+  });
+
+  it('hard EXPIRE: LIFETIME_CURRENT and LIFETIME_HARD, u64 bytes past 2^32', () => {
+    const m = decode(LINUX_EXPIRE_HARD, 'linux');
+    expect(findExt(m, 'lifetimeCurrent')).toEqual({ name: 'lifetimeCurrent', allocations: 3, bytes: 4096n, addtime: 1700000000n, usetime: 1700000005n });
+    expect(findExt(m, 'lifetimeHard')).toEqual({ name: 'lifetimeHard', allocations: 0, bytes: 2n ** 32n, addtime: 2n, usetime: 0n });
+    expect(findExt(m, 'lifetimeSoft')).toBeUndefined();
+    expect(encode(m, 'linux')).toEqual(LINUX_EXPIRE_HARD);
+    const sa = messageToSa(m, DIALECTS.linux);
+    expect(sa).toMatchObject({ spi: 0x4242, src: '198.51.100.7', dst: '192.0.2.1', state: 'mature' });
+    expect(sa.current).toEqual({ bytes: 4096, packets: 3, addTime: 1700000000, useTime: 1700000005 });
+    expect(sa.lifetime).toEqual({ hard: { bytes: 2 ** 32, addSeconds: 2 } });
+  });
+
+  it('soft EXPIRE: LIFETIME_SOFT with allocations, bytes and usetime', () => {
+    const m = decode(LINUX_EXPIRE_SOFT, 'linux');
+    expect(findExt(m, 'lifetimeSoft')).toEqual({ name: 'lifetimeSoft', allocations: 7, bytes: 100000000n, addtime: 0n, usetime: 60n });
+    expect(encode(m, 'linux')).toEqual(LINUX_EXPIRE_SOFT);
+    expect(messageToSa(m, DIALECTS.linux).lifetime).toEqual({ soft: { packets: 7, bytes: 100000000, useSeconds: 60 } });
+  });
+
+  it('BSD NAT-T OAI (23) and OAR (24) address extensions become natt.oa initiator/responder', () => {
+    for (const d of ['netbsd', 'freebsd'] as const) {
+      const m = decode(BSD_ADD_OAI_OAR, d);
+      expect(findExt(m, 'nattOai')).toEqual({ name: 'nattOai', proto: 0, prefixlen: 32, addr: { family: 'inet', address: '10.0.0.1', port: 0 } });
+      expect(findExt(m, 'nattOar')).toEqual({ name: 'nattOar', proto: 0, prefixlen: 32, addr: { family: 'inet', address: '10.0.0.9', port: 0 } });
+      expect(encode(m, d)).toEqual(BSD_ADD_OAI_OAR);
+      expect(messageToSa(m, DIALECTS[d]).natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500, oa: { initiator: '10.0.0.1', responder: '10.0.0.9' } });
+    }
+    for (const [d, af] of [['netbsd', '18'], ['freebsd', '1c']] as const) {
+      const b = bsdOar6(af);
+      const m = decode(b, d);
+      expect(findExt(m, 'nattOar')).toMatchObject({ prefixlen: 128, addr: { family: 'inet6', address: '2001:db8::9', port: 0 } });
+      expect(encode(m, d)).toEqual(b);
+    }
+    // The other BSD's AF_INET6 is no family here: kept raw, not misread.
+    expect(findExt(decode(bsdOar6('1c'), 'netbsd'), 'nattOar')?.addr.family).toBe('raw');
   });
 });
 
