@@ -204,8 +204,12 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
   const reqid = sa.reqid ?? 0;
   if (!Number.isInteger(reqid) || reqid < 0 || reqid > 0xffffffff) throw rangeError('reqid', 'an integer 0..2^32-1', reqid);
   exts.push({ name: 'sa2', mode: modeNumber(sa.mode, 'mode'), sequence: 0, reqid });
-  if (sa.lifetime?.hard) exts.push(lifetimeExt('lifetimeHard', sa.lifetime.hard, 'lifetime.hard'));
-  if (sa.lifetime?.soft) exts.push(lifetimeExt('lifetimeSoft', sa.lifetime.soft, 'lifetime.soft'));
+  const lt = sa.lifetime;
+  if (lt?.hard || lt?.soft) {
+    // Linux af_key takes LIFETIME_HARD and LIFETIME_SOFT together or neither (EINVAL otherwise): the one not given
+    // goes as all zeros, which means no limit on every OS.
+    exts.push(lifetimeExt('lifetimeHard', lt.hard ?? {}, 'lifetime.hard'), lifetimeExt('lifetimeSoft', lt.soft ?? {}, 'lifetime.soft'));
+  }
   exts.push(addressExt('src', sa.src, 'src'), addressExt('dst', sa.dst, 'dst'));
   exts.push(...keys);
   if (sa.natt) {

@@ -62,6 +62,15 @@ describe.each(dialects)('SA mapping (%s)', (d) => {
     expect(Buffer.from(back.integrity!.key)).toEqual(Buffer.from(sa.integrity!.key));
   });
 
+  it('a hard lifetime alone also sends an all-zero LIFETIME_SOFT (Linux takes both or neither), and back', () => {
+    const m = saToMessage({ ...base(), lifetime: { hard: { addSeconds: 2 } } }, SADB.ADD, DIALECTS[d], 1, 1);
+    expect(findExt(m, 'lifetimeHard')).toEqual({ name: 'lifetimeHard', allocations: 0, bytes: 0n, addtime: 2n, usetime: 0n });
+    expect(findExt(m, 'lifetimeSoft')).toEqual({ name: 'lifetimeSoft', allocations: 0, bytes: 0n, addtime: 0n, usetime: 0n });
+    expect(findExt(saToMessage({ ...base(), lifetime: { soft: { bytes: 9 } } }, SADB.ADD, DIALECTS[d], 1, 1), 'lifetimeHard')?.addtime).toBe(0n);
+    expect(findExt(saToMessage({ ...base(), lifetime: undefined }, SADB.ADD, DIALECTS[d], 1, 1), 'lifetimeHard')).toBeUndefined();
+    expect(through({ ...base(), lifetime: { hard: { addSeconds: 2 } } }, d).lifetime).toEqual({ hard: { addSeconds: 2 }, soft: {} });
+  });
+
   it('IPv6 addresses, NAT-OA, AH and IPComp', () => {
     const v6 = through({ ...base(), src: '2001:db8::1', dst: '2001:db8::2', natt: { type: 'espinudp', sport: 4500, dport: 4500, oa: { initiator: '10.0.0.1' } } }, d);
     expect(v6).toMatchObject({ src: '2001:db8::1', dst: '2001:db8::2', natt: { oa: { initiator: '10.0.0.1' } } });
