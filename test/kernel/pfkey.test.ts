@@ -1,4 +1,4 @@
-// PF_KEY against a real Linux kernel (af_key): SAs with NAT-T, dumps, updates, GETSPI, REGISTER, SPD, ACQUIRE, EXPIRE.
+// PF_KEY against a real Linux kernel (af_key): SAs with NAT-T, dumps, updates, GETSPI, REGISTER, SPD, ACQUIRE, EXPIRE, NEW_MAPPING.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
@@ -8,8 +8,10 @@ import { networkInterfaces, release } from 'node:os';
 import { probe } from '../../src/probe';
 import { openSadb } from '../../src/sadb/open';
 import type { PfKey } from '../../src/pfkey/client';
-import type { SecurityAssociation } from '../../src/sadb/types';
+import type { ExpireEvent, NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';
 import { KernelReplyError, NattUnsupportedError } from '../../src/errors';
+import { EspTransform } from '../../src/esp';
+import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { nextEvent } from './lib/guest';
 
 function pfkeyMissing(): string | null {
@@ -24,6 +26,23 @@ const NON_IKE_GONE = major > 6 || (major === 6 && minor >= 10);
 
 const A = '127.0.0.1';
 const B = '127.0.0.2';
+
+/** The first `event` whose argument passes `pred`, or a rejection after `ms`. */
+function nextMatching<T>(em: NodeJS.EventEmitter, event: string, pred: (x: T) => boolean, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      em.off(event, on);
+      reject(new Error(`no matching '${event}' within ${ms} ms`));
+    }, ms);
+    const on = (x: T) => {
+      if (!pred(x)) return;
+      clearTimeout(t);
+      em.off(event, on);
+      resolve(x);
+    };
+    em.on(event, on);
+  });
+}
 
 function natSa(spi: number, extra: Partial<SecurityAssociation> = {}): SecurityAssociation {
   return {
@@ -194,6 +213,27 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
     }
   });
 
+  it('an abort after the request went out rejects with its reason; the late answer is ignored and the socket stays usable', async () => {
+    await sadb.add(natSa(0x7501));
+    const ac = new AbortController();
+    const late: unknown[] = [];
+    const onMessage = (m: unknown) => late.push(m);
+    sadb.on('message', onMessage);
+    try {
+      const call = sadb.get({ src: A, dst: B, spi: 0x7501 }, { signal: ac.signal });
+      expect(sadb.stats().pending).toBe(1); // sent; the kernel's answer is not read before this turn ends
+      ac.abort(new Error('caller gave up mid-flight'));
+      await expect(call).rejects.toThrow('caller gave up mid-flight');
+      expect(sadb.stats().pending).toBe(0);
+      // The kernel still answers: with nobody waiting, the reply is passed on as a plain 'message'.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(late).toContainEqual(expect.objectContaining({ type: 5, pid: process.pid }));
+      expect((await sadb.get({ src: A, dst: B, spi: 0x7501 })).spi).toBe(0x7501);
+    } finally {
+      sadb.off('message', onMessage);
+    }
+  });
+
   it('an aborted signal rejects the call with its reason and nothing is left pending', async () => {
     const ac = new AbortController();
     ac.abort(new Error('caller gave up'));
@@ -284,5 +324,84 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
     expect(x.kind).toBe('soft');
     expect(x.sa.spi).toBe(0x8001);
     expect(x.sa.natt?.sport).toBe(4500);
+  });
+  it("a 2-second hard add-time lifetime makes the kernel send a hard EXPIRE ('expire' kind 'hard') and remove the SA", async () => {
+    await sadb.register('esp').catch((e: { code?: string }) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    const ev = nextMatching<ExpireEvent>(sadb, 'expire', (x) => x.sa.spi === 0x8101, 20_000);
+    await sadb.add(natSa(0x8101, { lifetime: { hard: { addSeconds: 2 } } }));
+    const x = await ev;
+    expect(x.kind).toBe('hard');
+    expect(x.sa).toMatchObject({ spi: 0x8101, src: A, dst: B, natt: { sport: 4500, dport: 4500 } });
+    expect(x.sa.lifetime?.hard?.addSeconds).toBe(2);
+    expect(x.sa.encryption?.key.length ?? 0).toBe(0);
+    const gone = await sadb.get({ src: A, dst: B, spi: 0x8101 }).catch((e: unknown) => e);
+    expect(gone).toMatchObject({ messageType: 'SADB_GET' });
+    expect(['ESRCH', 'ENOENT']).toContain((gone as KernelReplyError).code);
+  });
+
+  describe('NEW_MAPPING', () => {
+    let sock: NattSocket;
+    let oldPeer: dgram.Socket;
+    let newPeer: dgram.Socket;
+    const bindAt = (port: number) =>
+      new Promise<dgram.Socket>((r) => {
+        const s = dgram.createSocket('udp4');
+        s.bind(port, B, () => r(s));
+      });
+    beforeAll(async () => {
+      sock = await createNattSocket({ address: A, port: 4500, backend: 'kernel' });
+      oldPeer = await bindAt(4501);
+      newPeer = await bindAt(4600);
+    });
+    afterAll(() => {
+      sock?.close();
+      oldPeer?.close();
+      newPeer?.close();
+    });
+
+    it("ESP-in-UDP from the SA's peer port, then from a new one: SADB_X_NAT_T_NEW_MAPPING → 'newMapping' with old and new port", async () => {
+      await sadb.register('esp').catch((e: { code?: string }) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+      // Inbound SA from B's NAT-T port 4501 to our kernel-encap socket on A:4500 (SPORT is the peer's port, §2.7).
+      const spi = 0x8201;
+      const encryption = { algorithm: 'aes-cbc' as const, key: randomBytes(16) };
+      const integrity = { algorithm: 'hmac-sha1-96' as const, key: randomBytes(20) };
+      await sadb.add(natSa(spi, { src: B, dst: A, reqid: 78, encryption, integrity, natt: { type: 'espinudp', sport: 4501, dport: 4500 } }));
+      const esp = new EspTransform({ spi, encryption, integrity });
+      const udp = Buffer.alloc(8 + 5);
+      udp.writeUInt16BE(1234, 0);
+      udp.writeUInt16BE(5555, 2);
+      udp.writeUInt16BE(13, 4);
+      udp.write('hello', 8);
+      const mappings: NewMappingEvent[] = [];
+      const onMapping = (e: NewMappingEvent) => mappings.push(e);
+      sadb.on('newMapping', onMapping);
+      try {
+        // From the port the SA names: the kernel takes it (the SA counts a packet) and reports no mapping.
+        oldPeer.send(esp.seal(udp, 17), 4500, A);
+        const deadline = Date.now() + 10_000;
+        while (((await sadb.get({ src: B, dst: A, spi })).current?.packets ?? 0) < 1) {
+          if (Date.now() > deadline) throw new Error('the kernel did not take the ESP packet from the SA’s own port');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        expect(mappings).toEqual([]);
+        // From a new source port: the peer's NAT moved.
+        const got = nextEvent<[NewMappingEvent]>(sadb, 'newMapping', 15_000);
+        newPeer.send(esp.seal(udp, 17), 4500, A);
+        const [ev] = await got;
+        expect(ev).toEqual({
+          sa: { src: B, dst: A, spi, protocol: 'esp' },
+          reqid: 78,
+          old: { address: B, port: 4501 },
+          new: { address: B, port: 4600 },
+        });
+      } finally {
+        sadb.off('newMapping', onMapping);
+      }
+    });
   });
 });
