@@ -69,19 +69,33 @@ export class NattUnsupportedError extends NattError {
 
 /** A caller's argument that is the wrong type: names the option. */
 export function typeError(option: string, expected: string, got: unknown): TypeError {
-  const e = new TypeError(`option "${option}" must be ${expected}, got ${describe(got)}`) as TypeError & { code: string };
+  const e = new TypeError(`option "${option}" must be ${expected}, got ${describe(got, option)}`) as TypeError & { code: string };
   e.code = 'ERR_INVALID_ARG_TYPE';
   return e;
 }
 
 /** A caller's argument that is out of range: names the option. */
 export function rangeError(option: string, expected: string, got: unknown): RangeError {
-  const e = new RangeError(`option "${option}" must be ${expected}, got ${describe(got)}`) as RangeError & { code: string };
+  const e = new RangeError(`option "${option}" must be ${expected}, got ${describe(got, option)}`) as RangeError & { code: string };
   e.code = 'ERR_OUT_OF_RANGE';
   return e;
 }
 
-function describe(v: unknown): string {
-  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`; // never the bytes: may be a key
+/**
+ * What the caller passed, in words, without ever printing key material: byte arrays, arrays and objects are described
+ * by their shape (objects by their property names only: a value inside may be a key), and for an option that names a
+ * key even a string or number is described only by its type and length.
+ */
+function describe(v: unknown, option: string): string {
+  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`;
+  if (Array.isArray(v)) return `an Array of ${v.length} items`;
+  if (/key/i.test(option) && v !== null && v !== undefined) {
+    return typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
+  }
+  if (v !== null && typeof v === 'object') {
+    const name = Object.getPrototypeOf(v)?.constructor?.name ?? 'Object';
+    const keys = Object.keys(v);
+    return `${name === 'Object' ? 'an object' : `a ${name}`} with ${keys.length ? `properties ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', ...' : ''}` : 'no properties'}`;
+  }
   return inspect(v, { depth: 0, breakLength: Infinity, maxStringLength: 40 });
 }

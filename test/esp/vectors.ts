@@ -1,13 +1,12 @@
-// Test helper: loads the shared ESP vectors (../shared/vectors beside the repo) and maps them to EspTransform options.
+// Test helper: loads the ESP vectors (test/fixtures/vectors, copied from the team's shared set) and maps them to EspTransform options.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EspTransformOptions } from '../../src/esp';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
-/** Where the vectors live: `<repo>/../shared/vectors` (the same folder in CI, beside the clone). */
-export const vectorsDir = path.resolve(repoRoot, '..', 'shared', 'vectors');
-export const haveVectors = existsSync(path.join(vectorsDir, 'scapy-natt.json'));
+/** Where the vectors live: in the repo, so a fresh clone and CI run every one of them. */
+export const vectorsDir = path.resolve(repoRoot, 'test', 'fixtures', 'vectors');
 
 /** The fields of a vector that the tests use (see the vectors' README for the schema). */
 export interface Vector {
@@ -29,8 +28,8 @@ export interface Vector {
   mac: { data: string; fullMac: string; truncatedMac: string } | null;
 }
 
+/** The vectors of one file; a missing or empty file throws (the vectors are part of the repo). */
 export function loadVectors(file: string): Vector[] {
-  if (!haveVectors) return [];
   return JSON.parse(readFileSync(path.join(vectorsDir, file), 'utf8')) as Vector[];
 }
 

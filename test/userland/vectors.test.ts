@@ -1,7 +1,7 @@
-// Interop: scapy's ESP-in-UDP vectors (../shared/vectors/scapy-natt.json) through UserlandEngine.receive, checked against scapy's inner packets.
+// Interop: scapy's ESP-in-UDP vectors (test/fixtures/vectors/scapy-natt.json) through UserlandEngine.receive, checked against scapy's inner packets.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserlandEngine } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
@@ -10,7 +10,7 @@ import type { EncryptionAlgorithm, IntegrityAlgorithm } from '../../src/sadb/typ
 import type { NattSocket } from '../../src/natt/socket';
 import { closeSocket, openSocket } from './helpers';
 
-const FILE = join(__dirname, '..', '..', '..', 'shared', 'vectors', 'scapy-natt.json');
+const FILE = join(__dirname, '..', 'fixtures', 'vectors', 'scapy-natt.json');
 
 interface Vector {
   id: string;
@@ -25,9 +25,9 @@ interface Vector {
   natt: { ipVersion: 4 | 6; outerSrc: string; outerDst: string; udpSrcPort: number; udpDstPort: number };
 }
 
-const vectors: Vector[] = existsSync(FILE) ? JSON.parse(readFileSync(FILE, 'utf8')) : [];
+const vectors: Vector[] = JSON.parse(readFileSync(FILE, 'utf8'));
 
-describe.skipIf(vectors.length === 0)(`scapy ESP-in-UDP vectors into the engine${vectors.length ? '' : ' (skipped: ../shared/vectors not found)'}`, () => {
+describe('scapy ESP-in-UDP vectors into the engine', () => {
   let sock: NattSocket;
   afterAll(async () => {
     if (sock) await closeSocket(sock);
