@@ -78,6 +78,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
+                           InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),

@@ -28,6 +28,7 @@ class NattAddon : public Napi::Addon<NattAddon> {
  private:
   Napi::Value OpenEncapSocket(const Napi::CallbackInfo& info);
   Napi::Value GetEncap(const Napi::CallbackInfo& info);
+  Napi::Value GetNoCheck(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
 };

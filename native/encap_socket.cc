@@ -1,4 +1,4 @@
-// The UDP socket with UDP_ENCAP set: socket + setsockopt + bind, fd handed to node:dgram; getsockopt read-back.
+// The NAT-T UDP socket: socket + setsockopt (UDP_ENCAP, or SO_NO_CHECK for userland) + bind, fd handed to node:dgram; read-backs.
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -31,7 +31,9 @@ struct FdGuard {
 Napi::Value NattAddon::OpenEncapSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber())
-    return ThrowType(env, "openEncapSocket(family, address, port, encapType)");
+    return ThrowType(env, "openEncapSocket(family, address, port, encapType[, noCheck])");
+  // encapType 0: no UDP_ENCAP (the userland backend); noCheck: SO_NO_CHECK, IPv4 UDP sent with checksum 0.
+  bool noCheck = info.Length() > 4 && info[4].ToBoolean().Value();
   int family = info[0].As<Napi::Number>().Int32Value();
   std::string address = info[1].As<Napi::String>().Utf8Value();
   int port = info[2].As<Napi::Number>().Int32Value();
@@ -56,19 +58,42 @@ Napi::Value NattAddon::OpenEncapSocket(const Napi::CallbackInfo& info) {
     sslen = sizeof(sockaddr_in6);
   }
 #if defined(__APPLE__) || (UDP_ENCAP < 0)
-  (void)encapType;
-  return ThrowErrno(env, ENOPROTOOPT, "setsockopt");
-#else
+  if (encapType != 0) return ThrowErrno(env, ENOPROTOOPT, "setsockopt");
+#endif
+#ifndef SO_NO_CHECK
+  if (noCheck) return ThrowErrno(env, ENOPROTOOPT, "setsockopt");
+#endif
   FdGuard fd{OpenSocket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0)};
   if (fd.fd < 0) return ThrowErrno(env, errno, "socket");
   if (family == 6) {
     int on = 1;
     if (setsockopt(fd.fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) return ThrowErrno(env, errno, "setsockopt");
   }
-  if (setsockopt(fd.fd, IPPROTO_UDP, UDP_ENCAP, &encapType, sizeof encapType) != 0)
+#if !defined(__APPLE__) && (UDP_ENCAP >= 0)
+  if (encapType != 0 && setsockopt(fd.fd, IPPROTO_UDP, UDP_ENCAP, &encapType, sizeof encapType) != 0)
     return ThrowErrno(env, errno, "setsockopt");
+#endif
+#ifdef SO_NO_CHECK
+  int one = 1;
+  if (noCheck && setsockopt(fd.fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) != 0)
+    return ThrowErrno(env, errno, "setsockopt");
+#endif
   if (bind(fd.fd, reinterpret_cast<sockaddr*>(&ss), sslen) != 0) return ThrowErrno(env, errno, "bind");
   return Napi::Number::New(env, fd.release());
+}
+
+Napi::Value NattAddon::GetNoCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+#ifdef SO_NO_CHECK
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &value, &len) != 0) return ThrowErrno(env, errno, "getsockopt");
+  return Napi::Boolean::New(env, value != 0);
+#else
+  (void)fd;
+  return ThrowErrno(env, ENOPROTOOPT, "getsockopt");
 #endif
 }
 

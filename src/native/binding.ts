@@ -81,13 +81,23 @@ export function requireNative(): NativeAddon {
   );
 }
 
-/** openEncapSocket with errors re-thrown as NattSystemError with advice. */
-export function openEncapSocket(family: 4 | 6, address: string, port: number, encapType: number): number {
+/** openEncapSocket with errors re-thrown as NattSystemError with advice (encapType 0: a plain UDP socket). */
+export function openEncapSocket(family: 4 | 6, address: string, port: number, encapType: number, noCheck = false): number {
   const addon = requireNative();
   try {
-    return addon.openEncapSocket(family, address, port, encapType);
+    return addon.openEncapSocket(family, address, port, encapType, noCheck);
   } catch (e) {
-    throw withAdvice(e, 'udp-encap', { encapType, port });
+    throw withAdvice(e, encapType === 0 ? 'udp' : 'udp-encap', { encapType, port });
+  }
+}
+
+/** getsockopt(SO_NO_CHECK) read-back: whether IPv4 datagrams leave this socket with UDP checksum 0. */
+export function getNoCheck(fd: number): boolean {
+  const addon = requireNative();
+  try {
+    return addon.getNoCheck(fd);
+  } catch (e) {
+    throw withAdvice(e, 'udp');
   }
 }
 

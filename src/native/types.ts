@@ -68,10 +68,15 @@ export interface ProbeFact {
 
 export interface NativeAddon {
   constants: NativeConstants;
-  /** socket + setsockopt(UDP_ENCAP, encapType) + bind; returns the fd for dgram to adopt. family 4 or 6. */
-  openEncapSocket(family: 4 | 6, address: string, port: number, encapType: number): number;
+  /**
+   * socket + setsockopt(UDP_ENCAP, encapType) (none for encapType 0) + setsockopt(SO_NO_CHECK) when noCheck + bind;
+   * returns the fd for dgram to adopt. family 4 or 6.
+   */
+  openEncapSocket(family: 4 | 6, address: string, port: number, encapType: number, noCheck?: boolean): number;
   /** getsockopt(IPPROTO_UDP, UDP_ENCAP) read-back. */
   getEncap(fd: number): number;
+  /** getsockopt(SOL_SOCKET, SO_NO_CHECK) read-back (Linux; ENOPROTOOPT elsewhere). */
+  getNoCheck(fd: number): boolean;
   /** close(2) an fd the addon opened, when it was never adopted. */
   closeFd(fd: number): void;
   MessageSocket: NativeMessageSocketConstructor;

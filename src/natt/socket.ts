@@ -25,6 +25,14 @@ export interface NattSocketOptions {
    * 'auto' (default): the kernel only where it can also do ESP, else userland.
    */
   backend?: NattBackend;
+  /**
+   * Userland backend, IPv4: send UDP with checksum 0, as RFC 3948 §2.1 asks of ESP-in-UDP (SO_NO_CHECK, Linux).
+   * One socket carries IKE and keepalives too, so they go out with checksum 0 as well (IKE has its own integrity).
+   * Default: on wherever the addon and the kernel allow it, else off (`zeroChecksum` on the socket tells which);
+   * `true` insists (rejects with ERR_NATT_UNSUPPORTED where it cannot be done); `false` keeps the kernel's checksum.
+   * The kernel backend ignores it: there the kernel's ESP output already sends checksum 0.
+   */
+  zeroChecksum?: boolean;
 }
 
 export interface NattRemoteInfo {
@@ -72,8 +80,10 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   readonly family: 4 | 6;
   /** Why this backend was chosen. */
   readonly backendReason: string;
+  /** True when IPv4 datagrams leave this socket with UDP checksum 0 (userland, SO_NO_CHECK; see the option). */
+  readonly zeroChecksum: boolean;
   #sock: dgram.Socket;
-  #fd: number; // the fd the kernel backend opened (-1 on userland)
+  #fd: number; // the fd the addon opened (-1 when node:dgram opened it)
   #closed = false;
   #lastPeer = ''; // the last peer address that passed #checkPeer
   #stats: NattSocketStats = {
@@ -87,15 +97,15 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   };
 
   /** @internal use createNattSocket() */
-  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncap, backendReason: string) {
+  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncap, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
     super();
     this.#sock = sock;
     this.#fd = fd;
-    const kernelEncap = fd >= 0;
     this.family = family;
     this.encap = encap;
     this.kernelEncap = kernelEncap;
     this.backendReason = backendReason;
+    this.zeroChecksum = zeroChecksum;
     sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as NattRemoteInfo));
     sock.on('error', (err) => this.emit('error', withAdvice(err, 'udp') as Error));
     sock.on('close', () => {
@@ -228,6 +238,7 @@ interface Resolved {
   port: number;
   encap: NattEncap;
   backend: NattBackend;
+  zeroChecksum: boolean | undefined;
 }
 
 function validate(opts: NattSocketOptions): Resolved {
@@ -246,7 +257,9 @@ function validate(opts: NattSocketOptions): Resolved {
   const port = opts.port ?? (encap === 'espinudp' ? 4500 : 500);
   if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
   if (port < 0 || port > 65535) throw rangeError('port', 'from 0 to 65535', port);
-  return { family, address, port, encap, backend };
+  const zeroChecksum = opts.zeroChecksum;
+  if (zeroChecksum !== undefined && typeof zeroChecksum !== 'boolean') throw typeError('zeroChecksum', 'a boolean', zeroChecksum);
+  return { family, address, port, encap, backend, zeroChecksum };
 }
 
 /** Which backend to use, and why (kernel only where UDP_ENCAP and kernel ESP both exist, for 'auto'). */
@@ -284,6 +297,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
   const encapType = o.encap === 'espinudp' ? 2 : 1;
   let choice = chooseBackend(o);
   let fd: number | undefined;
+  let zeroChecksum = false;
   if (choice.kernel) {
     try {
       fd = openEncapSocket(o.family, o.address, o.port, encapType);
@@ -294,10 +308,24 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
       choice = { kernel: false, reason: `the kernel refused UDP_ENCAP ${encapType} (${code})` };
     }
   }
+  if (!choice.kernel && o.family === 4 && o.zeroChecksum !== false) {
+    // RFC 3948 §2.1: the addon opens a plain UDP socket with SO_NO_CHECK; node:dgram cannot set it.
+    const why = !loadNative() ? 'the native addon is not loaded' : process.platform !== 'linux' ? 'SO_NO_CHECK is Linux only' : '';
+    if (why && o.zeroChecksum) return Promise.reject(new NattUnsupportedError(`zeroChecksum: ${why}`));
+    if (!why) {
+      try {
+        fd = openEncapSocket(4, o.address, o.port, 0, true);
+        zeroChecksum = true;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (o.zeroChecksum || code !== 'ENOPROTOOPT') return Promise.reject(e);
+      }
+    }
+  }
   const sock = dgram.createSocket({ type, ipv6Only: o.family === 6 });
   const bindOpts: dgram.BindOptions = fd !== undefined ? { fd } : { address: o.address, port: o.port, exclusive: true };
   return adopt(sock, bindOpts, o.port).then(
-    () => new NattSocket(sock, fd ?? -1, o.family, o.encap, choice.reason),
+    () => new NattSocket(sock, fd ?? -1, o.family, o.encap, choice.reason, choice.kernel, zeroChecksum),
     (e) => {
       if (fd !== undefined) {
         try {
