@@ -143,7 +143,9 @@ async function encryptedTraffic() {
   const forged = Buffer.alloc(64, 0x55);
   forged.writeUInt32BE(spis.alice, 0);
   ends.alice.socket.sendEsp(forged, ends.bob.port, HOST);
-  await new Promise((r) => setTimeout(r, 100));
+  const deadline = Date.now() + 5000;
+  while (ends.bob.engine.stats().InStateProtoError === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const forgedCounted = ends.bob.engine.stats().InStateProtoError === 1;
   for (const e of [ends.alice, ends.bob]) {
     const t = e.engine.traffic();
     const drops = Object.entries(e.engine.stats()).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
@@ -154,6 +156,7 @@ async function encryptedTraffic() {
     await e.sadb.close();
     await new Promise((r) => e.socket.close(r));
   }
+  if (!forgedCounted) throw new Error('the forged datagram was not counted as InStateProtoError');
   console.log('  Encrypted traffic went both ways; the forged datagram was counted as InStateProtoError.');
 }
 
