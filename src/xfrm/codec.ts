@@ -3,10 +3,12 @@
 // decode(buffer) → XfrmMessage[] (a datagram may carry several messages, e.g. a multipart dump);
 // encode(message | message[]) → Buffer. Every decode failure is an XfrmDecodeError naming the byte offset and
 // the rule; an unknown message type or attribute is kept as raw bytes (nested attributes, flagged
-// NLA_F_NESTED, are decoded recursively), so encode(decode(b)) gives b back, apart from padding inside fixed
-// structures, which is normalised to zero (see structs.ts). Layouts are x86-64 (structs.ts).
+// NLA_F_NESTED, are decoded recursively). Padding inside fixed structures must be zero and a known attribute
+// may appear once per container, so every buffer decode accepts gives encode(decode(b)) = b, byte for byte.
+// encode range-checks every field (a RangeError naming it) instead of wrapping. Layouts are x86-64 (structs.ts).
 
 import { XfrmDecodeError } from './errors';
+import { rangeError, typeError } from '../errors';
 import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
 import {
   Reader,
@@ -151,6 +153,7 @@ function hideAlgKey<T extends { key: Uint8Array }>(a: T): T {
 /** Decode the attributes in [start, end) of `r`. `family` is the address family hint for xfrm_address_t. */
 function decodeAttrs(r: Reader, start: number, end: number, family: number, space: AttrSpace): XfrmAttribute[] {
   const out: XfrmAttribute[] = [];
+  const seen = new Set<number>();
   let o = start;
   while (o < end) {
     r.need(o, SIZE.nlattr, end, 'attribute header');
@@ -163,7 +166,13 @@ function decodeAttrs(r: Reader, start: number, end: number, family: number, spac
     for (let i = o + len; i < o + padded; i++) {
       if (r.buf[i] !== 0) throw new XfrmDecodeError(i, 'attribute alignment padding is not zero');
     }
-    out.push(decodeAttr(r, o + 4, len - 4, rawType, family, space));
+    const a = decodeAttr(r, o + 4, len - 4, rawType, family, space);
+    if (a.kind !== 'raw' && a.kind !== 'nested') {
+      // The kernel keeps one of each (nla_parse: the last wins); two would be lost in the model, so refuse them.
+      if (seen.has(rawType)) throw new XfrmDecodeError(o, `attribute ${rawType} (${a.kind}) appears twice in one container`);
+      seen.add(rawType);
+    }
+    out.push(a);
     o += padded;
   }
   return out;
@@ -226,6 +235,7 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
     }
     case XFRMA.ENCAP:
       exact(o, len, SIZE.encapTmpl, 'XFRMA_ENCAP (struct xfrm_encap_tmpl)');
+      r.zeros(o + 6, 2, 'xfrm_encap_tmpl padding (bytes 6-7)');
       return { kind: 'encap', encapType: r.u16(o), sport: r.be16(o + 2), dport: r.be16(o + 4), oa: r.address(o + 8, family) };
     case XFRMA.TMPL: {
       if (len % SIZE.userTmpl !== 0) {
@@ -287,20 +297,38 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
       return { kind: 'lastused', value: r.u64(o) };
     case XFRMA.POLICY_TYPE:
       exact(o, len, SIZE.userpolicyType, 'XFRMA_POLICY_TYPE (struct xfrm_userpolicy_type)');
+      r.zeros(o + 1, 5, 'xfrm_userpolicy_type padding and reserved1/reserved2 (bytes 1-5)');
       return { kind: 'policyType', ptype: r.u8(o) };
     case XFRMA.MARK:
       exact(o, len, SIZE.mark, 'XFRMA_MARK (struct xfrm_mark)');
       return { kind: 'mark', value: r.u32(o), mask: r.u32(o + 4) };
     case XFRMA.OFFLOAD_DEV:
       exact(o, len, SIZE.userOffload, 'XFRMA_OFFLOAD_DEV (struct xfrm_user_offload)');
+      r.zeros(o + 5, 3, 'xfrm_user_offload padding (bytes 5-7)');
       return { kind: 'offloadDev', ifindex: r.i32(o), flags: r.u8(o + 4) };
     default:
       return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
   }
 }
 
+/** alg_key_len (bits) must name exactly the key's bytes, as decode requires; the key itself is never printed. */
+function checkKeyBits(a: AlgBase & { kind: string }): void {
+  if (!(a.key instanceof Uint8Array)) throw typeError(`${a.kind}.key`, 'a Uint8Array', a.key);
+  const n = a.key.length;
+  const ok = Number.isInteger(a.keyBits) && a.keyBits >= 0 && (a.keyBits + 7) >>> 3 === n && a.keyBits <= 0xffffffff;
+  if (!ok) throw rangeError(`${a.kind}.keyBits`, n ? `${n * 8 - 7}..${n * 8} for a ${n}-byte key` : '0 for an empty key', a.keyBits);
+}
+
 function encodeAttrs(w: Writer, attrs: readonly XfrmAttribute[]): void {
-  for (const a of attrs) encodeAttr(w, a);
+  const seen = new Set<string>();
+  for (const a of attrs) {
+    // decode refuses a known attribute twice in one container, so encode does not write one.
+    if (a !== null && typeof a === 'object' && a.kind !== 'raw' && a.kind !== 'nested') {
+      if (seen.has(a.kind)) throw new TypeError(`option "attrs" holds two "${a.kind}" attributes: a known attribute appears at most once per container`);
+      seen.add(a.kind);
+    }
+    encodeAttr(w, a);
+  }
 }
 
 function encodeAttr(w: Writer, a: XfrmAttribute): void {
@@ -312,31 +340,33 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
     case 'algAuth':
     case 'algCrypt':
     case 'algComp': {
+      checkKeyBits(a);
       const o = w.reserve(SIZE.algo + a.key.length);
       w.cstring(o, a.name, 64, 'name');
-      w.u32(o + 64, a.keyBits);
+      w.u32(o + 64, a.keyBits, `${a.kind}.keyBits`);
       w.bytes(o + SIZE.algo, a.key);
       break;
     }
     case 'algAead':
     case 'algAuthTrunc': {
+      checkKeyBits(a);
       const o = w.reserve(SIZE.algoAead + a.key.length);
       w.cstring(o, a.name, 64, 'name');
-      w.u32(o + 64, a.keyBits);
-      w.u32(o + 68, a.kind === 'algAead' ? a.icvBits : a.truncBits);
+      w.u32(o + 64, a.keyBits, `${a.kind}.keyBits`);
+      w.u32(o + 68, a.kind === 'algAead' ? a.icvBits : a.truncBits, a.kind === 'algAead' ? 'algAead.icvBits' : 'algAuthTrunc.truncBits');
       w.bytes(o + SIZE.algoAead, a.key);
       break;
     }
     case 'encap': {
       const o = w.reserve(SIZE.encapTmpl);
-      w.u16(o, a.encapType);
-      w.be16(o + 2, a.sport);
-      w.be16(o + 4, a.dport);
+      w.u16(o, a.encapType, 'encap.encapType');
+      w.be16(o + 2, a.sport, 'encap.sport');
+      w.be16(o + 4, a.dport, 'encap.dport');
       w.address(o + 8, a.oa, 'encap.oa');
       break;
     }
     case 'tmpl': {
-      for (const t of a.templates) writeUserTmpl(w, w.reserve(SIZE.userTmpl), t);
+      a.templates.forEach((t, i) => writeUserTmpl(w, w.reserve(SIZE.userTmpl), t, `tmpl.templates[${i}]`));
       break;
     }
     case 'sa':
@@ -347,11 +377,11 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       break;
     case 'secCtx': {
       const o = w.reserve(SIZE.secCtx + a.ctx.length);
-      w.u16(o, SIZE.secCtx + a.ctx.length);
-      w.u16(o + 2, a.exttype);
-      w.u8(o + 4, a.alg);
-      w.u8(o + 5, a.doi);
-      w.u16(o + 6, a.ctx.length);
+      w.u16(o, SIZE.secCtx + a.ctx.length, 'secCtx.ctx.length');
+      w.u16(o + 2, a.exttype, 'secCtx.exttype');
+      w.u8(o + 4, a.alg, 'secCtx.alg');
+      w.u8(o + 5, a.doi, 'secCtx.doi');
+      w.u16(o + 6, a.ctx.length, 'secCtx.ctx.length');
       w.bytes(o + 8, a.ctx);
       break;
     }
@@ -360,52 +390,52 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       break;
     case 'replayVal': {
       const o = w.reserve(SIZE.replayState);
-      w.u32(o, a.oseq);
-      w.u32(o + 4, a.seq);
-      w.u32(o + 8, a.bitmap);
+      w.u32(o, a.oseq, 'replayVal.oseq');
+      w.u32(o + 4, a.seq, 'replayVal.seq');
+      w.u32(o + 8, a.bitmap, 'replayVal.bitmap');
       break;
     }
     case 'replayEsnVal': {
       const o = w.reserve(SIZE.replayStateEsn + 4 * a.bmp.length);
-      w.u32(o, a.bmp.length);
-      w.u32(o + 4, a.oseq);
-      w.u32(o + 8, a.seq);
-      w.u32(o + 12, a.oseqHi);
-      w.u32(o + 16, a.seqHi);
-      w.u32(o + 20, a.replayWindow);
-      for (let i = 0; i < a.bmp.length; i++) w.u32(o + 24 + 4 * i, a.bmp[i]);
+      w.u32(o, a.bmp.length, 'replayEsnVal.bmp.length');
+      w.u32(o + 4, a.oseq, 'replayEsnVal.oseq');
+      w.u32(o + 8, a.seq, 'replayEsnVal.seq');
+      w.u32(o + 12, a.oseqHi, 'replayEsnVal.oseqHi');
+      w.u32(o + 16, a.seqHi, 'replayEsnVal.seqHi');
+      w.u32(o + 20, a.replayWindow, 'replayEsnVal.replayWindow');
+      for (let i = 0; i < a.bmp.length; i++) w.u32(o + 24 + 4 * i, a.bmp[i], `replayEsnVal.bmp[${i}]`);
       break;
     }
     case 'proto':
     case 'saDir':
-      w.u8(w.reserve(1), a.value);
+      w.u8(w.reserve(1), a.value, `${a.kind}.value`);
       break;
     case 'srcaddr':
     case 'coaddr':
       w.address(w.reserve(16), a.address, a.kind);
       break;
     case 'lastused':
-      w.u64(w.reserve(8), a.value);
+      w.u64(w.reserve(8), a.value, 'lastused.value');
       break;
     case 'policyType':
-      w.u8(w.reserve(SIZE.userpolicyType), a.ptype);
+      w.u8(w.reserve(SIZE.userpolicyType), a.ptype, 'policyType.ptype');
       break;
     case 'mark': {
       const o = w.reserve(8);
-      w.u32(o, a.value);
-      w.u32(o + 4, a.mask);
+      w.u32(o, a.value, 'mark.value');
+      w.u32(o + 4, a.mask, 'mark.mask');
       break;
     }
     case 'offloadDev': {
       const o = w.reserve(SIZE.userOffload);
-      w.i32(o, a.ifindex);
-      w.u8(o + 4, a.flags);
+      w.i32(o, a.ifindex, 'offloadDev.ifindex');
+      w.u8(o + 4, a.flags, 'offloadDev.flags');
       break;
     }
     case 'sadHinfo': {
       const o = w.reserve(8);
-      w.u32(o, a.count);
-      w.u32(o + 4, a.max);
+      w.u32(o, a.count, 'sadHinfo.count');
+      w.u32(o + 4, a.max, 'sadHinfo.max');
       break;
     }
     case 'raw':
@@ -415,12 +445,12 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       encodeAttrs(w, a.attrs);
       break;
     default:
-      w.u32(w.reserve(4), a.value);
+      w.u32(w.reserve(4), a.value, `${a.kind}.value`);
   }
   const len = w.len - at;
   if (len > 0xffff) throw new RangeError(`option "attrs": attribute ${type} is ${len} bytes, more than nla_len can say`);
-  w.u16(at, len);
-  w.u16(at + 2, type);
+  w.u16(at, len, 'nla_len');
+  w.u16(at + 2, type, 'attrs[].type');
   w.align4();
 }
 
@@ -540,9 +570,11 @@ function isDump(type: number, flags: number): boolean {
   return (type === XFRM_MSG.GETSA || type === XFRM_MSG.GETPOLICY) && (flags & NLM_F.DUMP) === NLM_F.DUMP;
 }
 
-function checkHardByte(r: Reader, o: number): boolean {
+/** The `hard` byte of xfrm_user_expire / xfrm_user_polexpire and the padding after it, up to `end`. */
+function checkHardByte(r: Reader, o: number, end: number, what: string): boolean {
   const v = r.u8(o);
   if (v > 1) throw new XfrmDecodeError(o, `"hard" must be 0 or 1, is ${v}`);
+  r.zeros(o + 1, end - o - 1, `${what} padding after "hard"`);
   return v === 1;
 }
 
@@ -638,12 +670,12 @@ function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
     }
     case XFRM_MSG.EXPIRE: {
       const sa = readUsersaInfo(r, p);
-      const hard = checkHardByte(r, p + 224);
+      const hard = checkHardByte(r, p + 224, p + SIZE.userExpire, 'xfrm_user_expire');
       return { type: 'expire', ...hdr, sa, hard, attrs: decodeAttrs(r, a, end, sa.family, 'xfrm') };
     }
     case XFRM_MSG.POLEXPIRE: {
       const policy = readUserpolicyInfo(r, p);
-      const hard = checkHardByte(r, p + 168);
+      const hard = checkHardByte(r, p + 168, p + SIZE.userPolexpire, 'xfrm_user_polexpire');
       return { type: 'polexpire', ...hdr, policy, hard, attrs: decodeAttrs(r, a, end, policy.sel.family, 'xfrm') };
     }
     default: {
@@ -671,12 +703,12 @@ function encodeMessage(w: Writer, m: XfrmMessage): void {
   switch (m.type) {
     case 'error': {
       const o = w.reserve(SIZE.nlmsgerr);
-      w.i32(o, m.error);
-      w.u32(o + 4, m.request.len);
-      w.u16(o + 8, m.request.type);
-      w.u16(o + 10, m.request.flags);
-      w.u32(o + 12, m.request.seq);
-      w.u32(o + 16, m.request.pid);
+      w.i32(o, m.error, 'error');
+      w.u32(o + 4, m.request.len, 'request.len');
+      w.u16(o + 8, m.request.type, 'request.type');
+      w.u16(o + 10, m.request.flags, 'request.flags');
+      w.u32(o + 12, m.request.seq, 'request.seq');
+      w.u32(o + 16, m.request.pid, 'request.pid');
       w.bytes(w.reserve(m.data.length), m.data);
       break;
     }
@@ -703,13 +735,13 @@ function encodeMessage(w: Writer, m: XfrmMessage): void {
     case 'allocspi': {
       const o = w.reserve(SIZE.userspiInfo);
       writeUsersaInfo(w, o, m.sa);
-      w.u32(o + 224, m.min);
-      w.u32(o + 228, m.max);
+      w.u32(o + 224, m.min, 'min');
+      w.u32(o + 228, m.max, 'max');
       encodeAttrs(w, m.attrs);
       break;
     }
     case 'flushsa':
-      w.u8(w.reserve(4), m.proto);
+      w.u8(w.reserve(4), m.proto, 'proto');
       encodeAttrs(w, m.attrs);
       break;
     case 'newpolicy':
@@ -723,10 +755,10 @@ function encodeMessage(w: Writer, m: XfrmMessage): void {
       encodeAttrs(w, m.attrs);
       break;
     case 'getsadinfo':
-      w.u32(w.reserve(4), m.sadFlags);
+      w.u32(w.reserve(4), m.sadFlags, 'sadFlags');
       break;
     case 'newsadinfo':
-      w.u32(w.reserve(4), m.sadFlags);
+      w.u32(w.reserve(4), m.sadFlags, 'sadFlags');
       encodeAttrs(w, m.attrs);
       break;
     case 'acquire':
@@ -736,14 +768,14 @@ function encodeMessage(w: Writer, m: XfrmMessage): void {
     case 'expire': {
       const o = w.reserve(SIZE.userExpire);
       writeUsersaInfo(w, o, m.sa);
-      w.u8(o + 224, m.hard ? 1 : 0);
+      w.u8(o + 224, m.hard ? 1 : 0, 'hard');
       encodeAttrs(w, m.attrs);
       break;
     }
     case 'polexpire': {
       const o = w.reserve(SIZE.userPolexpire);
       writeUserpolicyInfo(w, o, m.policy);
-      w.u8(o + 168, m.hard ? 1 : 0);
+      w.u8(o + 168, m.hard ? 1 : 0, 'hard');
       encodeAttrs(w, m.attrs);
       break;
     }
@@ -755,11 +787,11 @@ function encodeMessage(w: Writer, m: XfrmMessage): void {
       w.bytes(w.reserve(m.data.length), m.data);
   }
   w.align4();
-  w.u32(at, w.len - at);
-  w.u16(at + 4, type);
-  w.u16(at + 6, flags);
-  w.u32(at + 8, m.seq ?? 0);
-  w.u32(at + 12, m.pid ?? 0);
+  w.u32(at, w.len - at, 'nlmsg_len');
+  w.u16(at + 4, type, 'type');
+  w.u16(at + 6, flags, 'flags');
+  w.u32(at + 8, m.seq ?? 0, 'seq');
+  w.u32(at + 12, m.pid ?? 0, 'pid');
 }
 
 /** The first attribute of a kind, typed. */

@@ -4,10 +4,12 @@
 // xfrm_userpolicy_info 168. A 32-bit process talking to a 64-bit kernel would need the kernel's compat layer
 // and different offsets; natt does not support that. Multi-byte fields are host order (little-endian here)
 // except the ones the uapi marks __be16/__be32 (ports, SPI), which are network order.
-// Padding inside a structure is written as zero and not kept on decode: a structure with non-zero padding
-// decodes to the same object as one with zero padding.
+// Padding and reserved bytes inside a structure are written as zero, and decode refuses a structure whose padding
+// is not zero (the kernel zeroes it too), so that every buffer decode accepts re-encodes to the same bytes.
+// Every field the Writer puts is range-checked: a value that does not fit its field is a RangeError naming it.
 
 import { XfrmDecodeError } from './errors';
+import { rangeError, typeError } from '../errors';
 import { AF_INET, SIZE } from './constants';
 import { addressToBytes, bytesToAddress } from '../ip/address';
 
@@ -22,6 +24,12 @@ export class Reader {
   /** Throws XfrmDecodeError unless [off, off+len) lies inside [0, end). */
   need(off: number, len: number, end: number, what: string): void {
     if (off + len > end) throw new XfrmDecodeError(off, `${what} needs ${len} bytes, only ${Math.max(0, end - off)} left`);
+  }
+  /** Throws XfrmDecodeError at the first non-zero byte of [o, o+n): padding and reserved bytes must be zero. */
+  zeros(o: number, n: number, what: string): void {
+    for (let i = o; i < o + n; i++) {
+      if (this.buf[i] !== 0) throw new XfrmDecodeError(i, `${what} must be zero, is 0x${this.buf[i].toString(16).padStart(2, '0')}`);
+    }
   }
   u8(o: number): number {
     return this.buf[o];
@@ -73,7 +81,14 @@ function allZero(b: Uint8Array, o: number, n: number): boolean {
   return true;
 }
 
-/** A growable little-endian writer. */
+/** `v` if it is an integer in [min, max]; else a TypeError or RangeError naming `field`. */
+function int(v: unknown, min: number, max: number, field: string, expected: string): number {
+  if (typeof v !== 'number') throw typeError(field, expected, v);
+  if (!Number.isInteger(v) || v < min || v > max) throw rangeError(field, expected, v);
+  return v;
+}
+
+/** A growable little-endian writer; every numeric field is range-checked (RangeError naming the field). */
 export class Writer {
   buf: Buffer;
   view: DataView;
@@ -98,25 +113,27 @@ export class Writer {
     const pad = (4 - (this.len & 3)) & 3;
     if (pad) this.reserve(pad);
   }
-  u8(o: number, v: number): void {
-    this.buf[o] = v;
+  u8(o: number, v: number, field: string): void {
+    this.buf[o] = int(v, 0, 0xff, field, 'an integer 0..255');
   }
-  u16(o: number, v: number): void {
-    this.view.setUint16(o, v, true);
+  u16(o: number, v: number, field: string): void {
+    this.view.setUint16(o, int(v, 0, 0xffff, field, 'an integer 0..65535'), true);
   }
-  be16(o: number, v: number): void {
-    this.view.setUint16(o, v, false);
+  be16(o: number, v: number, field: string): void {
+    this.view.setUint16(o, int(v, 0, 0xffff, field, 'an integer 0..65535'), false);
   }
-  u32(o: number, v: number): void {
-    this.view.setUint32(o, v >>> 0, true);
+  u32(o: number, v: number, field: string): void {
+    this.view.setUint32(o, int(v, 0, 0xffffffff, field, 'an integer 0..2^32-1'), true);
   }
-  i32(o: number, v: number): void {
-    this.view.setInt32(o, v, true);
+  i32(o: number, v: number, field: string): void {
+    this.view.setInt32(o, int(v, -0x80000000, 0x7fffffff, field, 'an integer -2^31..2^31-1'), true);
   }
-  be32(o: number, v: number): void {
-    this.view.setUint32(o, v >>> 0, false);
+  be32(o: number, v: number, field: string): void {
+    this.view.setUint32(o, int(v, 0, 0xffffffff, field, 'an integer 0..2^32-1'), false);
   }
-  u64(o: number, v: bigint): void {
+  u64(o: number, v: bigint, field: string): void {
+    if (typeof v !== 'bigint') throw typeError(field, 'a bigint', v);
+    if (v < 0n || v > 0xffffffffffffffffn) throw rangeError(field, 'a bigint 0..2^64-1', v);
     this.view.setBigUint64(o, v, true);
   }
   bytes(o: number, b: Uint8Array): void {
@@ -270,10 +287,13 @@ export interface XfrmUserMapping {
 
 export const XFRM_INF = 0xffffffffffffffffn;
 
-// ---- readers (the caller has checked that the whole structure is inside the buffer) ----
+// ---- readers (the caller has checked that the whole structure is inside the buffer) and writers ----
+// A reader refuses non-zero padding, naming the structure and the bytes; a writer's `f` is the field-name prefix
+// its RangeErrors use (e.g. "sa.sel.dport").
 
 export function readSelector(r: Reader, o: number): XfrmSelectorStruct {
   const family = r.u16(o + 40);
+  r.zeros(o + 45, 3, 'xfrm_selector padding (bytes 45-47)');
   return {
     daddr: r.address(o, family),
     saddr: r.address(o + 16, family),
@@ -290,29 +310,30 @@ export function readSelector(r: Reader, o: number): XfrmSelectorStruct {
   };
 }
 
-export function writeSelector(w: Writer, o: number, s: XfrmSelectorStruct): void {
-  w.address(o, s.daddr, 'sel.daddr');
-  w.address(o + 16, s.saddr, 'sel.saddr');
-  w.be16(o + 32, s.dport);
-  w.be16(o + 34, s.dportMask);
-  w.be16(o + 36, s.sport);
-  w.be16(o + 38, s.sportMask);
-  w.u16(o + 40, s.family);
-  w.u8(o + 42, s.prefixlenD);
-  w.u8(o + 43, s.prefixlenS);
-  w.u8(o + 44, s.proto);
-  w.i32(o + 48, s.ifindex);
-  w.u32(o + 52, s.user);
+export function writeSelector(w: Writer, o: number, s: XfrmSelectorStruct, f = 'sel'): void {
+  w.address(o, s.daddr, `${f}.daddr`);
+  w.address(o + 16, s.saddr, `${f}.saddr`);
+  w.be16(o + 32, s.dport, `${f}.dport`);
+  w.be16(o + 34, s.dportMask, `${f}.dportMask`);
+  w.be16(o + 36, s.sport, `${f}.sport`);
+  w.be16(o + 38, s.sportMask, `${f}.sportMask`);
+  w.u16(o + 40, s.family, `${f}.family`);
+  w.u8(o + 42, s.prefixlenD, `${f}.prefixlenD`);
+  w.u8(o + 43, s.prefixlenS, `${f}.prefixlenS`);
+  w.u8(o + 44, s.proto, `${f}.proto`);
+  w.i32(o + 48, s.ifindex, `${f}.ifindex`);
+  w.u32(o + 52, s.user, `${f}.user`);
 }
 
 export function readId(r: Reader, o: number, family: number): XfrmIdStruct {
+  r.zeros(o + 21, 3, 'xfrm_id padding (bytes 21-23)');
   return { daddr: r.address(o, family), spi: r.be32(o + 16), proto: r.u8(o + 20) };
 }
 
-export function writeId(w: Writer, o: number, id: XfrmIdStruct): void {
-  w.address(o, id.daddr, 'id.daddr');
-  w.be32(o + 16, id.spi);
-  w.u8(o + 20, id.proto);
+export function writeId(w: Writer, o: number, id: XfrmIdStruct, f = 'id'): void {
+  w.address(o, id.daddr, `${f}.daddr`);
+  w.be32(o + 16, id.spi, `${f}.spi`);
+  w.u8(o + 20, id.proto, `${f}.proto`);
 }
 
 export function readLifetimeCfg(r: Reader, o: number): XfrmLifetimeCfg {
@@ -328,30 +349,31 @@ export function readLifetimeCfg(r: Reader, o: number): XfrmLifetimeCfg {
   };
 }
 
-export function writeLifetimeCfg(w: Writer, o: number, l: XfrmLifetimeCfg): void {
-  w.u64(o, l.softByteLimit);
-  w.u64(o + 8, l.hardByteLimit);
-  w.u64(o + 16, l.softPacketLimit);
-  w.u64(o + 24, l.hardPacketLimit);
-  w.u64(o + 32, l.softAddExpiresSeconds);
-  w.u64(o + 40, l.hardAddExpiresSeconds);
-  w.u64(o + 48, l.softUseExpiresSeconds);
-  w.u64(o + 56, l.hardUseExpiresSeconds);
+export function writeLifetimeCfg(w: Writer, o: number, l: XfrmLifetimeCfg, f = 'lft'): void {
+  w.u64(o, l.softByteLimit, `${f}.softByteLimit`);
+  w.u64(o + 8, l.hardByteLimit, `${f}.hardByteLimit`);
+  w.u64(o + 16, l.softPacketLimit, `${f}.softPacketLimit`);
+  w.u64(o + 24, l.hardPacketLimit, `${f}.hardPacketLimit`);
+  w.u64(o + 32, l.softAddExpiresSeconds, `${f}.softAddExpiresSeconds`);
+  w.u64(o + 40, l.hardAddExpiresSeconds, `${f}.hardAddExpiresSeconds`);
+  w.u64(o + 48, l.softUseExpiresSeconds, `${f}.softUseExpiresSeconds`);
+  w.u64(o + 56, l.hardUseExpiresSeconds, `${f}.hardUseExpiresSeconds`);
 }
 
 export function readLifetimeCur(r: Reader, o: number): XfrmLifetimeCur {
   return { bytes: r.u64(o), packets: r.u64(o + 8), addTime: r.u64(o + 16), useTime: r.u64(o + 24) };
 }
 
-export function writeLifetimeCur(w: Writer, o: number, c: XfrmLifetimeCur): void {
-  w.u64(o, c.bytes);
-  w.u64(o + 8, c.packets);
-  w.u64(o + 16, c.addTime);
-  w.u64(o + 24, c.useTime);
+export function writeLifetimeCur(w: Writer, o: number, c: XfrmLifetimeCur, f = 'curlft'): void {
+  w.u64(o, c.bytes, `${f}.bytes`);
+  w.u64(o + 8, c.packets, `${f}.packets`);
+  w.u64(o + 16, c.addTime, `${f}.addTime`);
+  w.u64(o + 24, c.useTime, `${f}.useTime`);
 }
 
 export function readUsersaInfo(r: Reader, o: number): XfrmUsersaInfo {
   const family = r.u16(o + 212);
+  r.zeros(o + 217, 7, 'xfrm_usersa_info padding (bytes 217-223)');
   return {
     sel: readSelector(r, o),
     id: readId(r, o + 56, family),
@@ -368,36 +390,38 @@ export function readUsersaInfo(r: Reader, o: number): XfrmUsersaInfo {
   };
 }
 
-export function writeUsersaInfo(w: Writer, o: number, s: XfrmUsersaInfo): void {
-  writeSelector(w, o, s.sel);
-  writeId(w, o + 56, s.id);
-  w.address(o + 80, s.saddr, 'saddr');
-  writeLifetimeCfg(w, o + 96, s.lft);
-  writeLifetimeCur(w, o + 160, s.curlft);
-  w.u32(o + 192, s.stats.replayWindow);
-  w.u32(o + 196, s.stats.replay);
-  w.u32(o + 200, s.stats.integrityFailed);
-  w.u32(o + 204, s.seq);
-  w.u32(o + 208, s.reqid);
-  w.u16(o + 212, s.family);
-  w.u8(o + 214, s.mode);
-  w.u8(o + 215, s.replayWindow);
-  w.u8(o + 216, s.flags);
+export function writeUsersaInfo(w: Writer, o: number, s: XfrmUsersaInfo, f = 'sa'): void {
+  writeSelector(w, o, s.sel, `${f}.sel`);
+  writeId(w, o + 56, s.id, `${f}.id`);
+  w.address(o + 80, s.saddr, `${f}.saddr`);
+  writeLifetimeCfg(w, o + 96, s.lft, `${f}.lft`);
+  writeLifetimeCur(w, o + 160, s.curlft, `${f}.curlft`);
+  w.u32(o + 192, s.stats.replayWindow, `${f}.stats.replayWindow`);
+  w.u32(o + 196, s.stats.replay, `${f}.stats.replay`);
+  w.u32(o + 200, s.stats.integrityFailed, `${f}.stats.integrityFailed`);
+  w.u32(o + 204, s.seq, `${f}.seq`);
+  w.u32(o + 208, s.reqid, `${f}.reqid`);
+  w.u16(o + 212, s.family, `${f}.family`);
+  w.u8(o + 214, s.mode, `${f}.mode`);
+  w.u8(o + 215, s.replayWindow, `${f}.replayWindow`);
+  w.u8(o + 216, s.flags, `${f}.flags`);
 }
 
 export function readUsersaId(r: Reader, o: number): XfrmUsersaId {
   const family = r.u16(o + 20);
+  r.zeros(o + 23, 1, 'xfrm_usersa_id padding (byte 23)');
   return { daddr: r.address(o, family), spi: r.be32(o + 16), family, proto: r.u8(o + 22) };
 }
 
-export function writeUsersaId(w: Writer, o: number, s: XfrmUsersaId): void {
-  w.address(o, s.daddr, 'id.daddr');
-  w.be32(o + 16, s.spi);
-  w.u16(o + 20, s.family);
-  w.u8(o + 22, s.proto);
+export function writeUsersaId(w: Writer, o: number, s: XfrmUsersaId, f = 'id'): void {
+  w.address(o, s.daddr, `${f}.daddr`);
+  w.be32(o + 16, s.spi, `${f}.spi`);
+  w.u16(o + 20, s.family, `${f}.family`);
+  w.u8(o + 22, s.proto, `${f}.proto`);
 }
 
 export function readUserpolicyInfo(r: Reader, o: number): XfrmUserpolicyInfo {
+  r.zeros(o + 164, 4, 'xfrm_userpolicy_info padding (bytes 164-167)');
   return {
     sel: readSelector(r, o),
     lft: readLifetimeCfg(r, o + 56),
@@ -411,30 +435,33 @@ export function readUserpolicyInfo(r: Reader, o: number): XfrmUserpolicyInfo {
   };
 }
 
-export function writeUserpolicyInfo(w: Writer, o: number, p: XfrmUserpolicyInfo): void {
-  writeSelector(w, o, p.sel);
-  writeLifetimeCfg(w, o + 56, p.lft);
-  writeLifetimeCur(w, o + 120, p.curlft);
-  w.u32(o + 152, p.priority);
-  w.u32(o + 156, p.index);
-  w.u8(o + 160, p.dir);
-  w.u8(o + 161, p.action);
-  w.u8(o + 162, p.flags);
-  w.u8(o + 163, p.share);
+export function writeUserpolicyInfo(w: Writer, o: number, p: XfrmUserpolicyInfo, f = 'policy'): void {
+  writeSelector(w, o, p.sel, `${f}.sel`);
+  writeLifetimeCfg(w, o + 56, p.lft, `${f}.lft`);
+  writeLifetimeCur(w, o + 120, p.curlft, `${f}.curlft`);
+  w.u32(o + 152, p.priority, `${f}.priority`);
+  w.u32(o + 156, p.index, `${f}.index`);
+  w.u8(o + 160, p.dir, `${f}.dir`);
+  w.u8(o + 161, p.action, `${f}.action`);
+  w.u8(o + 162, p.flags, `${f}.flags`);
+  w.u8(o + 163, p.share, `${f}.share`);
 }
 
 export function readUserpolicyId(r: Reader, o: number): XfrmUserpolicyId {
+  r.zeros(o + 61, 3, 'xfrm_userpolicy_id padding (bytes 61-63)');
   return { sel: readSelector(r, o), index: r.u32(o + 56), dir: r.u8(o + 60) };
 }
 
-export function writeUserpolicyId(w: Writer, o: number, p: XfrmUserpolicyId): void {
-  writeSelector(w, o, p.sel);
-  w.u32(o + 56, p.index);
-  w.u8(o + 60, p.dir);
+export function writeUserpolicyId(w: Writer, o: number, p: XfrmUserpolicyId, f = 'id'): void {
+  writeSelector(w, o, p.sel, `${f}.sel`);
+  w.u32(o + 56, p.index, `${f}.index`);
+  w.u8(o + 60, p.dir, `${f}.dir`);
 }
 
 export function readUserTmpl(r: Reader, o: number): XfrmUserTmpl {
   const family = r.u16(o + 24);
+  r.zeros(o + 26, 2, 'xfrm_user_tmpl padding (bytes 26-27)');
+  r.zeros(o + 51, 1, 'xfrm_user_tmpl padding (byte 51)');
   return {
     id: readId(r, o, family),
     family,
@@ -449,17 +476,17 @@ export function readUserTmpl(r: Reader, o: number): XfrmUserTmpl {
   };
 }
 
-export function writeUserTmpl(w: Writer, o: number, t: XfrmUserTmpl): void {
-  writeId(w, o, t.id);
-  w.u16(o + 24, t.family);
-  w.address(o + 28, t.saddr, 'tmpl.saddr');
-  w.u32(o + 44, t.reqid);
-  w.u8(o + 48, t.mode);
-  w.u8(o + 49, t.share);
-  w.u8(o + 50, t.optional);
-  w.u32(o + 52, t.aalgos);
-  w.u32(o + 56, t.ealgos);
-  w.u32(o + 60, t.calgos);
+export function writeUserTmpl(w: Writer, o: number, t: XfrmUserTmpl, f = 'tmpl'): void {
+  writeId(w, o, t.id, `${f}.id`);
+  w.u16(o + 24, t.family, `${f}.family`);
+  w.address(o + 28, t.saddr, `${f}.saddr`);
+  w.u32(o + 44, t.reqid, `${f}.reqid`);
+  w.u8(o + 48, t.mode, `${f}.mode`);
+  w.u8(o + 49, t.share, `${f}.share`);
+  w.u8(o + 50, t.optional, `${f}.optional`);
+  w.u32(o + 52, t.aalgos, `${f}.aalgos`);
+  w.u32(o + 56, t.ealgos, `${f}.ealgos`);
+  w.u32(o + 60, t.calgos, `${f}.calgos`);
 }
 
 export function readUserAcquire(r: Reader, o: number): XfrmUserAcquire {
@@ -476,15 +503,15 @@ export function readUserAcquire(r: Reader, o: number): XfrmUserAcquire {
   };
 }
 
-export function writeUserAcquire(w: Writer, o: number, a: XfrmUserAcquire): void {
-  writeId(w, o, a.id);
-  w.address(o + 24, a.saddr, 'saddr');
-  writeSelector(w, o + 40, a.sel);
-  writeUserpolicyInfo(w, o + 96, a.policy);
-  w.u32(o + 264, a.aalgos);
-  w.u32(o + 268, a.ealgos);
-  w.u32(o + 272, a.calgos);
-  w.u32(o + 276, a.seq);
+export function writeUserAcquire(w: Writer, o: number, a: XfrmUserAcquire, f = 'acquire'): void {
+  writeId(w, o, a.id, `${f}.id`);
+  w.address(o + 24, a.saddr, `${f}.saddr`);
+  writeSelector(w, o + 40, a.sel, `${f}.sel`);
+  writeUserpolicyInfo(w, o + 96, a.policy, `${f}.policy`);
+  w.u32(o + 264, a.aalgos, `${f}.aalgos`);
+  w.u32(o + 268, a.ealgos, `${f}.ealgos`);
+  w.u32(o + 272, a.calgos, `${f}.calgos`);
+  w.u32(o + 276, a.seq, `${f}.seq`);
 }
 
 export function readUserMapping(r: Reader, o: number): XfrmUserMapping {
@@ -499,13 +526,13 @@ export function readUserMapping(r: Reader, o: number): XfrmUserMapping {
   };
 }
 
-export function writeUserMapping(w: Writer, o: number, m: XfrmUserMapping): void {
-  writeUsersaId(w, o, m.id);
-  w.u32(o + 24, m.reqid);
-  w.address(o + 28, m.oldSaddr, 'oldSaddr');
-  w.address(o + 44, m.newSaddr, 'newSaddr');
-  w.be16(o + 60, m.oldSport);
-  w.be16(o + 62, m.newSport);
+export function writeUserMapping(w: Writer, o: number, m: XfrmUserMapping, f = 'mapping'): void {
+  writeUsersaId(w, o, m.id, `${f}.id`);
+  w.u32(o + 24, m.reqid, `${f}.reqid`);
+  w.address(o + 28, m.oldSaddr, `${f}.oldSaddr`);
+  w.address(o + 44, m.newSaddr, `${f}.newSaddr`);
+  w.be16(o + 60, m.oldSport, `${f}.oldSport`);
+  w.be16(o + 62, m.newSport, `${f}.newSport`);
 }
 
 /** Sizes checked at load: a typo in an offset above would show here first. */

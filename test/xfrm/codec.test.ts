@@ -7,6 +7,7 @@ import { decode, encode, findAttr, type XfrmAttribute, type XfrmMessage } from '
 import { XfrmDecodeError } from '../../src/xfrm/errors';
 import { XFRM_INF, type XfrmSelectorStruct, type XfrmUsersaInfo, type XfrmUserTmpl } from '../../src/xfrm/structs';
 import { xfrm } from '../../src/index';
+import { bytesToAddress } from '../../src/ip/address';
 
 /** A byte builder for fixtures: every field placed at the offset the uapi (x86-64) gives, little-endian host order. */
 class Fx {
@@ -222,6 +223,21 @@ describe('XFRM codec: hand-written fixtures', () => {
   });
 });
 
+/** A message of `len` bytes, nlmsg_type `type`, all fields zero except one byte (0x5a) at `at`. */
+function padded(len: number, type: number, at: number): Buffer {
+  const f = new Fx(len);
+  nlhdr(f, len, type, 0, 0, 0);
+  return f.u8(at, 0x5a).b;
+}
+
+/** FLUSHPOLICY carrying one attribute of `type` with a zeroed `size`-byte structure, except 0x5a at `at` inside it. */
+function attrPadded(type: number, size: number, at: number): Buffer {
+  const len = 16 + ((4 + size + 3) & ~3);
+  const f = new Fx(len);
+  nlhdr(f, len, 29, 0, 0, 0);
+  return f.u16(16, 4 + size).u16(18, type).u8(20 + at, 0x5a).b;
+}
+
 describe('XFRM codec: strict decode (XfrmDecodeError naming offset and rule)', () => {
   const ok = new Fx(20);
   nlhdr(ok, 20, 35, 5, 1, 0);
@@ -240,6 +256,37 @@ describe('XFRM codec: strict decode (XfrmDecodeError naming offset and rule)', (
     ['key longer than the attribute', (() => { const f = new Fx(16 + 72); nlhdr(f, 88, 29, 0, 0, 0); f.u16(16, 72).u16(18, 2).u32(84, 256); return f.b; })(), 20, /must be 100 bytes/],
     ['expire hard = 2', (() => { const f = new Fx(248); nlhdr(f, 248, 24, 0, 0, 0); f.u8(240, 2); return f.b; })(), 240, /0 or 1/],
     ['positive nlmsgerr.error', (() => { const f = new Fx(36); nlhdr(f, 36, 2, 0, 0, 0); f.u32(16, 5); return f.b; })(), 16, /positive/],
+    // Padding and reserved bytes inside structures must be zero: decode would otherwise lose them.
+    ['usersa_info padding byte 217', padded(16 + 224, 16, 16 + 217), 16 + 217, /xfrm_usersa_info padding \(bytes 217-223\) must be zero, is 0x5a/],
+    ['usersa_info padding byte 223', padded(16 + 224, 16, 16 + 223), 16 + 223, /xfrm_usersa_info padding/],
+    ['selector padding byte 45 (in usersa_info)', padded(16 + 224, 16, 16 + 45), 16 + 45, /xfrm_selector padding \(bytes 45-47\)/],
+    ['xfrm_id padding byte 21 (in usersa_info)', padded(16 + 224, 16, 16 + 56 + 21), 16 + 56 + 21, /xfrm_id padding \(bytes 21-23\)/],
+    ['user_expire padding after "hard" (byte 225)', padded(16 + 232, 24, 16 + 225), 16 + 225, /xfrm_user_expire padding after "hard"/],
+    ['user_expire padding after "hard" (byte 231)', padded(16 + 232, 24, 16 + 231), 16 + 231, /xfrm_user_expire padding/],
+    ['user_polexpire padding after "hard" (byte 169)', padded(16 + 176, 27, 16 + 169), 16 + 169, /xfrm_user_polexpire padding after "hard"/],
+    ['usersa_id padding byte 23 (DELSA)', padded(16 + 24, 17, 16 + 23), 16 + 23, /xfrm_usersa_id padding \(byte 23\)/],
+    ['usersa_id padding byte 23 (in user_mapping)', padded(16 + 64, 38, 16 + 23), 16 + 23, /xfrm_usersa_id padding/],
+    ['userpolicy_info padding byte 164', padded(16 + 168, 19, 16 + 164), 16 + 164, /xfrm_userpolicy_info padding \(bytes 164-167\)/],
+    ['userpolicy_id padding byte 61', padded(16 + 64, 20, 16 + 61), 16 + 61, /xfrm_userpolicy_id padding \(bytes 61-63\)/],
+    ['user_acquire: the policy’s padding (byte 96 + 165)', padded(16 + 280, 23, 16 + 96 + 165), 16 + 96 + 165, /xfrm_userpolicy_info padding/],
+    ['user_tmpl padding bytes 26-27', attrPadded(5, 64, 26), 20 + 26, /xfrm_user_tmpl padding \(bytes 26-27\)/],
+    ['user_tmpl padding byte 51', attrPadded(5, 64, 51), 20 + 51, /xfrm_user_tmpl padding \(byte 51\)/],
+    ['encap_tmpl padding bytes 6-7', attrPadded(4, 24, 7), 20 + 7, /xfrm_encap_tmpl padding \(bytes 6-7\)/],
+    ['userpolicy_type reserved1', attrPadded(16, 6, 2), 20 + 2, /xfrm_userpolicy_type padding and reserved1\/reserved2/],
+    ['user_offload padding byte 5', attrPadded(28, 8, 5), 20 + 5, /xfrm_user_offload padding \(bytes 5-7\)/],
+    // A known attribute twice in one container: the model keeps one, so the buffer would not come back.
+    [
+      'XFRMA_SA_EXTRA_FLAGS twice',
+      (() => { const f = new Fx(32); nlhdr(f, 32, 29, 0, 0, 0); f.u16(16, 8).u16(18, 24).u32(20, 1).u16(24, 8).u16(26, 24).u32(28, 1); return f.b; })(),
+      24,
+      /attribute 24 \(saExtraFlags\) appears twice/,
+    ],
+    [
+      'XFRMA_ENCAP twice',
+      (() => { const f = new Fx(16 + 56); nlhdr(f, 72, 29, 0, 0, 0); f.u16(16, 28).u16(18, 4).u16(44, 28).u16(46, 4); return f.b; })(),
+      44,
+      /attribute 4 \(encap\) appears twice/,
+    ],
   ];
   for (const [name, buf, offset, rule] of cases) {
     it(name, () => {
@@ -257,29 +304,130 @@ describe('XFRM codec: strict decode (XfrmDecodeError naming offset and rule)', (
   }
 });
 
+/** A valid usersa_info model (IPv4 tunnel SA), for the encode-side checks. */
+function baseSa(): XfrmUsersaInfo {
+  const n = XFRM_INF;
+  return {
+    sel: { daddr: '10.2.0.0', saddr: '10.1.0.0', dport: 0, dportMask: 0, sport: 0, sportMask: 0, family: 2, prefixlenD: 16, prefixlenS: 16, proto: 0, ifindex: 0, user: 0 },
+    id: { daddr: '192.0.2.2', spi: 0x1234, proto: 50 },
+    saddr: '192.0.2.1',
+    lft: { softByteLimit: n, hardByteLimit: n, softPacketLimit: n, hardPacketLimit: n, softAddExpiresSeconds: 0n, hardAddExpiresSeconds: 0n, softUseExpiresSeconds: 0n, hardUseExpiresSeconds: 0n },
+    curlft: { bytes: 0n, packets: 0n, addTime: 0n, useTime: 0n },
+    stats: { replayWindow: 0, replay: 0, integrityFailed: 0 },
+    seq: 0,
+    reqid: 1,
+    family: 2,
+    mode: 1,
+    replayWindow: 32,
+    flags: 0,
+  };
+}
+
+describe('XFRM codec: encoding refuses bad fields (RangeError naming the field; nothing wraps)', () => {
+  const sa = baseSa();
+  const encap = { kind: 'encap' as const, encapType: 2, sport: 4500, dport: 4500, oa: '' };
+  const newsa = (over: Partial<XfrmUsersaInfo>, attrs: XfrmAttribute[] = []): XfrmMessage => ({ type: 'newsa', sa: { ...sa, ...over }, attrs });
+  const secret = new Uint8Array(16).fill(0xc7);
+  const cases: Array<[string, XfrmMessage, RegExp]> = [
+    ['FLUSHSA proto 300 (would be 44)', { type: 'flushsa', proto: 300, attrs: [] }, /option "proto" must be an integer 0\.\.255, got 300/],
+    ['selector proto 300', newsa({ sel: { ...sa.sel, proto: 300 } }), /"sa\.sel\.proto"/],
+    ['id.proto -1', newsa({ id: { ...sa.id, proto: -1 } }), /"sa\.id\.proto"/],
+    ['encap sport 70000 (would be 4464)', newsa({}, [{ ...encap, sport: 70000 }]), /option "encap\.sport" must be an integer 0\.\.65535, got 70000/],
+    ['encap dport -1 (would be 65535)', newsa({}, [{ ...encap, dport: -1 }]), /"encap\.dport"/],
+    ['selector sport 70000', newsa({ sel: { ...sa.sel, sport: 70000 } }), /"sa\.sel\.sport"/],
+    ['selector dport 1.5', newsa({ sel: { ...sa.sel, dport: 1.5 } }), /"sa\.sel\.dport"/],
+    ['reqid 2^32', newsa({ reqid: 2 ** 32 }), /"sa\.reqid" must be an integer 0\.\.2\^32-1/],
+    ['reqid NaN', newsa({ reqid: NaN }), /"sa\.reqid"/],
+    ['spi -1', newsa({ id: { ...sa.id, spi: -1 } }), /"sa\.id\.spi"/],
+    ['family 65536', newsa({ family: 65536 }), /"sa\.family"/],
+    ['mode 256', newsa({ mode: 256 }), /"sa\.mode"/],
+    ['selector ifindex 2^31', newsa({ sel: { ...sa.sel, ifindex: 2 ** 31 } }), /"sa\.sel\.ifindex" must be an integer -2\^31\.\.2\^31-1/],
+    ['hard byte limit -1n', newsa({ lft: { ...sa.lft, hardByteLimit: -1n } }), /"sa\.lft\.hardByteLimit" must be a bigint 0\.\.2\^64-1/],
+    ['curlft.bytes 2^64', newsa({ curlft: { ...sa.curlft, bytes: 2n ** 64n } }), /"sa\.curlft\.bytes"/],
+    ['header seq -1', { ...newsa({}), seq: -1 }, /option "seq"/],
+    ['header flags 0x10000', { ...newsa({}), flags: 0x10000 }, /option "flags"/],
+    ['ALLOCSPI max 2^32', { type: 'allocspi', sa, min: 1, max: 2 ** 32, attrs: [] }, /option "max"/],
+    ['MAPPING newSport 65536', { type: 'mapping', mapping: { id: { daddr: '192.0.2.1', spi: 1, family: 2, proto: 50 }, reqid: 0, oldSaddr: '192.0.2.2', newSaddr: '192.0.2.3', oldSport: 4500, newSport: 65536 }, attrs: [] }, /"mapping\.newSport"/],
+    ['NLMSG_ERROR error 2^31', { type: 'error', error: 2 ** 31, request: { len: 16, type: 16, flags: 0, seq: 0, pid: 0 }, data: new Uint8Array(0) }, /option "error"/],
+    ['a template’s reqid', newsa({}, [{ kind: 'tmpl', templates: [] }, { kind: 'sa', sa: { ...sa, reqid: -2 } }]), /"sa\.reqid"/],
+    ['REPLAY_ESN_VAL bmp[2] -1', newsa({}, [{ kind: 'replayEsnVal', oseq: 0, seq: 0, oseqHi: 0, seqHi: 0, replayWindow: 96, bmp: [0, 0, -1] }]), /"replayEsnVal\.bmp\[2\]"/],
+    ['XFRMA_PROTO 256', { type: 'getsaDump', attrs: [{ kind: 'proto', value: 256 }] }, /"proto\.value"/],
+    ['XFRMA_NAT_KEEPALIVE_INTERVAL 2^32', newsa({}, [encap, { kind: 'natKeepaliveInterval', value: 2 ** 32 }]), /"natKeepaliveInterval\.value"/],
+    ['ALG_CRYPT keyBits that do not match the key', newsa({}, [{ kind: 'algCrypt', name: 'cbc(aes)', keyBits: 100, key: secret }]), /"algCrypt\.keyBits" must be 121\.\.128 for a 16-byte key, got a number/],
+    ['ALG_AUTH_TRUNC truncBits -1', newsa({}, [{ kind: 'algAuthTrunc', name: 'hmac(sha256)', keyBits: 128, truncBits: -1, key: secret }]), /"algAuthTrunc\.truncBits"/],
+  ];
+  for (const [what, m, rule] of cases) {
+    it(what, () => {
+      let err: unknown;
+      try {
+        encode(m);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(RangeError);
+      expect((err as Error).message).toMatch(rule);
+      expect((err as { code?: string }).code).toBe('ERR_OUT_OF_RANGE');
+      expect((err as Error).message).not.toMatch(/c7c7|199, 199/);
+    });
+  }
+
+  it('a value of the wrong type is a TypeError naming the field', () => {
+    expect(() => encode(newsa({ lft: { ...sa.lft, softByteLimit: 5 as unknown as bigint } }))).toThrow(/"sa\.lft\.softByteLimit" must be a bigint/);
+    expect(() => encode(newsa({ reqid: '7' as unknown as number }))).toThrow(TypeError);
+    expect(() => encode(newsa({}, [{ kind: 'algAuth', name: 'x', keyBits: 8, key: 'k' as unknown as Uint8Array }]))).toThrow(/"algAuth\.key"/);
+  });
+
+  it('a known attribute twice is refused (decode would refuse the bytes); unknown (raw) ones may repeat', () => {
+    expect(() => encode(newsa({}, [encap, { ...encap }]))).toThrow(/two "encap" attributes/);
+    const raw = { kind: 'raw' as const, type: 99, data: new Uint8Array(4) };
+    const m = newsa({}, [raw, { ...raw }]);
+    expect(decode(encode(m))).toEqual([{ ...m, flags: 0, seq: 0, pid: 0 }]);
+  });
+
+  it('the limits themselves encode: 0, 255, 65535, 2^32-1, -2^31, 2^64-1', () => {
+    const m = newsa({ mode: 255, reqid: 0xffffffff, sel: { ...sa.sel, sport: 0xffff, ifindex: -(2 ** 31) }, lft: { ...sa.lft, softUseExpiresSeconds: XFRM_INF } }, [{ ...encap, sport: 0, dport: 0xffff }]);
+    const [back] = decode(encode(m));
+    expect(back).toMatchObject({ sa: { mode: 255, reqid: 0xffffffff, sel: { sport: 0xffff, ifindex: -(2 ** 31) } }, attrs: [{ sport: 0, dport: 0xffff }] });
+  });
+});
+
 // ---- generators over the codec's model ----
+// Addresses follow the family hint the decoder reads them with: IPv4 text for AF_INET (2), IPv6 (RFC 5952 text,
+// as the decoder writes it) for AF_INET6 (10), and for family 0 (dump filters, flushes) IPv4 other than 0.0.0.0.
 
 const u8 = fc.integer({ min: 0, max: 255 });
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const u64 = fc.bigInt({ min: 0n, max: XFRM_INF });
 const v4 = fc.ipV4();
+/** IPv6 in the decoder's canonical text: 8 groups, zero runs likely (so '::' compression is exercised). */
+const v6 = fc
+  .array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+  .map((g) => {
+    const b = new Uint8Array(16);
+    g.forEach((x, i) => ((b[2 * i] = x >> 8), (b[2 * i + 1] = x & 0xff)));
+    return bytesToAddress(b, 0, 16);
+  });
+const family = fc.constantFrom(2, 10);
+const addrOf = (f: number): fc.Arbitrary<string> => (f === 10 ? v6 : f === 2 ? v4 : v4.filter((a) => a !== '0.0.0.0'));
 const bytes = (max: number) => fc.uint8Array({ minLength: 0, maxLength: max });
 
-const selector: fc.Arbitrary<XfrmSelectorStruct> = fc.record({
-  daddr: v4,
-  saddr: v4,
-  dport: u16,
-  dportMask: u16,
-  sport: u16,
-  sportMask: u16,
-  family: fc.constant(2),
-  prefixlenD: fc.integer({ min: 0, max: 32 }),
-  prefixlenS: fc.integer({ min: 0, max: 32 }),
-  proto: u8,
-  ifindex: fc.integer({ min: -0x80000000, max: 0x7fffffff }),
-  user: u32,
-});
+const selector: fc.Arbitrary<XfrmSelectorStruct> = family.chain((f) =>
+  fc.record({
+    daddr: addrOf(f),
+    saddr: addrOf(f),
+    dport: u16,
+    dportMask: u16,
+    sport: u16,
+    sportMask: u16,
+    family: fc.constant(f),
+    prefixlenD: fc.integer({ min: 0, max: f === 10 ? 128 : 32 }),
+    prefixlenS: fc.integer({ min: 0, max: f === 10 ? 128 : 32 }),
+    proto: u8,
+    ifindex: fc.integer({ min: -0x80000000, max: 0x7fffffff }),
+    user: u32,
+  }),
+);
 const lft = fc.record({
   softByteLimit: u64,
   hardByteLimit: u64,
@@ -291,85 +439,111 @@ const lft = fc.record({
   hardUseExpiresSeconds: u64,
 });
 const cur = fc.record({ bytes: u64, packets: u64, addTime: u64, useTime: u64 });
-const usersa: fc.Arbitrary<XfrmUsersaInfo> = fc.record({
-  sel: selector,
-  id: fc.record({ daddr: v4, spi: u32, proto: fc.constantFrom(50, 51, 108) }),
-  saddr: v4,
-  lft,
-  curlft: cur,
-  stats: fc.record({ replayWindow: u32, replay: u32, integrityFailed: u32 }),
-  seq: u32,
-  reqid: u32,
-  family: fc.constant(2),
-  mode: fc.integer({ min: 0, max: 5 }),
-  replayWindow: u8,
-  flags: u8,
-});
+const usersa: fc.Arbitrary<XfrmUsersaInfo> = family.chain((f) =>
+  fc.record({
+    sel: selector,
+    id: fc.record({ daddr: addrOf(f), spi: u32, proto: fc.constantFrom(50, 51, 108) }),
+    saddr: addrOf(f),
+    lft,
+    curlft: cur,
+    stats: fc.record({ replayWindow: u32, replay: u32, integrityFailed: u32 }),
+    seq: u32,
+    reqid: u32,
+    family: fc.constant(f),
+    mode: fc.integer({ min: 0, max: 5 }),
+    replayWindow: u8,
+    flags: u8,
+  }),
+);
 const policyInfo = fc.record({ sel: selector, lft, curlft: cur, priority: u32, index: u32, dir: u8, action: u8, flags: u8, share: u8 });
-const tmpl: fc.Arbitrary<XfrmUserTmpl> = fc.record({
-  id: fc.record({ daddr: v4, spi: u32, proto: u8 }),
-  family: fc.constant(2),
-  saddr: v4,
-  reqid: u32,
-  mode: u8,
-  share: u8,
-  optional: u8,
-  aalgos: u32,
-  ealgos: u32,
-  calgos: u32,
-});
+const tmpl: fc.Arbitrary<XfrmUserTmpl> = family.chain((f) =>
+  fc.record({
+    id: fc.record({ daddr: addrOf(f), spi: u32, proto: u8 }),
+    family: fc.constant(f),
+    saddr: addrOf(f),
+    reqid: u32,
+    mode: u8,
+    share: u8,
+    optional: u8,
+    aalgos: u32,
+    ealgos: u32,
+    calgos: u32,
+  }),
+);
 const name = fc.stringMatching(/^[a-z0-9(),_]{1,40}$/);
 const alg = (kind: 'algAuth' | 'algCrypt' | 'algComp') =>
   bytes(64).chain((key) => name.map((n) => ({ kind, name: n, keyBits: key.length * 8, key }) as XfrmAttribute));
-const attr: fc.Arbitrary<XfrmAttribute> = fc.oneof(
-  alg('algAuth'),
-  alg('algCrypt'),
-  alg('algComp'),
-  fc.tuple(bytes(64), name, u32).map(([key, n, icv]) => ({ kind: 'algAead', name: n, keyBits: key.length * 8, icvBits: icv, key }) as XfrmAttribute),
-  fc.tuple(bytes(64), name, u32).map(([key, n, t]) => ({ kind: 'algAuthTrunc', name: n, keyBits: key.length * 8, truncBits: t, key }) as XfrmAttribute),
-  fc.record({ kind: fc.constant('encap' as const), encapType: u16, sport: u16, dport: u16, oa: v4 }),
-  fc.array(tmpl, { maxLength: 3 }).map((templates) => ({ kind: 'tmpl', templates }) as XfrmAttribute),
-  usersa.map((sa) => ({ kind: 'sa', sa }) as XfrmAttribute),
-  policyInfo.map((policy) => ({ kind: 'policy', policy }) as XfrmAttribute),
-  fc.record({ kind: fc.constant('secCtx' as const), exttype: u16, alg: u8, doi: u8, ctx: bytes(32) }),
-  cur.map((c) => ({ kind: 'ltimeVal', cur: c }) as XfrmAttribute),
-  fc.record({ kind: fc.constant('replayVal' as const), oseq: u32, seq: u32, bitmap: u32 }),
-  fc.record({ kind: fc.constant('replayEsnVal' as const), oseq: u32, seq: u32, oseqHi: u32, seqHi: u32, replayWindow: u32, bmp: fc.array(u32, { maxLength: 8 }) }),
-  fc.record({ kind: fc.constantFrom('replayThresh', 'etimerThresh', 'saExtraFlags', 'ifId', 'mtimerThresh', 'natKeepaliveInterval', 'tfcpad', 'setMark', 'setMarkMask'), value: u32 }) as fc.Arbitrary<XfrmAttribute>,
-  fc.record({ kind: fc.constantFrom('proto', 'saDir'), value: u8 }) as fc.Arbitrary<XfrmAttribute>,
-  fc.record({ kind: fc.constantFrom('srcaddr', 'coaddr'), address: v4 }) as fc.Arbitrary<XfrmAttribute>,
-  fc.record({ kind: fc.constant('lastused' as const), value: u64 }),
-  fc.record({ kind: fc.constant('policyType' as const), ptype: u8 }),
-  fc.record({ kind: fc.constant('mark' as const), value: u32, mask: u32 }),
-  fc.record({ kind: fc.constant('offloadDev' as const), ifindex: fc.integer({ min: -5, max: 1000 }), flags: u8 }),
-  fc.record({ kind: fc.constant('raw' as const), type: fc.integer({ min: 36, max: 0x3fff }), data: bytes(40) }),
-);
-const attrs = fc.array(attr, { maxLength: 5 });
+/** One attribute, its addresses in family `f` (the container's hint). */
+const attrOf = (f: number): fc.Arbitrary<XfrmAttribute> =>
+  fc.oneof(
+    alg('algAuth'),
+    alg('algCrypt'),
+    alg('algComp'),
+    fc.tuple(bytes(64), name, u32).map(([key, n, icv]) => ({ kind: 'algAead', name: n, keyBits: key.length * 8, icvBits: icv, key }) as XfrmAttribute),
+    fc.tuple(bytes(64), name, u32).map(([key, n, t]) => ({ kind: 'algAuthTrunc', name: n, keyBits: key.length * 8, truncBits: t, key }) as XfrmAttribute),
+    fc.record({ kind: fc.constant('encap' as const), encapType: u16, sport: u16, dport: u16, oa: addrOf(f) }),
+    fc.array(tmpl, { maxLength: 3 }).map((templates) => ({ kind: 'tmpl', templates }) as XfrmAttribute),
+    usersa.map((sa) => ({ kind: 'sa', sa }) as XfrmAttribute),
+    policyInfo.map((policy) => ({ kind: 'policy', policy }) as XfrmAttribute),
+    fc.record({ kind: fc.constant('secCtx' as const), exttype: u16, alg: u8, doi: u8, ctx: bytes(32) }),
+    cur.map((c) => ({ kind: 'ltimeVal', cur: c }) as XfrmAttribute),
+    fc.record({ kind: fc.constant('replayVal' as const), oseq: u32, seq: u32, bitmap: u32 }),
+    fc.record({ kind: fc.constant('replayEsnVal' as const), oseq: u32, seq: u32, oseqHi: u32, seqHi: u32, replayWindow: u32, bmp: fc.array(u32, { maxLength: 8 }) }),
+    fc.record({ kind: fc.constantFrom('replayThresh', 'etimerThresh', 'saExtraFlags', 'ifId', 'mtimerThresh', 'natKeepaliveInterval', 'tfcpad', 'setMark', 'setMarkMask'), value: u32 }) as fc.Arbitrary<XfrmAttribute>,
+    fc.record({ kind: fc.constantFrom('proto', 'saDir'), value: u8 }) as fc.Arbitrary<XfrmAttribute>,
+    fc.record({ kind: fc.constantFrom('srcaddr', 'coaddr'), address: addrOf(f) }) as fc.Arbitrary<XfrmAttribute>,
+    fc.record({ kind: fc.constant('lastused' as const), value: u64 }),
+    fc.record({ kind: fc.constant('policyType' as const), ptype: u8 }),
+    fc.record({ kind: fc.constant('mark' as const), value: u32, mask: u32 }),
+    fc.record({ kind: fc.constant('offloadDev' as const), ifindex: fc.integer({ min: -5, max: 1000 }), flags: u8 }),
+    fc.record({ kind: fc.constant('raw' as const), type: fc.integer({ min: 36, max: 0x3fff }), data: bytes(40) }),
+  );
+/** A container's attributes: a known kind at most once (decode refuses repeats), unknown (raw) ones freely. */
+const attrsOf = (f: number) => fc.uniqueArray(attrOf(f), { maxLength: 5, selector: (a) => (a.kind === 'raw' ? a : a.kind) });
 const hdr = { flags: u16, seq: u32, pid: u32 };
 const message: fc.Arbitrary<XfrmMessage> = fc.oneof(
-  fc.record({ type: fc.constantFrom('newsa' as const, 'updsa' as const), ...hdr, sa: usersa, attrs }),
-  fc.record({ type: fc.constantFrom('delsa' as const, 'getsa' as const), ...hdr, id: fc.record({ daddr: v4, spi: u32, family: fc.constant(2), proto: u8 }), attrs }).map((m) => ({ ...m, flags: m.flags & ~0x300 })),
-  fc.record({ type: fc.constant('allocspi' as const), ...hdr, sa: usersa, min: u32, max: u32, attrs }),
-  fc.record({ type: fc.constant('flushsa' as const), ...hdr, proto: u8, attrs }),
-  fc.record({ type: fc.constantFrom('newpolicy' as const, 'updpolicy' as const), ...hdr, policy: policyInfo, attrs }),
-  fc.record({ type: fc.constantFrom('delpolicy' as const, 'getpolicy' as const), ...hdr, id: fc.record({ sel: selector, index: u32, dir: u8 }), attrs }).map((m) => ({ ...m, flags: m.flags & ~0x300 })),
-  fc.record({ type: fc.constantFrom('getsaDump' as const, 'getpolicyDump' as const), ...hdr, attrs }).map((m) => ({ ...m, flags: m.flags | 0x300 })),
-  fc.record({ type: fc.constant('flushpolicy' as const), ...hdr, attrs }),
+  usersa.chain((sa) => fc.record({ type: fc.constantFrom('newsa' as const, 'updsa' as const), ...hdr, sa: fc.constant(sa), attrs: attrsOf(sa.family) })),
+  family
+    .chain((f) => fc.record({ type: fc.constantFrom('delsa' as const, 'getsa' as const), ...hdr, id: fc.record({ daddr: addrOf(f), spi: u32, family: fc.constant(f), proto: u8 }), attrs: attrsOf(f) }))
+    .map((m) => ({ ...m, flags: m.flags & ~0x300 })),
+  usersa.chain((sa) => fc.record({ type: fc.constant('allocspi' as const), ...hdr, sa: fc.constant(sa), min: u32, max: u32, attrs: attrsOf(sa.family) })),
+  fc.record({ type: fc.constant('flushsa' as const), ...hdr, proto: u8, attrs: attrsOf(0) }),
+  policyInfo.chain((policy) =>
+    fc.record({ type: fc.constantFrom('newpolicy' as const, 'updpolicy' as const), ...hdr, policy: fc.constant(policy), attrs: attrsOf(policy.sel.family) }),
+  ),
+  selector
+    .chain((sel) => fc.record({ type: fc.constantFrom('delpolicy' as const, 'getpolicy' as const), ...hdr, id: fc.record({ sel: fc.constant(sel), index: u32, dir: u8 }), attrs: attrsOf(sel.family) }))
+    .map((m) => ({ ...m, flags: m.flags & ~0x300 })),
+  fc.record({ type: fc.constantFrom('getsaDump' as const, 'getpolicyDump' as const), ...hdr, attrs: attrsOf(0) }).map((m) => ({ ...m, flags: m.flags | 0x300 })),
+  fc.record({ type: fc.constant('flushpolicy' as const), ...hdr, attrs: attrsOf(0) }),
   fc.record({ type: fc.constant('getsadinfo' as const), ...hdr, sadFlags: u32 }),
-  fc.record({ type: fc.constant('expire' as const), ...hdr, sa: usersa, hard: fc.boolean(), attrs }),
-  fc.record({ type: fc.constant('polexpire' as const), ...hdr, policy: policyInfo, hard: fc.boolean(), attrs }),
-  fc.record({
-    type: fc.constant('acquire' as const),
-    ...hdr,
-    acquire: fc.record({ id: fc.record({ daddr: v4, spi: u32, proto: u8 }), saddr: v4, sel: selector, policy: policyInfo, aalgos: u32, ealgos: u32, calgos: u32, seq: u32 }),
-    attrs,
-  }),
-  fc.record({
-    type: fc.constant('mapping' as const),
-    ...hdr,
-    mapping: fc.record({ id: fc.record({ daddr: v4, spi: u32, family: fc.constant(2), proto: u8 }), reqid: u32, oldSaddr: v4, newSaddr: v4, oldSport: u16, newSport: u16 }),
-    attrs,
-  }),
+  usersa.chain((sa) => fc.record({ type: fc.constant('expire' as const), ...hdr, sa: fc.constant(sa), hard: fc.boolean(), attrs: attrsOf(sa.family) })),
+  policyInfo.chain((policy) => fc.record({ type: fc.constant('polexpire' as const), ...hdr, policy: fc.constant(policy), hard: fc.boolean(), attrs: attrsOf(policy.sel.family) })),
+  selector.chain((sel) =>
+    fc.record({
+      type: fc.constant('acquire' as const),
+      ...hdr,
+      acquire: fc.record({
+        id: fc.record({ daddr: addrOf(sel.family), spi: u32, proto: u8 }),
+        saddr: addrOf(sel.family),
+        sel: fc.constant(sel),
+        policy: policyInfo,
+        aalgos: u32,
+        ealgos: u32,
+        calgos: u32,
+        seq: u32,
+      }),
+      attrs: attrsOf(sel.family),
+    }),
+  ),
+  family.chain((f) =>
+    fc.record({
+      type: fc.constant('mapping' as const),
+      ...hdr,
+      mapping: fc.record({ id: fc.record({ daddr: addrOf(f), spi: u32, family: fc.constant(f), proto: u8 }), reqid: u32, oldSaddr: addrOf(f), newSaddr: addrOf(f), oldSport: u16, newSport: u16 }),
+      attrs: attrsOf(f),
+    }),
+  ),
   fc.record({ type: fc.constant('done' as const), ...hdr, data: fc.array(u32, { maxLength: 4 }).map((a) => new Uint8Array(Uint32Array.from(a).buffer)) }),
 );
 
@@ -398,7 +572,7 @@ describe('XFRM codec: round-trips (fast-check)', () => {
 });
 
 describe('XFRM codec: bounded fuzz', () => {
-  it('10^5 random and mutated buffers: decode returns or throws XfrmDecodeError, nothing else', () => {
+  it('10^5 random and mutated buffers: decode throws only XfrmDecodeError, and what it accepts re-encodes byte for byte', () => {
     const seeds = fc.sample(fc.array(message, { minLength: 1, maxLength: 2 }), { numRuns: 200, seed: 6 }).map((m) => encode(m));
     let state = 0x6d2b79f5;
     const rnd = (n: number): number => {
@@ -408,6 +582,7 @@ describe('XFRM codec: bounded fuzz', () => {
       return (state >>> 0) % n;
     };
     let thrown = 0;
+    let accepted = 0;
     for (let i = 0; i < 100_000; i++) {
       let buf: Buffer;
       const seed = seeds[rnd(seeds.length)];
@@ -430,13 +605,23 @@ describe('XFRM codec: bounded fuzz', () => {
           buf = Buffer.from(seed);
           buf.writeUInt16LE(rnd(0x10000), Math.min(buf.length - 2, 16 + 4 * rnd(Math.max(1, (buf.length - 16) >> 2))) & ~1);
       }
+      let ms: XfrmMessage[];
       try {
-        decode(buf);
+        ms = decode(buf);
       } catch (e) {
         if (!(e instanceof XfrmDecodeError)) throw e;
         thrown++;
+        continue;
+      }
+      accepted++;
+      const again = encode(ms);
+      if (!again.equals(buf)) {
+        let at = 0;
+        while (again[at] === buf[at]) at++;
+        throw new Error(`case ${i}: accepted ${buf.toString('hex')} re-encodes differently from byte ${at}`);
       }
     }
     expect(thrown).toBeGreaterThan(10_000);
+    expect(accepted).toBeGreaterThan(10_000);
   });
 });
