@@ -8,6 +8,7 @@ import { XfrmDecodeError } from '../../src/xfrm/errors';
 import { XFRM_INF, type XfrmSelectorStruct, type XfrmUsersaInfo, type XfrmUserTmpl } from '../../src/xfrm/structs';
 import { xfrm } from '../../src/index';
 import { bytesToAddress } from '../../src/ip/address';
+import { structToSa } from '../../src/xfrm/convert';
 
 /** A byte builder for fixtures: every field placed at the offset the uapi (x86-64) gives, little-endian host order. */
 class Fx {
@@ -220,6 +221,96 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(xfrm.constants.XFRM_MSG.MAPPING).toBe(38);
     expect(xfrm.constants.SIZE.usersaInfo).toBe(224);
     expect(typeof xfrm.encode).toBe('function');
+  });
+
+  it('ALLOCSPI request: xfrm_userspi_info (232) = usersa_info + min @224 + max @228', () => {
+    const f = new Fx(16 + 232);
+    nlhdr(f, 248, 22, 0x5, 11, 0);
+    usersaInfo(f, 16);
+    f.be32(16 + 72, 0); // id.spi: the kernel picks it
+    f.u32(16 + 224, 0x100).u32(16 + 228, 0xfff);
+    const [m] = decode(f.b);
+    expect(m).toMatchObject({ type: 'allocspi', flags: 5, seq: 11, min: 0x100, max: 0xfff, attrs: [] });
+    if (m.type !== 'allocspi') throw new Error('type');
+    expect(m.sa).toMatchObject({ id: { daddr: '192.0.2.2', spi: 0, proto: 50 }, saddr: '192.0.2.1', reqid: 42, family: 2, mode: 1 });
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('ACQUIRE (IPv6): xfrm_user_acquire (280) + XFRMA_POLICY_TYPE (xfrm_userpolicy_type, 6 bytes padded to 8)', () => {
+    const v6 = (o: number, hex: string) => f.hex(o, hex);
+    const len = 16 + 280 + 12;
+    const f = new Fx(len);
+    nlhdr(f, len, 23, 0, 0, 0);
+    const a = 16;
+    // id: daddr @0, spi @16 (0: larval), proto @20; saddr @24
+    v6(a, '20010db8000000000000000000000002');
+    f.u8(a + 20, 50);
+    v6(a + 24, '20010db8000000000000000000000001');
+    // sel @40: daddr @40, saddr @56, family @80, prefixlen_d @82, prefixlen_s @83, proto @84
+    v6(a + 40, '20010db8000200000000000000000000');
+    v6(a + 56, '20010db8000100000000000000000000');
+    f.u16(a + 80, 10).u8(a + 82, 64).u8(a + 83, 64).u8(a + 84, 6).be16(a + 72, 443).be16(a + 74, 0xffff);
+    // policy @96: its sel (56) @96, lft @152, curlft @216, priority @248, index @252, dir @256, action @257
+    v6(a + 96, '20010db8000200000000000000000000');
+    v6(a + 112, '20010db8000100000000000000000000');
+    f.u16(a + 96 + 40, 10).u8(a + 96 + 42, 64).u8(a + 96 + 43, 64);
+    for (let i = 0; i < 4; i++) f.u64(a + 152 + 8 * i, XFRM_INF);
+    f.u32(a + 248, 2000).u32(a + 252, 0x1a9).u8(a + 256, 1);
+    f.u32(a + 264, 0).u32(a + 268, 0xffffffff).u32(a + 272, 0).u32(a + 276, 7);
+    // XFRMA_POLICY_TYPE (16): type u8 @0, reserved1 u16 @2, reserved2 u8 @4
+    f.u16(a + 280, 10).u16(a + 282, 16).u8(a + 284, 0);
+    const [m] = decode(f.b);
+    if (m.type !== 'acquire') throw new Error(`decoded ${String(m.type)}`);
+    expect(m.acquire).toMatchObject({
+      id: { daddr: '2001:db8::2', spi: 0, proto: 50 },
+      saddr: '2001:db8::1',
+      sel: { daddr: '2001:db8:2::', saddr: '2001:db8:1::', family: 10, prefixlenD: 64, prefixlenS: 64, proto: 6, dport: 443, dportMask: 0xffff },
+      policy: { priority: 2000, index: 0x1a9, dir: 1, action: 0, sel: { family: 10, daddr: '2001:db8:2::' } },
+      aalgos: 0,
+      ealgos: 0xffffffff,
+      seq: 7,
+    });
+    expect(m.attrs).toEqual([{ kind: 'policyType', ptype: 0 }]);
+    expect(encode(m).equals(f.b)).toBe(true);
+  });
+
+  it('UPDSA (ESN) + ALG_CRYPT cbc(aes) + ALG_AUTH_TRUNC hmac(sha256)/128 + REPLAY_ESN_VAL (2 words) + LTIME_VAL', () => {
+    // ALG_CRYPT: 4 + xfrm_algo (68) + 16 = 88; ALG_AUTH_TRUNC: 4 + xfrm_algo_auth (72) + 32 = 108;
+    // REPLAY_ESN_VAL: 4 + 24 + 2 * 4 = 36; LTIME_VAL: 4 + 32 = 36.
+    const len = 16 + 224 + 88 + 108 + 36 + 36;
+    const f = new Fx(len);
+    nlhdr(f, len, 26, 0x5, 12, 0);
+    usersaInfo(f, 16);
+    f.u8(16 + 215, 0).u8(16 + 216, 128); // replay_window 0, flags XFRM_STATE_ESN
+    let o = 16 + 224;
+    // xfrm_algo: alg_name[64] @0, alg_key_len (bits) @64, key @68
+    f.u16(o, 88).u16(o + 2, 2).str(o + 4, 'cbc(aes)').u32(o + 4 + 64, 128).hex(o + 4 + 68, '5f'.repeat(16));
+    o += 88;
+    // xfrm_algo_auth: alg_name[64] @0, alg_key_len @64, alg_trunc_len @68, key @72
+    f.u16(o, 108).u16(o + 2, 20).str(o + 4, 'hmac(sha256)').u32(o + 4 + 64, 256).u32(o + 4 + 68, 128).hex(o + 4 + 72, '6e'.repeat(32));
+    o += 108;
+    // xfrm_replay_state_esn: bmp_len @0, oseq @4, seq @8, oseq_hi @12, seq_hi @16, replay_window @20, bmp[] @24
+    f.u16(o, 36).u16(o + 2, 23).u32(o + 4, 2).u32(o + 8, 1000).u32(o + 12, 990).u32(o + 16, 1).u32(o + 20, 1).u32(o + 24, 64);
+    f.u32(o + 28, 0xffffffff).u32(o + 32, 0x7fffffff);
+    o += 36;
+    // xfrm_lifetime_cur: bytes @0, packets @8, add_time @16, use_time @24
+    f.u16(o, 36).u16(o + 2, 9).u64(o + 4, 123456n).u64(o + 12, 1000n).u64(o + 20, 1_700_000_000n).u64(o + 28, 1_700_000_005n);
+    const [m] = decode(f.b);
+    if (m.type !== 'updsa') throw new Error(`decoded ${String(m.type)}`);
+    expect(m.sa).toMatchObject({ flags: 128, replayWindow: 0, reqid: 42 });
+    expect(m.attrs.map((x) => x.kind)).toEqual(['algCrypt', 'algAuthTrunc', 'replayEsnVal', 'ltimeVal']);
+    expect(findAttr(m.attrs, 'algCrypt')).toMatchObject({ name: 'cbc(aes)', keyBits: 128 });
+    expect(Buffer.from(findAttr(m.attrs, 'algCrypt')!.key).toString('hex')).toBe('5f'.repeat(16));
+    expect(findAttr(m.attrs, 'algAuthTrunc')).toMatchObject({ name: 'hmac(sha256)', keyBits: 256, truncBits: 128 });
+    expect(findAttr(m.attrs, 'algAuthTrunc')!.key).toHaveLength(32);
+    expect(findAttr(m.attrs, 'replayEsnVal')).toEqual({ kind: 'replayEsnVal', oseq: 1000, seq: 990, oseqHi: 1, seqHi: 1, replayWindow: 64, bmp: [0xffffffff, 0x7fffffff] });
+    expect(findAttr(m.attrs, 'ltimeVal')).toEqual({ kind: 'ltimeVal', cur: { bytes: 123456n, packets: 1000n, addTime: 1_700_000_000n, useTime: 1_700_000_005n } });
+    expect(encode(m).equals(f.b)).toBe(true);
+    expect(inspect(m, { depth: 10 })).not.toMatch(/5f5f|6e6e|95, 95|110, 110/);
+    // The model reads it as an ESN SA with a 64-packet window, AES-CBC + HMAC-SHA2-256-128.
+    const sa = structToSa(m.sa, m.attrs);
+    expect(sa).toMatchObject({ esn: true, replayWindow: 64, encryption: { algorithm: 'aes-cbc' }, integrity: { algorithm: 'hmac-sha2-256-128' } });
+    expect(sa.current).toEqual({ bytes: 123456, packets: 1000, addTime: 1_700_000_000, useTime: 1_700_000_005 });
   });
 });
 
