@@ -67,6 +67,14 @@ export interface NattEncap {
   dport: number;
   /** Original addresses (NAT-OA, RFC 3947), used for the transport-mode checksum fix-up. */
   oa?: { initiator?: Address; responder?: Address };
+  /**
+   * XFRM only: seconds between the RFC 3948 NAT keepalives (one 0xFF byte) the kernel itself sends for this
+   * outbound SA (XFRMA_NAT_KEEPALIVE_INTERVAL, an integer 0..2^32-1; 0 or absent = none). It needs `natt`'s
+   * encapsulation. The attribute came with Linux 6.10, in the same cycle as XFRMA_SA_DIR (our reading; the
+   * reference leaves the release unconfirmed); older kernels ignore an attribute they do not know without an error,
+   * so there the SA reads back without it (seen on 6.1). Read back from the kernel. PF_KEY has no such field: ignored.
+   */
+  keepaliveInterval?: number;
 }
 
 /**

@@ -254,6 +254,9 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
     const oa = n.oa?.initiator ?? n.oa?.responder ?? '';
     if (oa) familyOf(oa, 'natt.oa');
     attrs.push({ kind: 'encap', encapType, sport: port(n.sport, 'natt.sport'), dport: port(n.dport, 'natt.dport'), oa });
+    if (n.keepaliveInterval !== undefined) {
+      attrs.push({ kind: 'natKeepaliveInterval', value: u32(n.keepaliveInterval, 'natt.keepaliveInterval') });
+    }
   }
   let flags = 0;
   if (sa.esn) {
@@ -323,6 +326,8 @@ export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]
       dport: encap.dport,
     };
     if (encap.oa && encap.oa !== '0.0.0.0' && encap.oa !== '::') sa.natt.oa = { initiator: encap.oa };
+    const keepalive = findAttr(attrs, 'natKeepaliveInterval');
+    if (keepalive) sa.natt.keepaliveInterval = keepalive.value;
   }
   const lifetime = cfgToLifetime(info.lft);
   if (lifetime) sa.lifetime = lifetime;

@@ -8,7 +8,7 @@ import { XfrmDecodeError } from '../../src/xfrm/errors';
 import { XFRM_INF, type XfrmSelectorStruct, type XfrmUsersaInfo, type XfrmUserTmpl } from '../../src/xfrm/structs';
 import { xfrm } from '../../src/index';
 import { bytesToAddress } from '../../src/ip/address';
-import { structToSa } from '../../src/xfrm/convert';
+import { saToStruct, structToSa } from '../../src/xfrm/convert';
 
 /** A byte builder for fixtures: every field placed at the offset the uapi (x86-64) gives, little-endian host order. */
 class Fx {
@@ -311,6 +311,38 @@ describe('XFRM codec: hand-written fixtures', () => {
     const sa = structToSa(m.sa, m.attrs);
     expect(sa).toMatchObject({ esn: true, replayWindow: 64, encryption: { algorithm: 'aes-cbc' }, integrity: { algorithm: 'hmac-sha2-256-128' } });
     expect(sa.current).toEqual({ bytes: 123456, packets: 1000, addTime: 1_700_000_000, useTime: 1_700_000_005 });
+  });
+
+  it('NEWSA + ENCAP + XFRMA_NAT_KEEPALIVE_INTERVAL (34, u32 seconds) ↔ natt.keepaliveInterval', () => {
+    const len = 16 + 224 + 28 + 8;
+    const f = new Fx(len);
+    nlhdr(f, len, 16, 0x5, 13, 0);
+    usersaInfo(f, 16);
+    let o = 16 + 224;
+    f.u16(o, 28).u16(o + 2, 4).u16(o + 4, 2).be16(o + 6, 4500).be16(o + 8, 4500);
+    o += 28;
+    f.u16(o, 8).u16(o + 2, 34).u32(o + 4, 20);
+    const [m] = decode(f.b);
+    if (m.type !== 'newsa') throw new Error(`decoded ${String(m.type)}`);
+    expect(m.attrs[1]).toEqual({ kind: 'natKeepaliveInterval', value: 20 });
+    expect(encode(m).equals(f.b)).toBe(true);
+    const sa = structToSa(m.sa, m.attrs);
+    expect(sa.natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 });
+    // And back: saToStruct emits the attribute right after the encap template, with the same bytes.
+    const { attrs } = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } });
+    expect(attrs).toEqual([
+      { kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '' },
+      { kind: 'natKeepaliveInterval', value: 20 },
+    ]);
+    expect(encode({ ...m, attrs }).equals(f.b)).toBe(true);
+    const without = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500 } });
+    expect(without.attrs.map((x) => x.kind)).toEqual(['encap']);
+    expect(structToSa(m.sa, [m.attrs[0]]).natt).not.toHaveProperty('keepaliveInterval');
+    for (const bad of [-1, 2 ** 32, 1.5]) {
+      expect(() => saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: bad } })).toThrow(
+        /"natt\.keepaliveInterval"/,
+      );
+    }
   });
 });
 
