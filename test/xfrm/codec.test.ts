@@ -217,10 +217,19 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(encode(decode(raw.b)).equals(raw.b)).toBe(true);
   });
 
-  it('the public namespace exposes encode/decode/constants', () => {
+  it('the public namespace exposes encode/decode/constants, frozen (tables too), like pfkey', () => {
     expect(xfrm.constants.XFRM_MSG.MAPPING).toBe(38);
     expect(xfrm.constants.SIZE.usersaInfo).toBe(224);
     expect(typeof xfrm.encode).toBe('function');
+    expect(Object.isFrozen(xfrm)).toBe(true);
+    expect(Object.isFrozen(xfrm.constants)).toBe(true);
+    expect(Object.isFrozen(xfrm.constants.XFRMA)).toBe(true);
+    expect(Object.isFrozen(xfrm.constants.SIZE)).toBe(true);
+    const ns = xfrm as unknown as Record<string, unknown>;
+    expect(() => (ns.decode = () => [])).toThrow(TypeError);
+    expect(() => ((xfrm.constants.XFRM_MSG as unknown as Record<string, number>).NEWSA = 99)).toThrow(TypeError);
+    expect(xfrm.decode).toBe(decode);
+    expect(xfrm.constants.XFRM_MSG.NEWSA).toBe(16);
   });
 
   it('ALLOCSPI request: xfrm_userspi_info (232) = usersa_info + min @224 + max @228', () => {
