@@ -439,6 +439,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
         const queue: T[] = [];
         let wake: (() => void) | null = null;
         let finished = false;
+        let dropping = false;
         let failure: unknown;
         let release!: () => void;
         const turn = new Promise<void>((r) => (release = r));
@@ -447,6 +448,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
         await prev;
         const done = self
           .#request(req, -1, opts, {}, (m) => {
+            if (dropping) return;
             const v = map(m);
             if (v !== undefined) queue.push(v);
             wake?.();
@@ -475,7 +477,14 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
           await done;
           if (failure) throw failure;
         } finally {
-          release();
+          if (finished) release();
+          else {
+            // A consumer that stops early: the rest of the dump is still read (until NLMSG_DONE, an error or the
+            // timeout) and dropped, and only then may the next dump start (the kernel would answer it EBUSY).
+            dropping = true;
+            queue.length = 0;
+            void done.then(release);
+          }
         }
       },
     };

@@ -149,6 +149,29 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
     );
   });
 
+  it('leaving a dump of many SAs early: the rest is drained, then the next dump and a GETSA work (no EBUSY)', async () => {
+    // 200 SAs are several dump datagrams (the kernel fills about 32 KiB at a time), so the dump is still running
+    // at the kernel when the consumer leaves.
+    const n = 200;
+    const key = { algorithm: 'aes-gcm-16' as const, key: gcmKey };
+    await Promise.all(Array.from({ length: n }, (_, i) => x.add({ src: A, dst: B, spi: 0x3000 + i, encryption: key, natt })));
+    let seen = 0;
+    for await (const _ of x.dump('esp')) if (++seen === 3) break;
+    expect(seen).toBe(3);
+    const spis: number[] = [];
+    for await (const s of x.dump('esp')) spis.push(s.spi);
+    expect(spis).toHaveLength(n);
+    expect(new Set(spis).size).toBe(n);
+    // Leave again, and ask for one SA while the rest of that dump is still being read and dropped.
+    for await (const _ of x.dump()) break;
+    expect(await x.get({ src: A, dst: B, spi: 0x3007 })).toMatchObject({ spi: 0x3007, natt });
+    const ids: number[] = [];
+    for await (const p of x.spdDump()) ids.push(p.id!);
+    expect(ids).toEqual([]);
+    expect((await x.sadInfo()).count).toBe(n);
+    expect(x.stats().pending).toBe(0);
+  });
+
   it('ALLOCSPI in a range, deleteAll, FLUSHSA', async () => {
     const spi = await x.getSpi({ src: A, dst: B, min: 0x4000, max: 0x40ff });
     expect(spi).toBeGreaterThanOrEqual(0x4000);

@@ -167,6 +167,53 @@ describe('Xfrm client over a scripted transport', () => {
     await x.close();
   });
 
+  it('a consumer that leaves a dump early: the rest is read and dropped, and only then does the next dump start', async () => {
+    const { sa, attrs } = saToStruct(gcm);
+    // Like the kernel: one dump at a time per socket (a second one is EBUSY until the first one's NLMSG_DONE),
+    // its items spread over several datagrams.
+    let running = false;
+    const order: string[] = [];
+    const t = scripted((req, push) => {
+      if (req.type === 'getsa') {
+        push({ type: 'newsa', seq: req.seq, pid: 1, sa, attrs });
+        push(ack(req));
+        return;
+      }
+      if (req.type !== 'getsaDump') return;
+      order.push(`dump ${t.sent.length}`);
+      if (running) return void push(ack(req, -16));
+      running = true;
+      let i = 0;
+      const next = (): void => {
+        if (i < 4) {
+          push({ type: 'newsa', seq: req.seq, pid: 1, flags: 2, sa: { ...sa, id: { ...sa.id, spi: 100 + i } }, attrs });
+          i++;
+          setTimeout(next, 3);
+        } else {
+          running = false;
+          order.push('done');
+          push({ type: 'done', seq: req.seq, pid: 1, flags: 2, data: new Uint8Array(4) });
+        }
+      };
+      next();
+    });
+    const x = await Xfrm.open({ transport: t.transport });
+    const first: number[] = [];
+    for await (const s of x.dump()) {
+      first.push(s.spi);
+      break;
+    }
+    // A plain request meanwhile is answered (matched by its own seq, not mixed with the dump's items).
+    expect((await x.get({ src: gcm.src, dst: gcm.dst, spi: gcm.spi })).spi).toBe(0x1234);
+    const second: number[] = [];
+    for await (const s of x.dump()) second.push(s.spi);
+    expect(first).toEqual([100]);
+    expect(second).toEqual([100, 101, 102, 103]);
+    expect(order).toEqual(['dump 1', 'done', 'dump 3', 'done']);
+    expect(x.stats()).toEqual({ drops: 0, pending: 0 });
+    await x.close();
+  });
+
   it('MAPPING → newMapping (old/new address and port), EXPIRE → expire without keys, DELSA → delete, ACQUIRE → acquire', async () => {
     const t = scripted();
     const x = await Xfrm.open({ transport: t.transport });
