@@ -15,7 +15,7 @@ import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { nextEvent } from './lib/guest';
 
 function pfkeyMissing(): string | null {
-  if (process.platform !== 'linux') return 'not Linux';
+  if (process.platform !== 'linux') return 'not Linux: this suite also drives Linux tools (ip, /proc); on the BSDs test/kernel/contract.test.ts runs PF_KEY';
   if (process.getuid?.() !== 0) return 'not root';
   const f = probe().facts.pfkey;
   return f.ok ? null : `no PF_KEY in this kernel (${f.code})`;
