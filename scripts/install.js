@@ -21,8 +21,13 @@ function findNodeGyp() {
     return ['node-gyp'];
   }
 }
+// Offline: build against the headers of the node that runs us (<prefix>/include/node) unless npm names a nodedir;
+// without this node-gyp would try to download them.
+const prefix = path.dirname(path.dirname(process.execPath));
+const args = ['rebuild'];
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'common.gypi'))) args.push(`--nodedir=${prefix}`);
 const [cmd, ...pre] = findNodeGyp();
-const r = spawnSync(cmd, [...pre, 'rebuild'], { cwd: root, stdio: 'inherit' });
+const r = spawnSync(cmd, [...pre, ...args], { cwd: root, stdio: 'inherit' });
 if (r.status === 0) process.exit(0);
 
 const msg =

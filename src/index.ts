@@ -1,6 +1,6 @@
 // Public entry point of natt: re-exports the API of every layer.
 
-export * from './errors';
+export { NattError, NattSystemError, KernelReplyError, NattTimeoutError, NattUnsupportedError, errnoName, errnoNumber } from './errors';
 export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
