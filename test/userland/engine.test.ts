@@ -90,6 +90,15 @@ describe('transport mode behind a NAT: RFC 3948 §3.1.2 checksum fix-up', () => 
       expect(maps).toHaveLength(1);
       expect(maps[0].old.address).toBe('10.0.0.2');
       expect(maps[0].new).toEqual({ address: '127.0.0.1', port: A.port });
+      // Which path ran: a datagram sent with a checksum off by one stays off by one through the incremental
+      // update (NAT-OA), while recomputation makes it valid. So only the NAT-OA path leaves it invalid.
+      const bad = buildUdpPacket('10.0.0.2', 4000, '127.0.0.1', 53, Buffer.from('query 2'));
+      const sumAt = ((bad[0] & 0x0f) << 2) + 6;
+      const sum = bad.readUInt16BE(sumAt);
+      bad.writeUInt16BE(sum === 1 ? 2 : sum - 1, sumAt);
+      expect(a.engine.send(bad)).toBe('sent');
+      await until(() => b.got.length === 2, 5000, 'B to receive the second datagram');
+      expect(l4ChecksumOk(b.got[1])).toBe(!withOa);
     });
   }
 });
