@@ -214,6 +214,12 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
   exts.push(...keys);
   if (sa.natt) {
     const n = sa.natt;
+    if (n.keepaliveInterval) {
+      throw new NattUnsupportedError(
+        'PF_KEY has no NAT keepalive interval (natt.keepaliveInterval): send keepalives from the NattSocket ' +
+          "(sendKeepalive, or UserlandEngine's keepaliveSeconds), or use backend 'xfrm' on Linux >= 6.10",
+      );
+    }
     if (protocol !== 'esp') throw typeError('natt', 'absent unless protocol is esp', n);
     const t = NATT_TYPE[n.type];
     if (t === undefined) throw rangeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);

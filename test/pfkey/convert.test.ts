@@ -127,6 +127,15 @@ describe('algorithms and platform facts per dialect', () => {
     }
   });
 
+  it('every dialect refuses natt.keepaliveInterval (PF_KEY has no such field) instead of dropping it', () => {
+    for (const d of ['linux', 'netbsd', 'freebsd'] as const) {
+      const sa: SecurityAssociation = { ...base(), natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } };
+      expect(() => saToMessage(sa, SADB.ADD, DIALECTS[d], 1, 1)).toThrow(NattUnsupportedError);
+      expect(() => saToMessage(sa, SADB.ADD, DIALECTS[d], 1, 1)).toThrow(/keepaliveInterval.*sendKeepalive/);
+      expect(() => saToMessage({ ...sa, natt: { ...sa.natt!, keepaliveInterval: 0 } }, SADB.ADD, DIALECTS[d], 1, 1)).not.toThrow();
+    }
+  });
+
   it('Linux: hmac-sha2-256-128 refused (96-bit truncation), hmac-sha2-256-96 sent as id 5; the BSDs the other way round', () => {
     const sha = (algorithm: 'hmac-sha2-256-128' | 'hmac-sha2-256-96'): SecurityAssociation => ({ ...base(), integrity: { algorithm, key: randomBytes(32) } });
     expect(() => saToMessage(sha('hmac-sha2-256-128'), SADB.ADD, DIALECTS.linux, 1, 1)).toThrow(/96-bit truncation/);
