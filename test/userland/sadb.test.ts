@@ -204,6 +204,18 @@ describe('UserlandSadb: lifetimes (fake timers)', () => {
     await expect(db.get(sa())).rejects.toMatchObject({ code: 'ESRCH' });
   });
 
+  it("the SA's EspTransform running out of sequence numbers raises a hard 'expire' and removes the SA", async () => {
+    const db = new UserlandSadb();
+    const ev: ExpireEvent[] = [];
+    db.on('expire', (e) => ev.push(e));
+    await db.add(sa({ spi: 7 }));
+    const t = db.bySpi(7)![0].transform!;
+    // What seal() emits when it hands out the last sequence number (test/esp/transform.test.ts drives that part).
+    t.emit('expire', { kind: 'hard', reason: 'seq-exhausted', spi: 7 });
+    expect(ev.map((e) => [e.kind, e.sa.spi])).toEqual([['hard', 7]]);
+    await expect(db.get(sa({ spi: 7 }))).rejects.toMatchObject({ code: 'ESRCH' });
+  });
+
   it('use-time counts from the first use; bytes and packets limits', async () => {
     vi.useFakeTimers();
     const db = new UserlandSadb();
