@@ -27,7 +27,7 @@ function through(sa: SecurityAssociation, d: DialectName): SecurityAssociation {
 function base(): SecurityAssociation {
   return {
     src: '192.0.2.1',
-    dst: '2001:db8::1'.length ? '198.51.100.7' : '',
+    dst: '198.51.100.7',
     spi: 0xc0ffee01,
     protocol: 'esp',
     mode: 'tunnel',
