@@ -93,9 +93,13 @@ function describe(v: unknown, option: string): string {
     return typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
   }
   if (v !== null && typeof v === 'object') {
-    const name = Object.getPrototypeOf(v)?.constructor?.name ?? 'Object';
-    const keys = Object.keys(v);
-    return `${name === 'Object' ? 'an object' : `a ${name}`} with ${keys.length ? `properties ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', ...' : ''}` : 'no properties'}`;
+    try {
+      const name = Object.getPrototypeOf(v)?.constructor?.name ?? 'Object';
+      const keys = Object.keys(v);
+      return `${name === 'Object' ? 'an object' : `a ${name}`} with ${keys.length ? `properties ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', ...' : ''}` : 'no properties'}`;
+    } catch {
+      return 'an object that cannot be inspected'; // a Proxy whose traps throw
+    }
   }
   return inspect(v, { depth: 0, breakLength: Infinity, maxStringLength: 40 });
 }
