@@ -3,7 +3,7 @@
 export { NattError, NattSystemError, KernelReplyError, NattTimeoutError, NattUnsupportedError, errnoName, errnoNumber } from './errors';
 export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
-export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
+export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
   UserlandEngine,

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
 import { withAdvice } from '../native/advice';
 import { getEncap, loadNative, openEncapSocket } from '../native/binding';
-import { kernelEspSupport } from '../probe';
+import { autoSocketBackend, kernelEspSupport } from '../probe';
 import { classify, type DropReason, type NattEncap } from './demux';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
@@ -262,15 +262,12 @@ function validate(opts: NattSocketOptions): Resolved {
   return { family, address, port, encap, backend, zeroChecksum };
 }
 
-/** Which backend to use, and why (kernel only where UDP_ENCAP and kernel ESP both exist, for 'auto'). */
+/** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
 function chooseBackend(o: Resolved): { kernel: boolean; reason: string } {
   if (o.backend === 'userland') return { kernel: false, reason: "backend 'userland' was asked for" };
   if (o.backend === 'kernel') return { kernel: true, reason: "backend 'kernel' was asked for" };
-  if (!loadNative()) return { kernel: false, reason: 'the native addon is not loaded' };
-  const esp = kernelEspSupport();
-  if (!(o.family === 4 ? esp.v4 : esp.v6))
-    return { kernel: false, reason: `the kernel cannot do ESP (${esp.reason}): it would swallow ESP only userland can decrypt` };
-  return { kernel: true, reason: `the kernel does ESP (${esp.reason})` };
+  const c = autoSocketBackend({ nativeLoaded: loadNative() !== null, kernelEsp: kernelEspSupport() }, o.family);
+  return { kernel: c.backend === 'kernel', reason: c.reason };
 }
 
 function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): Promise<void> {

@@ -235,6 +235,21 @@ export interface CallOptions {
 
 export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland';
 
+/** Options of openSadb() (src/open.ts), shared by every backend; each backend reads the ones that concern it. */
+export interface OpenSadbOptions {
+  /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
+  backend?: SadbBackendName | 'auto';
+  /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
+  dialect?: 'linux' | 'netbsd' | 'freebsd';
+  /** Include key material in `'add'` events (default false). */
+  revealKeys?: boolean;
+  /** Default per-request timeout in ms (default 5000). */
+  timeout?: number;
+}
+
+/** How openSadb() opens one backend. */
+export type SadbFactory<S extends Sadb = Sadb> = (opts: Omit<OpenSadbOptions, 'backend'>) => Promise<S>;
+
 /** Arguments for getSpi: allocate an SPI in [min, max] for an SA from `src` to `dst`. */
 export interface GetSpiRequest {
   src: Address;
