@@ -16,12 +16,14 @@ export {
   type EngineTraffic,
   type SendResult,
   type EspSocket,
-  type RemoteInfo,
+  type UserlandCounters,
+  type UserlandCounterName,
   type XfrmStats,
   type XfrmStatName,
 } from './userland';
 export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
-export { classify, type Classified, type DropReason, type NattEncap } from './natt/demux';
+export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType } from './natt/demux';
+export type { EspTransport, EspBatch, RemoteInfo, SendCallback } from './transport';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
 export {
   xfrm,

@@ -57,8 +57,8 @@ export interface IntegrityParams {
   key: KeyMaterial;
 }
 
-/** NAT-T encapsulation of an SA (RFC 3948): the UDP header the SA's ESP packets travel in. */
-export interface NattEncap {
+/** An SA's NAT-T encapsulation (RFC 3948), its `natt` field: the UDP header the SA's ESP packets travel in. */
+export interface SaNatt {
   /** `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1). */
   type: 'espinudp' | 'espinudp-non-ike';
   /** UDP source port of the SA's packets (for an inbound SA: the peer's port). */
@@ -137,7 +137,7 @@ export interface SecurityAssociation extends SaId {
   encryption?: EncryptionParams;
   integrity?: IntegrityParams;
   compression?: { algorithm: CompressionAlgorithm };
-  natt?: NattEncap;
+  natt?: SaNatt;
   lifetime?: { soft?: Lifetime; hard?: Lifetime };
   /** The kernel's selector for the SA (XFRM); absent = derived from the addresses. */
   selector?: TrafficSelector;

@@ -13,7 +13,8 @@ export {
   type EspSocket,
   type RemoteInfo,
 } from './engine';
-export { XFRM_STAT_NAMES, formatStats, type XfrmStats, type XfrmStatName } from './counters';
+export { XFRM_STAT_NAMES, formatStats, type UserlandCounters, type UserlandCounterName, type XfrmStats, type XfrmStatName } from './counters';
+export type { UserlandSa } from './sa';
 
 /** openSadb({ backend: 'userland' }) lands here. */
 export const createUserlandSadb: SadbFactory<UserlandSadb> = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys });
