@@ -59,6 +59,27 @@ describe('natd.ikev2Hash (RFC 7296 §2.23: SHA-1 of SPIi | SPIr | IP | port)', (
   });
 });
 
+describe('natd against values recorded from strongSwan (a known answer from another implementation)', () => {
+  // Recorded on this project's test host, not published anywhere: strongSwan 5.9.8 charon-cmd (Debian 12 package
+  // charon-cmd 5.9.8-5+deb12u6) sent IKE_SA_INIT request 0 from 10.0.1.2[43648] to 10.0.1.1[4500] between two network
+  // namespaces; tshark decoded SPIi b422aa63aeb9c2b7, SPIr 0, N(NATD_S_IP) and N(NATD_D_IP) as below.
+  // test/ike/natd-strongswan.test.ts repeats this live (routed and through a masquerade) where charon-cmd is installed.
+  const spiI = hex('b422aa63aeb9c2b7');
+  it('NAT_DETECTION_SOURCE_IP and _DESTINATION_IP match strongSwan octet for octet', () => {
+    expect(natd.ikev2Hash(spiI, 0n, '10.0.1.2', 43648).toString('hex')).toBe('b68290b63f5a1e4d6847bec3f27d022eceb4ce70');
+    expect(natd.ikev2Hash(spiI, 0n, '10.0.1.1', 4500).toString('hex')).toBe('a57fef5034b8bf9c70576ec35e2cce464f00abcc');
+    const r = natd.detect({
+      local: { address: '10.0.1.1', port: 4500 },
+      remote: { address: '10.0.1.2', port: 43648 },
+      spiI,
+      spiR: 0n,
+      sourceHashes: [hex('b68290b63f5a1e4d6847bec3f27d022eceb4ce70')],
+      destinationHash: hex('a57fef5034b8bf9c70576ec35e2cce464f00abcc'),
+    });
+    expect(r).toEqual({ localBehindNat: false, remoteBehindNat: false });
+  });
+});
+
 describe('natd.ikev1Hash (RFC 3947 §3.2: HASH(CKY-I | CKY-R | IP | Port) with the phase-1 hash)', () => {
   const cases: [Parameters<typeof natd.ikev1Hash>[0], string, number][] = [
     ['md5', 'md5', 16],
