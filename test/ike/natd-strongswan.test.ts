@@ -1,69 +1,26 @@
 // natd against a real IKE implementation: strongSwan's charon-cmd sends IKE_SA_INIT through namespaces, directly and
 // through an nftables masquerade; tshark decodes the packet as the responder receives it; natd.detect reads its NAT-D.
+// IPv4 only: charon-cmd 5.9 will not resolve an IPv6 literal for --host; the unit tests cover 16-octet addresses.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { natd } from '../../src/ike';
-
-const have = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-const isRoot = process.getuid?.() === 0;
+import { have, natTopology, natUnavailable, sh } from '../lib/nat-topology';
 
 function probe(): string {
-  if (!isRoot) return 'not root';
-  if (!have('ip', ['-V']) || !have('nft', ['--version'])) return 'needs ip and nft (apt-get install iproute2 nftables)';
+  const nat = natUnavailable();
+  if (nat) return nat;
   if (!have('tshark', ['--version'])) return 'needs tshark (apt-get install tshark)';
   if (!have('charon-cmd', ['--version'])) return "needs strongSwan's charon-cmd (apt-get install charon-cmd)";
-  const ns = `natd-p${process.pid % 10000}`;
-  try {
-    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
-    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname "lo" masquerade\n }\n}\n',
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    return '';
-  } catch (e) {
-    return `this kernel cannot: ${String((e as { stderr?: Buffer }).stderr ?? e).split('\n')[0]} (needs netns and nftables masquerade)`;
-  } finally {
-    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  }
+  return '';
 }
 
 const why = probe();
 const tag = `${process.pid % 10000}`;
-const NS = { c: `natd-c${tag}`, r: `natd-r${tag}`, s: `natd-s${tag}` };
-
-function sh(args: string[], ns?: string, input?: string): string {
-  const argv = ns ? ['ip', 'netns', 'exec', ns, ...args] : args;
-  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-function teardown(): void {
-  for (const n of Object.values(NS)) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-}
-
-// client 10.0.1.2 — router 10.0.1.1 | 192.0.2.1 — server 192.0.2.2 (IPv4 only: charon-cmd 5.9 will not resolve an IPv6
-// literal for --host, its IKE config binds 0.0.0.0; the unit tests cover 16-octet addresses)
-function setup(): void {
-  teardown();
-  for (const n of Object.values(NS)) sh(['ip', 'netns', 'add', n]);
-  sh(['ip', 'link', 'add', `cr${tag}`, 'netns', NS.c, 'type', 'veth', 'peer', 'name', `rc${tag}`, 'netns', NS.r]);
-  sh(['ip', 'link', 'add', `rs${tag}`, 'netns', NS.r, 'type', 'veth', 'peer', 'name', `sr${tag}`, 'netns', NS.s]);
-  sh(['ip', 'addr', 'add', '10.0.1.2/24', 'dev', `cr${tag}`], NS.c);
-  sh(['ip', 'addr', 'add', '10.0.1.1/24', 'dev', `rc${tag}`], NS.r);
-  sh(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', `rs${tag}`], NS.r);
-  sh(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', `sr${tag}`], NS.s);
-  for (const [ns, devs] of [
-    [NS.c, [`cr${tag}`, 'lo']],
-    [NS.r, [`rc${tag}`, `rs${tag}`, 'lo']],
-    [NS.s, [`sr${tag}`, 'lo']],
-  ] as const) {
-    for (const d of devs) sh(['ip', 'link', 'set', d, 'up'], ns);
-  }
-  sh(['ip', 'route', 'add', 'default', 'via', '10.0.1.1'], NS.c);
-  sh(['ip', 'route', 'add', '10.0.1.0/24', 'via', '192.0.2.1'], NS.s);
-  sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], NS.r);
-}
+const topo = natTopology('natd', tag, { serverRouteBack: true });
+const NS = topo.ns;
+const { setup, teardown } = topo;
 
 function masquerade(on: boolean): void {
   const rules = on
