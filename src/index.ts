@@ -36,3 +36,13 @@ export {
   type XfrmProbe,
 } from './xfrm';
 export { pfkey, PfKeyDecodeError, PfKey, type PfKeyMessage, type PfKeyExtension, type PfKeyOptions, type DialectName as PfKeyDialectName } from './pfkey';
+export {
+  natd,
+  type IkeSpi,
+  type NatdAddress,
+  type NatdEndpoint,
+  type Ikev1HashAlgorithm,
+  type NatdResult,
+  type NatdDetectOptions,
+  type NatdDetectIkev1Options,
+} from './ike';
