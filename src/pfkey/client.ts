@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, rangeError, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
+import { adviceFor, type RequestKind } from '../native/advice';
 import { boolOption, callbackOption, durationMs, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
@@ -71,44 +72,21 @@ interface PfCtx {
   echoSkipped: boolean;
 }
 
-const XFRM = "open the SA database with openSadb({ backend: 'xfrm' }) instead";
+/** What kind of request a PF_KEY message type is, for the advice table. */
+function requestKind(type: number): RequestKind {
+  if (type === SADB.ADD || type === SADB.UPDATE) return 'sa';
+  if (type === SADB.GETSPI) return 'getspi';
+  if (type === SADB.REGISTER) return 'register';
+  if (type === SADB.DUMP || type === SADB.X_SPDDUMP) return 'dump';
+  if (type === SADB.X_MIGRATE) return 'migrate';
+  if (type >= SADB.X_SPDUPDATE) return 'policy';
+  return 'other';
+}
 
-/** Advice for a kernel errno answered to a PF_KEY request. */
+/** Advice for a kernel errno answered to a PF_KEY request (from the one advice table, src/native/advice.ts). */
 export function replyAdvice(type: number, code: string, request?: PfKeyMessage): string | undefined {
-  const sa = type === SADB.ADD || type === SADB.UPDATE;
-  switch (code) {
-    case 'EPERM':
-    case 'EACCES':
-      return 'PF_KEY needs privilege: run as root or grant CAP_NET_ADMIN';
-    case 'EINVAL':
-      if (sa && request && findExt(request, 'nattType')?.type === 1)
-        return (
-          "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'"
-        );
-      if (sa) return 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports';
-      return undefined;
-    case 'ENOSYS':
-      if (sa) return `this kernel's PF_KEY cannot install that algorithm (Linux PF_KEY has no AEAD: AES-GCM/CCM/GMAC, ChaCha20-Poly1305): ${XFRM}`;
-      return undefined;
-    case 'EPROTONOSUPPORT':
-    case 'ENOPROTOOPT':
-      if (type === SADB.X_MIGRATE) return 'the kernel was built without CONFIG_NET_KEY_MIGRATE';
-      if (sa) return 'the kernel lacks the IPsec transform: CONFIG_INET_ESP / CONFIG_INET6_ESP (modprobe esp4 esp6) or CONFIG_INET_AH';
-      return undefined;
-    case 'EEXIST':
-      if (type === SADB.REGISTER) return 'this socket is already registered for that SA type';
-      if (sa) return 'an SA with this destination, protocol and SPI already exists: use update, or delete it first';
-      return 'it already exists';
-    case 'ESRCH':
-    case 'ENOENT':
-      return type >= SADB.X_SPDUPDATE ? 'no such policy' : 'no such SA (destination, protocol, SPI)';
-    case 'EBUSY':
-      return 'a dump is already running on this PF_KEY socket';
-    case 'EOPNOTSUPP':
-      return `the kernel does not take ${messageName(type)} from userland`;
-    default:
-      return undefined;
-  }
+  const encapType = request ? findExt(request, 'nattType')?.type : undefined;
+  return adviceFor(code, 'pfkey-reply', { request: requestKind(type), requestName: messageName(type), encapType });
 }
 
 /** Open a PF_KEY client (openSadb({ backend: 'pfkey' }) calls this). */

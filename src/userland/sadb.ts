@@ -17,6 +17,7 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { supportedFromTable } from '../sadb/algorithms';
 import { NattSystemError, rangeError, typeError } from '../errors';
 import { addressFamily, addressToBytes, bytesToAddress } from '../ip/address';
 import { EspTransform } from '../esp';
@@ -322,25 +323,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   async register(protocol: IpsecProtocol = 'esp', _opts?: CallOptions): Promise<SupportedAlgorithms> {
     this.#open();
     const proto = checkProtocol(protocol);
-    const algs: SupportedAlgorithms =
-      proto !== 'esp'
-        ? { protocol: proto, encryption: [], integrity: [] }
-        : {
-            protocol: 'esp',
-            encryption: [
-              { algorithm: 'aes-gcm-16', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-gmac', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'chacha20-poly1305', minBits: 256, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-cbc', minBits: 128, maxBits: 256, ivBits: 128 },
-              { algorithm: 'null', minBits: 0, maxBits: 0, ivBits: 0 },
-            ],
-            integrity: [
-              { algorithm: 'hmac-sha1-96', minBits: 160, maxBits: 160 },
-              { algorithm: 'hmac-sha2-256-128', minBits: 256, maxBits: 256 },
-              { algorithm: 'hmac-sha2-384-192', minBits: 384, maxBits: 384 },
-              { algorithm: 'hmac-sha2-512-256', minBits: 512, maxBits: 512 },
-            ],
-          };
+    const algs = supportedFromTable(proto, 'userland');
     this.emit('register', algs);
     return algs;
   }

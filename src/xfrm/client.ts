@@ -17,6 +17,7 @@ import type {
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { KernelReplyError, NattError, NattTimeoutError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
+import { adviceFor, type RequestKind } from '../native/advice';
 import { boolOption, callbackOption, durationMs, intOption, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
@@ -70,47 +71,10 @@ interface XfrmCtx {
   replies: XfrmMessage[];
 }
 
-/** Advice for an errno the kernel put in an NLMSG_ERROR, by request. */
+/** Advice for an errno the kernel put in an NLMSG_ERROR, by request (from the one advice table, src/native/advice.ts). */
 export function xfrmAdvice(code: string, what: string, detail: { esp?: boolean; encapType?: number } = {}): string | undefined {
-  const sa = /NEWSA|UPDSA|ALLOCSPI/.test(what);
-  switch (code) {
-    case 'EPERM':
-    case 'EACCES':
-      return 'XFRM needs CAP_NET_ADMIN in this network namespace: run as root or grant the capability (setcap cap_net_admin+ep $(which node))';
-    case 'EPROTONOSUPPORT':
-    case 'ENOPROTOOPT':
-      if (sa)
-        return (
-          'the kernel has no ESP (or AH/IPComp) transform: it was built without CONFIG_INET_ESP / CONFIG_INET6_ESP, ' +
-          "or the esp4/esp6 module is not loaded (modprobe esp4 esp6 as root); use backend 'userland' meanwhile"
-        );
-      return undefined;
-    case 'ENOENT':
-      if (sa && detail.esp)
-        return (
-          'the kernel found no ESP transform or crypto template: load esp4/esp6 (CONFIG_INET_ESP) and the crypto modules ' +
-          "(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_AUTHENC); or use backend 'userland'"
-        );
-      return /POLICY/.test(what) ? 'no such policy' : undefined;
-    case 'ESRCH':
-      return 'no such SA';
-    case 'EEXIST':
-      return /POLICY/.test(what) ? 'a policy with this selector and direction exists: use spdUpdate' : 'this SA exists: use update';
-    case 'ENOSYS':
-      return (
-        'the kernel does not know one of the algorithms: its crypto template is missing ' +
-        '(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_SHA256 ..., or the module is not loaded)'
-      );
-    case 'EINVAL':
-      if (detail.encapType === 1)
-        return "the kernel rejects the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use natt.type 'espinudp'";
-      if (sa) return 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses';
-      return undefined;
-    case 'EBUSY':
-      return 'another dump is running on this socket';
-    default:
-      return undefined;
-  }
+  const request: RequestKind = /NEWSA|UPDSA/.test(what) ? 'sa' : /ALLOCSPI/.test(what) ? 'getspi' : /POLICY/.test(what) ? 'policy' : 'other';
+  return adviceFor(code, 'xfrm-reply', { request, requestName: what, esp: detail.esp, encapType: detail.encapType });
 }
 
 /** The sockaddr_nl for bind(): family AF_NETLINK, pid 0 (kernel picks), groups as a bit mask. */
