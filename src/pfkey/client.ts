@@ -1,11 +1,21 @@
 // PfKey: the Sadb interface over a PF_KEY v2 socket (requests matched by type/seq/pid, dumps, kernel events).
 
 import { EventEmitter } from 'node:events';
-import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, rangeError, typeError } from '../errors';
+import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
 import { boolOption, callbackOption, durationMs, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import type {
@@ -312,25 +322,29 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   // -------------------------------------------------------------------------------------------------------------
   // The Sadb interface
 
-  async add(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     await this.#request((seq, pid) => saToMessage(sa, SADB.ADD, this.dialect, sa.seq ?? seq, pid), opts);
   }
 
-  async update(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     await this.#request((seq, pid) => saToMessage(sa, SADB.UPDATE, this.dialect, sa.seq ?? seq, pid), opts);
   }
 
-  async get(id: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
     const r = await this.#request((seq, pid) => saIdToMessage(id, SADB.GET, seq, pid), opts);
     return hideSaKeys(messageToSa(r, this.dialect));
   }
 
-  async delete(id: SaId, opts?: CallOptions): Promise<void> {
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
     await this.#request((seq, pid) => saIdToMessage(id, SADB.DELETE, seq, pid), opts);
   }
 
-  async deleteAll(match: { src: Address; dst: Address; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object { src, dst }', match);
+  async deleteAll(input: { src: Address; dst: Address; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const match = checkSaMatch(input);
     // Linux's SADB_DELETE needs an SA extension; the BSDs delete all between src and dst without one. Do it portably.
     const victims: SaId[] = [];
     for await (const sa of this.dump(match.protocol ?? 'esp', opts))
@@ -338,15 +352,18 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     for (const v of victims) await this.delete(v, opts);
   }
 
-  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+  async flush(input?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const protocol = checkOptionalProtocol(input);
     await this.#request((seq, pid) => ({ type: SADB.FLUSH, satype: satypeOf(protocol), seq, pid, extensions: [] }), opts);
   }
 
-  async *dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+  async *dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const protocol = checkOptionalProtocol(input);
     for await (const m of this.#dumpMessages(SADB.DUMP, satypeOf(protocol), opts)) yield hideSaKeys(messageToSa(m, this.dialect));
   }
 
-  async getSpi(req: GetSpiRequest, opts?: CallOptions): Promise<number> {
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
     const r = await this.#request((seq, pid) => getSpiToMessage(req, req.seq ?? seq, pid), opts);
     const s = findExt(r, 'sa');
     if (!s) throw new NattUnsupportedError('the kernel answered SADB_GETSPI without an SA extension');
@@ -354,27 +371,30 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /** SADB_REGISTER: the kernel's algorithms for `protocol`; from now on this socket gets ACQUIRE, EXPIRE, NEW_MAPPING. */
-  async register(protocol: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
+  async register(input: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
+    const protocol = checkProtocol(input);
     const r = await this.#request((seq, pid) => ({ type: SADB.REGISTER, satype: satypeOf(protocol), seq, pid, extensions: [] }), opts);
     return messageToSupported(r, this.dialect);
   }
 
-  async spdAdd(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     return messageToPolicy(await this.#request((seq, pid) => policyToMessage(policy, SADB.X_SPDADD, this.dialect, seq, pid), opts));
   }
 
-  async spdUpdate(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     return messageToPolicy(await this.#request((seq, pid) => policyToMessage(policy, SADB.X_SPDUPDATE, this.dialect, seq, pid), opts));
   }
 
-  async spdDelete(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object { id } or { selector, direction }', which);
+  async spdDelete(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
+    const which = checkPolicyRef(input);
     if ('id' in which) await this.#request((seq, pid) => policyIdToMessage(which.id, SADB.X_SPDDELETE2, seq, pid), opts);
     else await this.#request((seq, pid) => policyToMessage(which, SADB.X_SPDDELETE, this.dialect, seq, pid), opts);
   }
 
-  async spdGet(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object { id } or { selector, direction }', which);
+  async spdGet(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
+    const which = checkPolicyRef(input);
     if ('id' in which) return messageToPolicy(await this.#request((seq, pid) => policyIdToMessage(which.id, SADB.X_SPDGET, seq, pid), opts));
     // SPDGET takes only an id: find the policy by selector in a dump.
     const want = policyToMessage(which, SADB.X_SPDGET, this.dialect, 0, 0);

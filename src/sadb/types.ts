@@ -136,6 +136,11 @@ export interface SecurityAssociation extends SaId {
   esn?: boolean;
   encryption?: EncryptionParams;
   integrity?: IntegrityParams;
+  /**
+   * ESP with a non-AEAD cipher and no `integrity` is refused (it can be forged) unless this is `true` (RFC 4303
+   * allows confidentiality-only SAs; use it only when something else authenticates the traffic).
+   */
+  allowNoIntegrity?: boolean;
   compression?: { algorithm: CompressionAlgorithm };
   natt?: SaNatt;
   lifetime?: { soft?: Lifetime; hard?: Lifetime };

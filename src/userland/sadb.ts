@@ -18,10 +18,21 @@ import type {
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { supportedFromTable } from '../sadb/algorithms';
-import { NattSystemError, rangeError, typeError } from '../errors';
-import { addressFamily, addressToBytes, bytesToAddress } from '../ip/address';
+import { NattError, NattSystemError, typeError } from '../errors';
+import { boolOption, durationSeconds, readCallOptions, readOptions } from '../core/options';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
+import { addressToBytes, bytesToAddress } from '../ip/address';
 import { EspTransform } from '../esp';
-import { LifetimeTracker, validateLifetime, type ExpireKind } from './lifetimes';
+import { LifetimeTracker, type ExpireKind } from './lifetimes';
 import { PolicyTable, type PolicyEntry } from './spd';
 import { addStats, newStats, type UserlandCounters } from './counters';
 import { UserlandSa } from './sa';
@@ -31,31 +42,22 @@ export interface UserlandSadbOptions {
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;
+  /** Seconds a larval SA from getSpi() waits for its update before it expires (Linux: 30). */
+  larvalSeconds?: number;
 }
+
+/** Acquires remembered for rate limiting at most (the oldest are forgotten first): one map entry per destination. */
+export const MAX_ACQUIRE_ENTRIES = 4096;
 
 const canonical = (a: string, option: string): string => {
   const b = addressToBytes(a, option);
   return bytesToAddress(b, 0, b.length === 4 ? 4 : 16);
 };
 
-const PROTOCOLS: IpsecProtocol[] = ['esp', 'ah', 'ipcomp'];
-
 /** A kernel-shaped refusal: `code`/`errno`/`syscall` as PF_KEY would give, plus `messageType`. */
 function refused(errno: 'EEXIST' | 'ESRCH' | 'ENOENT' | 'EINVAL', messageType: string, advice: string): NattSystemError {
   const num = { EEXIST: 17, ESRCH: 3, ENOENT: 2, EINVAL: 22 }[errno];
   return new NattSystemError(num, messageType, advice, { messageType });
-}
-
-function checkSpi(spi: unknown, option = 'spi'): number {
-  if (typeof spi !== 'number' || !Number.isInteger(spi)) throw typeError(option, 'an integer', spi);
-  if (spi < 1 || spi > 0xffff_ffff) throw rangeError(option, '1..0xffffffff', spi);
-  return spi;
-}
-
-function checkProtocol(p: unknown): IpsecProtocol {
-  if (p === undefined) return 'esp';
-  if (!PROTOCOLS.includes(p as IpsecProtocol)) throw typeError('protocol', "'esp', 'ah' or 'ipcomp'", p);
-  return p as IpsecProtocol;
 }
 
 const sameBytes = (a?: Uint8Array, b?: Uint8Array): boolean =>
@@ -100,15 +102,15 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   #acquireSeq = 0;
   #revealKeys: boolean;
   #acquireMs: number;
+  #larvalSeconds: number;
   #closed = false;
 
-  constructor(opts: UserlandSadbOptions = {}) {
+  constructor(options: UserlandSadbOptions = {}) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-    this.#revealKeys = opts.revealKeys === true;
-    const acq = opts.acquireSeconds ?? 30;
-    if (typeof acq !== 'number' || !(acq >= 0)) throw rangeError('acquireSeconds', 'a number ≥ 0', acq);
-    this.#acquireMs = acq * 1000;
+    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds'] as const);
+    this.#revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
+    this.#acquireMs = durationSeconds(o.acquireSeconds, 'acquireSeconds', 0, 30) * 1000;
+    this.#larvalSeconds = durationSeconds(o.larvalSeconds, 'larvalSeconds', 0, 30);
   }
 
   /**
@@ -127,47 +129,27 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return () => this.#statsSources.delete(source);
   }
 
+  /** The map key of a checked SA id. */
   #key(id: SaId): string {
-    if (id === null || typeof id !== 'object') throw typeError('sa', 'an object { src, dst, spi }', id);
-    const proto = checkProtocol(id.protocol);
-    const spi = checkSpi(id.spi);
-    const dst = canonical(id.dst, 'dst');
-    return `${proto}/${dst}/${spi}`;
+    return `${id.protocol ?? 'esp'}/${canonical(id.dst, 'dst')}/${id.spi}`;
   }
 
+  /** The SA under a checked id, or ESRCH. */
   #find(id: SaId, messageType: string): UserlandSa {
     const e = this.#byKey.get(this.#key(id));
-    if (!e || (id.src !== undefined && canonical(id.src, 'src') !== e.sa.src)) {
+    if (!e || canonical(id.src, 'src') !== e.sa.src) {
       throw refused('ESRCH', messageType, `no ${id.protocol ?? 'esp'} SA with SPI 0x${id.spi.toString(16)} to ${id.dst}`);
     }
     return e;
   }
 
+  /** A UserlandSa from a checked SA (src/sadb/validate.ts has read and checked every field). */
   #build(sa: SecurityAssociation, state: SaState, prev?: UserlandSa): UserlandSa {
-    if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an object', sa);
     const key = this.#key(sa);
     const stored = copyKeyed(sa);
-    stored.protocol = checkProtocol(sa.protocol);
     stored.src = canonical(sa.src, 'src');
     stored.dst = canonical(sa.dst, 'dst');
-    if (addressFamily(stored.src) !== addressFamily(stored.dst)) throw typeError('dst', `an address of the same family as src (${sa.src})`, sa.dst);
     stored.mode = sa.mode ?? 'transport';
-    if (stored.mode !== 'transport' && stored.mode !== 'tunnel' && stored.mode !== 'any') {
-      throw typeError('mode', "'transport', 'tunnel' or 'any'", sa.mode);
-    }
-    if (sa.natt !== undefined) {
-      const n = sa.natt;
-      if (n === null || typeof n !== 'object') throw typeError('natt', 'an object { type, sport, dport }', n);
-      if (n.type !== 'espinudp' && n.type !== 'espinudp-non-ike') throw typeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);
-      for (const f of ['sport', 'dport'] as const) {
-        if (!Number.isInteger(n[f]) || n[f] < 1 || n[f] > 65535) throw rangeError(`natt.${f}`, '1..65535', n[f]);
-      }
-      if (n.oa?.initiator !== undefined) addressToBytes(n.oa.initiator, 'natt.oa.initiator');
-      if (n.oa?.responder !== undefined) addressToBytes(n.oa.responder, 'natt.oa.responder');
-    }
-    validateLifetime(sa);
-    delete stored.current;
-    delete stored.state;
     let transform: EspTransform | null = null;
     if (state !== 'larval' && stored.protocol === 'esp') {
       if (!sa.encryption) throw typeError('encryption', "an object { algorithm, key } (use algorithm 'null' for none)", sa.encryption);
@@ -188,9 +170,10 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
         });
       }
     }
-    // An update keeps the usage counted so far (as the kernel does).
+    // An update keeps the usage counted so far (as the kernel does). A larval SA lives larvalSeconds at most.
     let entry!: UserlandSa;
-    const lifetime = new LifetimeTracker(sa.lifetime, (kind) => this.#expire(entry, kind), prev?.lifetime.current);
+    const lifetimes = state === 'larval' ? { hard: { addSeconds: this.#larvalSeconds } } : sa.lifetime;
+    const lifetime = new LifetimeTracker(lifetimes, (kind) => this.#expire(entry, kind), prev?.lifetime.current);
     entry = new UserlandSa(key, stored, transform, lifetime, state);
     transform?.on('expire', () => lifetime.expireNow());
     return entry;
@@ -240,8 +223,16 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     if (this.#closed) throw new NattSystemError(9, 'userland sadb', 'the database was closed; open a new one with openSadb()');
   }
 
-  async add(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
+  /** Every call takes CallOptions as the kernel backends do: checked, and an aborted signal refuses the call unapplied. */
+  #call(opts: unknown, what: string): void {
     this.#open();
+    const { signal } = readCallOptions(opts, 5000);
+    if (signal?.aborted) throw signal.reason ?? new NattError('ABORT_ERR', `${what} aborted`);
+  }
+
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
+    this.#call(opts, 'SADB_ADD');
     const key = this.#key(sa);
     if (this.#byKey.has(key)) {
       throw refused('EEXIST', 'SADB_ADD', `an SA with SPI 0x${sa.spi.toString(16)} to ${sa.dst} exists: use update() or delete it first`);
@@ -252,8 +243,9 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#announce(e);
   }
 
-  async update(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
+    this.#call(opts, 'SADB_UPDATE');
     const prev = this.#find(sa, 'SADB_UPDATE');
     const e = this.#build(sa, 'mature', prev.state === 'larval' ? undefined : prev);
     this.#remove(prev);
@@ -262,56 +254,52 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#announce(e);
   }
 
-  async get(id: SaId, _opts?: CallOptions): Promise<SecurityAssociation> {
-    this.#open();
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
+    this.#call(opts, 'SADB_GET');
     return this.#public(this.#find(id, 'SADB_GET'), true);
   }
 
-  async delete(id: SaId, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
+    this.#call(opts, 'SADB_DELETE');
     const e = this.#find(id, 'SADB_DELETE');
     this.#remove(e);
     this.emit('delete', { src: e.sa.src, dst: e.sa.dst, spi: e.sa.spi, protocol: e.sa.protocol });
   }
 
-  async deleteAll(match: { src: string; dst: string; protocol?: IpsecProtocol }, _opts?: CallOptions): Promise<void> {
-    this.#open();
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object { src, dst, protocol? }', match);
-    const proto = checkProtocol(match.protocol);
-    const src = canonical(match.src, 'src');
-    const dst = canonical(match.dst, 'dst');
+  async deleteAll(input: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const m = checkSaMatch(input);
+    this.#call(opts, 'SADB_DELETE');
+    const src = canonical(m.src, 'src');
+    const dst = canonical(m.dst, 'dst');
     for (const e of [...this.#byKey.values()]) {
-      if (e.sa.protocol === proto && e.sa.src === src && e.sa.dst === dst) {
+      if (e.sa.protocol === m.protocol && e.sa.src === src && e.sa.dst === dst) {
         this.#remove(e);
-        this.emit('delete', { src, dst, spi: e.sa.spi, protocol: proto });
+        this.emit('delete', { src, dst, spi: e.sa.spi, protocol: m.protocol });
       }
     }
   }
 
-  async flush(protocol?: IpsecProtocol, _opts?: CallOptions): Promise<void> {
-    this.#open();
-    const proto = protocol === undefined ? undefined : checkProtocol(protocol);
+  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const proto = checkOptionalProtocol(protocol);
+    this.#call(opts, 'SADB_FLUSH');
     for (const e of [...this.#byKey.values()]) if (proto === undefined || e.sa.protocol === proto) this.#remove(e);
   }
 
-  async *dump(protocol?: IpsecProtocol, _opts?: CallOptions): AsyncIterable<SecurityAssociation> {
-    this.#open();
-    const proto = protocol === undefined ? undefined : checkProtocol(protocol);
+  async *dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const proto = checkOptionalProtocol(protocol);
+    this.#call(opts, 'SADB_DUMP');
     for (const e of [...this.#byKey.values()]) if (proto === undefined || e.sa.protocol === proto) yield this.#public(e, true);
   }
 
-  async getSpi(req: GetSpiRequest, _opts?: CallOptions): Promise<number> {
-    this.#open();
-    if (req === null || typeof req !== 'object') throw typeError('request', 'an object { src, dst, min?, max? }', req);
-    const min = req.min ?? 0x100;
-    const max = req.max ?? 0xffff_ffff;
-    checkSpi(min, 'min');
-    checkSpi(max, 'max');
-    if (min > max) throw rangeError('min', `at most max (${max})`, min);
-    const proto = checkProtocol(req.protocol);
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
+    this.#call(opts, 'SADB_GETSPI');
+    const { min, max } = req;
     for (let tries = 0; tries < 64; tries++) {
       const spi = min === max ? min : min + randomInt(0, Math.min(max - min + 1, 2 ** 48 - 1));
-      const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: proto, mode: req.mode, reqid: req.reqid };
+      const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: req.protocol, mode: req.mode, reqid: req.reqid };
       if (this.#byKey.has(this.#key(sa))) continue;
       const e = this.#build(sa, 'larval');
       this.#insert(e);
@@ -320,23 +308,25 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     throw refused('EEXIST', 'SADB_GETSPI', `no free SPI in 0x${min.toString(16)}..0x${max.toString(16)}: widen the range`);
   }
 
-  async register(protocol: IpsecProtocol = 'esp', _opts?: CallOptions): Promise<SupportedAlgorithms> {
-    this.#open();
+  async register(protocol: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
     const proto = checkProtocol(protocol);
+    this.#call(opts, 'SADB_REGISTER');
     const algs = supportedFromTable(proto, 'userland');
     this.emit('register', algs);
     return algs;
   }
 
-  async spdAdd(policy: SecurityPolicy, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
+    this.#call(opts, 'SADB_X_SPDADD');
     const sel = PolicyTable.validate(policy);
     if (this.policies.find(policy)) throw refused('EEXIST', 'SADB_X_SPDADD', 'a policy with this selector and direction exists: use spdUpdate()');
     return structuredClone(this.policies.put(policy, sel).policy);
   }
 
-  async spdUpdate(policy: SecurityPolicy, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
+    this.#call(opts, 'SADB_X_SPDUPDATE');
     const sel = PolicyTable.validate(policy);
     const existing = policy.id !== undefined ? this.policies.find({ id: policy.id }) : this.policies.find(policy);
     this.#acquires.clear();
@@ -344,29 +334,30 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   #policy(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, messageType: string): PolicyEntry {
-    if (which === null || typeof which !== 'object') throw typeError('policy', 'an object { id } or { selector, direction }', which);
     const e = this.policies.find(which);
     if (!e) throw refused('ENOENT', messageType, 'no such policy');
     return e;
   }
 
-  async spdDelete(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async spdDelete(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
+    const which = checkPolicyRef(input);
+    this.#call(opts, 'SADB_X_SPDDELETE');
     this.policies.remove(this.#policy(which, 'SADB_X_SPDDELETE'));
   }
 
-  async spdGet(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdGet(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
+    const which = checkPolicyRef(input);
+    this.#call(opts, 'SADB_X_SPDGET');
     return structuredClone(this.#policy(which, 'SADB_X_SPDGET').policy);
   }
 
-  async *spdDump(_opts?: CallOptions): AsyncIterable<SecurityPolicy> {
-    this.#open();
+  async *spdDump(opts?: CallOptions): AsyncIterable<SecurityPolicy> {
+    this.#call(opts, 'SADB_X_SPDDUMP');
     for (const e of this.policies.all()) yield structuredClone(e.policy);
   }
 
-  async spdFlush(_opts?: CallOptions): Promise<void> {
-    this.#open();
+  async spdFlush(opts?: CallOptions): Promise<void> {
+    this.#call(opts, 'SADB_X_SPDFLUSH');
     this.policies.clear();
   }
 
@@ -395,6 +386,9 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     const now = Date.now();
     const last = this.#acquires.get(k);
     if (last !== undefined && now - last < this.#acquireMs) return;
+    // Bounded: re-inserted entries move to the end, so the first ones are the oldest and go first.
+    this.#acquires.delete(k);
+    if (this.#acquires.size >= MAX_ACQUIRE_ENTRIES) this.#acquires.delete(this.#acquires.keys().next().value as string);
     this.#acquires.set(k, now);
     const ev: AcquireEvent = {
       seq: ++this.#acquireSeq,

@@ -15,11 +15,21 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
-import { KernelReplyError, NattError, NattTimeoutError, rangeError, typeError } from '../errors';
+import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
-import { boolOption, callbackOption, durationMs, intOption, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationMs, intOption, readCallOptions, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { IPSEC_PROTO_ANY, NLM_F, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
 import { decode, encode, findAttr, messageTypeNumber, type XfrmMessage } from './codec';
@@ -282,12 +292,14 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 
   // ---- the Sadb interface ----
 
-  async add(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     const s = saToStruct(sa);
     await this.#request({ type: 'newsa', ...s }, -1, opts, this.#detail(sa));
   }
 
-  async update(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     const s = saToStruct(sa);
     await this.#request({ type: 'updsa', ...s }, -1, opts, this.#detail(sa));
   }
@@ -296,21 +308,21 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: sa.natt?.type === 'espinudp-non-ike' ? 1 : undefined };
   }
 
-  async get(id: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
     const replies = await this.#request({ type: 'getsa', ...saIdToStruct(id) }, XFRM_MSG.NEWSA, opts);
     const m = replies[0];
     if (!m || m.type !== 'newsa') throw new KernelReplyError(3, 'XFRM_MSG_GETSA', 'the kernel acknowledged without an SA');
     return hideSaKeys(structToSa(m.sa, m.attrs));
   }
 
-  async delete(id: SaId, opts?: CallOptions): Promise<void> {
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
     await this.#request({ type: 'delsa', ...saIdToStruct(id) }, -1, opts);
   }
 
-  async deleteAll(match: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object', match);
-    familyOf(match.src, 'src');
-    familyOf(match.dst, 'dst');
+  async deleteAll(input: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const match = checkSaMatch(input);
     const victims: SaId[] = [];
     for await (const sa of this.dump(match.protocol ?? 'esp', opts)) {
       if (sa.src === match.src && sa.dst === match.dst) victims.push({ src: sa.src, dst: sa.dst, spi: sa.spi, protocol: sa.protocol });
@@ -318,13 +330,15 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     for (const v of victims) await this.delete(v, opts);
   }
 
-  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+  async flush(input?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? IPSEC_PROTO_ANY : protoNumber(protocol);
     await this.#request({ type: 'flushsa', proto, attrs: [] }, -1, opts);
   }
 
   /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (non-enumerable). */
-  dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+  dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? undefined : protoNumber(protocol);
     return this.#dumpIter<SecurityAssociation>({ type: 'getsaDump', attrs: proto ? [{ kind: 'proto', value: proto }] : [] }, opts, (m) =>
       m.type === 'newsa' && (proto === undefined || m.sa.id.proto === proto) ? hideSaKeys(structToSa(m.sa, m.attrs)) : undefined,
@@ -345,8 +359,8 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     };
   }
 
-  async getSpi(req: GetSpiRequest, opts?: CallOptions): Promise<number> {
-    if (req === null || typeof req !== 'object') throw typeError('request', 'an object', req);
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
     const family = familyOf(req.dst, 'dst');
     if (familyOf(req.src, 'src') !== family) throw typeError('src', 'an address of the same family as dst', req.src);
     const min = req.min ?? 0x100;
@@ -363,30 +377,32 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /** XFRM has no SADB_REGISTER: answers the fixed list natt maps to kernel templates (see algorithms.ts). */
-  async register(protocol?: IpsecProtocol, _opts?: CallOptions): Promise<SupportedAlgorithms> {
-    const p = protocol ?? 'esp';
-    protoNumber(p);
+  async register(protocol?: IpsecProtocol, opts?: CallOptions): Promise<SupportedAlgorithms> {
+    const p = checkProtocol(protocol);
+    readCallOptions(opts, this.#timeout); // nothing is asked of the kernel, but the options are checked as everywhere
     const res = supportedAlgorithms(p);
     this.emit('register', res);
     return res;
   }
 
-  async spdAdd(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     await this.#request({ type: 'newpolicy', ...policyToStruct(policy) }, -1, opts);
     return this.spdGet({ selector: policy.selector, direction: policy.direction }, opts);
   }
 
-  async spdUpdate(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     await this.#request({ type: 'updpolicy', ...policyToStruct(policy) }, -1, opts);
     return this.spdGet({ selector: policy.selector, direction: policy.direction }, opts);
   }
 
-  #policyId(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>): {
+  #policyId(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>): {
     sel: ReturnType<typeof selectorToStruct>;
     index: number;
     dir: number;
   } {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object with id, or selector and direction', which);
+    const which = checkPolicyRef(input);
     if ('id' in which && which.id !== undefined) {
       if (!Number.isInteger(which.id) || which.id <= 0 || which.id > 0xffffffff) throw rangeError('id', 'a policy index 1..2^32-1', which.id);
       // The kernel keeps the direction in the index's low 3 bits.
