@@ -248,26 +248,84 @@ function fixed(r: ByteReader, len: number, want: number, o: number, name: string
   if (len !== want) r.fail(o, `${name} extension must be ${want} bytes, is ${len}`);
 }
 
-/** A `reserved` field read back: present only when non-zero, so absent and 0 decode alike. */
-function withReserved<E extends { reserved?: number }>(e: E, v: number): E {
-  if (v) e.reserved = v;
-  return e;
+// ---- fixed fields: one list per structure, read by decode and written by encode ----
+
+/** The cursor method that moves a scalar field (host order unless `be`). */
+type Scalar = 'u8' | 'u16' | 'be16' | 'u24' | 'u32' | 'be32' | 'u64';
+/**
+ * A field at a fixed offset from the structure's start, moved to and from the property of that name. An optional
+ * one ('opt': reserved bytes) is read back only when non-zero, so an absent and a zero field decode alike.
+ */
+type Field = readonly [name: string, type: Scalar, at: number, optional?: 'opt'];
+
+/** Write `fields` of `v` at `o`; errors name `${prefix}.${name}`. */
+function writeFields(w: ByteWriter, o: number, v: object, fields: readonly Field[], prefix: string): void {
+  const rec = v as Record<string, unknown>;
+  for (const [k, t, at] of fields) w[t](o + at, t === 'u64' ? zn(rec[k]) : z(rec[k]), `${prefix}.${k}`);
 }
+
+/** Read `fields` at `o` into `into` (which the caller has already given its other properties). */
+function readFields<T extends object>(r: ByteReader, o: number, fields: readonly Field[], into: T): T {
+  const rec = into as Record<string, unknown>;
+  for (const [k, t, at, optional] of fields) {
+    const x = r[t](o + at);
+    if (!optional || x) rec[k] = x;
+  }
+  return into;
+}
+
+const SA_FIELDS: readonly Field[] = [
+  ['spi', 'be32', 4], ['replay', 'u8', 8], ['state', 'u8', 9], ['auth', 'u8', 10], ['encrypt', 'u8', 11], ['flags', 'u32', 12],
+];
+const LIFETIME_FIELDS: readonly Field[] = [['allocations', 'u32', 4], ['bytes', 'u64', 8], ['addtime', 'u64', 16], ['usetime', 'u64', 24]];
+const ADDRESS_FIELDS: readonly Field[] = [['proto', 'u8', 4], ['prefixlen', 'u8', 5], ['reserved', 'u16', 6, 'opt']];
+const IDENTITY_FIELDS: readonly Field[] = [['idtype', 'u16', 4], ['reserved', 'u16', 6, 'opt'], ['id', 'u64', 8]];
+/** sens_len (@9) and integ_len (@11) follow from the bitmaps. */
+const SENSITIVITY_FIELDS: readonly Field[] = [
+  ['dpd', 'u32', 4], ['sensLevel', 'u8', 8], ['integLevel', 'u8', 10], ['reserved', 'u32', 12, 'opt'],
+];
+const PROPOSAL_FIELDS: readonly Field[] = [['replay', 'u8', 4], ['reserved', 'u24', 5, 'opt']];
+/** sadb_comb, 72 bytes, from its own start. */
+const COMB_FIELDS: readonly Field[] = [
+  ['auth', 'u8', 0], ['encrypt', 'u8', 1], ['flags', 'u16', 2], ['authMinbits', 'u16', 4], ['authMaxbits', 'u16', 6], ['encryptMinbits', 'u16', 8],
+  ['encryptMaxbits', 'u16', 10], ['reserved', 'u32', 12, 'opt'], ['softAllocations', 'u32', 16], ['hardAllocations', 'u32', 20], ['softBytes', 'u64', 24],
+  ['hardBytes', 'u64', 32], ['softAddtime', 'u64', 40], ['hardAddtime', 'u64', 48], ['softUsetime', 'u64', 56], ['hardUsetime', 'u64', 64],
+];
+/** sadb_alg, 8 bytes, from its own start. */
+const ALG_FIELDS: readonly Field[] = [['id', 'u8', 0], ['ivlen', 'u8', 1], ['minbits', 'u16', 2], ['maxbits', 'u16', 4], ['reserved', 'u16', 6, 'opt']];
+const RESERVED32_FIELDS: readonly Field[] = [['reserved', 'u32', 4, 'opt']];
+const SPIRANGE_FIELDS: readonly Field[] = [['min', 'u32', 4], ['max', 'u32', 8], ['reserved', 'u32', 12, 'opt']];
+const POLICY_FIELDS: readonly Field[] = [
+  ['policyType', 'u16', 4], ['dir', 'u8', 6], ['reserved', 'u8', 7, 'opt'], ['id', 'u32', 8], ['priority', 'u32', 12],
+];
+/** sadb_x_ipsecrequest from its own start (len @0 follows from its tunnel): Linux's 16 bytes, the BSDs' 8 (u16 reqid). */
+const REQUEST_FIELDS = {
+  16: [
+    ['proto', 'u16', 2], ['mode', 'u8', 4], ['level', 'u8', 5], ['reserved1', 'u16', 6, 'opt'], ['reqid', 'u32', 8], ['reserved2', 'u32', 12, 'opt'],
+  ],
+  8: [['proto', 'u16', 2], ['mode', 'u8', 4], ['level', 'u8', 5], ['reqid', 'u16', 6]],
+} as const satisfies Record<Dialect['ipsecRequestSize'], readonly Field[]>;
+const SA2_FIELDS: readonly Field[] = [
+  ['mode', 'u8', 4], ['reserved1', 'u8', 5, 'opt'], ['reserved2', 'u16', 6, 'opt'], ['sequence', 'u32', 8], ['reqid', 'u32', 12],
+];
+const NATT_TYPE_FIELDS: readonly Field[] = [['type', 'u8', 4], ['reserved', 'u24', 5, 'opt']];
+/** NAT-T ports are network order, as the kernel keeps them. */
+const PORT_FIELDS: readonly Field[] = [['port', 'be16', 4], ['reserved', 'u16', 6, 'opt']];
+const FRAG_FIELDS: readonly Field[] = [['fraglen', 'u16', 4], ['reserved', 'u16', 6, 'opt']];
+const SEC_CTX_FIELDS: readonly Field[] = [['alg', 'u8', 4], ['doi', 'u8', 5]];
+const FILTER_FIELDS: readonly Field[] = [['family', 'u16', 36], ['splen', 'u8', 38], ['dplen', 'u8', 39]];
+const SA_REPLAY_FIELDS: readonly Field[] = [['replay', 'u32', 4]];
 
 // ---- the layouts, one per extension name (shared shapes made by the functions below) ----
 
-function lifetimeLayout(name: LifetimeExt['name']): ExtLayout<LifetimeExt> {
+/** An extension of `size` bytes holding only fixed fields. */
+function fixedLayout<E extends PfKeyExtension>(name: E['name'], size: number, fields: readonly Field[]): ExtLayout<E> {
   return {
-    size: () => 32,
-    encode(w, o, e) {
-      w.u32(o + 4, z(e.allocations), `${name}.allocations`);
-      w.u64(o + 8, zn(e.bytes), `${name}.bytes`);
-      w.u64(o + 16, zn(e.addtime), `${name}.addtime`);
-      w.u64(o + 24, zn(e.usetime), `${name}.usetime`);
-    },
+    size: () => size,
+    encode: (w, o, e) => writeFields(w, o, e, fields, name),
     decode(r, o, len) {
-      fixed(r, len, 32, o, name);
-      return { name, allocations: r.u32(o + 4), bytes: r.u64(o + 8), addtime: r.u64(o + 16), usetime: r.u64(o + 24) };
+      fixed(r, len, size, o, name);
+      return readFields(r, o, fields, { name } as E);
     },
   };
 }
@@ -276,9 +334,7 @@ function addressLayout(name: AddressExt['name']): ExtLayout<AddressExt> {
   return {
     size: (e) => align8(8 + sockaddrSize(e.addr, `${name}.addr`)),
     encode(w, o, e, d) {
-      w.u8(o + 4, z(e.proto), `${name}.proto`);
-      w.u8(o + 5, z(e.prefixlen), `${name}.prefixlen`);
-      w.u16(o + 6, z(e.reserved), `${name}.reserved`);
+      writeFields(w, o, e, ADDRESS_FIELDS, name);
       writeSockaddr(w, o + 8, e.addr, d, `${name}.addr`);
     },
     decode(r, o, len, d) {
@@ -291,7 +347,7 @@ function addressLayout(name: AddressExt['name']): ExtLayout<AddressExt> {
         const max = addr.family === 'inet' ? 32 : 128;
         if (r.u8(o + 5) > max) r.fail(o + 5, `${name} prefixlen ${r.u8(o + 5)} exceeds ${max}`);
       }
-      return withReserved<AddressExt>({ name, proto: r.u8(o + 4), prefixlen: r.u8(o + 5), addr }, r.u16(o + 6));
+      return { ...readFields(r, o, ADDRESS_FIELDS, { name } as AddressExt), addr };
     },
   };
 }
@@ -313,7 +369,8 @@ function keyLayout(name: KeyExt['name']): ExtLayout<KeyExt> {
       const n = Math.ceil(bits / 8);
       if (len !== align8(8 + n)) r.fail(o + 4, `${name}: ${bits} bits need a ${align8(8 + n)}-byte extension, it is ${len}`);
       r.zeros(o + 8 + n, len - 8 - n, `${name} padding`);
-      const e = withReserved({ name, bits } as KeyExt, r.u16(o + 6));
+      const e = { name, bits } as KeyExt;
+      if (r.u16(o + 6)) e.reserved = r.u16(o + 6);
       // Key bytes stay readable as e.key but out of util.inspect / JSON / console.log.
       Object.defineProperty(e, 'key', { value: r.bytes(o + 8, n), enumerable: false, writable: true, configurable: true });
       return e;
@@ -325,14 +382,12 @@ function identityLayout(name: IdentityExt['name']): ExtLayout<IdentityExt> {
   return {
     size: (e) => 16 + align8(checkedBytes(e.data, `${name}.data`).length),
     encode(w, o, e) {
-      w.u16(o + 4, z(e.idtype), `${name}.idtype`);
-      w.u16(o + 6, z(e.reserved), `${name}.reserved`);
-      w.u64(o + 8, zn(e.id), `${name}.id`);
+      writeFields(w, o, e, IDENTITY_FIELDS, name);
       w.bytes(o + 16, e.data, `${name}.data`);
     },
     decode(r, o, len) {
       if (len < 16) r.fail(o, `${name} extension must be ≥ 16 bytes`);
-      return withReserved<IdentityExt>({ name, idtype: r.u16(o + 4), id: r.u64(o + 8), data: r.bytes(o + 16, len - 16) }, r.u16(o + 6));
+      return readFields(r, o, IDENTITY_FIELDS, { name, data: r.bytes(o + 16, len - 16) } as IdentityExt);
     },
   };
 }
@@ -341,40 +396,18 @@ function supportedLayout(name: SupportedExt['name']): ExtLayout<SupportedExt> {
   return {
     size: (e) => 8 + 8 * checkedArray(e.algs, `${name}.algs`).length,
     encode(w, o, e) {
-      w.u32(o + 4, z(e.reserved), `${name}.reserved`);
+      writeFields(w, o, e, RESERVED32_FIELDS, name);
       let p = o + 8;
       for (const a of checkedArray(e.algs, `${name}.algs`)) {
-        checkedObject(a, 'alg');
-        w.u8(p, z(a.id), 'alg.id');
-        w.u8(p + 1, z(a.ivlen), 'alg.ivlen');
-        w.u16(p + 2, z(a.minbits), 'alg.minbits');
-        w.u16(p + 4, z(a.maxbits), 'alg.maxbits');
-        w.u16(p + 6, z(a.reserved), 'alg.reserved');
+        writeFields(w, p, checkedObject(a, 'alg'), ALG_FIELDS, 'alg');
         p += 8;
       }
     },
     decode(r, o, len) {
       if (len < 8) r.fail(o, `${name} extension must be ≥ 8 bytes`);
-      const e = withReserved<SupportedExt>({ name, algs: [] }, r.u32(o + 4));
-      for (let p = o + 8; p < o + len; p += 8) {
-        e.algs.push(withReserved<Alg>({ id: r.u8(p), ivlen: r.u8(p + 1), minbits: r.u16(p + 2), maxbits: r.u16(p + 4) }, r.u16(p + 6)));
-      }
+      const e = readFields(r, o, RESERVED32_FIELDS, { name, algs: [] } as SupportedExt);
+      for (let p = o + 8; p < o + len; p += 8) e.algs.push(readFields(r, p, ALG_FIELDS, {} as Alg));
       return e;
-    },
-  };
-}
-
-/** NAT-T source and destination ports: network order, as the kernel keeps them. */
-function portLayout(name: NattPortExt['name']): ExtLayout<NattPortExt> {
-  return {
-    size: () => 8,
-    encode(w, o, e) {
-      w.be16(o + 4, z(e.port), `${name}.port`);
-      w.u16(o + 6, z(e.reserved), `${name}.reserved`);
-    },
-    decode(r, o, len) {
-      fixed(r, len, 8, o, name);
-      return withReserved<NattPortExt>({ name, port: r.be16(o + 4) }, r.u16(o + 6));
     },
   };
 }
@@ -391,24 +424,10 @@ function requestSize(q: IpsecRequest, d: Dialect, f: string): number {
  * dialect has no layout for (or ifHwOffload, whose layout natt leaves alone) decodes with `raw`.
  */
 const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> } = {
-  sa: {
-    size: () => 16,
-    encode(w, o, e) {
-      w.be32(o + 4, z(e.spi), 'sa.spi');
-      w.u8(o + 8, z(e.replay), 'sa.replay');
-      w.u8(o + 9, z(e.state), 'sa.state');
-      w.u8(o + 10, z(e.auth), 'sa.auth');
-      w.u8(o + 11, z(e.encrypt), 'sa.encrypt');
-      w.u32(o + 12, z(e.flags), 'sa.flags');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 16, o, 'sa');
-      return { name: 'sa', spi: r.be32(o + 4), replay: r.u8(o + 8), state: r.u8(o + 9), auth: r.u8(o + 10), encrypt: r.u8(o + 11), flags: r.u32(o + 12) };
-    },
-  },
-  lifetimeCurrent: lifetimeLayout('lifetimeCurrent'),
-  lifetimeHard: lifetimeLayout('lifetimeHard'),
-  lifetimeSoft: lifetimeLayout('lifetimeSoft'),
+  sa: fixedLayout('sa', 16, SA_FIELDS),
+  lifetimeCurrent: fixedLayout('lifetimeCurrent', 32, LIFETIME_FIELDS),
+  lifetimeHard: fixedLayout('lifetimeHard', 32, LIFETIME_FIELDS),
+  lifetimeSoft: fixedLayout('lifetimeSoft', 32, LIFETIME_FIELDS),
   src: addressLayout('src'),
   dst: addressLayout('dst'),
   proxy: addressLayout('proxy'),
@@ -426,12 +445,9 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
     encode(w, o, e) {
       const s = checkedBytes(e.sens, 'sensitivity.sens');
       const i = checkedBytes(e.integ, 'sensitivity.integ');
-      w.u32(o + 4, z(e.dpd), 'sensitivity.dpd');
-      w.u8(o + 8, z(e.sensLevel), 'sensitivity.sensLevel');
+      writeFields(w, o, e, SENSITIVITY_FIELDS, 'sensitivity');
       w.u8(o + 9, s.length / 8, 'sensitivity.sens (length/8)');
-      w.u8(o + 10, z(e.integLevel), 'sensitivity.integLevel');
       w.u8(o + 11, i.length / 8, 'sensitivity.integ (length/8)');
-      w.u32(o + 12, z(e.reserved), 'sensitivity.reserved');
       w.bytes(o + 16, s, 'sensitivity.sens');
       w.bytes(o + 16 + s.length, i, 'sensitivity.integ');
     },
@@ -440,88 +456,39 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       const sl = r.u8(o + 9) * 8;
       const il = r.u8(o + 11) * 8;
       if (len !== 16 + sl + il) r.fail(o, `sensitivity: sens_len and integ_len say ${16 + sl + il} bytes, extension is ${len}`);
-      return withReserved<SensitivityExt>(
-        { name: 'sensitivity', dpd: r.u32(o + 4), sensLevel: r.u8(o + 8), integLevel: r.u8(o + 10), sens: r.bytes(o + 16, sl), integ: r.bytes(o + 16 + sl, il) },
-        r.u32(o + 12),
-      );
+      const e = { name: 'sensitivity', sens: r.bytes(o + 16, sl), integ: r.bytes(o + 16 + sl, il) } as SensitivityExt;
+      return readFields(r, o, SENSITIVITY_FIELDS, e);
     },
   },
   proposal: {
     size: (e) => 8 + COMB_LEN * checkedArray(e.combs, 'proposal.combs').length,
     encode(w, o, e) {
-      w.u8(o + 4, z(e.replay), 'proposal.replay');
-      w.u24(o + 5, z(e.reserved), 'proposal.reserved');
+      writeFields(w, o, e, PROPOSAL_FIELDS, 'proposal');
       let p = o + 8;
       for (const c of checkedArray(e.combs, 'proposal.combs')) {
-        checkedObject(c, 'comb');
-        w.u8(p, z(c.auth), 'comb.auth');
-        w.u8(p + 1, z(c.encrypt), 'comb.encrypt');
-        w.u16(p + 2, z(c.flags), 'comb.flags');
-        w.u16(p + 4, z(c.authMinbits), 'comb.authMinbits');
-        w.u16(p + 6, z(c.authMaxbits), 'comb.authMaxbits');
-        w.u16(p + 8, z(c.encryptMinbits), 'comb.encryptMinbits');
-        w.u16(p + 10, z(c.encryptMaxbits), 'comb.encryptMaxbits');
-        w.u32(p + 12, z(c.reserved), 'comb.reserved');
-        w.u32(p + 16, z(c.softAllocations), 'comb.softAllocations');
-        w.u32(p + 20, z(c.hardAllocations), 'comb.hardAllocations');
-        w.u64(p + 24, zn(c.softBytes), 'comb.softBytes');
-        w.u64(p + 32, zn(c.hardBytes), 'comb.hardBytes');
-        w.u64(p + 40, zn(c.softAddtime), 'comb.softAddtime');
-        w.u64(p + 48, zn(c.hardAddtime), 'comb.hardAddtime');
-        w.u64(p + 56, zn(c.softUsetime), 'comb.softUsetime');
-        w.u64(p + 64, zn(c.hardUsetime), 'comb.hardUsetime');
+        writeFields(w, p, checkedObject(c, 'comb'), COMB_FIELDS, 'comb');
         p += COMB_LEN;
       }
     },
     decode(r, o, len) {
       if (len < 8 || (len - 8) % COMB_LEN) r.fail(o, `proposal extension must be 8 + 72·n bytes, is ${len}`);
-      const e = withReserved<ProposalExt>({ name: 'proposal', replay: r.u8(o + 4), combs: [] }, r.u24(o + 5));
-      for (let p = o + 8; p < o + len; p += COMB_LEN) {
-        const c: Comb = {
-          auth: r.u8(p),
-          encrypt: r.u8(p + 1),
-          flags: r.u16(p + 2),
-          authMinbits: r.u16(p + 4),
-          authMaxbits: r.u16(p + 6),
-          encryptMinbits: r.u16(p + 8),
-          encryptMaxbits: r.u16(p + 10),
-          softAllocations: r.u32(p + 16),
-          hardAllocations: r.u32(p + 20),
-          softBytes: r.u64(p + 24),
-          hardBytes: r.u64(p + 32),
-          softAddtime: r.u64(p + 40),
-          hardAddtime: r.u64(p + 48),
-          softUsetime: r.u64(p + 56),
-          hardUsetime: r.u64(p + 64),
-        };
-        e.combs.push(withReserved(c, r.u32(p + 12)));
-      }
+      const e = readFields(r, o, PROPOSAL_FIELDS, { name: 'proposal', combs: [] } as unknown as ProposalExt);
+      for (let p = o + 8; p < o + len; p += COMB_LEN) e.combs.push(readFields(r, p, COMB_FIELDS, {} as Comb));
       return e;
     },
   },
   supportedAuth: supportedLayout('supportedAuth'),
   supportedEncrypt: supportedLayout('supportedEncrypt'),
-  spirange: {
-    size: () => 16,
-    encode(w, o, e) {
-      w.u32(o + 4, z(e.min), 'spirange.min');
-      w.u32(o + 8, z(e.max), 'spirange.max');
-      w.u32(o + 12, z(e.reserved), 'spirange.reserved');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 16, o, 'spirange');
-      return withReserved<SpirangeExt>({ name: 'spirange', min: r.u32(o + 4), max: r.u32(o + 8) }, r.u32(o + 12));
-    },
-  },
+  spirange: fixedLayout('spirange', 16, SPIRANGE_FIELDS),
   kmprivate: {
     size: (e) => 8 + align8(checkedBytes(e.data, 'kmprivate.data').length),
     encode(w, o, e) {
-      w.u32(o + 4, z(e.reserved), 'kmprivate.reserved');
+      writeFields(w, o, e, RESERVED32_FIELDS, 'kmprivate');
       w.bytes(o + 8, e.data, 'kmprivate.data');
     },
     decode(r, o, len) {
       if (len < 8) r.fail(o, 'kmprivate extension must be ≥ 8 bytes');
-      return withReserved<KmprivateExt>({ name: 'kmprivate', data: r.bytes(o + 8, len - 8) }, r.u32(o + 4));
+      return readFields(r, o, RESERVED32_FIELDS, { name: 'kmprivate', data: r.bytes(o + 8, len - 8) } as KmprivateExt);
     },
   },
   policy: {
@@ -532,23 +499,12 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       return n;
     },
     encode(w, o, e, d) {
-      w.u16(o + 4, z(e.policyType), 'policy.policyType');
-      w.u8(o + 6, z(e.dir), 'policy.dir');
-      w.u8(o + 7, z(e.reserved), 'policy.reserved');
-      w.u32(o + 8, z(e.id), 'policy.id');
-      w.u32(o + 12, z(e.priority), 'policy.priority');
+      writeFields(w, o, e, POLICY_FIELDS, 'policy');
       let p = o + 16;
       for (const q of checkedArray(e.requests, 'policy.requests')) {
         const n = requestSize(q, d, 'request');
         w.u16(p, n, 'request (length)');
-        w.u16(p + 2, z(q.proto), 'request.proto');
-        w.u8(p + 4, z(q.mode), 'request.mode');
-        w.u8(p + 5, z(q.level), 'request.level');
-        if (d.ipsecRequestSize === 16) {
-          w.u16(p + 6, z(q.reserved1), 'request.reserved1');
-          w.u32(p + 8, z(q.reqid), 'request.reqid');
-          w.u32(p + 12, z(q.reserved2), 'request.reserved2');
-        } else w.u16(p + 6, z(q.reqid), 'request.reqid (16 bits on the BSDs)');
+        writeFields(w, p, q, REQUEST_FIELDS[d.ipsecRequestSize], 'request');
         if (q.tunnel) {
           const { src, dst } = q.tunnel;
           if (src.family !== dst.family) throw rangeError('request.tunnel.dst', 'the same address family as request.tunnel.src', dst.family);
@@ -562,22 +518,14 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
     decode(r, o, len, d) {
       if (len < 16) r.fail(o, `policy extension must be ≥ 16 bytes, is ${len}`);
       const end = o + len;
-      const e = withReserved<PolicyExt>(
-        { name: 'policy', policyType: r.u16(o + 4), dir: r.u8(o + 6), id: r.u32(o + 8), priority: r.u32(o + 12), requests: [] },
-        r.u8(o + 7),
-      );
+      const e = readFields(r, o, POLICY_FIELDS, { name: 'policy', requests: [] } as unknown as PolicyExt);
       const hs = d.ipsecRequestSize;
       for (let p = o + 16; p < end; ) {
         if (end - p < hs) r.fail(p, `ipsecrequest header needs ${hs} bytes, ${end - p} left in the policy`);
         const rl = r.u16(p);
         if (rl < hs) r.fail(p, `ipsecrequest len ${rl} (bytes) is below its ${hs}-byte header`);
         if (rl > end - p) r.fail(p, `ipsecrequest len ${rl} runs past the policy extension`);
-        const q: IpsecRequest = { proto: r.u16(p + 2), mode: r.u8(p + 4), level: r.u8(p + 5), reqid: 0 };
-        if (hs === 16) {
-          if (r.u16(p + 6)) q.reserved1 = r.u16(p + 6);
-          q.reqid = r.u32(p + 8);
-          if (r.u32(p + 12)) q.reserved2 = r.u32(p + 12);
-        } else q.reqid = r.u16(p + 6);
+        const q = readFields(r, p, REQUEST_FIELDS[hs], {} as IpsecRequest);
         if (rl > hs) {
           const [src, n1] = readSockaddr(r, p + hs, p + rl, d, 'ipsecrequest tunnel src', false);
           const [dst, n2] = readSockaddr(r, p + hs + n1, p + rl, d, 'ipsecrequest tunnel dst', false);
@@ -590,56 +538,19 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       return e;
     },
   },
-  sa2: {
-    size: () => 16,
-    encode(w, o, e) {
-      w.u8(o + 4, z(e.mode), 'sa2.mode');
-      w.u8(o + 5, z(e.reserved1), 'sa2.reserved1');
-      w.u16(o + 6, z(e.reserved2), 'sa2.reserved2');
-      w.u32(o + 8, z(e.sequence), 'sa2.sequence');
-      w.u32(o + 12, z(e.reqid), 'sa2.reqid');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 16, o, 'sa2');
-      const e: Sa2Ext = { name: 'sa2', mode: r.u8(o + 4), sequence: r.u32(o + 8), reqid: r.u32(o + 12) };
-      if (r.u8(o + 5)) e.reserved1 = r.u8(o + 5);
-      if (r.u16(o + 6)) e.reserved2 = r.u16(o + 6);
-      return e;
-    },
-  },
-  nattType: {
-    size: () => 8,
-    encode(w, o, e) {
-      w.u8(o + 4, z(e.type), 'nattType.type');
-      w.u24(o + 5, z(e.reserved), 'nattType.reserved');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 8, o, 'nattType');
-      return withReserved<NattTypeExt>({ name: 'nattType', type: r.u8(o + 4) }, r.u24(o + 5));
-    },
-  },
-  nattSport: portLayout('nattSport'),
-  nattDport: portLayout('nattDport'),
+  sa2: fixedLayout('sa2', 16, SA2_FIELDS),
+  nattType: fixedLayout('nattType', 8, NATT_TYPE_FIELDS),
+  nattSport: fixedLayout('nattSport', 8, PORT_FIELDS),
+  nattDport: fixedLayout('nattDport', 8, PORT_FIELDS),
   nattOa: addressLayout('nattOa'),
   nattOai: addressLayout('nattOai'),
   nattOar: addressLayout('nattOar'),
-  nattFrag: {
-    size: () => 8,
-    encode(w, o, e) {
-      w.u16(o + 4, z(e.fraglen), 'nattFrag.fraglen');
-      w.u16(o + 6, z(e.reserved), 'nattFrag.reserved');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 8, o, 'nattFrag');
-      return withReserved<NattFragExt>({ name: 'nattFrag', fraglen: r.u16(o + 4) }, r.u16(o + 6));
-    },
-  },
+  nattFrag: fixedLayout('nattFrag', 8, FRAG_FIELDS),
   secCtx: {
     size: (e) => align8(8 + checkedBytes(e.ctx, 'secCtx.ctx').length),
     encode(w, o, e) {
       const c = checkedBytes(e.ctx, 'secCtx.ctx');
-      w.u8(o + 4, z(e.alg), 'secCtx.alg');
-      w.u8(o + 5, z(e.doi), 'secCtx.doi');
+      writeFields(w, o, e, SEC_CTX_FIELDS, 'secCtx');
       w.u16(o + 6, c.length, 'secCtx.ctx (length)');
       w.bytes(o + 8, c, 'secCtx.ctx');
     },
@@ -648,13 +559,13 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       const n = r.u16(o + 6);
       if (len !== align8(8 + n)) r.fail(o + 6, `secCtx: ctx_len ${n} needs a ${align8(8 + n)}-byte extension, it is ${len}`);
       r.zeros(o + 8 + n, len - 8 - n, 'secCtx padding');
-      return { name: 'secCtx', alg: r.u8(o + 4), doi: r.u8(o + 5), ctx: r.bytes(o + 8, n) };
+      return readFields(r, o, SEC_CTX_FIELDS, { name: 'secCtx', ctx: r.bytes(o + 8, n) } as SecCtxExt);
     },
   },
   kmaddress: {
     size: (e) => align8(8 + sockaddrSize(e.local, 'kmaddress.local') + sockaddrSize(e.remote, 'kmaddress.remote')),
     encode(w, o, e, d) {
-      w.u32(o + 4, z(e.reserved), 'kmaddress.reserved');
+      writeFields(w, o, e, RESERVED32_FIELDS, 'kmaddress');
       writeSockaddr(w, o + 8, e.local, d, 'kmaddress.local');
       writeSockaddr(w, o + 8 + sockaddrSize(e.local, 'kmaddress.local'), e.remote, d, 'kmaddress.remote');
     },
@@ -665,7 +576,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       const [remote, n2] = readSockaddr(r, o + 8 + n1, end, d, 'kmaddress remote', false);
       if (len !== align8(8 + n1 + n2)) r.fail(o, `kmaddress extension must be ${align8(8 + n1 + n2)} bytes for its sockaddrs, is ${len}`);
       r.zeros(o + 8 + n1 + n2, len - 8 - n1 - n2, 'kmaddress padding');
-      return withReserved<KmaddressExt>({ name: 'kmaddress', local, remote }, r.u32(o + 4));
+      return readFields(r, o, RESERVED32_FIELDS, { name: 'kmaddress', local, remote } as KmaddressExt);
     },
   },
   filter: {
@@ -676,29 +587,18 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       if (s.length !== 16 || t.length !== 16) throw rangeError('filter.saddr', '16 bytes each (saddr, daddr)', s.length);
       w.bytes(o + 4, s, 'filter.saddr');
       w.bytes(o + 20, t, 'filter.daddr');
-      w.u16(o + 36, z(e.family), 'filter.family');
-      w.u8(o + 38, z(e.splen), 'filter.splen');
-      w.u8(o + 39, z(e.dplen), 'filter.dplen');
+      writeFields(w, o, e, FILTER_FIELDS, 'filter');
     },
     decode(r, o, len) {
       fixed(r, len, 40, o, 'filter');
-      return { name: 'filter', saddr: r.bytes(o + 4, 16), daddr: r.bytes(o + 20, 16), family: r.u16(o + 36), splen: r.u8(o + 38), dplen: r.u8(o + 39) };
+      return readFields(r, o, FILTER_FIELDS, { name: 'filter', saddr: r.bytes(o + 4, 16), daddr: r.bytes(o + 20, 16) } as FilterExt);
     },
   },
-  saReplay: {
-    size: () => 8,
-    encode(w, o, e) {
-      w.u32(o + 4, z(e.replay), 'saReplay.replay');
-    },
-    decode(r, o, len) {
-      fixed(r, len, 8, o, 'saReplay');
-      return { name: 'saReplay', replay: r.u32(o + 4) };
-    },
-  },
+  saReplay: fixedLayout('saReplay', 8, SA_REPLAY_FIELDS),
   newAddressSrc: addressLayout('newAddressSrc'),
   newAddressDst: addressLayout('newAddressDst'),
-  lifetimeSwOffload: lifetimeLayout('lifetimeSwOffload'),
-  lifetimeHwOffload: lifetimeLayout('lifetimeHwOffload'),
+  lifetimeSwOffload: fixedLayout('lifetimeSwOffload', 32, LIFETIME_FIELDS),
+  lifetimeHwOffload: fixedLayout('lifetimeHwOffload', 32, LIFETIME_FIELDS),
   raw: {
     size(e) {
       const n = 4 + checkedBytes(e.data, 'raw.data').length;

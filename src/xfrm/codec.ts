@@ -346,7 +346,9 @@ function encodeAttrs(w: ByteWriter, attrs: readonly XfrmAttribute[], field: stri
     const a = checkedObject(attrs[i], `${field}[${i}]`, 'an attribute object');
     // decode refuses a known attribute twice in one container, so encode does not write one.
     if (a.kind !== 'raw' && a.kind !== 'nested') {
-      if (seen.has(a.kind)) throw new TypeError(`option "${field}" holds two "${String(a.kind)}" attributes: a known attribute appears at most once per container`);
+      if (seen.has(a.kind)) {
+        throw new TypeError(`option "${field}" holds two "${String(a.kind)}" attributes: a known attribute appears at most once per container`);
+      }
       seen.add(a.kind);
     }
     encodeAttr(w, a, `${field}[${i}]`, depth);
