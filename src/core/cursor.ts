@@ -129,8 +129,13 @@ export function checkedArray(v: unknown, field: string): readonly unknown[] {
  * naming `field`. Typed as what the caller declared, since its fields are checked one by one as they are written.
  */
 export function checkedObject<T>(v: T, field: string, expected = 'an object'): T {
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) throw typeError(field, expected, v);
+  if (!isRecord(v)) throw typeError(field, expected, v);
   return v;
+}
+
+/** Whether `v` is what checkedObject accepts (for loops that name the field only when they must). */
+export function isRecord(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
 }
 
 /**
@@ -262,6 +267,7 @@ export class ByteWriter {
   }
   /** The bytes written: a view of `buf` from the start offset (empty when measuring: read `len`). */
   result(): Buffer {
+    if (this.#start === 0 && this.len === this.buf.length) return this.buf; // sized exactly: no view to make
     return this.buf.subarray(this.#start, this.#start + this.len);
   }
 }

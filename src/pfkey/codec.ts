@@ -1,7 +1,7 @@
 // PF_KEY v2 wire codec: every message and extension as typed objects ⇄ bytes, strict and lossless, per dialect.
 
 import { NattError, rangeError, typeError } from '../errors';
-import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, type DecodeFailure } from '../core/cursor';
+import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord, type DecodeFailure } from '../core/cursor';
 import { bytesToAddress, addressToBytes } from '../ip/address';
 import { PF_KEY_V2, extensionName, extensionNumber, resolveDialect, type Dialect, type DialectName } from './dialects';
 
@@ -258,18 +258,59 @@ type Scalar = 'u8' | 'u16' | 'be16' | 'u24' | 'u32' | 'be32' | 'u64';
  */
 type Field = readonly [name: string, type: Scalar, at: number, optional?: 'opt'];
 
-/** Write `fields` of `v` at `o`; errors name `${prefix}.${name}`. */
-function writeFields(w: ByteWriter, o: number, v: object, fields: readonly Field[], prefix: string): void {
+/** A Field made ready to move: its error label (`sa.spi`) built once, not per call. */
+interface Named {
+  readonly key: string;
+  readonly type: Scalar;
+  readonly at: number;
+  readonly optional: boolean;
+  readonly label: string;
+}
+
+/** `fields` of the structure whose errors are prefixed `prefix`. */
+function named(prefix: string, fields: readonly Field[]): readonly Named[] {
+  return fields.map(([key, type, at, optional]) => ({ key, type, at, optional: optional === 'opt', label: `${prefix}.${key}` }));
+}
+
+/** Write `fields` of `v` at `o` through the checked cursor (an absent field as 0). */
+function writeFields(w: ByteWriter, o: number, v: object, fields: readonly Named[]): void {
   const rec = v as Record<string, unknown>;
-  for (const [k, t, at] of fields) w[t](o + at, t === 'u64' ? zn(rec[k]) : z(rec[k]), `${prefix}.${k}`);
+  for (const f of fields) {
+    const x = rec[f.key];
+    const at = o + f.at;
+    switch (f.type) {
+      case 'u8':
+        w.u8(at, z(x), f.label);
+        break;
+      case 'u16':
+        w.u16(at, z(x), f.label);
+        break;
+      case 'be16':
+        w.be16(at, z(x), f.label);
+        break;
+      case 'u24':
+        w.u24(at, z(x), f.label);
+        break;
+      case 'u32':
+        w.u32(at, z(x), f.label);
+        break;
+      case 'be32':
+        w.be32(at, z(x), f.label);
+        break;
+      case 'u64':
+        w.u64(at, zn(x), f.label);
+    }
+  }
 }
 
 /** Read `fields` at `o` into `into` (which the caller has already given its other properties). */
-function readFields<T extends object>(r: ByteReader, o: number, fields: readonly Field[], into: T): T {
+function readFields<T extends object>(r: ByteReader, o: number, fields: readonly Named[], into: T): T {
   const rec = into as Record<string, unknown>;
-  for (const [k, t, at, optional] of fields) {
-    const x = r[t](o + at);
-    if (!optional || x) rec[k] = x;
+  for (const f of fields) {
+    const at = o + f.at;
+    const x = f.type === 'u8' ? r.u8(at) : f.type === 'u16' ? r.u16(at) : f.type === 'be16' ? r.be16(at) : f.type === 'u24' ? r.u24(at)
+      : f.type === 'u32' ? r.u32(at) : f.type === 'be32' ? r.be32(at) : r.u64(at);
+    if (!f.optional || x) rec[f.key] = x;
   }
   return into;
 }
@@ -281,30 +322,32 @@ const LIFETIME_FIELDS: readonly Field[] = [['allocations', 'u32', 4], ['bytes', 
 const ADDRESS_FIELDS: readonly Field[] = [['proto', 'u8', 4], ['prefixlen', 'u8', 5], ['reserved', 'u16', 6, 'opt']];
 const IDENTITY_FIELDS: readonly Field[] = [['idtype', 'u16', 4], ['reserved', 'u16', 6, 'opt'], ['id', 'u64', 8]];
 /** sens_len (@9) and integ_len (@11) follow from the bitmaps. */
-const SENSITIVITY_FIELDS: readonly Field[] = [
+const SENSITIVITY_FIELDS = named('sensitivity', [
   ['dpd', 'u32', 4], ['sensLevel', 'u8', 8], ['integLevel', 'u8', 10], ['reserved', 'u32', 12, 'opt'],
-];
-const PROPOSAL_FIELDS: readonly Field[] = [['replay', 'u8', 4], ['reserved', 'u24', 5, 'opt']];
+]);
+const PROPOSAL_FIELDS = named('proposal', [['replay', 'u8', 4], ['reserved', 'u24', 5, 'opt']]);
 /** sadb_comb, 72 bytes, from its own start. */
-const COMB_FIELDS: readonly Field[] = [
+const COMB_FIELDS = named('comb', [
   ['auth', 'u8', 0], ['encrypt', 'u8', 1], ['flags', 'u16', 2], ['authMinbits', 'u16', 4], ['authMaxbits', 'u16', 6], ['encryptMinbits', 'u16', 8],
   ['encryptMaxbits', 'u16', 10], ['reserved', 'u32', 12, 'opt'], ['softAllocations', 'u32', 16], ['hardAllocations', 'u32', 20], ['softBytes', 'u64', 24],
   ['hardBytes', 'u64', 32], ['softAddtime', 'u64', 40], ['hardAddtime', 'u64', 48], ['softUsetime', 'u64', 56], ['hardUsetime', 'u64', 64],
-];
+]);
 /** sadb_alg, 8 bytes, from its own start. */
-const ALG_FIELDS: readonly Field[] = [['id', 'u8', 0], ['ivlen', 'u8', 1], ['minbits', 'u16', 2], ['maxbits', 'u16', 4], ['reserved', 'u16', 6, 'opt']];
+const ALG_FIELDS = named('alg', [['id', 'u8', 0], ['ivlen', 'u8', 1], ['minbits', 'u16', 2], ['maxbits', 'u16', 4], ['reserved', 'u16', 6, 'opt']]);
 const RESERVED32_FIELDS: readonly Field[] = [['reserved', 'u32', 4, 'opt']];
+const KMPRIVATE_FIELDS = named('kmprivate', RESERVED32_FIELDS);
+const KMADDRESS_FIELDS = named('kmaddress', RESERVED32_FIELDS);
 const SPIRANGE_FIELDS: readonly Field[] = [['min', 'u32', 4], ['max', 'u32', 8], ['reserved', 'u32', 12, 'opt']];
-const POLICY_FIELDS: readonly Field[] = [
+const POLICY_FIELDS = named('policy', [
   ['policyType', 'u16', 4], ['dir', 'u8', 6], ['reserved', 'u8', 7, 'opt'], ['id', 'u32', 8], ['priority', 'u32', 12],
-];
+]);
 /** sadb_x_ipsecrequest from its own start (len @0 follows from its tunnel): Linux's 16 bytes, the BSDs' 8 (u16 reqid). */
-const REQUEST_FIELDS = {
-  16: [
+const REQUEST_FIELDS: Record<Dialect['ipsecRequestSize'], readonly Named[]> = {
+  16: named('request', [
     ['proto', 'u16', 2], ['mode', 'u8', 4], ['level', 'u8', 5], ['reserved1', 'u16', 6, 'opt'], ['reqid', 'u32', 8], ['reserved2', 'u32', 12, 'opt'],
-  ],
-  8: [['proto', 'u16', 2], ['mode', 'u8', 4], ['level', 'u8', 5], ['reqid', 'u16', 6]],
-} as const satisfies Record<Dialect['ipsecRequestSize'], readonly Field[]>;
+  ]),
+  8: named('request', [['proto', 'u16', 2], ['mode', 'u8', 4], ['level', 'u8', 5], ['reqid', 'u16', 6]]),
+};
 const SA2_FIELDS: readonly Field[] = [
   ['mode', 'u8', 4], ['reserved1', 'u8', 5, 'opt'], ['reserved2', 'u16', 6, 'opt'], ['sequence', 'u32', 8], ['reqid', 'u32', 12],
 ];
@@ -312,17 +355,18 @@ const NATT_TYPE_FIELDS: readonly Field[] = [['type', 'u8', 4], ['reserved', 'u24
 /** NAT-T ports are network order, as the kernel keeps them. */
 const PORT_FIELDS: readonly Field[] = [['port', 'be16', 4], ['reserved', 'u16', 6, 'opt']];
 const FRAG_FIELDS: readonly Field[] = [['fraglen', 'u16', 4], ['reserved', 'u16', 6, 'opt']];
-const SEC_CTX_FIELDS: readonly Field[] = [['alg', 'u8', 4], ['doi', 'u8', 5]];
-const FILTER_FIELDS: readonly Field[] = [['family', 'u16', 36], ['splen', 'u8', 38], ['dplen', 'u8', 39]];
+const SEC_CTX_FIELDS = named('secCtx', [['alg', 'u8', 4], ['doi', 'u8', 5]]);
+const FILTER_FIELDS = named('filter', [['family', 'u16', 36], ['splen', 'u8', 38], ['dplen', 'u8', 39]]);
 const SA_REPLAY_FIELDS: readonly Field[] = [['replay', 'u32', 4]];
 
 // ---- the layouts, one per extension name (shared shapes made by the functions below) ----
 
 /** An extension of `size` bytes holding only fixed fields. */
-function fixedLayout<E extends PfKeyExtension>(name: E['name'], size: number, fields: readonly Field[]): ExtLayout<E> {
+function fixedLayout<E extends PfKeyExtension>(name: E['name'], size: number, list: readonly Field[]): ExtLayout<E> {
+  const fields = named(name, list);
   return {
     size: () => size,
-    encode: (w, o, e) => writeFields(w, o, e, fields, name),
+    encode: (w, o, e) => writeFields(w, o, e, fields),
     decode(r, o, len) {
       fixed(r, len, size, o, name);
       return readFields(r, o, fields, { name } as E);
@@ -331,11 +375,14 @@ function fixedLayout<E extends PfKeyExtension>(name: E['name'], size: number, fi
 }
 
 function addressLayout(name: AddressExt['name']): ExtLayout<AddressExt> {
+  const fields = named(name, ADDRESS_FIELDS);
+  const addrField = `${name}.addr`;
+  const padding = `${name} padding`;
   return {
-    size: (e) => align8(8 + sockaddrSize(e.addr, `${name}.addr`)),
+    size: (e) => align8(8 + sockaddrSize(e.addr, addrField)),
     encode(w, o, e, d) {
-      writeFields(w, o, e, ADDRESS_FIELDS, name);
-      writeSockaddr(w, o + 8, e.addr, d, `${name}.addr`);
+      writeFields(w, o, e, fields);
+      writeSockaddr(w, o + 8, e.addr, d, addrField);
     },
     decode(r, o, len, d) {
       if (len < 16) r.fail(o, `${name} extension must hold a sockaddr (≥ 16 bytes), is ${len}`);
@@ -343,34 +390,39 @@ function addressLayout(name: AddressExt['name']): ExtLayout<AddressExt> {
       const [addr, n] = readSockaddr(r, o + 8, end, d, name, true);
       if (addr.family !== 'raw') {
         if (len !== align8(8 + n)) r.fail(o, `${name} extension must be ${align8(8 + n)} bytes for its sockaddr, is ${len}`);
-        r.zeros(o + 8 + n, end - o - 8 - n, `${name} padding`);
+        r.zeros(o + 8 + n, end - o - 8 - n, padding);
         const max = addr.family === 'inet' ? 32 : 128;
         if (r.u8(o + 5) > max) r.fail(o + 5, `${name} prefixlen ${r.u8(o + 5)} exceeds ${max}`);
       }
-      return { ...readFields(r, o, ADDRESS_FIELDS, { name } as AddressExt), addr };
+      return readFields(r, o, fields, { name, addr } as AddressExt);
     },
   };
 }
 
 function keyLayout(name: KeyExt['name']): ExtLayout<KeyExt> {
+  const keyField = `${name}.key`;
+  const bitsField = `${name}.bits`;
+  const reservedField = `${name}.reserved`;
+  const padding = `${name} padding`;
   return {
-    size: (e) => align8(8 + checkedBytes(e.key, `${name}.key`).length),
+    size: (e) => align8(8 + checkedBytes(e.key, keyField).length),
     encode(w, o, e) {
-      const k = checkedBytes(e.key, `${name}.key`);
+      const k = checkedBytes(e.key, keyField);
       const bits = e.bits ?? k.length * 8;
-      w.u16(o + 4, bits, `${name}.bits`);
-      if (Math.ceil(bits / 8) !== k.length) throw rangeError(`${name}.bits`, `${k.length * 8 - 7}..${k.length * 8} for a key of ${k.length} bytes`, bits);
-      w.u16(o + 6, z(e.reserved), `${name}.reserved`);
-      w.bytes(o + 8, k, `${name}.key`);
+      w.u16(o + 4, bits, bitsField);
+      if (Math.ceil(bits / 8) !== k.length) throw rangeError(bitsField, `${k.length * 8 - 7}..${k.length * 8} for a key of ${k.length} bytes`, bits);
+      w.u16(o + 6, z(e.reserved), reservedField);
+      w.bytes(o + 8, k, keyField);
     },
     decode(r, o, len) {
       if (len < 8) r.fail(o, `${name} extension must be ≥ 8 bytes`);
       const bits = r.u16(o + 4);
       const n = Math.ceil(bits / 8);
       if (len !== align8(8 + n)) r.fail(o + 4, `${name}: ${bits} bits need a ${align8(8 + n)}-byte extension, it is ${len}`);
-      r.zeros(o + 8 + n, len - 8 - n, `${name} padding`);
+      r.zeros(o + 8 + n, len - 8 - n, padding);
       const e = { name, bits } as KeyExt;
-      if (r.u16(o + 6)) e.reserved = r.u16(o + 6);
+      const reserved = r.u16(o + 6);
+      if (reserved) e.reserved = reserved;
       // Key bytes stay readable as e.key but out of util.inspect / JSON / console.log.
       Object.defineProperty(e, 'key', { value: r.bytes(o + 8, n), enumerable: false, writable: true, configurable: true });
       return e;
@@ -379,33 +431,35 @@ function keyLayout(name: KeyExt['name']): ExtLayout<KeyExt> {
 }
 
 function identityLayout(name: IdentityExt['name']): ExtLayout<IdentityExt> {
+  const fields = named(name, IDENTITY_FIELDS);
   return {
     size: (e) => 16 + align8(checkedBytes(e.data, `${name}.data`).length),
     encode(w, o, e) {
-      writeFields(w, o, e, IDENTITY_FIELDS, name);
+      writeFields(w, o, e, fields);
       w.bytes(o + 16, e.data, `${name}.data`);
     },
     decode(r, o, len) {
       if (len < 16) r.fail(o, `${name} extension must be ≥ 16 bytes`);
-      return readFields(r, o, IDENTITY_FIELDS, { name, data: r.bytes(o + 16, len - 16) } as IdentityExt);
+      return readFields(r, o, fields, { name, data: r.bytes(o + 16, len - 16) } as IdentityExt);
     },
   };
 }
 
 function supportedLayout(name: SupportedExt['name']): ExtLayout<SupportedExt> {
+  const fields = named(name, RESERVED32_FIELDS);
   return {
     size: (e) => 8 + 8 * checkedArray(e.algs, `${name}.algs`).length,
     encode(w, o, e) {
-      writeFields(w, o, e, RESERVED32_FIELDS, name);
+      writeFields(w, o, e, fields);
       let p = o + 8;
       for (const a of checkedArray(e.algs, `${name}.algs`)) {
-        writeFields(w, p, checkedObject(a, 'alg'), ALG_FIELDS, 'alg');
+        writeFields(w, p, checkedObject(a, 'alg'), ALG_FIELDS);
         p += 8;
       }
     },
     decode(r, o, len) {
       if (len < 8) r.fail(o, `${name} extension must be ≥ 8 bytes`);
-      const e = readFields(r, o, RESERVED32_FIELDS, { name, algs: [] } as SupportedExt);
+      const e = readFields(r, o, fields, { name, algs: [] } as SupportedExt);
       for (let p = o + 8; p < o + len; p += 8) e.algs.push(readFields(r, p, ALG_FIELDS, {} as Alg));
       return e;
     },
@@ -445,7 +499,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
     encode(w, o, e) {
       const s = checkedBytes(e.sens, 'sensitivity.sens');
       const i = checkedBytes(e.integ, 'sensitivity.integ');
-      writeFields(w, o, e, SENSITIVITY_FIELDS, 'sensitivity');
+      writeFields(w, o, e, SENSITIVITY_FIELDS);
       w.u8(o + 9, s.length / 8, 'sensitivity.sens (length/8)');
       w.u8(o + 11, i.length / 8, 'sensitivity.integ (length/8)');
       w.bytes(o + 16, s, 'sensitivity.sens');
@@ -463,10 +517,10 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
   proposal: {
     size: (e) => 8 + COMB_LEN * checkedArray(e.combs, 'proposal.combs').length,
     encode(w, o, e) {
-      writeFields(w, o, e, PROPOSAL_FIELDS, 'proposal');
+      writeFields(w, o, e, PROPOSAL_FIELDS);
       let p = o + 8;
       for (const c of checkedArray(e.combs, 'proposal.combs')) {
-        writeFields(w, p, checkedObject(c, 'comb'), COMB_FIELDS, 'comb');
+        writeFields(w, p, checkedObject(c, 'comb'), COMB_FIELDS);
         p += COMB_LEN;
       }
     },
@@ -483,12 +537,12 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
   kmprivate: {
     size: (e) => 8 + align8(checkedBytes(e.data, 'kmprivate.data').length),
     encode(w, o, e) {
-      writeFields(w, o, e, RESERVED32_FIELDS, 'kmprivate');
+      writeFields(w, o, e, KMPRIVATE_FIELDS);
       w.bytes(o + 8, e.data, 'kmprivate.data');
     },
     decode(r, o, len) {
       if (len < 8) r.fail(o, 'kmprivate extension must be ≥ 8 bytes');
-      return readFields(r, o, RESERVED32_FIELDS, { name: 'kmprivate', data: r.bytes(o + 8, len - 8) } as KmprivateExt);
+      return readFields(r, o, KMPRIVATE_FIELDS, { name: 'kmprivate', data: r.bytes(o + 8, len - 8) } as KmprivateExt);
     },
   },
   policy: {
@@ -499,12 +553,12 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       return n;
     },
     encode(w, o, e, d) {
-      writeFields(w, o, e, POLICY_FIELDS, 'policy');
+      writeFields(w, o, e, POLICY_FIELDS);
       let p = o + 16;
       for (const q of checkedArray(e.requests, 'policy.requests')) {
         const n = requestSize(q, d, 'request');
         w.u16(p, n, 'request (length)');
-        writeFields(w, p, q, REQUEST_FIELDS[d.ipsecRequestSize], 'request');
+        writeFields(w, p, q, REQUEST_FIELDS[d.ipsecRequestSize]);
         if (q.tunnel) {
           const { src, dst } = q.tunnel;
           if (src.family !== dst.family) throw rangeError('request.tunnel.dst', 'the same address family as request.tunnel.src', dst.family);
@@ -550,7 +604,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
     size: (e) => align8(8 + checkedBytes(e.ctx, 'secCtx.ctx').length),
     encode(w, o, e) {
       const c = checkedBytes(e.ctx, 'secCtx.ctx');
-      writeFields(w, o, e, SEC_CTX_FIELDS, 'secCtx');
+      writeFields(w, o, e, SEC_CTX_FIELDS);
       w.u16(o + 6, c.length, 'secCtx.ctx (length)');
       w.bytes(o + 8, c, 'secCtx.ctx');
     },
@@ -565,7 +619,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
   kmaddress: {
     size: (e) => align8(8 + sockaddrSize(e.local, 'kmaddress.local') + sockaddrSize(e.remote, 'kmaddress.remote')),
     encode(w, o, e, d) {
-      writeFields(w, o, e, RESERVED32_FIELDS, 'kmaddress');
+      writeFields(w, o, e, KMADDRESS_FIELDS);
       writeSockaddr(w, o + 8, e.local, d, 'kmaddress.local');
       writeSockaddr(w, o + 8 + sockaddrSize(e.local, 'kmaddress.local'), e.remote, d, 'kmaddress.remote');
     },
@@ -576,7 +630,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       const [remote, n2] = readSockaddr(r, o + 8 + n1, end, d, 'kmaddress remote', false);
       if (len !== align8(8 + n1 + n2)) r.fail(o, `kmaddress extension must be ${align8(8 + n1 + n2)} bytes for its sockaddrs, is ${len}`);
       r.zeros(o + 8 + n1 + n2, len - 8 - n1 - n2, 'kmaddress padding');
-      return readFields(r, o, RESERVED32_FIELDS, { name: 'kmaddress', local, remote } as KmaddressExt);
+      return readFields(r, o, KMADDRESS_FIELDS, { name: 'kmaddress', local, remote } as KmaddressExt);
     },
   },
   filter: {
@@ -587,7 +641,7 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
       if (s.length !== 16 || t.length !== 16) throw rangeError('filter.saddr', '16 bytes each (saddr, daddr)', s.length);
       w.bytes(o + 4, s, 'filter.saddr');
       w.bytes(o + 20, t, 'filter.daddr');
-      writeFields(w, o, e, FILTER_FIELDS, 'filter');
+      writeFields(w, o, e, FILTER_FIELDS);
     },
     decode(r, o, len) {
       fixed(r, len, 40, o, 'filter');
@@ -612,9 +666,12 @@ const EXTENSIONS: { readonly [N in PfKeyExtension['name']]: ExtLayout<ExtOf<N>> 
   },
 };
 
-/** The layout for an extension name, or undefined: own entries only, so no inherited name ('toString') is one. */
+/** The table as a Map: no inherited name ('toString', 'constructor') is ever taken for an extension. */
+const LAYOUTS: ReadonlyMap<unknown, ExtLayout<PfKeyExtension>> = new Map(Object.entries(EXTENSIONS) as [string, ExtLayout<PfKeyExtension>][]);
+
+/** The layout for an extension name, or undefined. */
 function layoutOf(name: unknown): ExtLayout<PfKeyExtension> | undefined {
-  return typeof name === 'string' && Object.hasOwn(EXTENSIONS, name) ? (EXTENSIONS[name as PfKeyExtension['name']] as ExtLayout<PfKeyExtension>) : undefined;
+  return LAYOUTS.get(name);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -627,7 +684,8 @@ function measure(msg: PfKeyMessage, d: Dialect): { sizes: number[]; total: numbe
   const sizes = new Array<number>(exts.length);
   let total = MSG_LEN;
   for (let i = 0; i < exts.length; i++) {
-    const e = checkedObject(exts[i], `extensions[${i}]`, 'an extension object');
+    const e = exts[i];
+    if (!isRecord(e)) throw typeError(`extensions[${i}]`, 'an extension object', e);
     const layout = layoutOf(e.name);
     if (!layout) throw typeError(`extensions[${i}].name`, 'a known extension name', e.name);
     const s = layout.size(e, d);
@@ -672,8 +730,8 @@ export function encode(msg: PfKeyMessage, dialect?: DialectName | Dialect, buf?:
     if (type === undefined) throw rangeError('extensions', `an extension the ${d.name} dialect has`, e.name);
     if (sizes[i] / 8 > 0xffff) throw rangeError(e.name, 'an extension shorter than 512 KiB', sizes[i]);
     const o = w.reserve(sizes[i]);
-    w.u16(o, sizes[i] / 8, `${e.name} (length)`);
-    w.u16(o + 2, type, `${e.name} (type)`);
+    w.u16(o, sizes[i] / 8, 'extensions (sadb_ext_len)');
+    w.u16(o + 2, type, 'extensions (sadb_ext_type)');
     layout.encode(w, o, e, d);
   }
   encode.bytes = w.len;

@@ -11,7 +11,7 @@
 
 import { XfrmDecodeError } from './errors';
 import { rangeError, typeError } from '../errors';
-import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject } from '../core/cursor';
+import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord } from '../core/cursor';
 import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
 import {
   readAddress,
@@ -343,7 +343,8 @@ function encodeAttrs(w: ByteWriter, attrs: readonly XfrmAttribute[], field: stri
   checkedArray(attrs, field);
   const seen = new Set<unknown>();
   for (let i = 0; i < attrs.length; i++) {
-    const a = checkedObject(attrs[i], `${field}[${i}]`, 'an attribute object');
+    const a = attrs[i];
+    if (!isRecord(a)) throw typeError(`${field}[${i}]`, 'an attribute object', a);
     // decode refuses a known attribute twice in one container, so encode does not write one.
     if (a.kind !== 'raw' && a.kind !== 'nested') {
       if (seen.has(a.kind)) {
@@ -351,15 +352,17 @@ function encodeAttrs(w: ByteWriter, attrs: readonly XfrmAttribute[], field: stri
       }
       seen.add(a.kind);
     }
-    encodeAttr(w, a, `${field}[${i}]`, depth);
+    encodeAttr(w, a, field, i, depth);
   }
 }
 
-function encodeAttr(w: ByteWriter, a: XfrmAttribute, field: string, depth: number): void {
+/** Encode `a`, the `i`th of the container's attributes called `field` (named in errors only: built when thrown). */
+function encodeAttr(w: ByteWriter, a: XfrmAttribute, field: string, i: number, depth: number): void {
   w.align(4);
   const at = w.reserve(4);
   const type = a.kind === 'raw' || a.kind === 'nested' ? a.type : kindToType.get(a.kind);
-  if (type === undefined) throw typeError(`${field}.kind`, 'a known attribute kind', (a as { kind: unknown }).kind);
+  if (type === undefined) throw typeError(`${field}[${i}].kind`, 'a known attribute kind', (a as { kind: unknown }).kind);
+  if (!(Number.isInteger(type) && type >= 0 && type <= 0xffff)) checkedInt(type, 0, 0xffff, `${field}[${i}].type`);
   switch (a.kind) {
     case 'algAuth':
     case 'algCrypt':
@@ -478,9 +481,9 @@ function encodeAttr(w: ByteWriter, a: XfrmAttribute, field: string, depth: numbe
       w.u32(w.reserve(4), a.value, `${a.kind}.value`);
   }
   const len = w.len - (at - w.start);
-  if (len > 0xffff) throw rangeError(field, `an attribute of at most 65535 bytes (nla_len), not ${len}`, a);
+  if (len > 0xffff) throw rangeError(`${field}[${i}]`, `an attribute of at most 65535 bytes (nla_len), not ${len}`, a);
   w.u16(at, len, 'nla_len');
-  w.u16(at + 2, type, `${field}.type`);
+  w.u16(at + 2, type, 'nla_type');
   w.align(4);
 }
 
