@@ -275,32 +275,7 @@ function named(prefix: string, fields: readonly Field[]): readonly Named[] {
 /** Write `fields` of `v` at `o` through the checked cursor (an absent field as 0). */
 function writeFields(w: ByteWriter, o: number, v: object, fields: readonly Named[]): void {
   const rec = v as Record<string, unknown>;
-  for (const f of fields) {
-    const x = rec[f.key];
-    const at = o + f.at;
-    switch (f.type) {
-      case 'u8':
-        w.u8(at, z(x), f.label);
-        break;
-      case 'u16':
-        w.u16(at, z(x), f.label);
-        break;
-      case 'be16':
-        w.be16(at, z(x), f.label);
-        break;
-      case 'u24':
-        w.u24(at, z(x), f.label);
-        break;
-      case 'u32':
-        w.u32(at, z(x), f.label);
-        break;
-      case 'be32':
-        w.be32(at, z(x), f.label);
-        break;
-      case 'u64':
-        w.u64(at, zn(x), f.label);
-    }
-  }
+  for (const f of fields) w[f.type](o + f.at, f.type === 'u64' ? zn(rec[f.key]) : z(rec[f.key]), f.label);
 }
 
 /** Read `fields` at `o` into `into` (which the caller has already given its other properties). */
@@ -308,6 +283,7 @@ function readFields<T extends object>(r: ByteReader, o: number, fields: readonly
   const rec = into as Record<string, unknown>;
   for (const f of fields) {
     const at = o + f.at;
+    // A chain of tests, not r[f.type](at): the keyed method call makes decode a quarter slower.
     const x = f.type === 'u8' ? r.u8(at) : f.type === 'u16' ? r.u16(at) : f.type === 'be16' ? r.be16(at) : f.type === 'u24' ? r.u24(at)
       : f.type === 'u32' ? r.u32(at) : f.type === 'be32' ? r.be32(at) : r.u64(at);
     if (!f.optional || x) rec[f.key] = x;
