@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/encap_socket.cc",
         "native/message_socket.cc",
+        "native/poll_handle.cc",
         "native/probe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -128,13 +128,19 @@ export function openMessageSocket(
   protocol: number,
   onMessage: (msg: Buffer) => void,
   onError: (err: Error) => void,
+  onWritable?: () => void,
 ): NativeMessageSocket {
   const addon = requireNative();
   const ctx = contextOf(addon, family, protocol);
   let sock: NativeMessageSocket;
   try {
-    sock = new addon.MessageSocket(family, type, protocol, onMessage, (err: Error & NativeErrorFields) =>
-      onError(withAdvice(err, ctx) as Error),
+    sock = new addon.MessageSocket(
+      family,
+      type,
+      protocol,
+      onMessage,
+      (err: Error & NativeErrorFields) => onError(withAdvice(err, ctx) as Error),
+      onWritable,
     );
   } catch (e) {
     throw withAdvice(e, ctx);
@@ -155,6 +161,7 @@ export function openMessageSocket(
     bind: guard((sa: Uint8Array) => sock.bind(sa)),
     setsockopt: guard((level: number, name: number, value: number) => sock.setsockopt(level, name, value)),
     send: guard((msg: Uint8Array) => sock.send(msg)),
+    wantWritable: guard(() => sock.wantWritable()),
     ref: () => sock.ref(),
     unref: () => sock.unref(),
     close: () => sock.close(),

@@ -40,8 +40,13 @@ export interface NativeMessageSocket {
   bind(sockaddr: Uint8Array): void;
   /** setsockopt(2) with an int value. */
   setsockopt(level: number, name: number, value: number): void;
-  /** send(2) one whole message; throws on errno (EAGAIN included: the caller retries). Returns bytes sent. */
+  /**
+   * send(2) one whole message. Returns the bytes sent, or -1 when the socket's buffer is full (EAGAIN: nothing was
+   * sent; call wantWritable() and send again from onWritable). Throws on any other errno.
+   */
   send(msg: Uint8Array): number;
+  /** Poll for writability once: onWritable (the constructor's sixth argument) is called when send() may succeed. */
+  wantWritable(): void;
   /** Keep / stop keeping the event loop alive while the socket is open. */
   ref(): void;
   unref(): void;
@@ -56,6 +61,7 @@ export interface NativeMessageSocketConstructor {
     protocol: number,
     onMessage: (msg: Buffer) => void,
     onError: (err: Error & NativeErrorFields) => void,
+    onWritable?: () => void,
   ): NativeMessageSocket;
 }
 

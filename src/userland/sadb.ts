@@ -17,63 +17,20 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { supportedFromTable } from '../sadb/algorithms';
 import { NattSystemError, rangeError, typeError } from '../errors';
 import { addressFamily, addressToBytes, bytesToAddress } from '../ip/address';
 import { EspTransform } from '../esp';
 import { LifetimeTracker, validateLifetime, type ExpireKind } from './lifetimes';
-import { PolicyTable, compileSelector, type CompiledSelector, type PolicyEntry } from './spd';
-import { newStats, type XfrmStats } from './counters';
+import { PolicyTable, type PolicyEntry } from './spd';
+import { addStats, newStats, type UserlandCounters } from './counters';
+import { UserlandSa } from './sa';
 
 export interface UserlandSadbOptions {
   /** Include key material in `'add'` events (default false). */
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;
-}
-
-/** One SA as the engine uses it: the stored SA, its transform, its usage. Internal to src/userland. */
-export class SaEntry {
-  readonly key: string;
-  /** The stored SA (our copy; keys non-enumerable). Its src/dst/natt are updated on a new mapping. */
-  readonly sa: SecurityAssociation;
-  readonly transform: EspTransform | null;
-  readonly lifetime: LifetimeTracker;
-  readonly selector: CompiledSelector | null;
-  state: SaState;
-  srcBytes: Uint8Array;
-  dstBytes: Uint8Array;
-  /**
-   * Where this SA's datagrams go (outbound) or come from (inbound): the remote address and UDP port. Starts as
-   * dst:natt.dport (outbound) or src:natt.sport (inbound); a new mapping moves it. The SA's identity never changes.
-   */
-  peer: { address: string; port: number };
-  /** For an inbound SA: the address and port its packets are expected from (src:natt.sport, then learned). */
-  inboundPeer: { address: string; port: number };
-  /** NAT-OA original addresses as bytes (the engine fills it on first use; null = none). */
-  oaBytes: { src: Uint8Array; dst: Uint8Array } | null | undefined = undefined;
-  /** inboundPeer's address as bytes (the engine caches it; null after a change). */
-  inboundPeerBytes: Uint8Array | null = null;
-  /** ms timestamps of the last packet sealed / opened with this SA (0 = never): keepalive bookkeeping. */
-  lastOut = 0;
-  lastIn = 0;
-
-  constructor(key: string, sa: SecurityAssociation, transform: EspTransform | null, lifetime: LifetimeTracker, state: SaState) {
-    this.key = key;
-    this.sa = sa;
-    this.transform = transform;
-    this.lifetime = lifetime;
-    this.state = state;
-    this.selector = sa.selector ? compileSelector(sa.selector, 'selector') : null;
-    this.srcBytes = addressToBytes(sa.src, 'src');
-    this.dstBytes = addressToBytes(sa.dst, 'dst');
-    this.peer = { address: sa.dst, port: sa.natt?.dport ?? 4500 };
-    this.inboundPeer = { address: sa.src, port: sa.natt?.sport ?? 4500 };
-  }
-
-  /** Can the SA carry traffic? */
-  get usable(): boolean {
-    return (this.state === 'mature' || this.state === 'dying') && this.transform !== null;
-  }
 }
 
 const canonical = (a: string, option: string): string => {
@@ -133,12 +90,12 @@ function copyKeyed(sa: SecurityAssociation): SecurityAssociation {
 export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'userland' as const;
   readonly policies = new PolicyTable();
-  /** The counters (mutated in place by the engine). */
-  readonly counters: XfrmStats = newStats();
+  /** The counters of the engines that use this database (each engine owns its own; see addStatsSource). */
+  readonly #statsSources = new Set<() => UserlandCounters>();
   /** Bumped on every SA change; the engine's caches compare it. */
   generation = 0;
-  #byKey = new Map<string, SaEntry>();
-  #bySpi = new Map<number, SaEntry[]>();
+  #byKey = new Map<string, UserlandSa>();
+  #bySpi = new Map<number, UserlandSa[]>();
   #acquires = new Map<string, number>();
   #acquireSeq = 0;
   #revealKeys: boolean;
@@ -154,9 +111,20 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#acquireMs = acq * 1000;
   }
 
-  /** A snapshot of the counters. */
-  stats(): XfrmStats {
-    return { ...this.counters };
+  /**
+   * The counters of every engine that uses this database, summed (as /proc/net/xfrm_stat sums a network namespace):
+   * one engine → that engine's stats().
+   */
+  stats(): UserlandCounters {
+    const sum = newStats();
+    for (const source of this.#statsSources) addStats(sum, source());
+    return sum;
+  }
+
+  /** An engine registers its counters here (it owns them); the returned function unregisters. */
+  addStatsSource(source: () => UserlandCounters): () => void {
+    this.#statsSources.add(source);
+    return () => this.#statsSources.delete(source);
   }
 
   #key(id: SaId): string {
@@ -167,7 +135,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return `${proto}/${dst}/${spi}`;
   }
 
-  #find(id: SaId, messageType: string): SaEntry {
+  #find(id: SaId, messageType: string): UserlandSa {
     const e = this.#byKey.get(this.#key(id));
     if (!e || (id.src !== undefined && canonical(id.src, 'src') !== e.sa.src)) {
       throw refused('ESRCH', messageType, `no ${id.protocol ?? 'esp'} SA with SPI 0x${id.spi.toString(16)} to ${id.dst}`);
@@ -175,7 +143,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return e;
   }
 
-  #build(sa: SecurityAssociation, state: SaState, prev?: SaEntry): SaEntry {
+  #build(sa: SecurityAssociation, state: SaState, prev?: UserlandSa): UserlandSa {
     if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an object', sa);
     const key = this.#key(sa);
     const stored = copyKeyed(sa);
@@ -221,14 +189,14 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
       }
     }
     // An update keeps the usage counted so far (as the kernel does).
-    let entry!: SaEntry;
+    let entry!: UserlandSa;
     const lifetime = new LifetimeTracker(sa.lifetime, (kind) => this.#expire(entry, kind), prev?.lifetime.current);
-    entry = new SaEntry(key, stored, transform, lifetime, state);
+    entry = new UserlandSa(key, stored, transform, lifetime, state);
     transform?.on('expire', () => lifetime.expireNow());
     return entry;
   }
 
-  #insert(e: SaEntry): void {
+  #insert(e: UserlandSa): void {
     this.#byKey.set(e.key, e);
     const spi = e.sa.spi;
     const list = this.#bySpi.get(spi);
@@ -237,7 +205,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.generation++;
   }
 
-  #remove(e: SaEntry): void {
+  #remove(e: UserlandSa): void {
     e.lifetime.stop();
     e.state = 'dead';
     this.#byKey.delete(e.key);
@@ -250,21 +218,21 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.generation++;
   }
 
-  #expire(e: SaEntry, kind: ExpireKind): void {
+  #expire(e: UserlandSa, kind: ExpireKind): void {
     if (this.#byKey.get(e.key) !== e) return;
     if (kind === 'hard') this.#remove(e);
     else e.state = 'dying';
     this.emit('expire', { kind, sa: this.#public(e, false) });
   }
 
-  #public(e: SaEntry, keys: boolean): SecurityAssociation {
+  #public(e: UserlandSa, keys: boolean): SecurityAssociation {
     const out = keys ? copyKeyed(e.sa) : withoutKeys(e.sa);
     out.current = { ...e.lifetime.current };
     out.state = e.state;
     return out;
   }
 
-  #announce(e: SaEntry): void {
+  #announce(e: UserlandSa): void {
     this.emit('add', this.#revealKeys ? this.#public(e, true) : this.#public(e, false));
   }
 
@@ -355,25 +323,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   async register(protocol: IpsecProtocol = 'esp', _opts?: CallOptions): Promise<SupportedAlgorithms> {
     this.#open();
     const proto = checkProtocol(protocol);
-    const algs: SupportedAlgorithms =
-      proto !== 'esp'
-        ? { protocol: proto, encryption: [], integrity: [] }
-        : {
-            protocol: 'esp',
-            encryption: [
-              { algorithm: 'aes-gcm-16', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-gmac', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'chacha20-poly1305', minBits: 256, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-cbc', minBits: 128, maxBits: 256, ivBits: 128 },
-              { algorithm: 'null', minBits: 0, maxBits: 0, ivBits: 0 },
-            ],
-            integrity: [
-              { algorithm: 'hmac-sha1-96', minBits: 160, maxBits: 160 },
-              { algorithm: 'hmac-sha2-256-128', minBits: 256, maxBits: 256 },
-              { algorithm: 'hmac-sha2-384-192', minBits: 384, maxBits: 384 },
-              { algorithm: 'hmac-sha2-512-256', minBits: 512, maxBits: 512 },
-            ],
-          };
+    const algs = supportedFromTable(proto, 'userland');
     this.emit('register', algs);
     return algs;
   }
@@ -430,12 +380,12 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   // ---- for the engine (src/userland/engine.ts) ----
 
   /** SAs with this SPI (usually one). */
-  bySpi(spi: number): SaEntry[] | undefined {
+  bySpi(spi: number): UserlandSa[] | undefined {
     return this.#bySpi.get(spi);
   }
 
   /** Every SA entry (for keepalive peers and mapping updates). */
-  entries(): IterableIterator<SaEntry> {
+  entries(): IterableIterator<UserlandSa> {
     return this.#byKey.values();
   }
 
@@ -461,7 +411,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
    * outbound SAs that went to the old peer, then raise 'newMapping' (as Linux's km_new_mapping, with the update
    * the IKE daemon would make applied here).
    */
-  newMapping(e: SaEntry, address: string, port: number): NewMappingEvent {
+  newMapping(e: UserlandSa, address: string, port: number): NewMappingEvent {
     const old = { ...e.inboundPeer };
     const addrBytes = addressToBytes(address, 'address');
     const addr = bytesToAddress(addrBytes, 0, addrBytes.length === 4 ? 4 : 16);

@@ -13,4 +13,4 @@ export type { XfrmMessage, XfrmMessageType, XfrmAttribute, XfrmAttributeKind, Nl
 export type * from './structs';
 export { XfrmDecodeError } from './errors';
 export { Xfrm, openXfrm, xfrmAdvice, DEFAULT_GROUPS, type XfrmOptions, type XfrmTransport } from './client';
-export { probeXfrm, xfrmPreferred, xfrmVerdict, cryptoTemplates, type XfrmProbe } from './probe';
+export { probeXfrm, type XfrmProbe } from './probe';

@@ -2,7 +2,7 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { inspect } from 'node:util';
-import { chooseSadbBackend, openSadb } from '../../src/sadb/open';
+import { chooseSadbBackend, openSadb } from '../../src/open';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { UserlandEngine } from '../../src/userland/engine';
 import { closeSocket, openSocket } from './helpers';
