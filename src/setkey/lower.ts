@@ -260,7 +260,13 @@ function lowerAlgorithms(s: SaStatement, sa: SecurityAssociation, ctx: LowerCont
       if (a.rawCpi) notes.push('-R (raw CPI): the CPI on the wire is the SPI, which is how natt and Linux always do it');
     }
   }
+  if (protocol === 'esp' && sa.encryption?.algorithm === 'null' && (sa.integrity?.algorithm ?? 'none') === 'none' && !ctx.caps.nullWithoutIntegrity) {
+    unsupported(ctx, first.name.at, 'null without integrity', NULL_WITHOUT_INTEGRITY(ctx.caps));
+  }
 }
+
+const NULL_WITHOUT_INTEGRITY = (caps: PlatformCaps): string =>
+  `ESP with null encryption and no authentication is not supported on ${caps.label} (RFC 4303 forbids it; the kernels install it): add -A hmac-sha256 and a key, or use --backend xfrm`;
 
 function lowerSa(s: SaStatement, ctx: LowerContext): SetkeyOp {
   const notes: string[] = [];
@@ -509,7 +515,7 @@ function lowerSpd(s: SpdStatement, ctx: LowerContext): SetkeyOp[] {
   const policy: SecurityPolicy = { selector, direction, action };
   if (p.priority !== undefined) {
     if (!ctx.caps.priorities) {
-      unsupported(ctx, p.priorityAt as SourcePos, 'priority', `policy priorities are not supported on ${ctx.caps.label}: it keeps no priority (leave it out)`);
+      unsupported(ctx, p.priorityAt as SourcePos, 'priority', `policy priority (-P ${direction} priority ...) is not supported on ${ctx.caps.label}: it keeps none (leave it out)`);
     }
     policy.priority = p.priority;
   } else if (ctx.caps.defaultPriority !== undefined) policy.priority = ctx.caps.defaultPriority;
@@ -548,6 +554,7 @@ export function platformProblems(op: SetkeyOp, caps: PlatformCaps): UnsupportedF
       if (e && !caps.encryption.has(e)) add(e, encryptionAdvice(e, caps));
       const i = sa.integrity?.algorithm;
       if (i && !caps.integrity.has(i)) add(i, integrityAdvice(i, caps));
+      if (e === 'null' && (i ?? 'none') === 'none' && !caps.nullWithoutIntegrity) add('null without integrity', NULL_WITHOUT_INTEGRITY(caps));
     } else if (sa.protocol === 'ah') {
       const i = sa.integrity?.algorithm;
       if (i && !caps.ahIntegrity.has(i)) add(i, integrityAdvice(i, caps));
@@ -561,7 +568,7 @@ export function platformProblems(op: SetkeyOp, caps: PlatformCaps): UnsupportedF
     if (op.op !== 'spddelete') {
       const pr = op.policy.priority;
       if (pr !== undefined && !caps.priorities && pr !== PRIORITY_DEFAULT) {
-        add('priority', `policy priorities are not supported on ${caps.label}: it keeps no priority (leave it out)`);
+        add('priority', `policy priority is not supported on ${caps.label}: it keeps none (leave it out)`);
       }
       for (const t of op.policy.templates ?? []) {
         if ((t.reqid ?? 0) > caps.maxTemplateReqid) add('reqid', `a policy reqid of ${t.reqid} does not fit ${caps.label} (at most ${caps.maxTemplateReqid})`);

@@ -37,6 +37,8 @@ export interface PlatformCaps {
   defaultPriority?: number;
   /** setkey's default semantics there: 'rfc' adds a fwd policy for every in policy (Linux, setkey -r). */
   semantics: 'rfc' | 'kernel';
+  /** Takes ESP with null encryption and no integrity (RFC 4303 §3.2 forbids it; the kernels install it anyway). */
+  nullWithoutIntegrity: boolean;
   /** setkey's default SA mode when -m is absent: 'any' on the BSDs; undefined = the backend's (transport). */
   defaultMode?: 'any';
 }
@@ -69,6 +71,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     padFlagsMatter: false,
     defaultPriority: PRIORITY_DEFAULT,
     semantics: 'kernel',
+    nullWithoutIntegrity: true,
   },
   userland: {
     label: 'the userland backend',
@@ -86,6 +89,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     padFlagsMatter: false,
     defaultPriority: PRIORITY_DEFAULT,
     semantics: 'kernel',
+    nullWithoutIntegrity: false,
   },
   xfrm: {
     label: 'Linux XFRM',
@@ -102,6 +106,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     padFlagsMatter: false,
     defaultPriority: PRIORITY_DEFAULT,
     semantics: 'rfc',
+    nullWithoutIntegrity: true,
   },
   'pfkey-linux': {
     label: 'Linux PF_KEY',
@@ -118,6 +123,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     padFlagsMatter: false,
     defaultPriority: PRIORITY_DEFAULT,
     semantics: 'rfc',
+    nullWithoutIntegrity: true,
   },
   'pfkey-netbsd': {
     label: 'NetBSD PF_KEY',
@@ -133,6 +139,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     templatePortsMatter: true,
     padFlagsMatter: true,
     semantics: 'kernel',
+    nullWithoutIntegrity: true,
     defaultMode: 'any',
   },
   'pfkey-freebsd': {
@@ -149,6 +156,7 @@ const CAPS: Record<SetkeyPlatform, PlatformCaps> = {
     templatePortsMatter: true,
     padFlagsMatter: true,
     semantics: 'kernel',
+    nullWithoutIntegrity: true,
     defaultMode: 'any',
   },
 };

@@ -317,7 +317,7 @@ describe('setkey errors: line, column, what was expected', () => {
       ['spdadd 10.0.0.1 10.0.0.2 esp -P out none;', 1, 26, /setkey reserves 'esp': write its number/],
       ['spdadd 10.0.0.1 10.0.0.2 bogus -P out none;', 1, 26, /invalid upper layer protocol/],
       ['spdadd 10.0.0.1 10.0.0.2 tcp 8,0 -P out none;', 1, 30, /only icmp, icmp6, mobility-header .* and gre/],
-      ['spdadd 10.0.0.1[80] 10.0.0.2 icmp 8,0 -P out none;', 1, 36, /takes no \[ports\]/],
+      ['spdadd 10.0.0.1[80] 10.0.0.2 icmp 8,0 -P out none;', 1, 35, /takes no \[ports\]/],
       ['add 10.0.0.1 10.0.0.2 esp 0x1565785 -m tunnel \\\n -E null;', 1, 47, /no backslash line continuation/],
       ['add 10.0.0.1 10.0.0.2 esp 0x100 -E aes-cbc "unterminated;', 1, 44, /quoted string is not closed/],
       ['add 10.0.0.1 10.0.0.2 esp 0x100 -x;', 1, 33, /unknown option '-x'/],
@@ -405,9 +405,12 @@ describe('what natt cannot do: SetkeyUnsupportedError (a NattUnsupportedError) n
     expect(unsupported(reqid, { platform: 'pfkey-netbsd' }).feature).toBe('reqid');
     const ctr = 'add 10.0.0.1 10.0.0.2 esp 0x100 -E aes-ctr "aaaaaaaaaaaaaaaaaaaa";';
     expect(unsupported(ctr, { platform: 'userland' }).message).toMatch(/userland ESP engine implements .*--backend xfrm has aes-ctr/);
-    const replay = 'add 10.0.0.1 10.0.0.2 esp 0x100 -r 1024 -E null;';
+    const replay = `add 10.0.0.1 10.0.0.2 esp 0x100 -r 1024 -E aes-cbc ${A16};`;
     expect(one(replay, { platform: 'userland' }).op).toBe('add');
     expect(unsupported(replay, { platform: 'xfrm' }).feature).toBe('replay window');
+    const bare = 'add 10.0.0.1 10.0.0.2 esp 0x100 -E null;';
+    expect(one(bare, { platform: 'xfrm' }).op).toBe('add');
+    expect(unsupported(bare, { platform: 'userland' })).toMatchObject({ feature: 'null without integrity', column: 36 });
     const pad = 'add 10.0.0.1 10.0.0.2 esp 0x100 -f random-pad -E null;';
     expect(one(pad).notes?.join()).toMatch(/random-pad is ignored/);
     expect(unsupported(pad, { platform: 'pfkey-netbsd' }).feature).toBe('-f random-pad');
