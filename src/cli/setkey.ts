@@ -135,11 +135,11 @@ export async function setkeyCommand(argv: string[], io: SetkeyIo): Promise<numbe
       io.out.write(USAGE);
       return 0;
     }
+    if (values.policy && !values.dump && !values.flush) throw new UsageError('-P goes with -D or -F (-DP dumps the SPD, -FP flushes it)');
     const modes = [values.file !== undefined && '-f', values.stdin && '-c', values.dump && '-D', values.flush && '-F'].filter(Boolean);
     if (modes.length !== 1) {
       throw new UsageError(modes.length ? `${modes.join(' and ')} cannot be combined: give one of -f FILE, -c, -D, -F` : 'nothing to do: give -f FILE, -c, -D (-DP) or -F (-FP)');
     }
-    if (values.policy && !values.dump && !values.flush) throw new UsageError('-P goes with -D or -F (-DP dumps the SPD, -FP flushes it)');
     if (values.ipv4 && values.ipv6) throw new UsageError('-4 and -6 cannot be combined');
     if (values.kernel && values.rfc) throw new UsageError('-k and -r cannot be combined');
     if (values.file === '') throw new UsageError('-f needs a file name');

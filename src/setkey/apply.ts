@@ -17,7 +17,7 @@ export interface ApplySetkeyOptions {
   platform?: SetkeyPlatform;
   /** Per-call timeout in ms, passed to every database call. */
   timeout?: number;
-  /** Abort: the operation in flight fails and nothing after it runs. */
+  /** Abort: the operation in flight may fail, and nothing after it runs. */
   signal?: AbortSignal;
   /** Called after every operation (for `natt setkey -v`). */
   onOp?: (event: ApplyEvent) => void;
@@ -101,7 +101,7 @@ export async function applySetkey(ops: readonly SetkeyOp[], sadb: Sadb, opts: Ap
 
   const result: ApplyResult = { applied: 0, failed: [], output: '', dumps: [], spis: [], stopped: false };
   for (const op of ops) {
-    if (op.op === 'exit') {
+    if (op.op === 'exit' || signal?.aborted) {
       result.stopped = true;
       break;
     }

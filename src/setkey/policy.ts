@@ -252,6 +252,7 @@ export function parsePolicy(text: string, at: SourcePos): PolicySpec {
       if (peek().kind !== 'slash') return checkRule(rule); // protocol/mode/src-dst
       next(); // protocol/mode/src-dst/ then an optional level
       if (isKw(peek(), 'default', 'use', 'require', 'unique') || peek().kind === 'level') level(rule, next());
+      else if (peek().kind === 'addr' || peek().kind === 'dec') fail(peek(), 'a level (default, use, require, unique or unique:N)');
       return checkRule(rule);
     }
     if (t.kind === 'slash') {
