@@ -34,3 +34,25 @@ export {
   type XfrmProbe,
 } from './xfrm';
 export { pfkey, PfKeyDecodeError, PfKey, type PfKeyMessage, type PfKeyExtension, type PfKeyOptions, type DialectName as PfKeyDialectName } from './pfkey';
+export {
+  parseSetkey,
+  applySetkey,
+  formatSadDump,
+  formatSpdDump,
+  toSetkey,
+  SetkeyParseError,
+  SetkeyUnsupportedError,
+  type ParseSetkeyOptions,
+  type SetkeyOp,
+  type SetkeyPlatform,
+  type SourcePos as SetkeySourcePos,
+  type UnsupportedFeature as SetkeyUnsupportedFeature,
+  type ApplySetkeyOptions,
+  type ApplyResult as SetkeyApplyResult,
+  type ApplyFailure as SetkeyApplyFailure,
+  type ApplyDump as SetkeyApplyDump,
+  type ApplyEvent as SetkeyApplyEvent,
+  type SadDumpOptions,
+  type SpdDumpOptions,
+  type ToSetkeyOptions,
+} from './setkey';
