@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NattUnsupportedError } from '../../src/errors';
+import { prng } from '../userland/helpers';
 import { UserlandSadb } from '../../src/userland';
 import { SETKEY_PLATFORMS, SetkeyParseError, applySetkey, formatSadDump, formatSpdDump, parseSetkey, toSetkey, type SetkeyOp } from '../../src/setkey';
 
@@ -21,17 +22,8 @@ function tryParse(text: string, platform: (typeof SETKEY_PLATFORMS)[number] = 'a
   }
 }
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const CORPUS_DIR = path.join(__dirname, '..', 'fixtures', 'setkey-corpus');
+const corpus = fs.readdirSync(CORPUS_DIR).filter((f) => f.endsWith('.conf')).sort().map((f) => fs.readFileSync(path.join(CORPUS_DIR, f), 'utf8'));
 
 const WORDS = [
   'add', 'update', 'get', 'getspi', 'delete', 'deleteall', 'flush', 'dump', 'spdadd', 'spdupdate', 'spddelete', 'spdflush',
@@ -76,9 +68,7 @@ describe('parseSetkey under fuzz', () => {
   });
 
   it('mutated corpus files (20,000: deletions, duplications, insertions, byte flips): only setkey errors', () => {
-    const dir = path.join(__dirname, '..', 'fixtures', 'setkey-corpus');
-    const corpus = fs.readdirSync(dir).filter((f) => f.endsWith('.conf')).sort().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
-    const r = rng(0x5e7ce);
+    const r = prng(0x5e7ce);
     let ok = 0;
     for (let i = 0; i < 20_000; i++) {
       let t = corpus[r() % corpus.length];
@@ -108,9 +98,7 @@ describe('parseSetkey under fuzz', () => {
   });
 
   it('what parses for the userland backend applies to a real UserlandSadb without a throw (2,000 mutated files)', async () => {
-    const dir = path.join(__dirname, '..', 'fixtures', 'setkey-corpus');
-    const corpus = fs.readdirSync(dir).filter((f) => f.endsWith('.conf')).sort().map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
-    const r = rng(0x5e7cf);
+    const r = prng(0x5e7cf);
     let applied = 0;
     for (let i = 0; i < 2000; i++) {
       let t = corpus[r() % corpus.length];
