@@ -17,7 +17,7 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
-import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
 import type {
   Address,
   CallOptions,
@@ -56,7 +56,7 @@ export type PfKeyTransport = KernelSocket;
 export interface PfKeyOptions {
   /** The kernel's PF_KEY dialect (default: this OS's). */
   dialect?: DialectName | Dialect;
-  /** Keep key material in `'add'` events (default false: keys removed). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
@@ -257,7 +257,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
       }
       case SADB.DELETE:
         if (findExt(msg, 'sa')) this.emit('delete', messageToSaId(msg));
-        else this.emit('message', msg);
+        else this.emit('message', this.#forEvent(msg));
         return;
       case SADB.REGISTER:
         this.emit('register', messageToSupported(msg, d));
@@ -278,7 +278,13 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         }
         break;
     }
-    this.emit('message', msg);
+    this.emit('message', this.#forEvent(msg));
+  }
+
+  /** A message as 'message' events carry it: its key extensions hold no bytes unless the client reveals keys. */
+  #forEvent(msg: PfKeyMessage): PfKeyMessage {
+    if (this.#reveal) return msg;
+    return { ...msg, extensions: msg.extensions.map((e) => (e.name === 'keyAuth' || e.name === 'keyEncrypt' ? copyHolder(e, false) : e)) };
   }
 
   /**

@@ -43,7 +43,7 @@ export type IntegrityAlgorithm =
 /** IPComp transforms. */
 export type CompressionAlgorithm = 'deflate' | 'lzs' | 'oui';
 
-/** Key material is raw bytes. natt never prints it: objects it returns hold keys as non-enumerable properties. */
+/** Key material is raw bytes. natt never prints it: objects it returns hold keys in key holders (src/sadb/keys.ts). */
 export type KeyMaterial = Uint8Array;
 
 export interface EncryptionParams {
@@ -222,11 +222,14 @@ export interface SadbEvents {
   acquire: [AcquireEvent];
   expire: [ExpireEvent];
   newMapping: [NewMappingEvent];
-  /** An SA was added or updated (by anyone): keys removed unless the Sadb was opened with `revealKeys`. */
+  /** An SA was added or updated (by anyone): keys removed unless the Sadb was opened with `revealKeys` (then in key holders). */
   add: [SecurityAssociation];
   delete: [SaId];
   register: [SupportedAlgorithms];
-  /** Any message the backend received that it does not turn into one of the events above (decoded). */
+  /**
+   * Any message the backend received that it does not turn into one of the events above (decoded): key extensions and
+   * algorithm attributes hold no bytes unless `revealKeys`, and an XFRM NLMSG_ERROR never carries the request it echoes.
+   */
   message: [unknown];
   error: [Error];
 }
@@ -246,7 +249,7 @@ export interface OpenSadbOptions {
   backend?: SadbBackendName | 'auto';
   /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
   dialect?: 'linux' | 'netbsd' | 'freebsd';
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;

@@ -9,6 +9,7 @@ import { rangeError, typeError } from '../errors';
 import { boolOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { addressFamily } from '../ip/address';
 import { checkKey, encryptionInfo } from './algorithms';
+import { heldKey } from './keys';
 import type {
   Address,
   CompressionAlgorithm,
@@ -108,7 +109,9 @@ function checkAlg<A extends string>(v: unknown, name: string, extra: 'key' | 'no
   const o = readOptions(v, extra === 'key' ? (['algorithm', 'key'] as const) : (['algorithm'] as const), name);
   if (v === undefined || v === null) throw typeError(name, 'an object { algorithm, key }', v);
   const algorithm = stringOption(o.algorithm, field(name, 'algorithm')) as A;
-  return extra === 'key' ? { algorithm, key: (o as { key?: unknown }).key as Uint8Array | undefined } : { algorithm };
+  // An SA natt handed out (get/dump) holds its key in a holder, not as an own property: read it from there.
+  const key = heldKey(v) ?? (o as { key?: unknown }).key;
+  return extra === 'key' ? { algorithm, key: key as Uint8Array | undefined } : { algorithm };
 }
 
 /** Every field of SecurityAssociation (read-back only ones included: they are accepted and dropped). */

@@ -14,7 +14,7 @@ import type {
   SecurityPolicy,
   SupportedAlgorithms,
 } from '../sadb/types';
-import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
 import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
@@ -32,7 +32,7 @@ import {
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { IPSEC_PROTO_ANY, NLM_F, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
-import { decode, encode, findAttr, messageTypeNumber, type XfrmMessage } from './codec';
+import { decode, encode, findAttr, messageTypeNumber, type XfrmAttribute, type XfrmMessage } from './codec';
 import { XfrmDecodeError } from './errors';
 import {
   dirName,
@@ -65,7 +65,7 @@ export const DEFAULT_GROUPS = [XFRMNLGRP.ACQUIRE, XFRMNLGRP.EXPIRE, XFRMNLGRP.SA
 export type XfrmTransport = KernelSocket;
 
 export interface XfrmOptions {
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
@@ -95,6 +95,26 @@ export function sockaddrNl(groups: number[]): Uint8Array {
   for (const g of groups) mask |= 1 << (g - 1);
   b.writeUInt32LE(mask >>> 0, 8);
   return b;
+}
+
+/** Attributes with every algorithm key removed (the holders keep name and length, `key` reads 0 bytes). */
+function redactedAttrs(attrs: XfrmAttribute[]): XfrmAttribute[] {
+  return attrs.map((a) => ('key' in a ? copyHolder(a, false) : a.kind === 'nested' ? { ...a, attrs: redactedAttrs(a.attrs) } : a));
+}
+
+/**
+ * An NLMSG_ERROR that answers no request waiting (a late answer) without the request the kernel echoes after its
+ * errno: that is our own request's bytes (a NEWSA's keys among them), which no event carries, revealKeys or not.
+ */
+function withoutEcho(m: XfrmMessage): XfrmMessage {
+  return m.type === 'error' ? { ...m, data: new Uint8Array(0) } : m;
+}
+
+/** A message as 'message' events carry it without revealKeys: no algorithm key bytes, no echoed request. */
+function redacted(m: XfrmMessage): XfrmMessage {
+  if (m.type === 'error') return withoutEcho(m);
+  if ('attrs' in m && Array.isArray(m.attrs)) return { ...m, attrs: redactedAttrs(m.attrs) } as XfrmMessage;
+  return m;
 }
 
 /** The SA database over XFRM netlink. Open with `Xfrm.open()` or `openSadb({ backend: 'xfrm' })`. */
@@ -280,7 +300,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       }
       default:
         // Policy notifications (newpolicy/updpolicy/delpolicy/polexpire), flushes and anything else: decoded.
-        this.emit('message', m);
+        this.emit('message', this.#revealKeys ? withoutEcho(m) : redacted(m));
     }
   }
 
@@ -336,7 +356,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     await this.#request({ type: 'flushsa', proto, attrs: [] }, -1, opts);
   }
 
-  /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (non-enumerable). */
+  /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (in key holders: readable, never printed). */
   dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
     const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? undefined : protoNumber(protocol);

@@ -292,7 +292,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   };
 }
 
-/** usersa_info + attributes → a model SA, keys hidden (non-enumerable). */
+/** usersa_info + attributes → a model SA, its keys in key holders (src/sadb/keys.ts). */
 export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]): SecurityAssociation {
   const sa: SecurityAssociation = {
     src: info.saddr,
