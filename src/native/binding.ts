@@ -119,8 +119,17 @@ function contextOf(addon: NativeAddon, family: number, protocol: number): ErrorC
 }
 
 /**
+ * onError with advice added. Made apart from openMessageSocket's closures: the native socket holds its callbacks as GC
+ * roots, and a callback sharing a scope with `sock` would keep the socket alive after JS dropped it.
+ */
+function adviceOnError(onError: (err: Error) => void, ctx: ErrorContext): (err: Error & NativeErrorFields) => void {
+  return (err) => onError(withAdvice(err, ctx) as Error);
+}
+
+/**
  * Open a kernel message socket (PF_KEY: AF_KEY, SOCK_RAW, PF_KEY_V2; XFRM: AF_NETLINK, SOCK_RAW, NETLINK_XFRM).
- * Every error, thrown or passed to onError, is a NattSystemError with advice for that kind of socket.
+ * Every error, thrown or passed to onError, is a NattSystemError with advice for that kind of socket. The socket is
+ * not kept alive by itself: dropped without close(), it is collected and its fd closed (the native destructor).
  */
 export function openMessageSocket(
   family: number,
@@ -134,14 +143,7 @@ export function openMessageSocket(
   const ctx = contextOf(addon, family, protocol);
   let sock: NativeMessageSocket;
   try {
-    sock = new addon.MessageSocket(
-      family,
-      type,
-      protocol,
-      onMessage,
-      (err: Error & NativeErrorFields) => onError(withAdvice(err, ctx) as Error),
-      onWritable,
-    );
+    sock = new addon.MessageSocket(family, type, protocol, onMessage, adviceOnError(onError, ctx), onWritable);
   } catch (e) {
     throw withAdvice(e, ctx);
   }

@@ -131,11 +131,9 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
         return openMessageSocket(c.AF_KEY, c.SOCK_RAW, c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2, onMessage, onError, onWritable);
       });
-    const k = openKernelTransport(
-      factory,
-      (m) => this.#onMessage(m),
-      (e) => this.#onSocketError(e),
-    );
+    // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
+    // closed (while a request is outstanding it is held: src/kernel/socket.ts).
+    const k = openKernelTransport(factory, this, PfKey.#deliver, PfKey.#deliverError);
     this.#sock = k.socket;
     this.#req = new RequestLayer<PfCtx>({
       transport: k.transport,
@@ -188,6 +186,14 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
 
   // -------------------------------------------------------------------------------------------------------------
   // Receiving
+
+  static #deliver(p: PfKey, m: Buffer): void {
+    p.#onMessage(m);
+  }
+
+  static #deliverError(p: PfKey, e: Error): void {
+    p.#onSocketError(e);
+  }
 
   #onSocketError(e: Error): void {
     if (this.listenerCount('error')) this.emit('error', e);

@@ -133,11 +133,9 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     const factory: KernelSocketFactory =
       opts.transport ??
       ((onMessage, onError, onWritable) => openMessageSocket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM, onMessage, onError, onWritable));
-    const k = openKernelTransport(
-      factory,
-      (msg) => this.#onMessage(msg),
-      (err) => this.#onSocketError(err),
-    );
+    // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
+    // closed (while a request is outstanding it is held: src/kernel/socket.ts).
+    const k = openKernelTransport(factory, this, Xfrm.#deliver, Xfrm.#deliverError);
     this.#sock = k.socket;
     this.#req = new RequestLayer<XfrmCtx>({
       transport: k.transport,
@@ -212,6 +210,14 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       if (e instanceof KernelReplyError) throw new KernelReplyError(-(e.errno ?? 0), what, xfrmAdvice(e.code, what, detail));
       throw e;
     }
+  }
+
+  static #deliver(x: Xfrm, buf: Buffer): void {
+    x.#onMessage(buf);
+  }
+
+  static #deliverError(x: Xfrm, err: Error): void {
+    x.#onSocketError(err);
   }
 
   #onMessage(buf: Buffer): void {
