@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNative } from '../../src/native/binding';
+import { bundleDriver } from '../lib/bundle';
 
 function why(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux (/proc/self/fd)';
@@ -34,19 +35,9 @@ describe.skipIf(skip !== undefined)(`clients dropped without close() give their 
   let r: Report;
 
   it('runs the driver in a child node --expose-gc', async () => {
-    const { buildSync } = await import('esbuild');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-gc-'));
     try {
-      const out = path.join(dir, 'driver.js');
-      buildSync({
-        entryPoints: [path.join(__dirname, 'gc-driver.ts')],
-        bundle: true,
-        platform: 'node',
-        outfile: out,
-        logLevel: 'error',
-        // The addon loader finds the package root from its own directory.
-        define: { __dirname: JSON.stringify(path.resolve(__dirname, '../../src/native')) },
-      });
+      const out = await bundleDriver(path.join(__dirname, 'gc-driver.ts'), path.join(dir, 'driver.js'));
       const res = spawnSync(process.execPath, ['--expose-gc', out], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NATT_GC_CLIENTS: '200' } });
       const line = res.stdout.trim().split('\n').pop() ?? '';
       r = JSON.parse(line || '{}') as Report;
