@@ -60,6 +60,17 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOCK_DGRAM", static_cast<int>(SOCK_DGRAM));
   c.Set("PF_KEY_V2", static_cast<int>(PF_KEY_V2));
   c.Set("NETLINK_XFRM", static_cast<int>(NETLINK_XFRM));
+  c.Set("NETLINK_ROUTE", static_cast<int>(NETLINK_ROUTE));
+  c.Set("SOL_NETLINK", static_cast<int>(SOL_NETLINK));
+  c.Set("NETLINK_EXT_ACK", static_cast<int>(NETLINK_EXT_ACK));
+  c.Set("NETLINK_CAP_ACK", static_cast<int>(NETLINK_CAP_ACK));
+  c.Set("IFF_TUN", static_cast<int>(IFF_TUN));
+  c.Set("IFF_TAP", static_cast<int>(IFF_TAP));
+  c.Set("IFF_NO_PI", static_cast<int>(IFF_NO_PI));
+  c.Set("IFF_VNET_HDR", static_cast<int>(IFF_VNET_HDR));
+  c.Set("IFF_TUN_EXCL", static_cast<int>(IFF_TUN_EXCL));
+  c.Set("IFF_MULTI_QUEUE", static_cast<int>(IFF_MULTI_QUEUE));
+  c.Set("IFNAMSIZ", static_cast<int>(IFNAMSIZ));
   c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));
   c.Set("UDP_ENCAP", static_cast<int>(UDP_ENCAP));
   c.Set("UDP_ENCAP_ESPINUDP_NON_IKE", static_cast<int>(UDP_ENCAP_ESPINUDP_NON_IKE));
@@ -75,6 +86,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop);
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
+  Napi::Object tunHolder = InitTun(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
@@ -83,6 +95,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                           InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
                        });
 }
 

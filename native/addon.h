@@ -20,7 +20,9 @@ class NattAddon : public Napi::Addon<NattAddon> {
 
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference messageSocketCtor;
-  // One receive buffer shared by this env's message sockets (single-threaded per env).
+  Napi::FunctionReference tunCtor;
+  // One receive buffer shared by this env's message sockets, and the TUN devices' spill buffer for oversize packets
+  // (single-threaded per env).
   std::vector<uint8_t> recvBuf;
   // Sockets still open, closed when the env is torn down.
   std::set<MessageSocket*> live;
@@ -43,6 +45,7 @@ Napi::Value ThrowType(Napi::Env env, const char* message);
 int OpenSocket(int family, int type, int protocol);
 
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
+Napi::Object InitTun(Napi::Env env, NattAddon* addon);
 Napi::Object Constants(Napi::Env env);
 Napi::Object ProbeFacts(Napi::Env env);
 

@@ -3,13 +3,15 @@
 import { NattSystemError } from '../errors';
 
 /** What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM). */
-export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'udp-encap' | 'udp' | 'tun' | 'other';
+export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'rtnetlink' | 'udp-encap' | 'udp' | 'tun' | 'other';
 
 export interface AdviceDetails {
   /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP). */
   encapType?: number;
   /** Port being bound. */
   port?: number;
+  /** The kernel request that was refused (rtnetlink: 'RTM_NEWADDR', 'RTM_NEWROUTE', ...). */
+  request?: string;
 }
 
 const CAP = 'run as root or grant the CAP_NET_ADMIN capability (e.g. setcap cap_net_admin+ep $(which node))';
@@ -23,7 +25,8 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
         return `port ${details.port} is privileged: run as root, grant CAP_NET_BIND_SERVICE, or use a port >= 1024`;
       if (ctx === 'pfkey') return `PF_KEY needs privilege: ${CAP}`;
       if (ctx === 'xfrm' || ctx === 'netlink') return `XFRM netlink needs privilege: ${CAP}`;
-      if (ctx === 'tun') return `/dev/net/tun needs privilege: ${CAP}`;
+      if (ctx === 'tun') return `creating a TUN device needs CAP_NET_ADMIN: ${CAP}`;
+      if (ctx === 'rtnetlink') return `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`;
       return CAP;
     case 'EAFNOSUPPORT':
     case 'EPROTONOSUPPORT':
@@ -48,6 +51,12 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
       }
       return undefined;
     case 'EINVAL':
+      if (ctx === 'tun')
+        return (
+          'the kernel refused the interface name or the flags: a name has at most 15 bytes and no "/", ":" or white ' +
+          'space, and a device of another kind by that name cannot be attached as a TUN'
+        );
+      if (ctx === 'rtnetlink') return rtnlInvalid(details.request);
       if (ctx === 'udp-encap' && details.encapType === 1)
         return "this kernel does not accept the non-IKE encapsulation: use encap 'espinudp' or backend 'userland'";
       if (ctx === 'udp-encap') return 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)';
@@ -58,11 +67,34 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
         '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it'
       );
     case 'EADDRNOTAVAIL':
+      if (ctx === 'rtnetlink' && details.request === 'RTM_DELADDR') return 'no such address on this interface';
       return 'this address is not configured on any interface of this host';
+    case 'EBUSY':
+      if (ctx === 'tun') return 'the interface name is in use (a TUN device or any other link): pick another name, or none for tunN';
+      return undefined;
+    case 'EEXIST':
+      if (ctx === 'rtnetlink') {
+        if (details.request === 'RTM_NEWADDR') return 'this address is already on the interface';
+        if (details.request === 'RTM_NEWROUTE') return 'a route to this destination with this metric is already in this table';
+        return 'it exists already';
+      }
+      return undefined;
+    case 'ESRCH':
+      if (ctx === 'rtnetlink' && details.request === 'RTM_DELROUTE') return 'no such route (destination, metric and table must all match)';
+      return undefined;
+    case 'ENETUNREACH':
+      if (ctx === 'rtnetlink')
+        return 'the gateway is not on a network this host reaches directly: add an address whose prefix covers it, or a route to it, first';
+      return undefined;
     case 'ENOENT':
     case 'ENODEV':
     case 'ENXIO':
-      if (ctx === 'tun') return 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)';
+      if (ctx === 'tun')
+        return (
+          'no TUN driver: the kernel was built without CONFIG_TUN, or the tun module is not loaded (modprobe tun as ' +
+          'root); the device node is /dev/net/tun (mknod /dev/net/tun c 10 200)'
+        );
+      if (ctx === 'rtnetlink') return code === 'ENODEV' ? 'no such interface (it was removed?)' : 'no such route, address or table';
       return undefined;
     case 'ENOBUFS':
     case 'ENOMEM':
@@ -75,6 +107,13 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
     default:
       return undefined;
   }
+}
+
+function rtnlInvalid(request: string | undefined): string {
+  if (request === 'RTM_NEWLINK' || request === 'RTM_SETLINK') return 'the kernel refused the link change (an MTU outside the device\'s range?)';
+  if (request === 'RTM_NEWROUTE' || request === 'RTM_DELROUTE') return 'the kernel refused the route (prefix, gateway family or table)';
+  if (request === 'RTM_NEWADDR' || request === 'RTM_DELADDR') return 'the kernel refused the address (prefix length, family)';
+  return 'the kernel refused the request';
 }
 
 /**
