@@ -25,6 +25,11 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
         return `port ${details.port} is privileged: run as root, grant CAP_NET_BIND_SERVICE, or use a port >= 1024`;
       if (ctx === 'pfkey') return `PF_KEY needs privilege: ${CAP}`;
       if (ctx === 'xfrm' || ctx === 'netlink') return `XFRM netlink needs privilege: ${CAP}`;
+      if (ctx === 'tun' && code === 'EACCES')
+        return (
+          '/dev/net/tun is not open to this user (its mode is root-only here): run as root, or give this user access ' +
+          `to the device node; creating the device also needs CAP_NET_ADMIN (${CAP})`
+        );
       if (ctx === 'tun') return `creating a TUN device needs CAP_NET_ADMIN: ${CAP}`;
       if (ctx === 'rtnetlink') return `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`;
       return CAP;
