@@ -6,7 +6,7 @@ import { Rtnetlink } from '../../src/rtnetlink';
 const shape = (e: any) => ({ name: e?.constructor?.name, code: e?.code, errno: e?.errno, syscall: e?.syscall, message: String(e?.message) });
 
 (async () => {
-  process.setuid(65534);
+  process.setuid!(65534);
   const out: Record<string, unknown> = { uid: process.getuid!() };
   out.tun = await createTun({ name: 'nattnobody' }).then(
     async (t) => (await t.close(), 'created?!'),
