@@ -88,6 +88,7 @@ export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetail
       if (ctx === 'rtnetlink' && details.request === 'RTM_DELROUTE') return 'no such route (destination, metric and table must all match)';
       return undefined;
     case 'ENETUNREACH':
+    case 'EHOSTUNREACH':
       if (ctx === 'rtnetlink')
         return 'the gateway is not on a network this host reaches directly: add an address whose prefix covers it, or a route to it, first';
       return undefined;

@@ -265,7 +265,7 @@ export class Rtnetlink {
 
   /** Delete a route (matched by dst, table, and dev / via / metric when given). ESRCH when there is none. */
   async deleteRoute(spec: RouteSpec, opts?: unknown): Promise<void> {
-    const r = readRouteSpec(spec);
+    const r = readRouteSpec(spec, 'route', true);
     const index = r.dev === undefined ? undefined : await this.#index(r.dev, opts);
     const { route, attrs } = routeMessage(r, index, true);
     await this.#request({ kind: 'route', type: RTM.DELROUTE, route, attrs }, opts);

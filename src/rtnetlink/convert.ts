@@ -275,7 +275,8 @@ export interface CheckedRouteSpec {
 
 const ROUTE_KEYS = ['dst', 'dev', 'via', 'metric', 'table', 'src', 'type'] as const;
 
-export function readRouteSpec(v: unknown, what = 'route'): CheckedRouteSpec {
+/** Check a route spec; for a delete (`del`) a unicast route needs neither dev nor via (the kernel matches on what is given). */
+export function readRouteSpec(v: unknown, what = 'route', del = false): CheckedRouteSpec {
   const o = readOptions(v, ROUTE_KEYS, what);
   const f = (k: string): string => fieldName(what, k);
   let via: string | undefined;
@@ -299,7 +300,7 @@ export function readRouteSpec(v: unknown, what = 'route'): CheckedRouteSpec {
   };
   if (o.dev !== undefined) out.dev = deviceOption(o.dev, f('dev'));
   if (via !== undefined) out.via = via;
-  if (type === 'unicast' && out.dev === undefined && via === undefined) {
+  if (!del && type === 'unicast' && out.dev === undefined && via === undefined) {
     throw typeError(f('dev'), 'an interface index or name (a unicast route needs dev, via or both)', undefined);
   }
   if (type !== 'unicast' && (out.dev !== undefined || via !== undefined)) {
