@@ -6,8 +6,9 @@ import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
 import { withAdvice } from '../native/advice';
 import { getEncap, loadNative, openEncapSocket } from '../native/binding';
-import { kernelEspSupport } from '../probe';
-import { classify, type DropReason, type NattEncap } from './demux';
+import { autoSocketBackend, kernelEspSupport } from '../probe';
+import { classify, type DropReason, type NattEncapType } from './demux';
+import type { EspBatch, EspTransport, RemoteInfo, SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
 
@@ -19,7 +20,7 @@ export interface NattSocketOptions {
   /** Local port; default 4500 ('espinudp') or 500 ('espinudp-non-ike'); 0 picks a free one. */
   port?: number;
   /** Encapsulation; default 'espinudp' (RFC 3948). */
-  encap?: NattEncap;
+  encap?: NattEncapType;
   /**
    * 'kernel': set UDP_ENCAP (fails if the kernel refuses); 'userland': demultiplex in TypeScript;
    * 'auto' (default): the kernel only where it can also do ESP, else userland.
@@ -35,12 +36,8 @@ export interface NattSocketOptions {
   zeroChecksum?: boolean;
 }
 
-export interface NattRemoteInfo {
-  address: string;
-  family: 'IPv4' | 'IPv6';
-  port: number;
-  size: number;
-}
+/** @deprecated the old name of RemoteInfo (src/transport), the one remote-info type. */
+export type NattRemoteInfo = RemoteInfo;
 
 export interface NattSocketStats {
   /** Datagrams received, by kind. */
@@ -56,14 +53,13 @@ export interface NattSocketStats {
 }
 
 export interface NattSocketEvents {
-  ike: [payload: Buffer, rinfo: NattRemoteInfo];
-  keepalive: [rinfo: NattRemoteInfo];
-  esp: [packet: Buffer, rinfo: NattRemoteInfo];
+  ike: [payload: Buffer, rinfo: RemoteInfo];
+  keepalive: [rinfo: RemoteInfo];
+  esp: [packet: Buffer, rinfo: RemoteInfo];
   error: [err: Error];
   close: [];
 }
 
-type SendCallback = (err: Error | null, bytes?: number) => void;
 
 const NON_ESP_MARKER = Buffer.alloc(4); // RFC 3948 §2.2: in front of IKE on port 4500
 const NON_IKE_MARKER = Buffer.alloc(8); // draft-ietf-ipsec-nat-t-ike-00: in front of ESP
@@ -73,10 +69,10 @@ const KEEPALIVE = Buffer.from([0xff]); // RFC 3948 §2.3
  * A NAT-T UDP socket. Receives `'ike'` (marker removed), `'keepalive'`, `'esp'` (userland backend only: the ESP
  * packet from the SPI on), `'error'`, `'close'`. Made by createNattSocket().
  */
-export class NattSocket extends EventEmitter<NattSocketEvents> {
+export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTransport {
   /** True when the kernel holds UDP_ENCAP on this socket (it takes ESP and keepalives itself). */
   readonly kernelEncap: boolean;
-  readonly encap: NattEncap;
+  readonly encap: NattEncapType;
   readonly family: 4 | 6;
   /** Why this backend was chosen. */
   readonly backendReason: string;
@@ -97,7 +93,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   };
 
   /** @internal use createNattSocket() */
-  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncap, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
+  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncapType, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
     super();
     this.#sock = sock;
     this.#fd = fd;
@@ -106,7 +102,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     this.kernelEncap = kernelEncap;
     this.backendReason = backendReason;
     this.zeroChecksum = zeroChecksum;
-    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as NattRemoteInfo));
+    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as RemoteInfo));
     sock.on('error', (err) => this.emit('error', withAdvice(err, 'udp') as Error));
     sock.on('close', () => {
       this.#closed = true;
@@ -119,7 +115,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     return this.kernelEncap ? 'kernel' : 'userland';
   }
 
-  #onMessage(msg: Buffer, rinfo: NattRemoteInfo): void {
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const c = classify(msg, this.encap);
     switch (c.kind) {
       case 'ike':
@@ -194,6 +190,11 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, cb);
   }
 
+  /** Userland backend: send several ESP packets (the engine's batch; one datagram each). */
+  sendEspBatch(batch: EspBatch): void {
+    for (let i = 0; i < batch.count; i++) this.sendEsp(batch.packets[i], batch.ports[i], batch.addresses[i]);
+  }
+
   /** The bound address and port. */
   address(): { address: string; family: string; port: number } {
     return this.#sock.address();
@@ -236,7 +237,7 @@ interface Resolved {
   family: 4 | 6;
   address: string;
   port: number;
-  encap: NattEncap;
+  encap: NattEncapType;
   backend: NattBackend;
   zeroChecksum: boolean | undefined;
 }
@@ -262,15 +263,12 @@ function validate(opts: NattSocketOptions): Resolved {
   return { family, address, port, encap, backend, zeroChecksum };
 }
 
-/** Which backend to use, and why (kernel only where UDP_ENCAP and kernel ESP both exist, for 'auto'). */
+/** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
 function chooseBackend(o: Resolved): { kernel: boolean; reason: string } {
   if (o.backend === 'userland') return { kernel: false, reason: "backend 'userland' was asked for" };
   if (o.backend === 'kernel') return { kernel: true, reason: "backend 'kernel' was asked for" };
-  if (!loadNative()) return { kernel: false, reason: 'the native addon is not loaded' };
-  const esp = kernelEspSupport();
-  if (!(o.family === 4 ? esp.v4 : esp.v6))
-    return { kernel: false, reason: `the kernel cannot do ESP (${esp.reason}): it would swallow ESP only userland can decrypt` };
-  return { kernel: true, reason: `the kernel does ESP (${esp.reason})` };
+  const c = autoSocketBackend({ nativeLoaded: loadNative() !== null, kernelEsp: kernelEspSupport() }, o.family);
+  return { kernel: c.backend === 'kernel', reason: c.reason };
 }
 
 function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): Promise<void> {

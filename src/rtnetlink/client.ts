@@ -372,7 +372,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 
 /** A refusal: the errno, the request's name, natt's advice and the kernel's own words (extended ACK) when given. */
 function replyError(errno: number, what: string, kernelSays: string | undefined): KernelReplyError {
-  const advice = [kernelSays && `the kernel says "${kernelSays}"`, adviceFor(errnoName(errno), 'rtnetlink', { request: what })]
+  const advice = [kernelSays && `the kernel says "${kernelSays}"`, adviceFor(errnoName(errno), 'rtnetlink-reply', { requestName: what })]
     .filter(Boolean)
     .join('; ');
   return new KernelReplyError(errno, what, advice || undefined);
