@@ -28,6 +28,18 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   return env.Undefined();
 }
 
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
+  napi_value result;
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_ok) return true;
+  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+    napi_valuetype t;
+    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
+  }
+  return false;
+}
+
 Napi::Value ThrowType(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
   return env.Undefined();

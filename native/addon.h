@@ -40,6 +40,9 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 // Throws ErrnoError and returns undefined (exceptions are disabled in C++).
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
 Napi::Value ThrowType(Napi::Env env, const char* message);
+// Call a JS callback from libuv through napi_make_callback; false when it threw (reported like any uncaught
+// exception) or the env is stopping.
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv);
 
 // A socket(2) that is non-blocking and close-on-exec everywhere (macOS lacks SOCK_NONBLOCK).
 int OpenSocket(int family, int type, int protocol);

@@ -111,6 +111,18 @@ export function getEncap(fd: number): number {
   }
 }
 
+/** Wrap a function so that what it throws is re-thrown with advice for `ctx`. */
+const withAdviceFor =
+  (ctx: ErrorContext) =>
+  <A extends unknown[], R>(fn: (...a: A) => R) =>
+  (...a: A): R => {
+    try {
+      return fn(...a);
+    } catch (e) {
+      throw withAdvice(e, ctx);
+    }
+  };
+
 function contextOf(addon: NativeAddon, family: number, protocol: number): ErrorContext {
   const c = addon.constants;
   if (family === c.AF_KEY) return 'pfkey';
@@ -145,15 +157,7 @@ export function openMessageSocket(
   } catch (e) {
     throw withAdvice(e, ctx);
   }
-  const guard =
-    <A extends unknown[], R>(fn: (...a: A) => R) =>
-    (...a: A): R => {
-      try {
-        return fn(...a);
-      } catch (e) {
-        throw withAdvice(e, ctx);
-      }
-    };
+  const guard = withAdviceFor(ctx);
   return {
     get fd() {
       return sock.fd;
@@ -190,15 +194,7 @@ export function openTun(
   } catch (e) {
     throw withAdvice(e, 'tun');
   }
-  const guard =
-    <A extends unknown[], R>(fn: (...a: A) => R) =>
-    (...a: A): R => {
-      try {
-        return fn(...a);
-      } catch (e) {
-        throw withAdvice(e, 'tun');
-      }
-    };
+  const guard = withAdviceFor('tun');
   // Methods on the per-packet path go straight to the addon (no wrapper closure); the rest get advice.
   return {
     get fd() {

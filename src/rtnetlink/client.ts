@@ -2,10 +2,10 @@
 
 import { KernelReplyError, NattError, errnoName, rangeError, typeError } from '../errors';
 import { boolOption, durationMs, intOption, oneOf, readOptions } from '../core/options';
-import { RequestLayer, type MessageTransport } from '../kernel/requests';
+import { RequestLayer } from '../kernel/requests';
+import { openKernelTransport, type KernelSocket } from '../kernel/socket';
 import { adviceFor } from '../native/advice';
-import { loadNative, openMessageSocket } from '../native/binding';
-import type { NativeMessageSocket } from '../native/types';
+import { loadNative, openMessageSocket, requireNative } from '../native/binding';
 import { AF_INET, AF_INET6, AF_UNSPEC, IFA_F, IFF, NLM_F, RTM, messageTypeName } from './constants';
 import { decode, encode, findAttr, type RtAttrInput, type RtnlMessage, type RtnlMessageInput } from './codec';
 import {
@@ -24,15 +24,6 @@ import {
   type RouteSpec,
 } from './convert';
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const NETLINK_ROUTE = 0;
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SOL_NETLINK = 270;
-const NETLINK_CAP_ACK = 10;
-const NETLINK_EXT_ACK = 11;
-
 export interface RtnetlinkOptions {
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
@@ -47,9 +38,9 @@ interface Ctx {
 }
 
 /** sockaddr_nl: family AF_NETLINK, pid 0 (the kernel picks), no groups. */
-function sockaddrNl(): Uint8Array {
+function sockaddrNl(family: number): Uint8Array {
   const b = Buffer.alloc(12);
-  b.writeUInt16LE(AF_NETLINK, 0);
+  b.writeUInt16LE(family, 0);
   return b;
 }
 
@@ -59,54 +50,36 @@ function sockaddrNl(): Uint8Array {
  * dumps (AsyncIterables, one dump at a time). Needs CAP_NET_ADMIN for changes; lists work unprivileged.
  */
 export class Rtnetlink {
-  #sock: NativeMessageSocket | null;
+  #sock: KernelSocket | null;
   readonly #layer: RequestLayer<Ctx>;
   #drops = 0;
 
   private constructor(timeout: number) {
-    let writable: (() => void) | null = null;
-    const sock = openMessageSocket(
-      AF_NETLINK,
-      SOCK_RAW,
-      NETLINK_ROUTE,
+    const c = requireNative().constants;
+    const { socket, transport } = openKernelTransport(
+      (onMessage, onError, onWritable) => openMessageSocket(c.AF_NETLINK, c.SOCK_RAW, c.NETLINK_ROUTE, onMessage, onError, onWritable),
       (m) => this.#onMessage(m),
       () => this.#drops++, // ENOBUFS and the like: a lost reply times its request out
-      () => {
-        const cb = writable;
-        writable = null;
-        cb?.();
-      },
     );
     try {
-      sock.bind(sockaddrNl());
+      socket.bind!(sockaddrNl(c.AF_NETLINK));
     } catch (e) {
-      sock.close();
+      socket.close();
       throw e;
     }
     // Best effort: room for dumps; the kernel's own words in refusals; ACKs without the request quoted back.
     for (const [level, name, value] of [
-      [SOL_SOCKET, SO_RCVBUF, 1 << 20],
-      [SOL_NETLINK, NETLINK_EXT_ACK, 1],
-      [SOL_NETLINK, NETLINK_CAP_ACK, 1],
+      [c.SOL_SOCKET, c.SO_RCVBUF, 1 << 20],
+      [c.SOL_NETLINK, c.NETLINK_EXT_ACK, 1],
+      [c.SOL_NETLINK, c.NETLINK_CAP_ACK, 1],
     ]) {
       try {
-        sock.setsockopt(level, name, value);
+        socket.setsockopt!(level, name, value);
       } catch {
         /* older kernel: plain ACKs */
       }
     }
-    sock.unref();
-    this.#sock = sock;
-    // The request layer's transport (src/kernel/socket.ts's openKernelTransport does the same once it is on main).
-    const transport: MessageTransport = {
-      send: (msg) => sock.send(msg) >= 0,
-      onceWritable: (cb) => {
-        writable = cb;
-        sock.wantWritable();
-      },
-      ref: () => sock.ref(),
-      unref: () => sock.unref(),
-    };
+    this.#sock = socket;
     this.#layer = new RequestLayer<Ctx>({
       transport,
       timeout,

@@ -6,6 +6,7 @@ import { decode, encode, findAttr, type RtnlMessage, type RtnlMessageInput } fro
 import { RtnetlinkDecodeError } from '../../src/rtnetlink/errors';
 import { rtnetlink } from '../../src/rtnetlink';
 import { loadNative, nativeStatus, openMessageSocket } from '../../src/native/binding';
+import { prng } from '../userland/helpers';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -190,19 +191,6 @@ describe('rtnetlink codec: encode checks every field', () => {
   });
 });
 
-/** xorshift32: reproducible from its seed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 /** Everything this host's kernel says to link, address and route dumps (read-only, no privilege needed). */
 async function kernelDumps(): Promise<Buffer[]> {
   const c = loadNative()!.constants;
@@ -264,7 +252,7 @@ describe.skipIf(!native || process.platform !== 'linux')(
 
     it('fuzz: 30000 mutations of real kernel datagrams → a decode that re-encodes identically, or RtnetlinkDecodeError', async () => {
       const seeds = [...(await kernelDumps()), NEWADDR, ACK, EEXIST, UNCAPPED, LINK, ROUTE6, DONE].filter((b) => b.length < 8192);
-      const next = rng(0x7e57);
+      const next = prng(0x7e57);
       let decoded = 0;
       let refused = 0;
       for (let i = 0; i < 30000; i++) {
