@@ -165,6 +165,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
           integrity,
           esn: sa.esn === true,
           replayWindow: sa.replayWindow ?? 32,
+          allowNoIntegrity: sa.allowNoIntegrity === true,
           // New keys or parameters: still never reuse a sequence number (an AEAD's IV) the SA has sent.
           outboundSeq: prev?.transform?.outboundSeq,
         });
