@@ -123,6 +123,11 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return sum;
   }
 
+  /** How many (policy, source, destination) acquires are remembered for rate limiting (at most MAX_ACQUIRE_ENTRIES). */
+  get acquireEntries(): number {
+    return this.#acquires.size;
+  }
+
   /** An engine registers its counters here (it owns them); the returned function unregisters. */
   addStatsSource(source: () => UserlandCounters): () => void {
     this.#statsSources.add(source);
