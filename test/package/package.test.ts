@@ -46,6 +46,7 @@ const API = [
   'NattError', 'NattSystemError', 'KernelReplyError', 'NattTimeoutError', 'NattUnsupportedError', 'errnoName', 'errnoNumber',
   'hideKey', 'hideSaKeys', 'withoutKeys', 'EspTransform', 'ReplayWindow', 'UserlandEngine', 'UserlandSadb', 'formatStats',
   'Xfrm', 'XfrmDecodeError', 'probeXfrm', 'PfKey', 'PfKeyDecodeError', 'EspSequenceExhaustedError',
+  'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
