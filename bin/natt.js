@@ -1,4 +1,6 @@
 #!/usr/bin/env node
 // CLI launcher: runs the compiled command line in dist/cli/main.js.
 'use strict';
-process.exitCode = require('../dist/cli/main.js').main(process.argv.slice(2));
+Promise.resolve(require('../dist/cli/main.js').main(process.argv.slice(2))).then((code) => {
+  process.exitCode = code;
+});

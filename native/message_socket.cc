@@ -19,6 +19,7 @@ Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon) {
           MessageSocket::InstanceMethod("bind", &MessageSocket::Bind),
           MessageSocket::InstanceMethod("setsockopt", &MessageSocket::SetSockOpt),
           MessageSocket::InstanceMethod("send", &MessageSocket::Send),
+          MessageSocket::InstanceMethod("wantWritable", &MessageSocket::WantWritable),
           MessageSocket::InstanceMethod("ref", &MessageSocket::Ref),
           MessageSocket::InstanceMethod("unref", &MessageSocket::Unref),
           MessageSocket::InstanceMethod("close", &MessageSocket::Close),
@@ -33,8 +34,8 @@ MessageSocket::MessageSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   Napi::Env env = info.Env();
   addon_ = env.GetInstanceData<NattAddon>();
   if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
-      !info[3].IsFunction() || !info[4].IsFunction()) {
-    ThrowType(env, "new MessageSocket(family, type, protocol, onMessage, onError)");
+      !info[3].IsFunction() || !info[4].IsFunction() || (info.Length() > 5 && !info[5].IsFunction() && !info[5].IsUndefined())) {
+    ThrowType(env, "new MessageSocket(family, type, protocol, onMessage, onError[, onWritable])");
     return;
   }
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -49,28 +50,17 @@ MessageSocket::MessageSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     ThrowErrno(env, errno, "socket");
     return;
   }
-  poll_ = new uv_poll_t;
-  poll_->data = nullptr;
-  int r = uv_poll_init(addon_->loop, poll_, fd_);
-  if (r != 0) {
-    delete poll_;  // a failed init leaves nothing in the loop
-    poll_ = nullptr;
-  } else {
-    r = uv_poll_start(poll_, UV_READABLE, OnPoll);
-    if (r != 0) {  // initialised: the loop knows the handle, so it must go through uv_close
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
-  }
-  if (r != 0) {
+  int r = 0;
+  poll_ = PollHandle::Start(env, addon_->loop, fd_, UV_READABLE, this, OnPoll, OnTeardown, &r);
+  if (poll_ == nullptr) {
     close(fd_);
     fd_ = -1;
     ThrowErrno(env, -r, "uv_poll_start");
     return;
   }
-  poll_->data = this;
   onMessage_ = Napi::Persistent(info[3].As<Napi::Function>());
   onError_ = Napi::Persistent(info[4].As<Napi::Function>());
+  if (info.Length() > 5 && info[5].IsFunction()) onWritable_ = Napi::Persistent(info[5].As<Napi::Function>());
   async_ = new Napi::AsyncContext(env, "natt:MessageSocket");
   // Keep the JS object alive while the socket is open: it may still receive.
   Napi::ObjectWrap<MessageSocket>::Ref();
@@ -86,40 +76,41 @@ void MessageSocket::CloseNow() {
   if (fd_ < 0) return;
   if (addon_) addon_->live.erase(this);
   if (poll_) {
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_->Close();
     poll_ = nullptr;
   }
   close(fd_);
   fd_ = -1;
 }
 
-void MessageSocket::OnPoll(uv_poll_t* handle, int status, int events) {
-  auto* self = static_cast<MessageSocket*>(handle->data);
-  if (self == nullptr) return;
+void MessageSocket::OnTeardown(void* owner) {
+  auto* self = static_cast<MessageSocket*>(owner);
+  self->poll_ = nullptr;  // PollHandle closed itself
+  self->CloseNow();
+}
+
+void MessageSocket::OnPoll(void* owner, int status, int events) {
+  auto* self = static_cast<MessageSocket*>(owner);
+  Napi::HandleScope scope(self->Env());
   if (status < 0) {
     // The poll itself failed (e.g. the fd went bad): report once and stop polling; close() still cleans up.
-    Napi::HandleScope scope(self->Env());
-    uv_poll_stop(handle);
+    self->poll_->SetEvents(0);
     self->ReportError(-status, "uv_poll");
     return;
   }
-  if (events & UV_READABLE) self->Drain();
+  if ((events & UV_WRITABLE) && self->poll_ != nullptr) {
+    self->poll_->SetEvents(UV_READABLE);
+    if (!self->onWritable_.IsEmpty()) {
+      Napi::Object keep = self->Value();  // alive through the callback, even if it closes the socket
+      (void)keep;
+      if (!self->Deliver(self->onWritable_, self->Env().Undefined())) return;
+    }
+  }
+  if ((events & UV_READABLE) && self->fd_ >= 0) self->Drain();
 }
 
 bool MessageSocket::Deliver(Napi::FunctionReference& fn, napi_value arg) {
-  napi_env env = Env();
-  napi_value result;
-  napi_status st = napi_make_callback(env, *async_, Value(), fn.Value(), 1, &arg, &result);
-  if (st == napi_ok) return true;
-  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
-  napi_value exc;
-  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
-    napi_valuetype t;
-    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
-  }
-  return false;
+  return CallJs(Env(), *async_, Value(), fn.Value(), 1, &arg);
 }
 
 bool MessageSocket::ReportError(int err, const char* syscall) {
@@ -191,17 +182,26 @@ Napi::Value MessageSocket::Send(const Napi::CallbackInfo& info) {
   do {
     n = send(fd_, msg.Data(), msg.ByteLength(), 0);
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, -1);  // full: not sent
   if (n < 0) return ThrowErrno(env, errno, "send");
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+Napi::Value MessageSocket::WantWritable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (fd_ < 0 || poll_ == nullptr) return ThrowErrno(env, EBADF, "uv_poll_start");
+  int r = poll_->SetEvents(UV_READABLE | UV_WRITABLE);
+  if (r != 0) return ThrowErrno(env, -r, "uv_poll_start");
+  return env.Undefined();
+}
+
 Napi::Value MessageSocket::Ref(const Napi::CallbackInfo& info) {
-  if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  if (poll_) poll_->Ref();
   return info.Env().Undefined();
 }
 
 Napi::Value MessageSocket::Unref(const Napi::CallbackInfo& info) {
-  if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  if (poll_) poll_->Unref();
   return info.Env().Undefined();
 }
 

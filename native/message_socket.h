@@ -2,6 +2,7 @@
 #pragma once
 
 #include "addon.h"
+#include "poll_handle.h"
 
 namespace natt {
 
@@ -13,7 +14,8 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
   void CloseNow();
 
  private:
-  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnPoll(void* self, int status, int events);
+  static void OnTeardown(void* self);
   void Drain();
   // Call a JS callback with one argument through MakeCallback; false when it threw (or the env is stopping).
   bool Deliver(Napi::FunctionReference& fn, napi_value arg);
@@ -23,6 +25,7 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
   Napi::Value Bind(const Napi::CallbackInfo& info);
   Napi::Value SetSockOpt(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value WantWritable(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -31,9 +34,10 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
 
   NattAddon* addon_ = nullptr;
   int fd_ = -1;
-  uv_poll_t* poll_ = nullptr;  // freed in uv_close's callback, never here
+  PollHandle* poll_ = nullptr;  // frees itself after uv_close; the env waits for that (worker-safe)
   Napi::FunctionReference onMessage_;
   Napi::FunctionReference onError_;
+  Napi::FunctionReference onWritable_;  // optional: called once after WantWritable() when send() may succeed again
   Napi::AsyncContext* async_ = nullptr;
 };
 

@@ -3,7 +3,7 @@
 export { NattError, NattSystemError, KernelReplyError, NattTimeoutError, NattUnsupportedError, errnoName, errnoNumber } from './errors';
 export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
-export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
+export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
   UserlandEngine,
@@ -16,12 +16,14 @@ export {
   type EngineTraffic,
   type SendResult,
   type EspSocket,
-  type RemoteInfo,
+  type UserlandCounters,
+  type UserlandCounterName,
   type XfrmStats,
   type XfrmStatName,
 } from './userland';
 export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
-export { classify, type Classified, type DropReason, type NattEncap } from './natt/demux';
+export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType } from './natt/demux';
+export type { EspTransport, EspBatch, RemoteInfo, SendCallback } from './transport';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
 export {
   xfrm,
@@ -34,3 +36,35 @@ export {
   type XfrmProbe,
 } from './xfrm';
 export { pfkey, PfKeyDecodeError, PfKey, type PfKeyMessage, type PfKeyExtension, type PfKeyOptions, type DialectName as PfKeyDialectName } from './pfkey';
+export {
+  natd,
+  type IkeSpi,
+  type NatdAddress,
+  type NatdEndpoint,
+  type Ikev1HashAlgorithm,
+  type NatdResult,
+  type NatdDetectOptions,
+  type NatdDetectIkev1Options,
+} from './ike';
+export {
+  parseSetkey,
+  applySetkey,
+  formatSadDump,
+  formatSpdDump,
+  toSetkey,
+  SetkeyParseError,
+  SetkeyUnsupportedError,
+  type ParseSetkeyOptions,
+  type SetkeyOp,
+  type SetkeyPlatform,
+  type SourcePos as SetkeySourcePos,
+  type UnsupportedFeature as SetkeyUnsupportedFeature,
+  type ApplySetkeyOptions,
+  type ApplyResult as SetkeyApplyResult,
+  type ApplyFailure as SetkeyApplyFailure,
+  type ApplyDump as SetkeyApplyDump,
+  type ApplyEvent as SetkeyApplyEvent,
+  type SadDumpOptions,
+  type SpdDumpOptions,
+  type ToSetkeyOptions,
+} from './setkey';

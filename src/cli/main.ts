@@ -1,8 +1,9 @@
-// The `natt` command line: `natt probe [--json]`, `--help`, `--version`; unknown input → usage on stderr, exit 2.
+// The `natt` command line: `natt probe [--json]`, `natt setkey ...`, `--help`, `--version`; unknown input → usage, exit 2.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { probe, type Fact, type ProbeResult } from '../probe';
+import { setkeyCommand } from './setkey';
 
 interface Out {
   write(s: string): unknown;
@@ -13,6 +14,7 @@ const USAGE = `Usage: natt <command> [options]
 Commands:
   probe [--json]   what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,
                    kernel ESP), which backends 'auto' picks, and why
+  setkey ...       setkey(8): -f FILE, -c, -D, -DP, -F, -FP, -n (natt setkey --help)
 
 Options:
   -h, --help       show this help
@@ -44,9 +46,16 @@ export function formatProbe(p: ProbeResult): string {
   return s;
 }
 
-/** Run the CLI with arguments (without node and script); returns the exit code. */
-export function main(argv: string[], out: Out = process.stdout, err: Out = process.stderr): number {
+/** setkey's own command-line flags: given to `natt` itself, they get a hint that they live under `natt setkey`. */
+const SETKEY_FLAGS = /^-(?:[cfnDFPkrx]|DP|FP|PD|PF)$/;
+
+/**
+ * Run the CLI with arguments (without node and script); returns the exit code (a promise of it for `setkey`, whose
+ * database calls are asynchronous).
+ */
+export function main(argv: string[], out: Out = process.stdout, err: Out = process.stderr): number | Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === 'setkey') return setkeyCommand(rest, { out, err });
   if (cmd === '-h' || cmd === '--help' || cmd === 'help') {
     out.write(USAGE);
     return 0;
@@ -65,6 +74,7 @@ export function main(argv: string[], out: Out = process.stdout, err: Out = proce
     out.write(rest.includes('--json') ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
     return 0;
   }
-  err.write(cmd === undefined ? USAGE : `natt: unknown command ${cmd}\n\n${USAGE}`);
+  const hint = cmd !== undefined && SETKEY_FLAGS.test(cmd) ? ` (setkey's flags live under \`natt setkey\`: natt setkey ${argv.join(' ')})` : '';
+  err.write(cmd === undefined ? USAGE : `natt: unknown command ${cmd}${hint}\n\n${USAGE}`);
   return 2;
 }

@@ -55,6 +55,10 @@ export class ByteReader {
   be16(o: number): number {
     return this.view.getUint16(o, false);
   }
+  /** Host order (little-endian), 3 bytes (PF_KEY's reserved tails). */
+  u24(o: number): number {
+    return this.buf[o] | (this.buf[o + 1] << 8) | (this.buf[o + 2] << 16);
+  }
   /** Host order (little-endian). */
   u32(o: number): number {
     return this.view.getUint32(o, true);
@@ -78,26 +82,70 @@ export class ByteReader {
   view8(o: number, len: number): Uint8Array {
     return this.buf.subarray(o, o + len);
   }
+  /** A NUL-terminated latin1 string in a fixed field of `len` bytes: the NUL inside the field, only NULs after it. */
+  cstring(o: number, len: number, what: string): string {
+    const end = this.buf.indexOf(0, o);
+    if (end < 0 || end >= o + len) this.fail(o, `${what} is not NUL-terminated within ${len} bytes`);
+    for (let i = end; i < o + len; i++) if (this.buf[i] !== 0) this.fail(i, `${what} has bytes after its NUL terminator`);
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset + o, end - o).toString('latin1');
+  }
 }
 
-/** `v` if it is an integer in [min, max]; else a TypeError or RangeError naming `field`. */
+/** A bound in words: the 32-bit limits by name (as the errors have always said them), anything else in decimal. */
+function bound(n: number): string {
+  return n === 0xffff_ffff ? '2^32-1' : n === 0x7fff_ffff ? '2^31-1' : n === -0x8000_0000 ? '-2^31' : String(n);
+}
+
+/** `v` if it is an integer in [min, max]; else a TypeError (not a number) or RangeError naming `field`. */
 export function checkedInt(v: unknown, min: number, max: number, field: string): number {
-  const expected = `an integer from ${min} to ${max}`;
-  if (typeof v !== 'number') throw typeError(field, expected, v);
-  if (!Number.isInteger(v) || v < min || v > max) throw rangeError(field, expected, v);
+  if (typeof v !== 'number') throw typeError(field, `an integer ${bound(min)}..${bound(max)}`, v);
+  if (!Number.isInteger(v) || v < min || v > max) throw rangeError(field, `an integer ${bound(min)}..${bound(max)}`, v);
   return v;
 }
 
 /** `v` if it is a bigint in [0, 2^64−1]; else a TypeError or RangeError naming `field`. */
 export function checkedU64(v: unknown, field: string): bigint {
-  if (typeof v !== 'bigint') throw typeError(field, 'a bigint', v);
-  if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw rangeError(field, 'a bigint from 0 to 2^64-1', v);
+  if (typeof v !== 'bigint') throw typeError(field, 'a bigint 0..2^64-1', v);
+  if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw rangeError(field, 'a bigint 0..2^64-1', v);
+  return v;
+}
+
+/** `v` if it is a Uint8Array (a Buffer is one); else a TypeError naming `field` (described by shape only). */
+export function checkedBytes(v: unknown, field: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw typeError(field, 'a Uint8Array', v);
+  return v;
+}
+
+/** `v` if it is an Array; else a TypeError naming `field`. */
+export function checkedArray<T>(v: readonly T[], field: string): readonly T[];
+export function checkedArray(v: unknown, field: string): readonly unknown[];
+export function checkedArray(v: unknown, field: string): readonly unknown[] {
+  if (!Array.isArray(v)) throw typeError(field, 'an array', v);
   return v;
 }
 
 /**
- * A writer whose every numeric field is range-checked (RangeError naming the field: a value never silently wraps).
- * Growable by default; given `{ into, offset }` it writes into the caller's buffer and refuses to outgrow it.
+ * `v` if it is a non-null object that is neither an array nor a byte array (a record of fields); else a TypeError
+ * naming `field`. Typed as what the caller declared, since its fields are checked one by one as they are written.
+ */
+export function checkedObject<T>(v: T, field: string, expected = 'an object'): T {
+  if (!isRecord(v)) throw typeError(field, expected, v);
+  return v;
+}
+
+/** Whether `v` is what checkedObject accepts (for loops that name the field only when they must). */
+export function isRecord(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
+}
+
+/**
+ * A writer whose every numeric field is range-checked (RangeError naming the field: a value never silently wraps),
+ * and whose every write lies inside the bytes reserved so far (a field that would spill over is a RangeError naming it,
+ * never a write into the next structure). Three modes:
+ * - growable (the default, or an initial size): its own buffer, doubled as needed;
+ * - `{ into, offset }`: writes into the caller's buffer from `offset`, zeroing what it reserves, refusing to outgrow it;
+ * - `{ measure: true }`: reserves and checks exactly as the others but stores nothing, so an encoder run on it gives
+ *   the encoded length (`len`) and throws what encoding would throw, without allocating.
  */
 export class ByteWriter {
   buf: Buffer;
@@ -106,28 +154,38 @@ export class ByteWriter {
   len = 0;
   readonly #start: number;
   readonly #fixed: boolean;
+  readonly #measure: boolean;
 
-  constructor(init: number | { into: Uint8Array; offset?: number } = 512) {
+  constructor(init: number | { into: Uint8Array; offset?: number } | { measure: true } = 512) {
+    this.#start = 0;
+    this.#fixed = false;
+    this.#measure = false;
     if (typeof init === 'number') {
       this.buf = Buffer.alloc(init);
-      this.#start = 0;
-      this.#fixed = false;
+    } else if ('measure' in init) {
+      this.buf = Buffer.alloc(0);
+      this.#measure = true;
     } else {
       const into = init.into;
       if (!(into instanceof Uint8Array)) throw typeError('buf', 'a Buffer or Uint8Array', into);
-      const offset = init.offset ?? 0;
-      if (!Number.isInteger(offset) || offset < 0 || offset > into.length) throw rangeError('offset', `an integer from 0 to ${into.length}`, offset);
+      this.#start = init.offset === undefined ? 0 : checkedInt(init.offset, 0, into.length, 'offset');
       this.buf = Buffer.isBuffer(into) ? into : Buffer.from(into.buffer, into.byteOffset, into.byteLength);
-      this.#start = offset;
       this.#fixed = true;
     }
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
+  /** Where the first byte goes: 0, or the caller's offset. */
+  get start(): number {
+    return this.#start;
+  }
+
   /** Reserve `n` zeroed bytes; returns their absolute offset in `buf`. */
   reserve(n: number): number {
     const at = this.#start + this.len;
-    if (at + n > this.buf.length) {
+    if (this.#measure) {
+      // nothing stored
+    } else if (at + n > this.buf.length) {
       if (this.#fixed) throw rangeError('buf', `room for ${this.len + n} bytes from the offset`, this.buf);
       const next = Buffer.alloc(Math.max(this.buf.length * 2, at + n));
       this.buf.copy(next, 0, 0, at);
@@ -146,46 +204,70 @@ export class ByteWriter {
     if (pad) this.reserve(pad);
   }
 
+  /** True when the `n` bytes at `o` lie inside what was reserved and are to be stored; else a RangeError for `field`. */
+  #room(o: number, n: number, field: string, v: unknown): boolean {
+    if (!(o >= this.#start && o + n <= this.#start + this.len)) {
+      throw rangeError(field, `a value that fits the ${Math.max(0, this.#start + this.len - o)} bytes reserved for it`, v);
+    }
+    return !this.#measure;
+  }
+
   u8(o: number, v: unknown, field: string): void {
-    this.buf[o] = checkedInt(v, 0, 0xff, field);
+    const x = checkedInt(v, 0, 0xff, field);
+    if (this.#room(o, 1, field, v)) this.buf[o] = x;
   }
   /** Host order (little-endian). */
   u16(o: number, v: unknown, field: string): void {
-    this.view.setUint16(o, checkedInt(v, 0, 0xffff, field), true);
+    const x = checkedInt(v, 0, 0xffff, field);
+    if (this.#room(o, 2, field, v)) this.view.setUint16(o, x, true);
   }
   be16(o: number, v: unknown, field: string): void {
-    this.view.setUint16(o, checkedInt(v, 0, 0xffff, field), false);
+    const x = checkedInt(v, 0, 0xffff, field);
+    if (this.#room(o, 2, field, v)) this.view.setUint16(o, x, false);
+  }
+  /** Host order (little-endian), 3 bytes (PF_KEY's reserved tails). */
+  u24(o: number, v: unknown, field: string): void {
+    const x = checkedInt(v, 0, 0xff_ffff, field);
+    if (this.#room(o, 3, field, v)) {
+      this.buf[o] = x & 0xff;
+      this.buf[o + 1] = (x >>> 8) & 0xff;
+      this.buf[o + 2] = x >>> 16;
+    }
   }
   /** Host order (little-endian). */
   u32(o: number, v: unknown, field: string): void {
-    this.view.setUint32(o, checkedInt(v, 0, 0xffff_ffff, field), true);
+    const x = checkedInt(v, 0, 0xffff_ffff, field);
+    if (this.#room(o, 4, field, v)) this.view.setUint32(o, x, true);
   }
   /** Host order (little-endian), signed. */
   i32(o: number, v: unknown, field: string): void {
-    this.view.setInt32(o, checkedInt(v, -0x8000_0000, 0x7fff_ffff, field), true);
+    const x = checkedInt(v, -0x8000_0000, 0x7fff_ffff, field);
+    if (this.#room(o, 4, field, v)) this.view.setInt32(o, x, true);
   }
   be32(o: number, v: unknown, field: string): void {
-    this.view.setUint32(o, checkedInt(v, 0, 0xffff_ffff, field), false);
+    const x = checkedInt(v, 0, 0xffff_ffff, field);
+    if (this.#room(o, 4, field, v)) this.view.setUint32(o, x, false);
   }
   /** Host order (little-endian). */
   u64(o: number, v: unknown, field: string): void {
-    this.view.setBigUint64(o, checkedU64(v, field), true);
+    const x = checkedU64(v, field);
+    if (this.#room(o, 8, field, v)) this.view.setBigUint64(o, x, true);
   }
   /** Copy `b` (a Uint8Array, else a TypeError naming `field`) to `o`. */
   bytes(o: number, b: unknown, field: string): void {
-    if (!(b instanceof Uint8Array)) throw typeError(field, 'a Uint8Array', b);
-    if (o + b.length > this.buf.length) throw rangeError(field, `at most ${this.buf.length - o} bytes here`, b);
-    this.buf.set(b, o);
+    const x = checkedBytes(b, field);
+    if (this.#room(o, x.length, field, b)) this.buf.set(x, o);
   }
   /** A NUL-terminated latin1 string in a fixed field of `max` bytes. */
   cstring(o: number, text: unknown, max: number, field: string): void {
     if (typeof text !== 'string') throw typeError(field, 'a string', text);
     const b = Buffer.from(text, 'latin1');
     if (b.length >= max) throw rangeError(field, `a string shorter than ${max} bytes`, text);
-    this.buf.set(b, o);
+    if (this.#room(o, max, field, text)) this.buf.set(b, o);
   }
-  /** The bytes written: a view of `buf` from the start offset. */
+  /** The bytes written: a view of `buf` from the start offset (empty when measuring: read `len`). */
   result(): Buffer {
+    if (this.#start === 0 && this.len === this.buf.length) return this.buf; // sized exactly: no view to make
     return this.buf.subarray(this.#start, this.#start + this.len);
   }
 }

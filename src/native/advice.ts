@@ -1,80 +1,262 @@
-// Plain-words advice for OS errors (which capability, which kernel option), keyed by errno name and what was being done.
+// The one errno-advice table: what to do about an OS or kernel error, keyed by errno name and what was being done.
 
 import { NattSystemError } from '../errors';
 
-/** What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM). */
-export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'udp-encap' | 'udp' | 'tun' | 'other';
+/**
+ * What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM).
+ * `pfkey-reply` / `xfrm-reply` / `rtnetlink-reply`: the kernel answered a request with an errno (details.request or,
+ * for rtnetlink, details.requestName says which).
+ */
+export type ErrorContext =
+  | 'pfkey'
+  | 'xfrm'
+  | 'netlink'
+  | 'rtnetlink'
+  | 'udp-encap'
+  | 'udp'
+  | 'tun'
+  | 'other'
+  | 'pfkey-reply'
+  | 'xfrm-reply'
+  | 'rtnetlink-reply';
+
+/** What a kernel request was (for the `*-reply` contexts). */
+export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
 
 export interface AdviceDetails {
-  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP). */
+  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type. */
   encapType?: number;
   /** Port being bound. */
   port?: number;
+  /** `*-reply`: which kind of request the kernel refused, and its name ('SADB_ADD', 'XFRM_MSG_NEWSA'). */
+  request?: RequestKind;
+  requestName?: string;
+  /** `*-reply`: the SA is ESP (XFRM's ENOENT then means a missing transform or crypto template). */
+  esp?: boolean;
 }
 
 const CAP = 'run as root or grant the CAP_NET_ADMIN capability (e.g. setcap cap_net_admin+ep $(which node))';
+const XFRM_INSTEAD = "open the SA database with openSadb({ backend: 'xfrm' }) instead";
+const NON_IKE =
+  "the kernel refuses the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use encap 'espinudp' or backend 'userland'";
+const NON_IKE_SA =
+  "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'";
+
+type Rule = {
+  codes: readonly string[];
+  ctx: readonly ErrorContext[] | '*';
+  when?: (d: AdviceDetails) => boolean;
+  say: string | ((d: AdviceDetails) => string);
+};
+
+const sa = (d: AdviceDetails): boolean => d.request === 'sa';
+const rtnl = (...names: string[]) => (d: AdviceDetails): boolean => names.includes(d.requestName ?? '');
+const isReply: readonly ErrorContext[] = ['pfkey-reply', 'xfrm-reply'];
+
+/** First match wins. */
+const RULES: readonly Rule[] = [
+  // Privilege
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['udp', 'udp-encap'],
+    when: (d) => d.port !== undefined && d.port > 0 && d.port < 1024,
+    say: (d) => `port ${d.port} is privileged: run as root, grant CAP_NET_BIND_SERVICE, or use a port >= 1024`,
+  },
+  { codes: ['EPERM', 'EACCES'], ctx: ['pfkey', 'pfkey-reply'], say: `PF_KEY needs privilege: ${CAP}` },
+  { codes: ['EPERM', 'EACCES'], ctx: ['xfrm', 'netlink', 'xfrm-reply'], say: `XFRM netlink needs CAP_NET_ADMIN in this network namespace: ${CAP}` },
+  {
+    codes: ['EACCES'],
+    ctx: ['tun'],
+    say:
+      '/dev/net/tun is not open to this user (its mode is root-only here): run as root, or give this user access to the ' +
+      `device node; creating the device also needs CAP_NET_ADMIN (${CAP})`,
+  },
+  { codes: ['EPERM'], ctx: ['tun'], say: `creating a TUN device needs CAP_NET_ADMIN: ${CAP}` },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['rtnetlink', 'rtnetlink-reply'],
+    say: `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`,
+  },
+  { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
+  // A facility the kernel lacks
+  {
+    codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT'],
+    ctx: ['pfkey'],
+    say:
+      'this kernel has no PF_KEY: it was built without CONFIG_NET_KEY, or the af_key module is not loaded ' +
+      '(modprobe af_key as root); on Linux the xfrm backend, and everywhere the userland backend, work without it',
+  },
+  {
+    codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT'],
+    ctx: ['xfrm'],
+    say: 'this kernel has no XFRM netlink: it was built without CONFIG_XFRM_USER (modprobe xfrm_user as root)',
+  },
+  {
+    codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT'],
+    ctx: ['udp', 'udp-encap'],
+    say: 'this address family is not available here (IPv6 disabled?): use family 4',
+  },
+  {
+    codes: ['EPROTONOSUPPORT', 'ENOPROTOOPT'],
+    ctx: ['pfkey-reply'],
+    when: (d) => d.request === 'migrate',
+    say: 'the kernel was built without CONFIG_NET_KEY_MIGRATE',
+  },
+  {
+    codes: ['EPROTONOSUPPORT', 'ENOPROTOOPT'],
+    ctx: ['pfkey-reply'],
+    when: sa,
+    say: 'the kernel lacks the IPsec transform: CONFIG_INET_ESP / CONFIG_INET6_ESP (modprobe esp4 esp6) or CONFIG_INET_AH',
+  },
+  {
+    codes: ['EPROTONOSUPPORT', 'ENOPROTOOPT'],
+    ctx: ['xfrm-reply'],
+    when: (d) => d.request === 'sa' || d.request === 'getspi',
+    say:
+      'the kernel has no ESP (or AH/IPComp) transform: it was built without CONFIG_INET_ESP / CONFIG_INET6_ESP, ' +
+      "or the esp4/esp6 module is not loaded (modprobe esp4 esp6 as root); use backend 'userland' meanwhile",
+  },
+  { codes: ['ENOPROTOOPT'], ctx: ['udp-encap'], when: (d) => d.encapType === 1, say: NON_IKE },
+  {
+    codes: ['ENOPROTOOPT'],
+    ctx: ['udp-encap'],
+    say: (): string =>
+      process.platform === 'darwin'
+        ? "this OS has no UDP_ENCAP socket option: use backend 'userland'"
+        : "the kernel cannot do ESP-in-UDP: it was built without CONFIG_XFRM / CONFIG_INET_ESP; use backend 'userland'",
+  },
+  // Invalid arguments
+  {
+    codes: ['EINVAL'],
+    ctx: ['udp-encap'],
+    when: (d) => d.encapType === 1,
+    say: "this kernel does not accept the non-IKE encapsulation: use encap 'espinudp' or backend 'userland'",
+  },
+  { codes: ['EINVAL'], ctx: ['udp-encap'], say: 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)' },
+  { codes: ['EINVAL'], ctx: isReply, when: (d) => sa(d) && d.encapType === 1, say: NON_IKE_SA },
+  {
+    codes: ['EINVAL'],
+    ctx: ['pfkey-reply'],
+    when: sa,
+    say: 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports',
+  },
+  { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: sa, say: 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['tun'],
+    say:
+      'the kernel refused the interface name or the flags: a name has at most 15 bytes and no "/", ":" or white space, ' +
+      'and a device of another kind by that name cannot be attached as a TUN',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWLINK', 'RTM_SETLINK'),
+    say: "the kernel refused the link change (an MTU outside the device's range?)",
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE', 'RTM_DELROUTE'),
+    say: 'the kernel refused the route (prefix, gateway family or table)',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWADDR', 'RTM_DELADDR'),
+    say: 'the kernel refused the address (prefix length, family)',
+  },
+  // Algorithms
+  {
+    codes: ['ENOSYS'],
+    ctx: ['pfkey-reply'],
+    when: sa,
+    say: `this kernel's PF_KEY cannot install that algorithm (Linux PF_KEY has no AEAD: AES-GCM/CCM/GMAC, ChaCha20-Poly1305): ${XFRM_INSTEAD}`,
+  },
+  {
+    codes: ['ENOSYS'],
+    ctx: ['xfrm-reply'],
+    say:
+      'the kernel does not know one of the algorithms: its crypto template is missing ' +
+      '(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_SHA256 ..., or the module is not loaded)',
+  },
+  {
+    codes: ['ENOENT'],
+    ctx: ['xfrm-reply'],
+    when: (d) => (d.request === 'sa' || d.request === 'getspi') && d.esp === true,
+    say:
+      'the kernel found no ESP transform or crypto template: load esp4/esp6 (CONFIG_INET_ESP) and the crypto modules ' +
+      "(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_AUTHENC); or use backend 'userland'",
+  },
+  // Existence
+  { codes: ['ENOENT', 'ESRCH'], ctx: isReply, when: (d) => d.request === 'policy', say: 'no such policy' },
+  { codes: ['ENOENT', 'ESRCH'], ctx: ['pfkey-reply'], say: 'no such SA (destination, protocol, SPI)' },
+  { codes: ['ESRCH'], ctx: ['xfrm-reply'], say: 'no such SA' },
+  { codes: ['EEXIST'], ctx: ['pfkey-reply'], when: (d) => d.request === 'register', say: 'this socket is already registered for that SA type' },
+  { codes: ['EEXIST'], ctx: isReply, when: (d) => d.request === 'policy', say: 'a policy with this selector and direction exists: use spdUpdate' },
+  { codes: ['EEXIST'], ctx: isReply, when: sa, say: 'an SA with this destination, protocol and SPI already exists: use update, or delete it first' },
+  { codes: ['EEXIST'], ctx: isReply, say: 'it already exists' },
+  { codes: ['EBUSY'], ctx: ['pfkey-reply'], say: 'a dump is already running on this PF_KEY socket' },
+  { codes: ['EBUSY'], ctx: ['xfrm-reply'], say: 'another dump is running on this socket' },
+  {
+    codes: ['EBUSY'],
+    ctx: ['tun'],
+    say: 'the interface name is in use (a TUN device or any other link): pick another name, or none for tunN',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_NEWADDR'), say: 'this address is already on the interface' },
+  {
+    codes: ['EEXIST'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE'),
+    say: 'a route to this destination with this metric is already in this table',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], say: 'it already exists' },
+  {
+    codes: ['ESRCH'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_DELROUTE'),
+    say: 'no such route (destination, metric and table must all match)',
+  },
+  { codes: ['ENODEV'], ctx: ['rtnetlink-reply'], say: 'no such interface (it was removed?)' },
+  { codes: ['ENOENT', 'ESRCH'], ctx: ['rtnetlink-reply'], say: 'no such route, address or table' },
+  {
+    codes: ['ENETUNREACH', 'EHOSTUNREACH'],
+    ctx: ['rtnetlink-reply'],
+    say: 'the gateway is not on a network this host reaches directly: add an address whose prefix covers it, or a route to it, first',
+  },
+  { codes: ['ENETDOWN'], ctx: ['rtnetlink-reply'], say: 'the interface is down: bring it up before adding IPv4 routes through it' },
+  { codes: ['EADDRNOTAVAIL'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_DELADDR'), say: 'no such address on this interface' },
+  { codes: ['EOPNOTSUPP'], ctx: ['pfkey-reply'], say: (d) => `the kernel does not take ${d.requestName ?? 'this message'} from userland` },
+  // Sockets and resources
+  {
+    codes: ['EADDRINUSE'],
+    ctx: '*',
+    say: (d) =>
+      `something else holds ${d.port !== undefined ? `port ${d.port}` : 'this address and port'} ` +
+      '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
+  },
+  { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
+  {
+    codes: ['ENOENT', 'ENODEV', 'ENXIO'],
+    ctx: ['tun'],
+    say:
+      'no TUN driver: the kernel was built without CONFIG_TUN, or the tun module is not loaded (modprobe tun as root); ' +
+      'the device node is /dev/net/tun (mknod /dev/net/tun c 10 200)',
+  },
+  { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
+  { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
+  { codes: ['EMFILE', 'ENFILE'], ctx: '*', say: 'too many open files: close some sockets or raise the limit (ulimit -n)' },
+];
 
 /** Advice for an errno name in a context, or undefined when there is nothing useful to add. */
 export function adviceFor(code: string, ctx: ErrorContext, details: AdviceDetails = {}): string | undefined {
-  switch (code) {
-    case 'EPERM':
-    case 'EACCES':
-      if ((ctx === 'udp' || ctx === 'udp-encap') && details.port !== undefined && details.port > 0 && details.port < 1024)
-        return `port ${details.port} is privileged: run as root, grant CAP_NET_BIND_SERVICE, or use a port >= 1024`;
-      if (ctx === 'pfkey') return `PF_KEY needs privilege: ${CAP}`;
-      if (ctx === 'xfrm' || ctx === 'netlink') return `XFRM netlink needs privilege: ${CAP}`;
-      if (ctx === 'tun') return `/dev/net/tun needs privilege: ${CAP}`;
-      return CAP;
-    case 'EAFNOSUPPORT':
-    case 'EPROTONOSUPPORT':
-    case 'ESOCKTNOSUPPORT':
-      if (ctx === 'pfkey')
-        return (
-          'this kernel has no PF_KEY: it was built without CONFIG_NET_KEY, or the af_key module is not loaded ' +
-          '(modprobe af_key as root); on Linux the xfrm backend, and everywhere the userland backend, work without it'
-        );
-      if (ctx === 'xfrm') return 'this kernel has no XFRM netlink: it was built without CONFIG_XFRM_USER (modprobe xfrm_user as root)';
-      if (ctx === 'udp-encap' || ctx === 'udp') return 'this address family is not available here (IPv6 disabled?): use family 4';
-      return undefined;
-    case 'ENOPROTOOPT':
-      if (ctx === 'udp-encap') {
-        if (details.encapType === 1)
-          return (
-            "the kernel refuses the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use encap 'espinudp' " +
-            "or backend 'userland'"
-          );
-        if (process.platform === 'darwin') return "this OS has no UDP_ENCAP socket option: use backend 'userland'";
-        return "the kernel cannot do ESP-in-UDP: it was built without CONFIG_XFRM / CONFIG_INET_ESP; use backend 'userland'";
-      }
-      return undefined;
-    case 'EINVAL':
-      if (ctx === 'udp-encap' && details.encapType === 1)
-        return "this kernel does not accept the non-IKE encapsulation: use encap 'espinudp' or backend 'userland'";
-      if (ctx === 'udp-encap') return 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)';
-      return undefined;
-    case 'EADDRINUSE':
-      return (
-        `something else holds ${details.port !== undefined ? `port ${details.port}` : 'this address and port'} ` +
-        '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it'
-      );
-    case 'EADDRNOTAVAIL':
-      return 'this address is not configured on any interface of this host';
-    case 'ENOENT':
-    case 'ENODEV':
-    case 'ENXIO':
-      if (ctx === 'tun') return 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)';
-      return undefined;
-    case 'ENOBUFS':
-    case 'ENOMEM':
-      return 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster';
-    case 'EMSGSIZE':
-      return 'a kernel message larger than the 256 KiB receive buffer was dropped';
-    case 'EMFILE':
-    case 'ENFILE':
-      return 'too many open files: close some sockets or raise the limit (ulimit -n)';
-    default:
-      return undefined;
+  for (const r of RULES) {
+    if (!r.codes.includes(code)) continue;
+    if (r.ctx !== '*' && !r.ctx.includes(ctx)) continue;
+    if (r.when && !r.when(details)) continue;
+    return typeof r.say === 'string' ? r.say : r.say(details);
   }
+  return undefined;
 }
 
 /**

@@ -1,7 +1,12 @@
 // What a datagram on a NAT-T port is (RFC 3948 §2, draft-ietf-ipsec-nat-t-ike-00): one pure function, classify().
 
-/** `'espinudp'`: RFC 3948 (IKE behind a 4-byte non-ESP marker); `'espinudp-non-ike'`: the draft's 8-byte non-IKE marker before ESP. */
-export type NattEncap = 'espinudp' | 'espinudp-non-ike';
+import { rangeError, typeError } from '../errors';
+
+/** A NAT-T socket's encapsulation. `'espinudp'`: RFC 3948 (IKE behind a 4-byte non-ESP marker); `'espinudp-non-ike'`: the draft's 8-byte non-IKE marker before ESP. */
+export type NattEncapType = 'espinudp' | 'espinudp-non-ike';
+
+/** @deprecated the old name of NattEncapType (the SA's `natt` field is SaNatt). */
+export type NattEncap = NattEncapType;
 
 /** Why a datagram was dropped; the keys of NattSocket.stats().dropped. */
 export type DropReason = 'empty' | 'short' | 'markerOnly' | 'espInKernelMode';
@@ -37,7 +42,9 @@ const ESP_HEADER = 8;
  * `'espinudp-non-ike'` (draft-00/01, port 500): 1 byte 0xFF → keepalive; 8 zero bytes then more → ESP at offset 8;
  * 8 or more bytes not starting with 8 zero bytes → IKE at offset 0 (its initiator SPI is never zero); else → drop.
  */
-export function classify(buf: Uint8Array, encap: NattEncap = 'espinudp'): Classified {
+export function classify(buf: Uint8Array, encap: NattEncapType = 'espinudp'): Classified {
+  if (!(buf instanceof Uint8Array)) throw typeError('buf', 'a Buffer or Uint8Array', buf);
+  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike') throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
   const len = buf.length;
   if (len === 0) return DROP_EMPTY;
   if (len === 1) return buf[0] === 0xff ? KEEPALIVE : DROP_SHORT;

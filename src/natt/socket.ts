@@ -4,10 +4,12 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { boolOption, callbackOption, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { withAdvice } from '../native/advice';
 import { getEncap, loadNative, openEncapSocket } from '../native/binding';
-import { kernelEspSupport } from '../probe';
-import { classify, type DropReason, type NattEncap } from './demux';
+import { autoSocketBackend, kernelEspSupport } from '../probe';
+import { classify, type DropReason, type NattEncapType } from './demux';
+import type { EspBatch, EspTransport, RemoteInfo, SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
 
@@ -19,7 +21,7 @@ export interface NattSocketOptions {
   /** Local port; default 4500 ('espinudp') or 500 ('espinudp-non-ike'); 0 picks a free one. */
   port?: number;
   /** Encapsulation; default 'espinudp' (RFC 3948). */
-  encap?: NattEncap;
+  encap?: NattEncapType;
   /**
    * 'kernel': set UDP_ENCAP (fails if the kernel refuses); 'userland': demultiplex in TypeScript;
    * 'auto' (default): the kernel only where it can also do ESP, else userland.
@@ -35,35 +37,32 @@ export interface NattSocketOptions {
   zeroChecksum?: boolean;
 }
 
-export interface NattRemoteInfo {
-  address: string;
-  family: 'IPv4' | 'IPv6';
-  port: number;
-  size: number;
-}
+/** @deprecated the old name of RemoteInfo (src/transport), the one remote-info type. */
+export type NattRemoteInfo = RemoteInfo;
 
 export interface NattSocketStats {
   /** Datagrams received, by kind. */
   ike: number;
   keepalive: number;
   esp: number;
-  /** Datagrams sent, by kind. */
+  /** Datagrams sent, by kind: counted when the OS took them. */
   sentIke: number;
   sentKeepalive: number;
   sentEsp: number;
+  /** Sends the OS refused (ENETUNREACH, EMSGSIZE, ...), of any kind. */
+  sendErrors: number;
   /** Datagrams dropped, by reason. */
   dropped: Record<DropReason, number>;
 }
 
 export interface NattSocketEvents {
-  ike: [payload: Buffer, rinfo: NattRemoteInfo];
-  keepalive: [rinfo: NattRemoteInfo];
-  esp: [packet: Buffer, rinfo: NattRemoteInfo];
+  ike: [payload: Buffer, rinfo: RemoteInfo];
+  keepalive: [rinfo: RemoteInfo];
+  esp: [packet: Buffer, rinfo: RemoteInfo];
   error: [err: Error];
   close: [];
 }
 
-type SendCallback = (err: Error | null, bytes?: number) => void;
 
 const NON_ESP_MARKER = Buffer.alloc(4); // RFC 3948 §2.2: in front of IKE on port 4500
 const NON_IKE_MARKER = Buffer.alloc(8); // draft-ietf-ipsec-nat-t-ike-00: in front of ESP
@@ -73,10 +72,10 @@ const KEEPALIVE = Buffer.from([0xff]); // RFC 3948 §2.3
  * A NAT-T UDP socket. Receives `'ike'` (marker removed), `'keepalive'`, `'esp'` (userland backend only: the ESP
  * packet from the SPI on), `'error'`, `'close'`. Made by createNattSocket().
  */
-export class NattSocket extends EventEmitter<NattSocketEvents> {
+export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTransport {
   /** True when the kernel holds UDP_ENCAP on this socket (it takes ESP and keepalives itself). */
   readonly kernelEncap: boolean;
-  readonly encap: NattEncap;
+  readonly encap: NattEncapType;
   readonly family: 4 | 6;
   /** Why this backend was chosen. */
   readonly backendReason: string;
@@ -85,7 +84,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   #sock: dgram.Socket;
   #fd: number; // the fd the addon opened (-1 when node:dgram opened it)
   #closed = false;
-  #lastPeer = ''; // the last peer address that passed #checkPeer
+  #lastPeer: string | null = null; // the last peer address that passed #checkPeer
   #stats: NattSocketStats = {
     ike: 0,
     keepalive: 0,
@@ -93,11 +92,12 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     sentIke: 0,
     sentKeepalive: 0,
     sentEsp: 0,
+    sendErrors: 0,
     dropped: { empty: 0, short: 0, markerOnly: 0, espInKernelMode: 0 },
   };
 
   /** @internal use createNattSocket() */
-  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncap, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
+  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncapType, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
     super();
     this.#sock = sock;
     this.#fd = fd;
@@ -106,7 +106,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     this.kernelEncap = kernelEncap;
     this.backendReason = backendReason;
     this.zeroChecksum = zeroChecksum;
-    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as NattRemoteInfo));
+    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as RemoteInfo));
     sock.on('error', (err) => this.emit('error', withAdvice(err, 'udp') as Error));
     sock.on('close', () => {
       this.#closed = true;
@@ -119,7 +119,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     return this.kernelEncap ? 'kernel' : 'userland';
   }
 
-  #onMessage(msg: Buffer, rinfo: NattRemoteInfo): void {
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const c = classify(msg, this.encap);
     switch (c.kind) {
       case 'ike':
@@ -148,37 +148,58 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
   #checkPeer(port: unknown, address: unknown): void {
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (port < 1 || port > 65535) throw rangeError('port', 'from 1 to 65535', port);
-    if (address === this.#lastPeer) return; // checked already: peers repeat, and isIP is not free per packet
+    if (address === this.#lastPeer) return; // checked already: peers repeat, and isIP is not free per packet (never '': see below)
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     if (isIP(address) !== this.family) throw rangeError('address', `an IPv${this.family} address`, address);
     this.#lastPeer = address;
   }
 
-  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, cb?: SendCallback): void {
+  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, done: SendCallback, cb: SendCallback | undefined): void {
     if (this.#closed) {
       const err = new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
       if (cb) queueMicrotask(() => cb(err));
       else throw err;
       return;
     }
-    // Without a callback dgram reports a failed send as 'error' on the socket (forwarded with advice); no per-packet closure.
-    if (cb) this.#sock.send(parts as Buffer[], port, address, (err, bytes) => cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes));
-    else this.#sock.send(parts as Buffer[], port, address);
+    // A datagram counts as sent when the OS took it (the completion), never before: a failed send is counted as
+    // sendErrors and reported to `cb`, or, without one, as 'error' where someone listens (never an unhandled one).
+    if (cb) {
+      this.#sock.send(parts as Buffer[], port, address, (err, bytes) => {
+        done(err, bytes);
+        cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes);
+      });
+    } else this.#sock.send(parts as Buffer[], port, address, done);
   }
+
+  /** One completion per kind, shared (no closure per datagram when the caller gives no callback). */
+  #completion(kind: 'sentIke' | 'sentKeepalive' | 'sentEsp'): SendCallback {
+    return (err) => {
+      if (!err) {
+        this.#stats[kind]++;
+        return;
+      }
+      this.#stats.sendErrors++;
+      if (this.listenerCount('error') > 0) this.emit('error', withAdvice(err, 'udp') as Error);
+    };
+  }
+
+  readonly #doneIke = this.#completion('sentIke');
+  readonly #doneKeepalive = this.#completion('sentKeepalive');
+  readonly #doneEsp = this.#completion('sentEsp');
 
   /** Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. */
   sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
     if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
     this.#checkPeer(port, address);
-    this.#stats.sentIke++;
-    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, this.#doneIke, done);
   }
 
   /** Send the one-byte 0xFF NAT-keepalive. */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
     this.#checkPeer(port, address);
-    this.#stats.sentKeepalive++;
-    this.#send(KEEPALIVE, port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(KEEPALIVE, port, address, this.#doneKeepalive, done);
   }
 
   /**
@@ -190,8 +211,13 @@ export class NattSocket extends EventEmitter<NattSocketEvents> {
     if (!(espPacket instanceof Uint8Array)) throw typeError('espPacket', 'a Buffer or Uint8Array', espPacket);
     if (espPacket.length <= 8) throw rangeError('espPacket', 'longer than the 8-byte ESP header', espPacket);
     this.#checkPeer(port, address);
-    this.#stats.sentEsp++;
-    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, this.#doneEsp, done);
+  }
+
+  /** Userland backend: send several ESP packets (the engine's batch; one datagram each). */
+  sendEspBatch(batch: EspBatch): void {
+    for (let i = 0; i < batch.count; i++) this.sendEsp(batch.packets[i], batch.ports[i], batch.addresses[i]);
   }
 
   /** The bound address and port. */
@@ -236,41 +262,29 @@ interface Resolved {
   family: 4 | 6;
   address: string;
   port: number;
-  encap: NattEncap;
+  encap: NattEncapType;
   backend: NattBackend;
   zeroChecksum: boolean | undefined;
 }
 
 function validate(opts: NattSocketOptions): Resolved {
-  if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-  const family = opts.family ?? 4;
-  if (family !== 4 && family !== 6) throw rangeError('family', '4 or 6', family);
-  const encap = opts.encap ?? 'espinudp';
-  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike')
-    throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
-  const backend = opts.backend ?? 'auto';
-  if (backend !== 'auto' && backend !== 'kernel' && backend !== 'userland')
-    throw rangeError('backend', "'auto', 'kernel' or 'userland'", backend);
-  const address = opts.address ?? (family === 4 ? '0.0.0.0' : '::');
-  if (typeof address !== 'string') throw typeError('address', 'a string', address);
+  const o = readOptions(opts, ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum'] as const);
+  const family = oneOf(o.family, 'family', [4, 6] as const, 4);
+  const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike'] as const, 'espinudp');
+  const backend = oneOf(o.backend, 'backend', ['auto', 'kernel', 'userland'] as const, 'auto');
+  const address = stringOption(o.address, 'address', undefined, family === 4 ? '0.0.0.0' : '::');
   if (isIP(address) !== family) throw rangeError('address', `an IPv${family} address`, address);
-  const port = opts.port ?? (encap === 'espinudp' ? 4500 : 500);
-  if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
-  if (port < 0 || port > 65535) throw rangeError('port', 'from 0 to 65535', port);
-  const zeroChecksum = opts.zeroChecksum;
-  if (zeroChecksum !== undefined && typeof zeroChecksum !== 'boolean') throw typeError('zeroChecksum', 'a boolean', zeroChecksum);
+  const port = intOption(o.port, 'port', 0, 65535, encap === 'espinudp' ? 4500 : 500);
+  const zeroChecksum = boolOption(o.zeroChecksum, 'zeroChecksum', undefined);
   return { family, address, port, encap, backend, zeroChecksum };
 }
 
-/** Which backend to use, and why (kernel only where UDP_ENCAP and kernel ESP both exist, for 'auto'). */
+/** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
 function chooseBackend(o: Resolved): { kernel: boolean; reason: string } {
   if (o.backend === 'userland') return { kernel: false, reason: "backend 'userland' was asked for" };
   if (o.backend === 'kernel') return { kernel: true, reason: "backend 'kernel' was asked for" };
-  if (!loadNative()) return { kernel: false, reason: 'the native addon is not loaded' };
-  const esp = kernelEspSupport();
-  if (!(o.family === 4 ? esp.v4 : esp.v6))
-    return { kernel: false, reason: `the kernel cannot do ESP (${esp.reason}): it would swallow ESP only userland can decrypt` };
-  return { kernel: true, reason: `the kernel does ESP (${esp.reason})` };
+  const c = autoSocketBackend({ nativeLoaded: loadNative() !== null, kernelEsp: kernelEspSupport() }, o.family);
+  return { kernel: c.backend === 'kernel', reason: c.reason };
 }
 
 function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): Promise<void> {

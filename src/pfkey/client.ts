@@ -1,17 +1,30 @@
 // PfKey: the Sadb interface over a PF_KEY v2 socket (requests matched by type/seq/pid, dumps, kernel events).
 
 import { EventEmitter } from 'node:events';
-import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, rangeError, typeError } from '../errors';
+import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
-import type { NativeMessageSocket } from '../native/types';
+import { adviceFor, type RequestKind } from '../native/advice';
+import { boolOption, callbackOption, durationMs, readOptions } from '../core/options';
+import { RequestLayer } from '../kernel/requests';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
+import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
-import type { OpenSadbOptions } from '../sadb/open';
 import type {
   Address,
   CallOptions,
   GetSpiRequest,
   IpsecProtocol,
   NewMappingEvent,
+  OpenSadbOptions,
   SaId,
   Sadb,
   SadbEvents,
@@ -37,13 +50,8 @@ import {
 } from './convert';
 import { PF_KEY_V2, SADB, messageName, resolveDialect, type Dialect, type DialectName } from './dialects';
 
-/** The transport under the client: the native PF_KEY socket, or a stand-in (tests). Same shape as XfrmTransport less bind. */
-export interface PfKeyTransport {
-  send(msg: Uint8Array): number;
-  ref(): void;
-  unref(): void;
-  close(): void;
-}
+/** The transport under the client: the native PF_KEY socket, or a stand-in (tests). */
+export type PfKeyTransport = KernelSocket;
 
 export interface PfKeyOptions {
   /** The kernel's PF_KEY dialect (default: this OS's). */
@@ -53,7 +61,7 @@ export interface PfKeyOptions {
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
   /** Build the transport yourself (default: the native PF_KEY v2 socket). */
-  transport?: (onMessage: (msg: Buffer) => void, onError: (err: Error) => void) => PfKeyTransport;
+  transport?: KernelSocketFactory;
 }
 
 /** Messages this client dropped instead of acting on. */
@@ -66,258 +74,116 @@ export interface PfKeyStats {
   pending: number;
 }
 
-interface Pending {
-  name: string;
-  sent: Buffer;
-  echoSkipped: boolean;
-  resolve(m: PfKeyMessage): void;
-  reject(e: Error): void;
-}
-
-interface DumpState {
+/** What the matcher keeps per request: its type and bytes (a promiscuous socket echoes them first); for dumps, the seq. */
+interface PfCtx {
   type: number;
   seq: number;
-  on(m: PfKeyMessage | Error | null): void;
+  sent?: Buffer;
+  echoSkipped: boolean;
 }
 
-const XFRM = "open the SA database with openSadb({ backend: 'xfrm' }) instead";
+/** What kind of request a PF_KEY message type is, for the advice table. */
+function requestKind(type: number): RequestKind {
+  if (type === SADB.ADD || type === SADB.UPDATE) return 'sa';
+  if (type === SADB.GETSPI) return 'getspi';
+  if (type === SADB.REGISTER) return 'register';
+  if (type === SADB.DUMP || type === SADB.X_SPDDUMP) return 'dump';
+  if (type === SADB.X_MIGRATE) return 'migrate';
+  if (type >= SADB.X_SPDUPDATE) return 'policy';
+  return 'other';
+}
 
-/** Advice for a kernel errno answered to a PF_KEY request. */
+/** Advice for a kernel errno answered to a PF_KEY request (from the one advice table, src/native/advice.ts). */
 export function replyAdvice(type: number, code: string, request?: PfKeyMessage): string | undefined {
-  const sa = type === SADB.ADD || type === SADB.UPDATE;
-  switch (code) {
-    case 'EPERM':
-    case 'EACCES':
-      return 'PF_KEY needs privilege: run as root or grant CAP_NET_ADMIN';
-    case 'EINVAL':
-      if (sa && request && findExt(request, 'nattType')?.type === 1)
-        return (
-          "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'"
-        );
-      if (sa) return 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports';
-      return undefined;
-    case 'ENOSYS':
-      if (sa) return `this kernel's PF_KEY cannot install that algorithm (Linux PF_KEY has no AEAD: AES-GCM/CCM/GMAC, ChaCha20-Poly1305): ${XFRM}`;
-      return undefined;
-    case 'EPROTONOSUPPORT':
-    case 'ENOPROTOOPT':
-      if (type === SADB.X_MIGRATE) return 'the kernel was built without CONFIG_NET_KEY_MIGRATE';
-      if (sa) return 'the kernel lacks the IPsec transform: CONFIG_INET_ESP / CONFIG_INET6_ESP (modprobe esp4 esp6) or CONFIG_INET_AH';
-      return undefined;
-    case 'EEXIST':
-      if (type === SADB.REGISTER) return 'this socket is already registered for that SA type';
-      if (sa) return 'an SA with this destination, protocol and SPI already exists: use update, or delete it first';
-      return 'it already exists';
-    case 'ESRCH':
-    case 'ENOENT':
-      return type >= SADB.X_SPDUPDATE ? 'no such policy' : 'no such SA (destination, protocol, SPI)';
-    case 'EBUSY':
-      return 'a dump is already running on this PF_KEY socket';
-    case 'EOPNOTSUPP':
-      return `the kernel does not take ${messageName(type)} from userland`;
-    default:
-      return undefined;
-  }
+  const encapType = request ? findExt(request, 'nattType')?.type : undefined;
+  return adviceFor(code, 'pfkey-reply', { request: requestKind(type), requestName: messageName(type), encapType });
 }
 
 /** Open a PF_KEY client (openSadb({ backend: 'pfkey' }) calls this). */
-export async function openPfKey(opts: OpenSadbOptions | PfKeyOptions = {}): Promise<PfKey> {
-  return new PfKey(opts);
+export async function openPfKey(opts: Omit<OpenSadbOptions, 'backend'> = {}): Promise<PfKey> {
+  return new PfKey({ dialect: opts.dialect, revealKeys: opts.revealKeys, timeout: opts.timeout });
 }
 
 export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'pfkey' as const;
   readonly dialect: Dialect;
   readonly #sock: PfKeyTransport;
+  readonly #req: RequestLayer<PfCtx>;
   readonly #pid = process.pid >>> 0;
   readonly #reveal: boolean;
   readonly #timeout: number;
-  readonly #pending = new Map<string, Pending>();
-  #seq = 0;
-  #dump: DumpState | null = null;
-  #dumpLock: Promise<void> = Promise.resolve();
   #promisc = false;
   #closed = false;
-  #refd = false;
   readonly #stats = { decodeErrors: 0, badEvents: 0 };
 
-  constructor(opts: PfKeyOptions = {}) {
+  constructor(options: PfKeyOptions = {}) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-    this.dialect = resolveDialect(opts.dialect);
-    this.#reveal = opts.revealKeys === true;
-    const t = opts.timeout ?? 5000;
-    if (typeof t !== 'number') throw typeError('timeout', 'a number of milliseconds', t);
-    if (!(t > 0 && t <= 0x7fffffff)) throw rangeError('timeout', 'a positive number of milliseconds', t);
+    const opts = readOptions(options, ['dialect', 'revealKeys', 'timeout', 'transport'] as const);
+    this.dialect = resolveDialect(opts.dialect as PfKeyOptions['dialect']);
+    this.#reveal = boolOption(opts.revealKeys, 'revealKeys', false);
+    const t = durationMs(opts.timeout, 'timeout', 1, 5000);
     this.#timeout = t;
-    const transport = opts.transport;
-    if (transport !== undefined && typeof transport !== 'function') throw typeError('transport', 'a function', transport);
-    const onMessage = (m: Buffer): void => this.#onMessage(m);
-    const onError = (e: Error): void => this.#onSocketError(e);
-    if (transport) this.#sock = transport(onMessage, onError);
-    else {
-      const c = requireNative().constants;
-      if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
-      this.#sock = openMessageSocket(c.AF_KEY, c.SOCK_RAW, c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2, onMessage, onError) as NativeMessageSocket;
-    }
-    this.#sock.unref();
+    const transport = callbackOption<KernelSocketFactory>(opts.transport, 'transport');
+    const factory: KernelSocketFactory =
+      transport ??
+      ((onMessage, onError, onWritable) => {
+        const c = requireNative().constants;
+        if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
+        return openMessageSocket(c.AF_KEY, c.SOCK_RAW, c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2, onMessage, onError, onWritable);
+      });
+    const k = openKernelTransport(
+      factory,
+      (m) => this.#onMessage(m),
+      (e) => this.#onSocketError(e),
+    );
+    this.#sock = k.socket;
+    this.#req = new RequestLayer<PfCtx>({
+      transport: k.transport,
+      timeout: t,
+      closedError: (what) => new NattError('ERR_NATT_CLOSED', `${what}: this PF_KEY client is closed`),
+    });
   }
 
   /** Counted drops. */
   stats(): PfKeyStats {
-    return { ...this.#stats, pending: this.#pending.size };
+    return { ...this.#stats, pending: this.#req.size };
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // Requests
 
-  #nextSeq(): number {
-    this.#seq = (this.#seq + 1) >>> 0 || 1;
-    return this.#seq;
-  }
-
-  #updateRef(): void {
-    const want = this.#pending.size > 0 || this.#dump !== null;
-    if (want === this.#refd || this.#closed) return;
-    this.#refd = want;
-    if (want) this.#sock.ref();
-    else this.#sock.unref();
-  }
-
-  #checkOpen(): void {
-    if (this.#closed) throw new NattError('ERR_NATT_CLOSED', 'this PF_KEY client is closed');
-  }
-
   /** Send `msg` (its seq and pid are set here) and wait for the kernel's answer of the same type, seq and pid. */
-  #request(build: (seq: number, pid: number) => PfKeyMessage, opts?: CallOptions): Promise<PfKeyMessage> {
-    this.#checkOpen();
-    const seq = this.#nextSeq();
-    const msg = build(seq, this.#pid);
-    const name = messageName(msg.type, this.dialect);
-    const sent = encode(msg, this.dialect);
-    const ms = opts?.timeout ?? this.#timeout;
-    const signal = opts?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason ?? new NattError('ABORT_ERR', `${name} aborted`));
-    const key = `${msg.type}:${msg.seq ?? seq}`;
-    return new Promise<PfKeyMessage>((resolve, reject) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#pending.delete(key);
-        this.#updateRef();
-      };
-      const onAbort = (): void => {
-        done();
-        reject(signal?.reason ?? new NattError('ABORT_ERR', `${name} aborted`));
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new NattTimeoutError(name, ms));
-      }, ms);
-      this.#pending.set(key, {
-        name,
-        sent,
-        echoSkipped: false,
-        resolve: (m) => {
-          done();
-          if (m.errno) reject(new KernelReplyError(m.errno, name, replyAdvice(msg.type, errnoName(m.errno), msg)));
-          else resolve(m);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#updateRef();
-      try {
-        this.#sock.send(sent);
-      } catch (e) {
-        done();
-        reject(e);
-      }
-    });
+  async #request(build: (seq: number, pid: number) => PfKeyMessage, opts?: CallOptions): Promise<PfKeyMessage> {
+    let msg!: PfKeyMessage;
+    const ctx: PfCtx = { type: 0, seq: 0, echoSkipped: false };
+    const m = await this.#req.request<PfKeyMessage>(
+      () => {
+        msg = build(this.#req.nextSeq(), this.#pid);
+        const sent = encode(msg, this.dialect);
+        ctx.type = msg.type;
+        ctx.seq = msg.seq ?? 0;
+        ctx.sent = sent;
+        return { what: messageName(msg.type, this.dialect), key: `${msg.type}:${ctx.seq}`, bytes: sent };
+      },
+      opts,
+      ctx,
+    );
+    if (m.errno) throw new KernelReplyError(m.errno, messageName(msg.type, this.dialect), replyAdvice(msg.type, errnoName(m.errno), msg));
+    return m;
   }
 
   /** A whole dump (SADB_DUMP / SADB_X_SPDDUMP): one message per entry, ending with seq 0; ENOENT = empty. */
-  async *#dumpMessages(type: number, satype: number, opts?: CallOptions): AsyncGenerator<PfKeyMessage> {
-    this.#checkOpen();
-    // One dump at a time per socket (the kernel answers a second one with EBUSY).
-    let release!: () => void;
-    const prev = this.#dumpLock;
-    this.#dumpLock = new Promise<void>((r) => (release = r));
-    await prev;
-    const name = messageName(type, this.dialect);
-    const queue: PfKeyMessage[] = [];
-    let ended = false;
-    let dropping = false;
-    let failure: Error | null = null;
-    let wake: (() => void) | null = null;
-    const ms = opts?.timeout ?? this.#timeout;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (): void => {
-      clearTimeout(timer);
-      opts?.signal?.removeEventListener('abort', onAbort);
-      if (this.#dump === state) this.#dump = null;
-      this.#updateRef();
-      release();
-    };
-    const arm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => state.on(new NattTimeoutError(name, ms)), ms);
-    };
-    const onAbort = (): void => state.on((opts?.signal?.reason as Error) ?? new NattError('ABORT_ERR', `${name} aborted`));
-    const seq = this.#nextSeq();
-    const state: DumpState = {
-      type,
-      seq,
-      on: (m) => {
-        if (ended) return;
-        if (m instanceof Error || m === null) {
-          ended = true;
-          failure = m;
-          finish();
-        } else if (m.errno) {
-          ended = true;
-          if (m.errno !== 2 /* ENOENT: empty table */) failure = new KernelReplyError(m.errno, name, replyAdvice(type, errnoName(m.errno)));
-          finish();
-        } else {
-          if (!dropping) queue.push(m);
-          if (m.seq === 0) {
-            ended = true;
-            finish();
-          } else arm();
-        }
-        wake?.();
-        wake = null;
+  #dumpMessages(type: number, satype: number, opts?: CallOptions): AsyncIterable<PfKeyMessage> {
+    const ctx: PfCtx = { type, seq: 0, echoSkipped: false };
+    return this.#req.dump<PfKeyMessage>(
+      () => {
+        ctx.seq = this.#req.nextSeq();
+        const bytes = encode({ type, satype, seq: ctx.seq, pid: this.#pid, extensions: [] }, this.dialect);
+        return { what: messageName(type, this.dialect), key: `dump:${ctx.seq}`, bytes };
       },
-    };
-    try {
-      if (opts?.signal?.aborted) throw opts.signal.reason ?? new NattError('ABORT_ERR', `${name} aborted`);
-      opts?.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#dump = state;
-      this.#updateRef();
-      arm();
-      this.#sock.send(encode({ type, satype, seq, pid: this.#pid, extensions: [] }, this.dialect));
-      for (;;) {
-        if (queue.length) {
-          yield queue.shift() as PfKeyMessage;
-          continue;
-        }
-        if (failure) throw failure;
-        if (ended) return;
-        await new Promise<void>((r) => (wake = r));
-      }
-    } catch (e) {
-      if (!ended) state.on(e as Error);
-      throw e;
-    } finally {
-      // A consumer that stops early: the rest of the dump is still read and dropped before the next dump starts.
-      if (!ended) {
-        dropping = true;
-        queue.length = 0;
-      }
-    }
+      opts,
+      ctx,
+    );
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -335,23 +201,28 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
       if (e instanceof PfKeyDecodeError) {
         this.#stats.decodeErrors++;
         // An answer to one of our requests that does not decode fails that request now rather than at its timeout.
-        if (buf.length >= 16 && buf.readUInt32LE(12) === this.#pid) this.#pending.get(`${buf[1]}:${buf.readUInt32LE(8)}`)?.reject(e);
+        if (buf.length >= 16 && buf.readUInt32LE(12) === this.#pid) this.#req.find(`${buf[1]}:${buf.readUInt32LE(8)}`)?.reject(e);
         return;
       }
       throw e;
     }
     const ours = msg.pid === this.#pid;
     if (ours) {
-      const dump = this.#dump;
-      if (dump && msg.type === dump.type && (msg.errno === 0 || msg.seq === dump.seq)) {
-        dump.on(msg);
+      const dump = this.#req.currentDump;
+      if (dump && msg.type === dump.ctx.type && (msg.errno === 0 || msg.seq === dump.ctx.seq)) {
+        if (msg.errno === 2) dump.resolve(undefined); // ENOENT: an empty table
+        else if (msg.errno) dump.reject(new KernelReplyError(msg.errno, dump.what, replyAdvice(msg.type, errnoName(msg.errno))));
+        else {
+          dump.item(msg);
+          if (msg.seq === 0) dump.resolve(undefined);
+        }
         return;
       }
-      const p = this.#pending.get(`${msg.type}:${msg.seq}`);
-      if (p) {
+      const p = this.#req.find(`${msg.type}:${msg.seq}`);
+      if (p && !p.dump) {
         // A promiscuous socket first gets a copy of its own request, byte for byte.
-        if (this.#promisc && !p.echoSkipped && buf.equals(p.sent)) {
-          p.echoSkipped = true;
+        if (this.#promisc && !p.ctx.echoSkipped && p.ctx.sent && buf.equals(p.ctx.sent)) {
+          p.ctx.echoSkipped = true;
           return;
         }
         p.resolve(msg);
@@ -451,25 +322,29 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   // -------------------------------------------------------------------------------------------------------------
   // The Sadb interface
 
-  async add(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     await this.#request((seq, pid) => saToMessage(sa, SADB.ADD, this.dialect, sa.seq ?? seq, pid), opts);
   }
 
-  async update(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     await this.#request((seq, pid) => saToMessage(sa, SADB.UPDATE, this.dialect, sa.seq ?? seq, pid), opts);
   }
 
-  async get(id: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
     const r = await this.#request((seq, pid) => saIdToMessage(id, SADB.GET, seq, pid), opts);
     return hideSaKeys(messageToSa(r, this.dialect));
   }
 
-  async delete(id: SaId, opts?: CallOptions): Promise<void> {
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
     await this.#request((seq, pid) => saIdToMessage(id, SADB.DELETE, seq, pid), opts);
   }
 
-  async deleteAll(match: { src: Address; dst: Address; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object { src, dst }', match);
+  async deleteAll(input: { src: Address; dst: Address; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const match = checkSaMatch(input);
     // Linux's SADB_DELETE needs an SA extension; the BSDs delete all between src and dst without one. Do it portably.
     const victims: SaId[] = [];
     for await (const sa of this.dump(match.protocol ?? 'esp', opts))
@@ -477,15 +352,18 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
     for (const v of victims) await this.delete(v, opts);
   }
 
-  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+  async flush(input?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const protocol = checkOptionalProtocol(input);
     await this.#request((seq, pid) => ({ type: SADB.FLUSH, satype: satypeOf(protocol), seq, pid, extensions: [] }), opts);
   }
 
-  async *dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+  async *dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const protocol = checkOptionalProtocol(input);
     for await (const m of this.#dumpMessages(SADB.DUMP, satypeOf(protocol), opts)) yield hideSaKeys(messageToSa(m, this.dialect));
   }
 
-  async getSpi(req: GetSpiRequest, opts?: CallOptions): Promise<number> {
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
     const r = await this.#request((seq, pid) => getSpiToMessage(req, req.seq ?? seq, pid), opts);
     const s = findExt(r, 'sa');
     if (!s) throw new NattUnsupportedError('the kernel answered SADB_GETSPI without an SA extension');
@@ -493,27 +371,30 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /** SADB_REGISTER: the kernel's algorithms for `protocol`; from now on this socket gets ACQUIRE, EXPIRE, NEW_MAPPING. */
-  async register(protocol: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
+  async register(input: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
+    const protocol = checkProtocol(input);
     const r = await this.#request((seq, pid) => ({ type: SADB.REGISTER, satype: satypeOf(protocol), seq, pid, extensions: [] }), opts);
     return messageToSupported(r, this.dialect);
   }
 
-  async spdAdd(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     return messageToPolicy(await this.#request((seq, pid) => policyToMessage(policy, SADB.X_SPDADD, this.dialect, seq, pid), opts));
   }
 
-  async spdUpdate(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     return messageToPolicy(await this.#request((seq, pid) => policyToMessage(policy, SADB.X_SPDUPDATE, this.dialect, seq, pid), opts));
   }
 
-  async spdDelete(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object { id } or { selector, direction }', which);
+  async spdDelete(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
+    const which = checkPolicyRef(input);
     if ('id' in which) await this.#request((seq, pid) => policyIdToMessage(which.id, SADB.X_SPDDELETE2, seq, pid), opts);
     else await this.#request((seq, pid) => policyToMessage(which, SADB.X_SPDDELETE, this.dialect, seq, pid), opts);
   }
 
-  async spdGet(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object { id } or { selector, direction }', which);
+  async spdGet(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
+    const which = checkPolicyRef(input);
     if ('id' in which) return messageToPolicy(await this.#request((seq, pid) => policyIdToMessage(which.id, SADB.X_SPDGET, seq, pid), opts));
     // SPDGET takes only an id: find the policy by selector in a dump.
     const want = policyToMessage(which, SADB.X_SPDGET, this.dialect, 0, 0);
@@ -545,9 +426,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const err = new NattError('ERR_NATT_CLOSED', 'the PF_KEY client was closed');
-    for (const p of [...this.#pending.values()]) p.reject(err);
-    this.#dump?.on(err);
+    this.#req.close(new NattError('ERR_NATT_CLOSED', 'the PF_KEY client was closed'));
     this.#sock.close();
   }
 }

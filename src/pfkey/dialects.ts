@@ -1,6 +1,7 @@
 // PF_KEY v2 numbers: the RFC 2367 core shared by every OS, and one dialect table per OS for what differs.
 
 import { rangeError } from '../errors';
+import { checkedInt, checkedObject } from '../core/cursor';
 
 export const PF_KEY_V2 = 2;
 
@@ -218,13 +219,27 @@ export function defaultDialectName(): DialectName {
   return process.platform === 'netbsd' ? 'netbsd' : process.platform === 'freebsd' ? 'freebsd' : 'linux';
 }
 
-/** A dialect by name (default: this OS's), or a Dialect object as given (for overrides). */
+/**
+ * A dialect by name (default: this OS's), or a Dialect object as given (for overrides), its codec fields checked
+ * (a TypeError/RangeError naming `dialect.<field>`).
+ */
 export function resolveDialect(d?: DialectName | Dialect): Dialect {
   if (d === undefined) return DIALECTS[defaultDialectName()];
-  if (typeof d === 'object' && d !== null && typeof d.name === 'string') return d;
-  const found = typeof d === 'string' ? DIALECTS[d as DialectName] : undefined;
+  if (typeof d === 'object' && d !== null && typeof d.name === 'string') return checkDialect(d);
+  const found = typeof d === 'string' && Object.hasOwn(DIALECTS, d) ? DIALECTS[d as DialectName] : undefined;
   if (!found) throw rangeError('dialect', "'linux', 'netbsd' or 'freebsd'", d);
   return found;
+}
+
+/** The fields of a caller's Dialect object that the codec reads, checked. */
+function checkDialect(d: Dialect): Dialect {
+  checkedInt(d.msgMax, 0, 0xff, 'dialect.msgMax');
+  checkedInt(d.extMax, 0, 0xffff, 'dialect.extMax');
+  checkedObject(d.extensions, 'dialect.extensions');
+  if (d.ipsecRequestSize !== 16 && d.ipsecRequestSize !== 8) throw rangeError('dialect.ipsecRequestSize', '16 or 8', d.ipsecRequestSize);
+  if (d.sockaddr !== 'linux' && d.sockaddr !== 'bsd') throw rangeError('dialect.sockaddr', "'linux' or 'bsd'", d.sockaddr);
+  checkedInt(d.afInet6, 0, 0xff, 'dialect.afInet6');
+  return d;
 }
 
 /** The name of extension number `type` in dialect `d`, or undefined when the dialect has no layout for it. */

@@ -57,8 +57,8 @@ export interface IntegrityParams {
   key: KeyMaterial;
 }
 
-/** NAT-T encapsulation of an SA (RFC 3948): the UDP header the SA's ESP packets travel in. */
-export interface NattEncap {
+/** An SA's NAT-T encapsulation (RFC 3948), its `natt` field: the UDP header the SA's ESP packets travel in. */
+export interface SaNatt {
   /** `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1). */
   type: 'espinudp' | 'espinudp-non-ike';
   /** UDP source port of the SA's packets (for an inbound SA: the peer's port). */
@@ -138,8 +138,13 @@ export interface SecurityAssociation extends SaId {
   esn?: boolean;
   encryption?: EncryptionParams;
   integrity?: IntegrityParams;
+  /**
+   * ESP with a non-AEAD cipher and no `integrity` is refused (it can be forged) unless this is `true` (RFC 4303
+   * allows confidentiality-only SAs; use it only when something else authenticates the traffic).
+   */
+  allowNoIntegrity?: boolean;
   compression?: { algorithm: CompressionAlgorithm };
-  natt?: NattEncap;
+  natt?: SaNatt;
   lifetime?: { soft?: Lifetime; hard?: Lifetime };
   /** The kernel's selector for the SA (XFRM); absent = derived from the addresses. */
   selector?: TrafficSelector;
@@ -236,6 +241,21 @@ export interface CallOptions {
 }
 
 export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland';
+
+/** Options of openSadb() (src/open.ts), shared by every backend; each backend reads the ones that concern it. */
+export interface OpenSadbOptions {
+  /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
+  backend?: SadbBackendName | 'auto';
+  /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
+  dialect?: 'linux' | 'netbsd' | 'freebsd';
+  /** Include key material in `'add'` events (default false). */
+  revealKeys?: boolean;
+  /** Default per-request timeout in ms (default 5000). */
+  timeout?: number;
+}
+
+/** How openSadb() opens one backend. */
+export type SadbFactory<S extends Sadb = Sadb> = (opts: Omit<OpenSadbOptions, 'backend'>) => Promise<S>;
 
 /** Arguments for getSpi: allocate an SPI in [min, max] for an SA from `src` to `dst`. */
 export interface GetSpiRequest {

@@ -32,26 +32,37 @@ export const XFRM_STAT_NAMES = [
   'AcquireError',
 ] as const;
 
-export type XfrmStatName = (typeof XFRM_STAT_NAMES)[number];
+/** One counter name of the userland engine (a /proc/net/xfrm_stat name without "Xfrm"). */
+export type UserlandCounterName = (typeof XFRM_STAT_NAMES)[number];
 
-/** A snapshot of the counters: every name present, 0 when nothing happened. */
-export type XfrmStats = Record<XfrmStatName, number>;
+/** The userland engine's counters: every name present, 0 when nothing happened. */
+export type UserlandCounters = Record<UserlandCounterName, number>;
+
+/** @deprecated the old name of UserlandCounterName. */
+export type XfrmStatName = UserlandCounterName;
+/** @deprecated the old name of UserlandCounters (these are the userland engine's counters, named as XFRM names them). */
+export type XfrmStats = UserlandCounters;
 
 /** Counters as plain numeric fields (fast increments on the hot path). */
-export function newStats(): XfrmStats {
-  const s = {} as XfrmStats;
+export function newStats(): UserlandCounters {
+  const s = {} as UserlandCounters;
   for (const n of XFRM_STAT_NAMES) s[n] = 0;
   return s;
 }
 
+/** Add `b` into `a`. */
+export function addStats(a: UserlandCounters, b: UserlandCounters): void {
+  for (const n of XFRM_STAT_NAMES) a[n] += b[n];
+}
+
 /** Sum of the inbound drop counters (every `In*` name). */
-export function inboundDrops(s: XfrmStats): number {
+export function inboundDrops(s: UserlandCounters): number {
   let t = 0;
   for (const n of XFRM_STAT_NAMES) if (n.startsWith('In')) t += s[n];
   return t;
 }
 
 /** Format like /proc/net/xfrm_stat: `XfrmInError             0` per line. */
-export function formatStats(s: XfrmStats): string {
+export function formatStats(s: UserlandCounters): string {
   return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(s[n])).join('\n');
 }

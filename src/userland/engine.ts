@@ -2,7 +2,10 @@
 
 import { EventEmitter } from 'node:events';
 import type { NewMappingEvent, PolicyTemplate } from '../sadb/types';
-import { typeError, rangeError } from '../errors';
+import { typeError } from '../errors';
+import { durationSeconds, intOption, readOptions } from '../core/options';
+import { dontFragment } from '../ip/icmp';
+import { longInterval, type LongTimer } from '../core/timers';
 import { EspSequenceExhaustedError } from '../esp';
 import { addressToBytes, bytesToAddress, sameAddress } from '../ip/address';
 import {
@@ -14,37 +17,33 @@ import {
   rebuildTransportPacket,
   recomputeL4Checksum,
 } from '../ip/packet';
-import { UserlandSadb, type SaEntry } from './sadb';
+import { UserlandSadb } from './sadb';
+import type { UserlandSa } from './sa';
 import { selectorMatches, type PolicyEntry } from './spd';
-import type { XfrmStats } from './counters';
+import { newStats, type UserlandCounters } from './counters';
+import type { EspTransport, RemoteInfo } from '../transport';
 
-/** Where a datagram came from, as node:dgram reports it. */
-export interface RemoteInfo {
-  address: string;
-  port: number;
-  family?: string;
-  size?: number;
-}
+export type { RemoteInfo } from '../transport';
 
-/**
- * What the engine needs from its socket: the shape of NattSocket (src/natt) in userland mode. 'esp' gives the
- * datagram from the SPI on (marker and UDP header already gone).
- */
-export interface EspSocket {
-  on(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
-  off(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
-  sendEsp(esp: Uint8Array, port: number, address: string, cb?: (err: Error | null) => void): void;
-  sendKeepalive(port: number, address: string): void;
-  address(): { address: string; port: number; family?: string };
-}
+/** @deprecated the old name of EspTransport (src/transport): what the engine needs from its socket. */
+export type EspSocket = EspTransport;
 
 export interface UserlandEngineOptions {
-  /** The NAT-T socket (createNattSocket with backend 'userland', or 'auto' on a host without kernel ESP). */
-  socket: EspSocket;
+  /**
+   * What carries the ESP: a NAT-T socket (createNattSocket with backend 'userland', or 'auto' on a host without kernel
+   * ESP), or any EspTransport (src/transport).
+   */
+  socket: EspTransport;
   /** The SA database; default a new one (reach it as `engine.sadb`). */
   sadb?: UserlandSadb;
   /** Seconds between NAT-T keepalives to each peer (RFC 3948 §2.3), skipped while ESP flows; 0 = off. Default 20. */
   keepaliveSeconds?: number;
+  /**
+   * MTU of the path the ESP-in-UDP datagrams take (default: none, only the 64 KiB limit applies). With it, an inner
+   * packet that may not be fragmented (IPv6, or IPv4 with DF) whose datagram would exceed it is not sent: send()
+   * returns 'too-big' and `tooBigMtu` says the largest inner packet the SA carries (for an ICMP "packet too big").
+   */
+  outerMtu?: number;
 }
 
 /** Traffic counts (not drops): what got through. */
@@ -59,10 +58,12 @@ export interface EngineTraffic {
   outBypass: number;
   keepalivesSent: number;
   newMappings: number;
+  /** Inner packets refused as too big for the path (outerMtu), each answered by the caller with an ICMP error. */
+  tooBig: number;
 }
 
 /** What `send()` did with a packet. */
-export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped';
+export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped' | 'too-big';
 
 export interface UserlandEngineEvents {
   /** An inbound packet: tunnel mode the inner IP packet, transport mode the IP packet rebuilt (see README). */
@@ -72,11 +73,22 @@ export interface UserlandEngineEvents {
 }
 
 const NH_NONE = 59;
+/** Sends whose completion is awaited, at most, for the per-packet length accounting (beyond: lengths uncounted). */
+const SENT_RING = 4096;
 
 /** Per-template facts parsed once (cache keyed by the template object). */
 interface TemplateInfo {
   src: Uint8Array | null;
   dst: Uint8Array | null;
+}
+
+/** What the engine caches per SA (the SA is the database's; this is the engine's). */
+interface SaCache {
+  /** NAT-OA original addresses as bytes (null: the SA has none). */
+  oa: { src: Uint8Array; dst: Uint8Array } | null | undefined;
+  /** The inbound peer address these bytes were made from, and the bytes. */
+  peerAddress: string;
+  peerBytes: Uint8Array | null;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array, bOff: number, n: number): boolean {
@@ -92,8 +104,11 @@ function bytesEqual(a: Uint8Array, b: Uint8Array, bOff: number, n: number): bool
  */
 export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   readonly sadb: UserlandSadb;
-  readonly socket: EspSocket;
-  readonly #c: XfrmStats;
+  readonly socket: EspTransport;
+  /** This engine's counters (the database sums those of its engines: sadb.stats()). */
+  readonly #c: UserlandCounters = newStats();
+  readonly #unregisterStats: () => void;
+  readonly #saCache = new WeakMap<UserlandSa, SaCache>();
   readonly #t: EngineTraffic = {
     inPackets: 0,
     inBytes: 0,
@@ -102,20 +117,35 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     outBypass: 0,
     keepalivesSent: 0,
     newMappings: 0,
+    tooBig: 0,
   };
+  /** After send() returned 'too-big': the largest inner packet (whole IP packet) the chosen SA carries on this path. */
+  tooBigMtu = 0;
+  readonly #outerMtu: number;
   readonly #v = new IpView();
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
-  #keepaliveTimer: NodeJS.Timeout | null = null;
+  #keepaliveTimer: LongTimer | null = null;
+  /** Payload lengths of sends not completed yet, in send order (completions come in that order): a bounded ring. */
+  readonly #sentLens = new Uint32Array(SENT_RING);
+  #sentHead = 0;
+  #sentCount = 0;
   #tmpl = new WeakMap<PolicyTemplate, TemplateInfo>();
   /** Last SA chosen per policy, valid while the database's generation is unchanged. */
-  #outCache = new WeakMap<PolicyEntry, { gen: number; e: SaEntry }>();
+  #outCache = new WeakMap<PolicyEntry, { gen: number; e: UserlandSa }>();
   #closed = false;
 
-  constructor(opts: UserlandEngineOptions) {
+  constructor(options: UserlandEngineOptions) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object { socket, sadb? }', opts);
+    if (options === null || typeof options !== 'object') throw typeError('options', 'an object { socket, sadb? }', options);
+    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds', 'outerMtu'] as const) as {
+      socket?: EspTransport;
+      sadb?: unknown;
+      keepaliveSeconds?: unknown;
+      outerMtu?: unknown;
+    };
+    this.#outerMtu = intOption(opts.outerMtu, 'outerMtu', 576, 65535, 0);
     const s = opts.socket;
     if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
       throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
@@ -126,27 +156,42 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
     }
-    const ka = opts.keepaliveSeconds ?? 20;
-    if (typeof ka !== 'number' || !(ka >= 0) || !Number.isFinite(ka)) throw rangeError('keepaliveSeconds', 'a number ≥ 0', ka);
+    const ka = durationSeconds(opts.keepaliveSeconds, 'keepaliveSeconds', 0, 20);
     this.socket = s;
-    this.sadb = opts.sadb ?? new UserlandSadb();
-    this.#c = this.sadb.counters;
+    this.sadb = (opts.sadb as UserlandSadb | undefined) ?? new UserlandSadb();
+    this.#unregisterStats = this.sadb.addStatsSource(() => this.#c);
     this.#keepaliveMs = ka * 1000;
     this.#onEsp = (esp, rinfo) => {
-      this.receive(esp, rinfo);
+      // A listener on the transport never throws: whatever a datagram does is counted.
+      try {
+        this.receive(esp, rinfo);
+      } catch {
+        this.#c.InError++;
+      }
     };
     this.#onSent = (err) => {
-      if (err) this.#c.OutError++;
+      let len = 0;
+      if (this.#sentCount > 0) {
+        len = this.#sentLens[this.#sentHead];
+        this.#sentHead = (this.#sentHead + 1) % SENT_RING;
+        this.#sentCount--;
+      }
+      if (err) {
+        this.#c.OutError++; // failed after the send call returned (ENETUNREACH, EMSGSIZE): never counted as sent
+        return;
+      }
+      this.#t.outPackets++;
+      this.#t.outBytes += len;
     };
     s.on('esp', this.#onEsp);
     if (this.#keepaliveMs > 0) {
-      this.#keepaliveTimer = setInterval(() => this.#keepalives(), this.#keepaliveMs);
-      this.#keepaliveTimer.unref();
+      // A long interval: keepaliveSeconds of 30 days means one keepalive a month, not ~900 a second.
+      this.#keepaliveTimer = longInterval(() => this.#keepalives(), this.#keepaliveMs).unref();
     }
   }
 
-  /** Drop counters (the database's: /proc/net/xfrm_stat names). */
-  stats(): XfrmStats {
+  /** This engine's drop counters (/proc/net/xfrm_stat names). */
+  stats(): UserlandCounters {
     return { ...this.#c };
   }
 
@@ -201,6 +246,21 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       payload = packet.subarray(v.headerLength, v.totalLength);
       nh = v.nextHeader;
     }
+    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
+    const outerHeaders = (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    const sealed = e.transform!.sealedLength(payload.length);
+    if (sealed + outerHeaders > 65535) {
+      c.OutStateModeError++;
+      return 'dropped';
+    }
+    if (this.#outerMtu && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+      // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
+      let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
+      while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
+      this.tooBigMtu = max + (e.sa.mode === 'tunnel' ? 0 : v.headerLength);
+      this.#t.tooBig++;
+      return 'too-big';
+    }
     let esp: Buffer;
     try {
       esp = e.transform!.seal(payload, nh);
@@ -217,8 +277,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       c.OutError++; // e.g. an IPv6 SA on an IPv4 socket, or the socket closed
       return 'dropped';
     }
-    this.#t.outPackets++;
-    this.#t.outBytes += payload.length;
+    // Counted as sent when the transport completes it (#onSent); until then its length waits here.
+    if (this.#sentCount < SENT_RING) {
+      this.#sentLens[(this.#sentHead + this.#sentCount) % SENT_RING] = payload.length;
+      this.#sentCount++;
+    }
     return 'sent';
   }
 
@@ -232,19 +295,19 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   }
 
   /** Does SA `e` have the addresses template `ti` (or, where it names none, the packet) asks for? No allocation. */
-  #addrsOk(e: SaEntry, ti: TemplateInfo, pkt: Uint8Array, v: IpView): boolean {
+  #addrsOk(e: UserlandSa, ti: TemplateInfo, pkt: Uint8Array, v: IpView): boolean {
     const src = ti.src ? bytesEqual(e.srcBytes, ti.src, 0, ti.src.length) : bytesEqual(e.srcBytes, pkt, v.srcOffset, v.addrLength);
     return src && (ti.dst ? bytesEqual(e.dstBytes, ti.dst, 0, ti.dst.length) : bytesEqual(e.dstBytes, pkt, v.dstOffset, v.addrLength));
   }
 
   /** The SA the policy's (first) template selects for this packet, or null. */
-  #outboundSa(pol: PolicyEntry, pkt: Uint8Array, v: IpView): SaEntry | null {
+  #outboundSa(pol: PolicyEntry, pkt: Uint8Array, v: IpView): UserlandSa | null {
     const t = pol.policy.templates![0];
     const ti = this.#template(t);
     const gen = this.sadb.generation;
     const cached = this.#outCache.get(pol);
     if (cached && cached.gen === gen && this.#addrsOk(cached.e, ti, pkt, v)) return cached.e;
-    let best: SaEntry | null = null;
+    let best: UserlandSa | null = null;
     for (const e of this.sadb.entries()) {
       if (!e.usable || e.sa.protocol !== t.protocol) continue;
       if (e.sa.mode !== t.mode && e.sa.mode !== 'any') continue;
@@ -265,23 +328,26 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
    * Take one ESP datagram (from the SPI on) that arrived from `rinfo`. The socket's 'esp' event calls this; it is
    * public for tests and for callers with their own transport. Returns true when the packet was accepted.
    */
-  receive(datagram: Buffer | Uint8Array, rinfo: RemoteInfo): boolean {
+  receive(datagram: Buffer | Uint8Array, from: RemoteInfo | { address: string; port: number }): boolean {
     const c = this.#c;
     if (this.#closed) return false;
     let esp: Buffer;
     if (Buffer.isBuffer(datagram)) esp = datagram;
     else if (datagram instanceof Uint8Array) esp = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.length);
     else throw typeError('esp', 'a Buffer or Uint8Array', datagram);
-    if (rinfo === null || typeof rinfo !== 'object' || typeof rinfo.address !== 'string') {
-      throw typeError('rinfo', 'an object { address, port }', rinfo);
+    if (from === null || typeof from !== 'object' || typeof from.address !== 'string' || typeof from.port !== 'number') {
+      throw typeError('rinfo', 'an object { address, port }', from);
     }
+    // A caller with its own transport may give only address and port; 'packet' listeners get the whole shape.
+    const rinfo: RemoteInfo =
+      'family' in from && 'size' in from ? from : { address: from.address, port: from.port, family: from.address.includes(':') ? 'IPv6' : 'IPv4', size: datagram.length };
     if (esp.length < 8) {
       c.InHdrError++;
       return false;
     }
     const spi = esp.readUInt32BE(0);
     const list = this.sadb.bySpi(spi);
-    let e: SaEntry | undefined;
+    let e: UserlandSa | undefined;
     if (list) {
       for (let i = 0; i < list.length; i++) {
         if (list[i].transform) {
@@ -308,10 +374,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     // Authenticated from here on: only now may the peer's address be learned (RFC 3948 §2.2, Linux esp_input).
     e.lifetime.use(r.payload.length);
     e.lastIn = Date.now();
-    if (e.sa.natt && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
+    // Only a packet newer than every one before on this SA may move the peer: a held-back genuine packet re-sent from
+    // elsewhere (authentic, inside the window, but not the newest) must not redirect the replies (D15).
+    if (e.sa.natt && r.advanced && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
       this.#t.newMappings++;
       const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port);
-      e.inboundPeerBytes = null;
       this.emit('newMapping', ev);
     }
     if (r.nextHeader === NH_NONE) {
@@ -329,7 +396,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       }
       if (pkt.length !== v.totalLength) pkt = pkt.subarray(0, v.totalLength);
     } else {
-      const src = e.inboundPeerBytes ?? (e.inboundPeerBytes = addressToBytes(e.inboundPeer.address));
+      const src = this.#peerBytes(e);
       if (src.length !== e.dstBytes.length) {
         c.InStateModeError++;
         return false;
@@ -352,16 +419,36 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     return true;
   }
 
-  #selectorOk(e: SaEntry, pkt: Uint8Array, v: IpView): boolean {
+  #selectorOk(e: UserlandSa, pkt: Uint8Array, v: IpView): boolean {
     const s = e.selector!;
     // A selector of the other family does not apply (4in6 / 6in4 tunnels).
     return s.src.family !== v.version || selectorMatches(s, pkt, v);
   }
 
+  #cache(e: UserlandSa): SaCache {
+    let c = this.#saCache.get(e);
+    if (!c) {
+      c = { oa: undefined, peerAddress: '', peerBytes: null };
+      this.#saCache.set(e, c);
+    }
+    return c;
+  }
+
+  /** The inbound peer's address as bytes, cached until a new mapping moves it. */
+  #peerBytes(e: UserlandSa): Uint8Array {
+    const c = this.#cache(e);
+    if (c.peerBytes === null || c.peerAddress !== e.inboundPeer.address) {
+      c.peerBytes = addressToBytes(e.inboundPeer.address);
+      c.peerAddress = e.inboundPeer.address;
+    }
+    return c.peerBytes;
+  }
+
   /** RFC 3948 §3.1.2: with NAT-OA, the incremental update; without, recomputation (ESP already authenticated it). */
-  #fixChecksum(e: SaEntry, pkt: Buffer, v: IpView): void {
-    if (e.oaBytes === undefined) e.oaBytes = this.#originalAddresses(e);
-    if (e.oaBytes && fixL4ChecksumForNat(pkt, v, e.oaBytes.src, e.oaBytes.dst)) return;
+  #fixChecksum(e: UserlandSa, pkt: Buffer, v: IpView): void {
+    const c = this.#cache(e);
+    if (c.oa === undefined) c.oa = this.#originalAddresses(e);
+    if (c.oa && fixL4ChecksumForNat(pkt, v, c.oa.src, c.oa.dst)) return;
     recomputeL4Checksum(pkt, v);
   }
 
@@ -370,7 +457,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
    * source is the OA that is not our address; the original destination is ours as the peer knew it (the other OA
    * when given, else the SA's destination). null when the SA has no NAT-OA.
    */
-  #originalAddresses(e: SaEntry): { src: Uint8Array; dst: Uint8Array } | null {
+  #originalAddresses(e: UserlandSa): { src: Uint8Array; dst: Uint8Array } | null {
     const oa = e.sa.natt?.oa;
     const given = [oa?.initiator, oa?.responder].filter((a): a is string => !!a);
     if (given.length === 0) return null;
@@ -384,7 +471,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   }
 
   /** The inbound policy check (Linux __xfrm_policy_check): counts and returns false on a drop. */
-  #inboundPolicyOk(e: SaEntry, pkt: Uint8Array, v: IpView): boolean {
+  #inboundPolicyOk(e: UserlandSa, pkt: Uint8Array, v: IpView): boolean {
     const c = this.#c;
     const tunnel = e.sa.mode === 'tunnel';
     const pol = this.sadb.policies.lookup('in', pkt, v);
@@ -451,7 +538,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.socket.off('esp', this.#onEsp);
-    if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
+    this.#unregisterStats();
+    this.#keepaliveTimer?.clear();
     this.#keepaliveTimer = null;
   }
 }

@@ -1,6 +1,6 @@
 // The userland engine's public surface: UserlandSadb, UserlandEngine, counters, and the openSadb factory.
 
-import type { SadbFactory } from '../sadb/open';
+import type { SadbFactory } from '../sadb/types';
 import { UserlandSadb } from './sadb';
 
 export { UserlandSadb, type UserlandSadbOptions } from './sadb';
@@ -13,7 +13,8 @@ export {
   type EspSocket,
   type RemoteInfo,
 } from './engine';
-export { XFRM_STAT_NAMES, formatStats, type XfrmStats, type XfrmStatName } from './counters';
+export { XFRM_STAT_NAMES, formatStats, type UserlandCounters, type UserlandCounterName, type XfrmStats, type XfrmStatName } from './counters';
+export type { UserlandSa } from './sa';
 
 /** openSadb({ backend: 'userland' }) lands here. */
-export const createUserlandSadb: SadbFactory = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys });
+export const createUserlandSadb: SadbFactory<UserlandSadb> = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys });

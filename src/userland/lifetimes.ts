@@ -2,6 +2,7 @@
 
 import type { Lifetime, LifetimeCurrent, SecurityAssociation } from '../sadb/types';
 import { rangeError, typeError } from '../errors';
+import { longTimeout, type LongTimer } from '../core/timers';
 
 export type ExpireKind = 'soft' | 'hard';
 
@@ -34,7 +35,7 @@ export class LifetimeTracker {
   #soft: Required<Lifetime>;
   #hard: Required<Lifetime>;
   #fired = { soft: false, hard: false };
-  #timers: NodeJS.Timeout[] = [];
+  #timers: LongTimer[] = [];
   #onExpire: (kind: ExpireKind) => void;
 
   constructor(lifetime: SecurityAssociation['lifetime'], onExpire: (kind: ExpireKind) => void, current?: LifetimeCurrent) {
@@ -60,9 +61,8 @@ export class LifetimeTracker {
 
   #arm(kind: ExpireKind, seconds: number, elapsed: number): void {
     if (!seconds) return;
-    const t = setTimeout(() => this.#fire(kind), Math.max(0, (seconds - elapsed) * 1000));
-    t.unref();
-    this.#timers.push(t);
+    // A long timer: a 25-day lifetime must not fire after 1 ms (setTimeout's 2^31 ms limit).
+    this.#timers.push(longTimeout(() => this.#fire(kind), Math.max(0, (seconds - elapsed) * 1000)).unref());
   }
 
   #fire(kind: ExpireKind): void {
@@ -105,7 +105,7 @@ export class LifetimeTracker {
 
   /** Cancel the timers (SA deleted or replaced). */
   stop(): void {
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) t.clear();
     this.#timers = [];
   }
 }

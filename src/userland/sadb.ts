@@ -17,88 +17,47 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
-import { NattSystemError, rangeError, typeError } from '../errors';
-import { addressFamily, addressToBytes, bytesToAddress } from '../ip/address';
+import { supportedFromTable } from '../sadb/algorithms';
+import { NattError, NattSystemError, typeError } from '../errors';
+import { boolOption, durationSeconds, readCallOptions, readOptions } from '../core/options';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
+import { addressToBytes, bytesToAddress } from '../ip/address';
 import { EspTransform } from '../esp';
-import { LifetimeTracker, validateLifetime, type ExpireKind } from './lifetimes';
-import { PolicyTable, compileSelector, type CompiledSelector, type PolicyEntry } from './spd';
-import { newStats, type XfrmStats } from './counters';
+import { LifetimeTracker, type ExpireKind } from './lifetimes';
+import { PolicyTable, type PolicyEntry } from './spd';
+import { addStats, newStats, type UserlandCounters } from './counters';
+import { UserlandSa } from './sa';
 
 export interface UserlandSadbOptions {
   /** Include key material in `'add'` events (default false). */
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;
+  /** Seconds a larval SA from getSpi() waits for its update before it expires (Linux: 30). */
+  larvalSeconds?: number;
 }
 
-/** One SA as the engine uses it: the stored SA, its transform, its usage. Internal to src/userland. */
-export class SaEntry {
-  readonly key: string;
-  /** The stored SA (our copy; keys non-enumerable). Its src/dst/natt are updated on a new mapping. */
-  readonly sa: SecurityAssociation;
-  readonly transform: EspTransform | null;
-  readonly lifetime: LifetimeTracker;
-  readonly selector: CompiledSelector | null;
-  state: SaState;
-  srcBytes: Uint8Array;
-  dstBytes: Uint8Array;
-  /**
-   * Where this SA's datagrams go (outbound) or come from (inbound): the remote address and UDP port. Starts as
-   * dst:natt.dport (outbound) or src:natt.sport (inbound); a new mapping moves it. The SA's identity never changes.
-   */
-  peer: { address: string; port: number };
-  /** For an inbound SA: the address and port its packets are expected from (src:natt.sport, then learned). */
-  inboundPeer: { address: string; port: number };
-  /** NAT-OA original addresses as bytes (the engine fills it on first use; null = none). */
-  oaBytes: { src: Uint8Array; dst: Uint8Array } | null | undefined = undefined;
-  /** inboundPeer's address as bytes (the engine caches it; null after a change). */
-  inboundPeerBytes: Uint8Array | null = null;
-  /** ms timestamps of the last packet sealed / opened with this SA (0 = never): keepalive bookkeeping. */
-  lastOut = 0;
-  lastIn = 0;
-
-  constructor(key: string, sa: SecurityAssociation, transform: EspTransform | null, lifetime: LifetimeTracker, state: SaState) {
-    this.key = key;
-    this.sa = sa;
-    this.transform = transform;
-    this.lifetime = lifetime;
-    this.state = state;
-    this.selector = sa.selector ? compileSelector(sa.selector, 'selector') : null;
-    this.srcBytes = addressToBytes(sa.src, 'src');
-    this.dstBytes = addressToBytes(sa.dst, 'dst');
-    this.peer = { address: sa.dst, port: sa.natt?.dport ?? 4500 };
-    this.inboundPeer = { address: sa.src, port: sa.natt?.sport ?? 4500 };
-  }
-
-  /** Can the SA carry traffic? */
-  get usable(): boolean {
-    return (this.state === 'mature' || this.state === 'dying') && this.transform !== null;
-  }
-}
+/** Acquires remembered for rate limiting at most (the oldest are forgotten first): one map entry per destination. */
+export const MAX_ACQUIRE_ENTRIES = 4096;
 
 const canonical = (a: string, option: string): string => {
   const b = addressToBytes(a, option);
   return bytesToAddress(b, 0, b.length === 4 ? 4 : 16);
 };
 
-const PROTOCOLS: IpsecProtocol[] = ['esp', 'ah', 'ipcomp'];
-
 /** A kernel-shaped refusal: `code`/`errno`/`syscall` as PF_KEY would give, plus `messageType`. */
 function refused(errno: 'EEXIST' | 'ESRCH' | 'ENOENT' | 'EINVAL', messageType: string, advice: string): NattSystemError {
   const num = { EEXIST: 17, ESRCH: 3, ENOENT: 2, EINVAL: 22 }[errno];
   return new NattSystemError(num, messageType, advice, { messageType });
-}
-
-function checkSpi(spi: unknown, option = 'spi'): number {
-  if (typeof spi !== 'number' || !Number.isInteger(spi)) throw typeError(option, 'an integer', spi);
-  if (spi < 1 || spi > 0xffff_ffff) throw rangeError(option, '1..0xffffffff', spi);
-  return spi;
-}
-
-function checkProtocol(p: unknown): IpsecProtocol {
-  if (p === undefined) return 'esp';
-  if (!PROTOCOLS.includes(p as IpsecProtocol)) throw typeError('protocol', "'esp', 'ah' or 'ipcomp'", p);
-  return p as IpsecProtocol;
 }
 
 const sameBytes = (a?: Uint8Array, b?: Uint8Array): boolean =>
@@ -133,73 +92,69 @@ function copyKeyed(sa: SecurityAssociation): SecurityAssociation {
 export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'userland' as const;
   readonly policies = new PolicyTable();
-  /** The counters (mutated in place by the engine). */
-  readonly counters: XfrmStats = newStats();
+  /** The counters of the engines that use this database (each engine owns its own; see addStatsSource). */
+  readonly #statsSources = new Set<() => UserlandCounters>();
   /** Bumped on every SA change; the engine's caches compare it. */
   generation = 0;
-  #byKey = new Map<string, SaEntry>();
-  #bySpi = new Map<number, SaEntry[]>();
+  #byKey = new Map<string, UserlandSa>();
+  #bySpi = new Map<number, UserlandSa[]>();
   #acquires = new Map<string, number>();
   #acquireSeq = 0;
   #revealKeys: boolean;
   #acquireMs: number;
+  #larvalSeconds: number;
   #closed = false;
 
-  constructor(opts: UserlandSadbOptions = {}) {
+  constructor(options: UserlandSadbOptions = {}) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-    this.#revealKeys = opts.revealKeys === true;
-    const acq = opts.acquireSeconds ?? 30;
-    if (typeof acq !== 'number' || !(acq >= 0)) throw rangeError('acquireSeconds', 'a number ≥ 0', acq);
-    this.#acquireMs = acq * 1000;
+    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds'] as const);
+    this.#revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
+    this.#acquireMs = durationSeconds(o.acquireSeconds, 'acquireSeconds', 0, 30) * 1000;
+    this.#larvalSeconds = durationSeconds(o.larvalSeconds, 'larvalSeconds', 0, 30);
   }
 
-  /** A snapshot of the counters. */
-  stats(): XfrmStats {
-    return { ...this.counters };
+  /**
+   * The counters of every engine that uses this database, summed (as /proc/net/xfrm_stat sums a network namespace):
+   * one engine → that engine's stats().
+   */
+  stats(): UserlandCounters {
+    const sum = newStats();
+    for (const source of this.#statsSources) addStats(sum, source());
+    return sum;
   }
 
+  /** How many (policy, source, destination) acquires are remembered for rate limiting (at most MAX_ACQUIRE_ENTRIES). */
+  get acquireEntries(): number {
+    return this.#acquires.size;
+  }
+
+  /** An engine registers its counters here (it owns them); the returned function unregisters. */
+  addStatsSource(source: () => UserlandCounters): () => void {
+    this.#statsSources.add(source);
+    return () => this.#statsSources.delete(source);
+  }
+
+  /** The map key of a checked SA id. */
   #key(id: SaId): string {
-    if (id === null || typeof id !== 'object') throw typeError('sa', 'an object { src, dst, spi }', id);
-    const proto = checkProtocol(id.protocol);
-    const spi = checkSpi(id.spi);
-    const dst = canonical(id.dst, 'dst');
-    return `${proto}/${dst}/${spi}`;
+    return `${id.protocol ?? 'esp'}/${canonical(id.dst, 'dst')}/${id.spi}`;
   }
 
-  #find(id: SaId, messageType: string): SaEntry {
+  /** The SA under a checked id, or ESRCH. */
+  #find(id: SaId, messageType: string): UserlandSa {
     const e = this.#byKey.get(this.#key(id));
-    if (!e || (id.src !== undefined && canonical(id.src, 'src') !== e.sa.src)) {
+    if (!e || canonical(id.src, 'src') !== e.sa.src) {
       throw refused('ESRCH', messageType, `no ${id.protocol ?? 'esp'} SA with SPI 0x${id.spi.toString(16)} to ${id.dst}`);
     }
     return e;
   }
 
-  #build(sa: SecurityAssociation, state: SaState, prev?: SaEntry): SaEntry {
-    if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an object', sa);
+  /** A UserlandSa from a checked SA (src/sadb/validate.ts has read and checked every field). */
+  #build(sa: SecurityAssociation, state: SaState, prev?: UserlandSa): UserlandSa {
     const key = this.#key(sa);
     const stored = copyKeyed(sa);
-    stored.protocol = checkProtocol(sa.protocol);
     stored.src = canonical(sa.src, 'src');
     stored.dst = canonical(sa.dst, 'dst');
-    if (addressFamily(stored.src) !== addressFamily(stored.dst)) throw typeError('dst', `an address of the same family as src (${sa.src})`, sa.dst);
     stored.mode = sa.mode ?? 'transport';
-    if (stored.mode !== 'transport' && stored.mode !== 'tunnel' && stored.mode !== 'any') {
-      throw typeError('mode', "'transport', 'tunnel' or 'any'", sa.mode);
-    }
-    if (sa.natt !== undefined) {
-      const n = sa.natt;
-      if (n === null || typeof n !== 'object') throw typeError('natt', 'an object { type, sport, dport }', n);
-      if (n.type !== 'espinudp' && n.type !== 'espinudp-non-ike') throw typeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);
-      for (const f of ['sport', 'dport'] as const) {
-        if (!Number.isInteger(n[f]) || n[f] < 1 || n[f] > 65535) throw rangeError(`natt.${f}`, '1..65535', n[f]);
-      }
-      if (n.oa?.initiator !== undefined) addressToBytes(n.oa.initiator, 'natt.oa.initiator');
-      if (n.oa?.responder !== undefined) addressToBytes(n.oa.responder, 'natt.oa.responder');
-    }
-    validateLifetime(sa);
-    delete stored.current;
-    delete stored.state;
     let transform: EspTransform | null = null;
     if (state !== 'larval' && stored.protocol === 'esp') {
       if (!sa.encryption) throw typeError('encryption', "an object { algorithm, key } (use algorithm 'null' for none)", sa.encryption);
@@ -215,20 +170,22 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
           integrity,
           esn: sa.esn === true,
           replayWindow: sa.replayWindow ?? 32,
+          allowNoIntegrity: sa.allowNoIntegrity === true,
           // New keys or parameters: still never reuse a sequence number (an AEAD's IV) the SA has sent.
           outboundSeq: prev?.transform?.outboundSeq,
         });
       }
     }
-    // An update keeps the usage counted so far (as the kernel does).
-    let entry!: SaEntry;
-    const lifetime = new LifetimeTracker(sa.lifetime, (kind) => this.#expire(entry, kind), prev?.lifetime.current);
-    entry = new SaEntry(key, stored, transform, lifetime, state);
+    // An update keeps the usage counted so far (as the kernel does). A larval SA lives larvalSeconds at most.
+    let entry!: UserlandSa;
+    const lifetimes = state === 'larval' ? { hard: { addSeconds: this.#larvalSeconds } } : sa.lifetime;
+    const lifetime = new LifetimeTracker(lifetimes, (kind) => this.#expire(entry, kind), prev?.lifetime.current);
+    entry = new UserlandSa(key, stored, transform, lifetime, state);
     transform?.on('expire', () => lifetime.expireNow());
     return entry;
   }
 
-  #insert(e: SaEntry): void {
+  #insert(e: UserlandSa): void {
     this.#byKey.set(e.key, e);
     const spi = e.sa.spi;
     const list = this.#bySpi.get(spi);
@@ -237,7 +194,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.generation++;
   }
 
-  #remove(e: SaEntry): void {
+  #remove(e: UserlandSa): void {
     e.lifetime.stop();
     e.state = 'dead';
     this.#byKey.delete(e.key);
@@ -250,21 +207,21 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.generation++;
   }
 
-  #expire(e: SaEntry, kind: ExpireKind): void {
+  #expire(e: UserlandSa, kind: ExpireKind): void {
     if (this.#byKey.get(e.key) !== e) return;
     if (kind === 'hard') this.#remove(e);
     else e.state = 'dying';
     this.emit('expire', { kind, sa: this.#public(e, false) });
   }
 
-  #public(e: SaEntry, keys: boolean): SecurityAssociation {
+  #public(e: UserlandSa, keys: boolean): SecurityAssociation {
     const out = keys ? copyKeyed(e.sa) : withoutKeys(e.sa);
     out.current = { ...e.lifetime.current };
     out.state = e.state;
     return out;
   }
 
-  #announce(e: SaEntry): void {
+  #announce(e: UserlandSa): void {
     this.emit('add', this.#revealKeys ? this.#public(e, true) : this.#public(e, false));
   }
 
@@ -272,8 +229,16 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     if (this.#closed) throw new NattSystemError(9, 'userland sadb', 'the database was closed; open a new one with openSadb()');
   }
 
-  async add(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
+  /** Every call takes CallOptions as the kernel backends do: checked, and an aborted signal refuses the call unapplied. */
+  #call(opts: unknown, what: string): void {
     this.#open();
+    const { signal } = readCallOptions(opts, 5000);
+    if (signal?.aborted) throw signal.reason ?? new NattError('ABORT_ERR', `${what} aborted`);
+  }
+
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
+    this.#call(opts, 'SADB_ADD');
     const key = this.#key(sa);
     if (this.#byKey.has(key)) {
       throw refused('EEXIST', 'SADB_ADD', `an SA with SPI 0x${sa.spi.toString(16)} to ${sa.dst} exists: use update() or delete it first`);
@@ -284,8 +249,9 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#announce(e);
   }
 
-  async update(sa: SecurityAssociation, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
+    this.#call(opts, 'SADB_UPDATE');
     const prev = this.#find(sa, 'SADB_UPDATE');
     const e = this.#build(sa, 'mature', prev.state === 'larval' ? undefined : prev);
     this.#remove(prev);
@@ -294,56 +260,52 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#announce(e);
   }
 
-  async get(id: SaId, _opts?: CallOptions): Promise<SecurityAssociation> {
-    this.#open();
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
+    this.#call(opts, 'SADB_GET');
     return this.#public(this.#find(id, 'SADB_GET'), true);
   }
 
-  async delete(id: SaId, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
+    this.#call(opts, 'SADB_DELETE');
     const e = this.#find(id, 'SADB_DELETE');
     this.#remove(e);
     this.emit('delete', { src: e.sa.src, dst: e.sa.dst, spi: e.sa.spi, protocol: e.sa.protocol });
   }
 
-  async deleteAll(match: { src: string; dst: string; protocol?: IpsecProtocol }, _opts?: CallOptions): Promise<void> {
-    this.#open();
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object { src, dst, protocol? }', match);
-    const proto = checkProtocol(match.protocol);
-    const src = canonical(match.src, 'src');
-    const dst = canonical(match.dst, 'dst');
+  async deleteAll(input: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const m = checkSaMatch(input);
+    this.#call(opts, 'SADB_DELETE');
+    const src = canonical(m.src, 'src');
+    const dst = canonical(m.dst, 'dst');
     for (const e of [...this.#byKey.values()]) {
-      if (e.sa.protocol === proto && e.sa.src === src && e.sa.dst === dst) {
+      if (e.sa.protocol === m.protocol && e.sa.src === src && e.sa.dst === dst) {
         this.#remove(e);
-        this.emit('delete', { src, dst, spi: e.sa.spi, protocol: proto });
+        this.emit('delete', { src, dst, spi: e.sa.spi, protocol: m.protocol });
       }
     }
   }
 
-  async flush(protocol?: IpsecProtocol, _opts?: CallOptions): Promise<void> {
-    this.#open();
-    const proto = protocol === undefined ? undefined : checkProtocol(protocol);
+  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const proto = checkOptionalProtocol(protocol);
+    this.#call(opts, 'SADB_FLUSH');
     for (const e of [...this.#byKey.values()]) if (proto === undefined || e.sa.protocol === proto) this.#remove(e);
   }
 
-  async *dump(protocol?: IpsecProtocol, _opts?: CallOptions): AsyncIterable<SecurityAssociation> {
-    this.#open();
-    const proto = protocol === undefined ? undefined : checkProtocol(protocol);
+  async *dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const proto = checkOptionalProtocol(protocol);
+    this.#call(opts, 'SADB_DUMP');
     for (const e of [...this.#byKey.values()]) if (proto === undefined || e.sa.protocol === proto) yield this.#public(e, true);
   }
 
-  async getSpi(req: GetSpiRequest, _opts?: CallOptions): Promise<number> {
-    this.#open();
-    if (req === null || typeof req !== 'object') throw typeError('request', 'an object { src, dst, min?, max? }', req);
-    const min = req.min ?? 0x100;
-    const max = req.max ?? 0xffff_ffff;
-    checkSpi(min, 'min');
-    checkSpi(max, 'max');
-    if (min > max) throw rangeError('min', `at most max (${max})`, min);
-    const proto = checkProtocol(req.protocol);
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
+    this.#call(opts, 'SADB_GETSPI');
+    const { min, max } = req;
     for (let tries = 0; tries < 64; tries++) {
       const spi = min === max ? min : min + randomInt(0, Math.min(max - min + 1, 2 ** 48 - 1));
-      const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: proto, mode: req.mode, reqid: req.reqid };
+      const sa: SecurityAssociation = { src: req.src, dst: req.dst, spi, protocol: req.protocol, mode: req.mode, reqid: req.reqid };
       if (this.#byKey.has(this.#key(sa))) continue;
       const e = this.#build(sa, 'larval');
       this.#insert(e);
@@ -352,41 +314,25 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     throw refused('EEXIST', 'SADB_GETSPI', `no free SPI in 0x${min.toString(16)}..0x${max.toString(16)}: widen the range`);
   }
 
-  async register(protocol: IpsecProtocol = 'esp', _opts?: CallOptions): Promise<SupportedAlgorithms> {
-    this.#open();
+  async register(protocol: IpsecProtocol = 'esp', opts?: CallOptions): Promise<SupportedAlgorithms> {
     const proto = checkProtocol(protocol);
-    const algs: SupportedAlgorithms =
-      proto !== 'esp'
-        ? { protocol: proto, encryption: [], integrity: [] }
-        : {
-            protocol: 'esp',
-            encryption: [
-              { algorithm: 'aes-gcm-16', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-gmac', minBits: 128, maxBits: 256, ivBits: 64 },
-              { algorithm: 'chacha20-poly1305', minBits: 256, maxBits: 256, ivBits: 64 },
-              { algorithm: 'aes-cbc', minBits: 128, maxBits: 256, ivBits: 128 },
-              { algorithm: 'null', minBits: 0, maxBits: 0, ivBits: 0 },
-            ],
-            integrity: [
-              { algorithm: 'hmac-sha1-96', minBits: 160, maxBits: 160 },
-              { algorithm: 'hmac-sha2-256-128', minBits: 256, maxBits: 256 },
-              { algorithm: 'hmac-sha2-384-192', minBits: 384, maxBits: 384 },
-              { algorithm: 'hmac-sha2-512-256', minBits: 512, maxBits: 512 },
-            ],
-          };
+    this.#call(opts, 'SADB_REGISTER');
+    const algs = supportedFromTable(proto, 'userland');
     this.emit('register', algs);
     return algs;
   }
 
-  async spdAdd(policy: SecurityPolicy, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
+    this.#call(opts, 'SADB_X_SPDADD');
     const sel = PolicyTable.validate(policy);
     if (this.policies.find(policy)) throw refused('EEXIST', 'SADB_X_SPDADD', 'a policy with this selector and direction exists: use spdUpdate()');
     return structuredClone(this.policies.put(policy, sel).policy);
   }
 
-  async spdUpdate(policy: SecurityPolicy, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
+    this.#call(opts, 'SADB_X_SPDUPDATE');
     const sel = PolicyTable.validate(policy);
     const existing = policy.id !== undefined ? this.policies.find({ id: policy.id }) : this.policies.find(policy);
     this.#acquires.clear();
@@ -394,29 +340,30 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   #policy(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, messageType: string): PolicyEntry {
-    if (which === null || typeof which !== 'object') throw typeError('policy', 'an object { id } or { selector, direction }', which);
     const e = this.policies.find(which);
     if (!e) throw refused('ENOENT', messageType, 'no such policy');
     return e;
   }
 
-  async spdDelete(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, _opts?: CallOptions): Promise<void> {
-    this.#open();
+  async spdDelete(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<void> {
+    const which = checkPolicyRef(input);
+    this.#call(opts, 'SADB_X_SPDDELETE');
     this.policies.remove(this.#policy(which, 'SADB_X_SPDDELETE'));
   }
 
-  async spdGet(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, _opts?: CallOptions): Promise<SecurityPolicy> {
-    this.#open();
+  async spdGet(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>, opts?: CallOptions): Promise<SecurityPolicy> {
+    const which = checkPolicyRef(input);
+    this.#call(opts, 'SADB_X_SPDGET');
     return structuredClone(this.#policy(which, 'SADB_X_SPDGET').policy);
   }
 
-  async *spdDump(_opts?: CallOptions): AsyncIterable<SecurityPolicy> {
-    this.#open();
+  async *spdDump(opts?: CallOptions): AsyncIterable<SecurityPolicy> {
+    this.#call(opts, 'SADB_X_SPDDUMP');
     for (const e of this.policies.all()) yield structuredClone(e.policy);
   }
 
-  async spdFlush(_opts?: CallOptions): Promise<void> {
-    this.#open();
+  async spdFlush(opts?: CallOptions): Promise<void> {
+    this.#call(opts, 'SADB_X_SPDFLUSH');
     this.policies.clear();
   }
 
@@ -430,12 +377,12 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   // ---- for the engine (src/userland/engine.ts) ----
 
   /** SAs with this SPI (usually one). */
-  bySpi(spi: number): SaEntry[] | undefined {
+  bySpi(spi: number): UserlandSa[] | undefined {
     return this.#bySpi.get(spi);
   }
 
   /** Every SA entry (for keepalive peers and mapping updates). */
-  entries(): IterableIterator<SaEntry> {
+  entries(): IterableIterator<UserlandSa> {
     return this.#byKey.values();
   }
 
@@ -445,6 +392,9 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     const now = Date.now();
     const last = this.#acquires.get(k);
     if (last !== undefined && now - last < this.#acquireMs) return;
+    // Bounded: re-inserted entries move to the end, so the first ones are the oldest and go first.
+    this.#acquires.delete(k);
+    if (this.#acquires.size >= MAX_ACQUIRE_ENTRIES) this.#acquires.delete(this.#acquires.keys().next().value as string);
     this.#acquires.set(k, now);
     const ev: AcquireEvent = {
       seq: ++this.#acquireSeq,
@@ -461,7 +411,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
    * outbound SAs that went to the old peer, then raise 'newMapping' (as Linux's km_new_mapping, with the update
    * the IKE daemon would make applied here).
    */
-  newMapping(e: SaEntry, address: string, port: number): NewMappingEvent {
+  newMapping(e: UserlandSa, address: string, port: number): NewMappingEvent {
     const old = { ...e.inboundPeer };
     const addrBytes = addressToBytes(address, 'address');
     const addr = bytesToAddress(addrBytes, 0, addrBytes.length === 4 ? 4 : 16);

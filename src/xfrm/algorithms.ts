@@ -1,6 +1,6 @@
 // Algorithm names of the shared model (IKEv2 terms) ↔ Linux crypto templates in XFRM attributes, and what `register` reports.
 
-import { ENCRYPTION_KEY_BYTES, INTEGRITY_KEY_BYTES } from '../sadb/algorithms';
+import { supportedFromTable } from '../sadb/algorithms';
 import type { EncryptionAlgorithm, IntegrityAlgorithm, SupportedAlgorithms, IpsecProtocol } from '../sadb/types';
 
 export interface CryptTemplate {
@@ -78,24 +78,12 @@ export function integrityFromKernel(name: string, truncBits: number): IntegrityA
 
 /**
  * What `register()` answers over XFRM. XFRM has no SADB_REGISTER: the kernel loads crypto modules on demand,
- * so /proc/crypto lists only what is loaded now, not what would work. The answer is therefore the fixed list
- * of algorithms natt can map to templates that mainline kernels ship (bits = key sizes without the salt).
+ * so /proc/crypto lists only what is loaded now, not what would work. The answer is therefore every algorithm of the
+ * model's table (src/sadb/algorithms.ts), each of which maps to a template mainline kernels ship (bits = key sizes
+ * without the salt).
  */
 export function supportedAlgorithms(protocol: IpsecProtocol): SupportedAlgorithms {
-  const encryption: SupportedAlgorithms['encryption'] = [];
-  const integrity: SupportedAlgorithms['integrity'] = [];
-  if (protocol === 'esp') {
-    for (const [alg, t] of Object.entries(ENCRYPTION)) {
-      const salt = t.attr === 'algAead' || alg === 'aes-ctr' ? 4 : 0;
-      const bits = ENCRYPTION_KEY_BYTES[alg as EncryptionAlgorithm].map((b) => (b - salt) * 8);
-      encryption.push({ algorithm: alg, minBits: Math.min(...bits), maxBits: Math.max(...bits) });
-    }
-  }
-  if (protocol === 'esp' || protocol === 'ah') {
-    for (const alg of Object.keys(INTEGRITY) as (keyof typeof INTEGRITY)[]) {
-      const bytes = INTEGRITY_KEY_BYTES[alg];
-      integrity.push({ algorithm: alg, minBits: bytes[0] * 8, maxBits: bytes[bytes.length - 1] * 8 });
-    }
-  }
-  return { protocol, encryption, integrity };
+  const s = supportedFromTable(protocol, 'all');
+  // XFRM's answer has no IV sizes (the kernel's templates know them).
+  return { protocol, encryption: s.encryption.map(({ ivBits: _iv, ...e }) => e), integrity: s.integrity };
 }

@@ -15,9 +15,22 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
-import { KernelReplyError, NattError, NattTimeoutError, rangeError, typeError } from '../errors';
+import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
-import type { NativeMessageSocket } from '../native/types';
+import { adviceFor, type RequestKind } from '../native/advice';
+import { boolOption, callbackOption, durationMs, intOption, readCallOptions, readOptions } from '../core/options';
+import { RequestLayer } from '../kernel/requests';
+import {
+  checkGetSpi,
+  checkOptionalProtocol,
+  checkPolicy,
+  checkPolicyRef,
+  checkProtocol,
+  checkSa,
+  checkSaId,
+  checkSaMatch,
+} from '../sadb/validate';
+import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { IPSEC_PROTO_ANY, NLM_F, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
 import { decode, encode, findAttr, messageTypeNumber, type XfrmMessage } from './codec';
 import { XfrmDecodeError } from './errors';
@@ -49,14 +62,7 @@ export const MAX_IN_FLIGHT = 64;
 export const DEFAULT_GROUPS = [XFRMNLGRP.ACQUIRE, XFRMNLGRP.EXPIRE, XFRMNLGRP.SA, XFRMNLGRP.POLICY, XFRMNLGRP.MAPPING];
 
 /** The transport under the client: the native message socket, or a stand-in (tests). */
-export interface XfrmTransport {
-  bind(sockaddr: Uint8Array): void;
-  setsockopt?(level: number, name: number, value: number): void;
-  send(msg: Uint8Array): number;
-  ref(): void;
-  unref(): void;
-  close(): void;
-}
+export type XfrmTransport = KernelSocket;
 
 export interface XfrmOptions {
   /** Include key material in `'add'` events (default false). */
@@ -66,63 +72,19 @@ export interface XfrmOptions {
   /** Multicast groups to join (XFRMNLGRP numbers); `[]` joins none (default: DEFAULT_GROUPS). */
   groups?: number[];
   /** Build the transport yourself (default: the native NETLINK_XFRM socket). */
-  transport?: (onMessage: (msg: Buffer) => void, onError: (err: Error) => void) => XfrmTransport;
+  transport?: KernelSocketFactory;
 }
 
-interface Pending {
-  what: string;
-  /** Reply message type that belongs to this request (GETSA → NEWSA), or -1 for an ACK only. */
+/** What the matcher keeps per request: the reply type that belongs to it (-1: an ACK only) and the replies so far. */
+interface XfrmCtx {
   expect: number;
-  dump: boolean;
   replies: XfrmMessage[];
-  /** Dumps: called per item as it arrives. */
-  onItem?: (m: XfrmMessage) => void;
-  resolve: (m: XfrmMessage[]) => void;
-  reject: (e: Error) => void;
-  cleanup: () => void;
 }
 
-/** Advice for an errno the kernel put in an NLMSG_ERROR, by request. */
+/** Advice for an errno the kernel put in an NLMSG_ERROR, by request (from the one advice table, src/native/advice.ts). */
 export function xfrmAdvice(code: string, what: string, detail: { esp?: boolean; encapType?: number } = {}): string | undefined {
-  const sa = /NEWSA|UPDSA|ALLOCSPI/.test(what);
-  switch (code) {
-    case 'EPERM':
-    case 'EACCES':
-      return 'XFRM needs CAP_NET_ADMIN in this network namespace: run as root or grant the capability (setcap cap_net_admin+ep $(which node))';
-    case 'EPROTONOSUPPORT':
-    case 'ENOPROTOOPT':
-      if (sa)
-        return (
-          'the kernel has no ESP (or AH/IPComp) transform: it was built without CONFIG_INET_ESP / CONFIG_INET6_ESP, ' +
-          "or the esp4/esp6 module is not loaded (modprobe esp4 esp6 as root); use backend 'userland' meanwhile"
-        );
-      return undefined;
-    case 'ENOENT':
-      if (sa && detail.esp)
-        return (
-          'the kernel found no ESP transform or crypto template: load esp4/esp6 (CONFIG_INET_ESP) and the crypto modules ' +
-          "(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_AUTHENC); or use backend 'userland'"
-        );
-      return /POLICY/.test(what) ? 'no such policy' : undefined;
-    case 'ESRCH':
-      return 'no such SA';
-    case 'EEXIST':
-      return /POLICY/.test(what) ? 'a policy with this selector and direction exists: use spdUpdate' : 'this SA exists: use update';
-    case 'ENOSYS':
-      return (
-        'the kernel does not know one of the algorithms: its crypto template is missing ' +
-        '(CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_CHACHA20POLY1305, CONFIG_CRYPTO_SHA256 ..., or the module is not loaded)'
-      );
-    case 'EINVAL':
-      if (detail.encapType === 1)
-        return "the kernel rejects the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use natt.type 'espinudp'";
-      if (sa) return 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses';
-      return undefined;
-    case 'EBUSY':
-      return 'another dump is running on this socket';
-    default:
-      return undefined;
-  }
+  const request: RequestKind = /NEWSA|UPDSA/.test(what) ? 'sa' : /ALLOCSPI/.test(what) ? 'getspi' : /POLICY/.test(what) ? 'policy' : 'other';
+  return adviceFor(code, 'xfrm-reply', { request, requestName: what, esp: detail.esp, encapType: detail.encapType });
 }
 
 /** The sockaddr_nl for bind(): family AF_NETLINK, pid 0 (kernel picks), groups as a bit mask. */
@@ -141,24 +103,31 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   readonly #revealKeys: boolean;
   readonly #timeout: number;
   #sock: XfrmTransport | null;
-  #seq = Math.floor(Math.random() * 0x7fffffff);
-  readonly #pending = new Map<number, Pending>();
-  #dumpChain: Promise<unknown> = Promise.resolve();
+  readonly #req: RequestLayer<XfrmCtx>;
   #drops = 0;
-  #inflight = 0;
-  readonly #waiters: Array<() => void> = [];
 
   private constructor(opts: XfrmOptions) {
     super();
     this.#revealKeys = opts.revealKeys === true;
     this.#timeout = opts.timeout ?? 5000;
-    const onMessage = (msg: Buffer): void => this.#onMessage(msg);
-    const onError = (err: Error): void => this.#onSocketError(err);
-    this.#sock = opts.transport
-      ? opts.transport(onMessage, onError)
-      : (openMessageSocket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM, onMessage, onError) as NativeMessageSocket);
+    const factory: KernelSocketFactory =
+      opts.transport ??
+      ((onMessage, onError, onWritable) => openMessageSocket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM, onMessage, onError, onWritable));
+    const k = openKernelTransport(
+      factory,
+      (msg) => this.#onMessage(msg),
+      (err) => this.#onSocketError(err),
+    );
+    this.#sock = k.socket;
+    this.#req = new RequestLayer<XfrmCtx>({
+      transport: k.transport,
+      timeout: this.#timeout,
+      maxInFlight: MAX_IN_FLIGHT,
+      seqStart: Math.floor(Math.random() * 0x7fffffff),
+      closedError: (what) => new NattError('ERR_NATT_CLOSED', `${what}: the Xfrm client is closed`),
+    });
     try {
-      this.#sock.bind(sockaddrNl(opts.groups ?? DEFAULT_GROUPS));
+      this.#sock.bind?.(sockaddrNl(opts.groups ?? DEFAULT_GROUPS));
     } catch (e) {
       this.#sock.close();
       this.#sock = null;
@@ -170,117 +139,59 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     } catch {
       /* keep the default buffer */
     }
-    this.#sock.unref();
   }
 
   /** Open a NETLINK_XFRM socket joined to the event groups. Needs CAP_NET_ADMIN for the groups and every request. */
-  static async open(opts: XfrmOptions = {}): Promise<Xfrm> {
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-    if (opts.timeout !== undefined && !(Number.isInteger(opts.timeout) && opts.timeout > 0)) {
-      throw rangeError('timeout', 'a positive integer (ms)', opts.timeout);
+  static async open(options: XfrmOptions = {}): Promise<Xfrm> {
+    const o = readOptions(options, ['revealKeys', 'timeout', 'groups', 'transport'] as const);
+    let groups: number[] | undefined;
+    if (o.groups !== undefined) {
+      if (!Array.isArray(o.groups)) throw typeError('groups', 'an array of XFRMNLGRP numbers', o.groups);
+      groups = o.groups.map((g: unknown, i: number) => intOption(g, `groups[${i}]`, 1, 32));
     }
-    return new Xfrm(opts);
+    return new Xfrm({
+      revealKeys: boolOption(o.revealKeys, 'revealKeys', false),
+      timeout: durationMs(o.timeout, 'timeout', 1, 5000),
+      groups,
+      transport: callbackOption<KernelSocketFactory>(o.transport, 'transport'),
+    });
   }
 
   /** Messages received that could not be decoded or matched (counted, never thrown). */
   stats(): { drops: number; pending: number } {
-    return { drops: this.#drops, pending: this.#pending.size };
+    return { drops: this.#drops, pending: this.#req.size };
   }
 
-  // ---- requests ----
+  // ---- requests (the shared layer: src/kernel/requests.ts; at most MAX_IN_FLIGHT wait for the kernel at once,
+  // since a burst overflows the socket's receive buffer and the kernel drops the replies) ----
 
-  #nextSeq(): number {
-    this.#seq = (this.#seq + 1) >>> 0 || 1;
-    return this.#seq;
-  }
-
-  /**
-   * Send one request and wait: for the ACK (every non-dump request carries NLM_F_ACK), collecting the replies of
-   * type `expect` that come before it; for a dump, until NLMSG_DONE.
-   */
-  /**
-   * At most MAX_IN_FLIGHT requests wait for the kernel at once; the rest queue here (their timeout starts when they
-   * are sent). Without a bound, a burst of requests overflows the socket's receive buffer and the kernel drops
-   * the replies (ENOBUFS).
-   */
-  #request(
-    msg: XfrmMessage,
-    expect: number,
-    opts: CallOptions | undefined,
-    detail: { esp?: boolean; encapType?: number } = {},
-    onItem?: (m: XfrmMessage) => void,
-  ): Promise<XfrmMessage[]> {
-    const send = (): Promise<XfrmMessage[]> => this.#send(msg, expect, opts, detail, onItem).finally(() => this.#release());
-    if (this.#inflight < MAX_IN_FLIGHT) {
-      this.#inflight++;
-      return send();
-    }
-    return new Promise<void>((resolve) => this.#waiters.push(resolve)).then(send);
-  }
-
-  #release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#inflight--;
-  }
-
-  #send(
-    msg: XfrmMessage,
-    expect: number,
-    opts: CallOptions | undefined,
-    detail: { esp?: boolean; encapType?: number } = {},
-    onItem?: (m: XfrmMessage) => void,
-  ): Promise<XfrmMessage[]> {
-    const sock = this.#sock;
+  /** The NLMSG_F flags and bytes of one request with a fresh seq. */
+  #spec(msg: XfrmMessage, dump: boolean): { seq: number; spec: () => { what: string; key: number; bytes: Uint8Array } } {
     const what = messageTypeName(messageTypeNumber(msg));
-    if (!sock) return Promise.reject(new NattError('ERR_NATT_CLOSED', `${what}: the Xfrm client is closed`));
-    const timeout = opts?.timeout ?? this.#timeout;
-    const signal = opts?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason ?? new NattError('ABORT_ERR', `${what} aborted`));
-    const dump = msg.type === 'getsaDump' || msg.type === 'getpolicyDump';
-    const seq = this.#nextSeq();
-    const bytes = encode({ ...msg, seq, flags: NLM_F.REQUEST | (dump ? NLM_F.DUMP : NLM_F.ACK) });
-    return new Promise<XfrmMessage[]>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new NattTimeoutError(what, timeout)), timeout);
-      const onAbort = (): void => fail(signal?.reason ?? new NattError('ABORT_ERR', `${what} aborted`));
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#pending.delete(seq);
-        if (this.#pending.size === 0) this.#sock?.unref();
-      };
-      const fail = (e: Error): void => {
-        cleanup();
-        reject(e);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#pending.set(seq, {
-        what,
-        expect,
-        dump,
-        replies: [],
-        onItem,
-        resolve: (m) => {
-          cleanup();
-          resolve(m);
-        },
-        reject: fail,
-        cleanup,
-      });
-      sock.ref();
-      try {
-        sock.send(bytes);
-      } catch (e) {
-        fail(e as Error);
-      }
-    }).catch((e: unknown) => {
-      const err = e as Error & { errno?: number };
-      if (err instanceof KernelReplyError) {
-        const advice = xfrmAdvice(err.code, what, detail);
-        throw new KernelReplyError(-(err.errno ?? 0), what, advice);
-      }
-      throw err;
-    });
+    const seq = this.#req.nextSeq();
+    return {
+      seq,
+      spec: () => ({ what, key: seq, bytes: encode({ ...msg, seq, flags: NLM_F.REQUEST | (dump ? NLM_F.DUMP : NLM_F.ACK) }) }),
+    };
+  }
+
+  /**
+   * Send one request and wait for the ACK (every non-dump request carries NLM_F_ACK), collecting the replies of
+   * type `expect` that come before it.
+   */
+  async #request(
+    msg: XfrmMessage,
+    expect: number,
+    opts: CallOptions | undefined,
+    detail: { esp?: boolean; encapType?: number } = {},
+  ): Promise<XfrmMessage[]> {
+    const what = messageTypeName(messageTypeNumber(msg));
+    try {
+      return await this.#req.request<XfrmMessage[]>(this.#spec(msg, false).spec, opts, { expect, replies: [] });
+    } catch (e) {
+      if (e instanceof KernelReplyError) throw new KernelReplyError(-(e.errno ?? 0), what, xfrmAdvice(e.code, what, detail));
+      throw e;
+    }
   }
 
   #onMessage(buf: Buffer): void {
@@ -296,24 +207,23 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   #dispatch(m: XfrmMessage): void {
-    const p = m.seq ? this.#pending.get(m.seq) : undefined;
+    const p = m.seq ? this.#req.find(m.seq) : undefined;
     if (p) {
       if (m.type === 'error') {
-        if (m.error === 0) p.resolve(p.replies);
+        if (m.error === 0) p.resolve(p.ctx.replies);
         else p.reject(new KernelReplyError(-m.error, p.what));
         return;
       }
       if (m.type === 'done') {
-        p.resolve(p.replies);
+        p.resolve(p.ctx.replies);
         return;
       }
       if (p.dump && m.flags !== undefined && m.flags & NLM_F.MULTI) {
-        if (p.onItem) p.onItem(m);
-        else p.replies.push(m);
+        p.item(m);
         return;
       }
-      if (!p.dump && messageTypeNumber(m) === p.expect) {
-        p.replies.push(m);
+      if (!p.dump && messageTypeNumber(m) === p.ctx.expect) {
+        p.ctx.replies.push(m);
         return;
       }
     }
@@ -382,12 +292,14 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 
   // ---- the Sadb interface ----
 
-  async add(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async add(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     const s = saToStruct(sa);
     await this.#request({ type: 'newsa', ...s }, -1, opts, this.#detail(sa));
   }
 
-  async update(sa: SecurityAssociation, opts?: CallOptions): Promise<void> {
+  async update(input: SecurityAssociation, opts?: CallOptions): Promise<void> {
+    const sa = checkSa(input);
     const s = saToStruct(sa);
     await this.#request({ type: 'updsa', ...s }, -1, opts, this.#detail(sa));
   }
@@ -396,21 +308,21 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: sa.natt?.type === 'espinudp-non-ike' ? 1 : undefined };
   }
 
-  async get(id: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+  async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
+    const id = checkSaId(input);
     const replies = await this.#request({ type: 'getsa', ...saIdToStruct(id) }, XFRM_MSG.NEWSA, opts);
     const m = replies[0];
     if (!m || m.type !== 'newsa') throw new KernelReplyError(3, 'XFRM_MSG_GETSA', 'the kernel acknowledged without an SA');
     return hideSaKeys(structToSa(m.sa, m.attrs));
   }
 
-  async delete(id: SaId, opts?: CallOptions): Promise<void> {
+  async delete(input: SaId, opts?: CallOptions): Promise<void> {
+    const id = checkSaId(input);
     await this.#request({ type: 'delsa', ...saIdToStruct(id) }, -1, opts);
   }
 
-  async deleteAll(match: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
-    if (match === null || typeof match !== 'object') throw typeError('match', 'an object', match);
-    familyOf(match.src, 'src');
-    familyOf(match.dst, 'dst');
+  async deleteAll(input: { src: string; dst: string; protocol?: IpsecProtocol }, opts?: CallOptions): Promise<void> {
+    const match = checkSaMatch(input);
     const victims: SaId[] = [];
     for await (const sa of this.dump(match.protocol ?? 'esp', opts)) {
       if (sa.src === match.src && sa.dst === match.dst) victims.push({ src: sa.src, dst: sa.dst, spi: sa.spi, protocol: sa.protocol });
@@ -418,80 +330,37 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     for (const v of victims) await this.delete(v, opts);
   }
 
-  async flush(protocol?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+  async flush(input?: IpsecProtocol, opts?: CallOptions): Promise<void> {
+    const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? IPSEC_PROTO_ANY : protoNumber(protocol);
     await this.#request({ type: 'flushsa', proto, attrs: [] }, -1, opts);
   }
 
   /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (non-enumerable). */
-  dump(protocol?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+  dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
+    const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? undefined : protoNumber(protocol);
     return this.#dumpIter<SecurityAssociation>({ type: 'getsaDump', attrs: proto ? [{ kind: 'proto', value: proto }] : [] }, opts, (m) =>
       m.type === 'newsa' && (proto === undefined || m.sa.id.proto === proto) ? hideSaKeys(structToSa(m.sa, m.attrs)) : undefined,
     );
   }
 
+  /** A dump through the shared layer (one at a time per socket: the kernel answers a second one with EBUSY). */
   #dumpIter<T>(req: XfrmMessage, opts: CallOptions | undefined, map: (m: XfrmMessage) => T | undefined): AsyncIterable<T> {
-    // One dump at a time per socket (the kernel answers a second one with EBUSY): dumps queue behind each other.
-    const self = this;
+    const layer = this.#req;
+    const spec = (): { what: string; key: number; bytes: Uint8Array } => this.#spec(req, true).spec();
     return {
       async *[Symbol.asyncIterator]() {
-        const queue: T[] = [];
-        let wake: (() => void) | null = null;
-        let finished = false;
-        let dropping = false;
-        let failure: unknown;
-        let release!: () => void;
-        const turn = new Promise<void>((r) => (release = r));
-        const prev = self.#dumpChain;
-        self.#dumpChain = prev.then(() => turn);
-        await prev;
-        const done = self
-          .#request(req, -1, opts, {}, (m) => {
-            if (dropping) return;
-            const v = map(m);
-            if (v !== undefined) queue.push(v);
-            wake?.();
-          })
-          .then(
-            () => {
-              finished = true;
-              wake?.();
-            },
-            (e: unknown) => {
-              failure = e;
-              finished = true;
-              wake?.();
-            },
-          );
-        try {
-          for (;;) {
-            if (queue.length) {
-              yield queue.shift() as T;
-              continue;
-            }
-            if (finished) break;
-            await new Promise<void>((r) => (wake = r));
-            wake = null;
-          }
-          await done;
-          if (failure) throw failure;
-        } finally {
-          if (finished) release();
-          else {
-            // A consumer that stops early: the rest of the dump is still read (until NLMSG_DONE, an error or the
-            // timeout) and dropped, and only then may the next dump start (the kernel would answer it EBUSY).
-            dropping = true;
-            queue.length = 0;
-            void done.then(release);
-          }
+        for await (const m of layer.dump<XfrmMessage>(spec, opts, { expect: -1, replies: [] })) {
+          const v = map(m);
+          if (v !== undefined) yield v;
         }
       },
     };
   }
 
-  async getSpi(req: GetSpiRequest, opts?: CallOptions): Promise<number> {
-    if (req === null || typeof req !== 'object') throw typeError('request', 'an object', req);
+  async getSpi(input: GetSpiRequest, opts?: CallOptions): Promise<number> {
+    const req = checkGetSpi(input);
     const family = familyOf(req.dst, 'dst');
     if (familyOf(req.src, 'src') !== family) throw typeError('src', 'an address of the same family as dst', req.src);
     const min = req.min ?? 0x100;
@@ -508,30 +377,32 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /** XFRM has no SADB_REGISTER: answers the fixed list natt maps to kernel templates (see algorithms.ts). */
-  async register(protocol?: IpsecProtocol, _opts?: CallOptions): Promise<SupportedAlgorithms> {
-    const p = protocol ?? 'esp';
-    protoNumber(p);
+  async register(protocol?: IpsecProtocol, opts?: CallOptions): Promise<SupportedAlgorithms> {
+    const p = checkProtocol(protocol);
+    readCallOptions(opts, this.#timeout); // nothing is asked of the kernel, but the options are checked as everywhere
     const res = supportedAlgorithms(p);
     this.emit('register', res);
     return res;
   }
 
-  async spdAdd(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdAdd(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     await this.#request({ type: 'newpolicy', ...policyToStruct(policy) }, -1, opts);
     return this.spdGet({ selector: policy.selector, direction: policy.direction }, opts);
   }
 
-  async spdUpdate(policy: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+  async spdUpdate(input: SecurityPolicy, opts?: CallOptions): Promise<SecurityPolicy> {
+    const policy = checkPolicy(input);
     await this.#request({ type: 'updpolicy', ...policyToStruct(policy) }, -1, opts);
     return this.spdGet({ selector: policy.selector, direction: policy.direction }, opts);
   }
 
-  #policyId(which: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>): {
+  #policyId(input: { id: number } | Pick<SecurityPolicy, 'selector' | 'direction'>): {
     sel: ReturnType<typeof selectorToStruct>;
     index: number;
     dir: number;
   } {
-    if (which === null || typeof which !== 'object') throw typeError('which', 'an object with id, or selector and direction', which);
+    const which = checkPolicyRef(input);
     if ('id' in which && which.id !== undefined) {
       if (!Number.isInteger(which.id) || which.id <= 0 || which.id > 0xffffffff) throw rangeError('id', 'a policy index 1..2^32-1', which.id);
       // The kernel keeps the direction in the index's low 3 bits.
@@ -581,9 +452,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     const sock = this.#sock;
     if (!sock) return;
     this.#sock = null;
-    // Queued requests run now and fail at once on the closed socket.
-    for (const w of this.#waiters.splice(0)) w();
-    for (const p of [...this.#pending.values()]) p.reject(new NattError('ERR_NATT_CLOSED', `${p.what}: the Xfrm client was closed`));
+    this.#req.close(new NattError('ERR_NATT_CLOSED', 'the Xfrm client was closed'));
     sock.close();
   }
 }

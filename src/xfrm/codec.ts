@@ -1,18 +1,20 @@
 // The netlink + XFRM codec: nlmsghdr framing, NLMSG_ERROR/DONE, XFRM messages and their attributes, strict and lossless.
 //
 // decode(buffer) → XfrmMessage[] (a datagram may carry several messages, e.g. a multipart dump);
-// encode(message | message[]) → Buffer. Every decode failure is an XfrmDecodeError naming the byte offset and
-// the rule; an unknown message type or attribute is kept as raw bytes (nested attributes, flagged
-// NLA_F_NESTED, are decoded recursively). Padding inside fixed structures must be zero and a known attribute
-// may appear once per container, so every buffer decode accepts gives encode(decode(b)) = b, byte for byte.
-// encode range-checks every field (a RangeError naming it) instead of wrapping. Layouts are x86-64 (structs.ts).
+// encode(message | message[], buf?, offset?) → Buffer and encodingLength(message | message[]), in dns-packet's shape.
+// Every decode failure of a byte array is an XfrmDecodeError naming the byte offset and the rule; an unknown message
+// type or attribute is kept as raw bytes (nested attributes, flagged NLA_F_NESTED, are decoded recursively, at most
+// NLA_MAX_NEST_DEPTH deep). Padding inside fixed structures must be zero and a known attribute may appear once per
+// container, so every buffer decode accepts gives encode(decode(b)) = b, byte for byte. encode reads every field
+// through the checked cursor (src/core/cursor.ts): a TypeError or RangeError naming it, never a wrapped value or an
+// internal error. Layouts are x86-64 (structs.ts).
 
 import { XfrmDecodeError } from './errors';
 import { rangeError, typeError } from '../errors';
+import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord } from '../core/cursor';
 import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
 import {
-  Reader,
-  Writer,
+  readAddress,
   readLifetimeCur,
   readUserAcquire,
   readUserMapping,
@@ -21,6 +23,7 @@ import {
   readUserpolicyInfo,
   readUsersaId,
   readUsersaInfo,
+  writeAddress,
   writeLifetimeCur,
   writeUserAcquire,
   writeUserMapping,
@@ -42,6 +45,15 @@ import {
 const NLA_F_NESTED = 0x8000;
 const NLA_F_NET_BYTEORDER = 0x4000;
 const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
+
+/**
+ * How deep NLA_F_NESTED attributes may nest (the message's own attributes are level 0). The kernel sends XFRM
+ * attributes flat and validates nested policies at most 10 deep (MAX_POLICY_RECURSION_DEPTH); the bound keeps a
+ * hostile buffer or a cyclic attribute list from overflowing the stack. decode and encode share it.
+ */
+export const NLA_MAX_NEST_DEPTH = 32;
+
+const fail = (offset: number, rule: string): Error => new XfrmDecodeError(offset, rule);
 
 // ---- attributes ----
 
@@ -118,7 +130,7 @@ const u32Kinds: Record<number, XfrmAttributeKind> = {
   [XFRMA.SET_MARK_MASK]: 'setMarkMask',
 };
 
-const kindToType: Record<string, number> = {
+const kindNumbers: Record<string, number> = {
   algAuth: XFRMA.ALG_AUTH,
   algCrypt: XFRMA.ALG_CRYPT,
   algComp: XFRMA.ALG_COMP,
@@ -143,15 +155,20 @@ const kindToType: Record<string, number> = {
   sadCnt: XFRMA_SAD.CNT,
   sadHinfo: XFRMA_SAD.HINFO,
 };
-for (const [t, k] of Object.entries(u32Kinds)) kindToType[k] = Number(t);
+for (const [t, k] of Object.entries(u32Kinds)) kindNumbers[k] = Number(t);
+/** Attribute kind → number; a Map, so that no inherited name ('constructor', 'toString') is taken for a kind. */
+const kindToType = new Map(Object.entries(kindNumbers));
 
 function hideAlgKey<T extends { key: Uint8Array }>(a: T): T {
   Object.defineProperty(a, 'key', { value: a.key, enumerable: false, writable: true, configurable: true });
   return a;
 }
 
-/** Decode the attributes in [start, end) of `r`. `family` is the address family hint for xfrm_address_t. */
-function decodeAttrs(r: Reader, start: number, end: number, family: number, space: AttrSpace): XfrmAttribute[] {
+/**
+ * Decode the attributes in [start, end) of `r`. `family` is the address family hint for xfrm_address_t; `depth` is
+ * how many NLA_F_NESTED containers hold them (0 for a message's own).
+ */
+function decodeAttrs(r: ByteReader, start: number, end: number, family: number, space: AttrSpace, depth = 0): XfrmAttribute[] {
   const out: XfrmAttribute[] = [];
   const seen = new Set<number>();
   let o = start;
@@ -159,17 +176,20 @@ function decodeAttrs(r: Reader, start: number, end: number, family: number, spac
     r.need(o, SIZE.nlattr, end, 'attribute header');
     const len = r.u16(o);
     const rawType = r.u16(o + 2);
-    if (len < SIZE.nlattr) throw new XfrmDecodeError(o, `nla_len ${len} is shorter than the 4-byte attribute header`);
-    if (o + len > end) throw new XfrmDecodeError(o, `nla_len ${len} runs past the end of its container (${end - o} bytes left)`);
+    if (len < SIZE.nlattr) r.fail(o, `nla_len ${len} is shorter than the 4-byte attribute header`);
+    if (o + len > end) r.fail(o, `nla_len ${len} runs past the end of its container (${end - o} bytes left)`);
     const padded = (len + 3) & ~3;
-    if (o + padded > end) throw new XfrmDecodeError(o + len, 'attribute padding runs past the end of its container');
+    if (o + padded > end) r.fail(o + len, 'attribute padding runs past the end of its container');
     for (let i = o + len; i < o + padded; i++) {
-      if (r.buf[i] !== 0) throw new XfrmDecodeError(i, 'attribute alignment padding is not zero');
+      if (r.buf[i] !== 0) r.fail(i, 'attribute alignment padding is not zero');
     }
-    const a = decodeAttr(r, o + 4, len - 4, rawType, family, space);
+    if (rawType & NLA_F_NESTED && depth >= NLA_MAX_NEST_DEPTH) {
+      r.fail(o, `NLA_F_NESTED attribute ${rawType} nests deeper than ${NLA_MAX_NEST_DEPTH} levels`);
+    }
+    const a = decodeAttr(r, o + 4, len - 4, rawType, family, space, depth);
     if (a.kind !== 'raw' && a.kind !== 'nested') {
       // The kernel keeps one of each (nla_parse: the last wins); two would be lost in the model, so refuse them.
-      if (seen.has(rawType)) throw new XfrmDecodeError(o, `attribute ${rawType} (${a.kind}) appears twice in one container`);
+      if (seen.has(rawType)) r.fail(o, `attribute ${rawType} (${a.kind}) appears twice in one container`);
       seen.add(rawType);
     }
     out.push(a);
@@ -182,10 +202,10 @@ function exact(o: number, len: number, want: number, what: string): void {
   if (len !== want) throw new XfrmDecodeError(o, `${what} must be ${want} bytes, is ${len}`);
 }
 
-function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: number, space: AttrSpace): XfrmAttribute {
+function decodeAttr(r: ByteReader, o: number, len: number, rawType: number, family: number, space: AttrSpace, depth: number): XfrmAttribute {
   if (rawType & NLA_F_NESTED) {
     // The inner attributes of a container natt does not know have no known meaning: kept raw (or nested).
-    return { kind: 'nested', type: rawType, attrs: decodeAttrs(r, o, o + len, family, 'unknown') };
+    return { kind: 'nested', type: rawType, attrs: decodeAttrs(r, o, o + len, family, 'unknown', depth + 1) };
   }
   if (space === 'unknown') return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
   if (rawType & NLA_F_NET_BYTEORDER) return { kind: 'raw', type: rawType, data: r.bytes(o, len) };
@@ -236,11 +256,9 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
     case XFRMA.ENCAP:
       exact(o, len, SIZE.encapTmpl, 'XFRMA_ENCAP (struct xfrm_encap_tmpl)');
       r.zeros(o + 6, 2, 'xfrm_encap_tmpl padding (bytes 6-7)');
-      return { kind: 'encap', encapType: r.u16(o), sport: r.be16(o + 2), dport: r.be16(o + 4), oa: r.address(o + 8, family) };
+      return { kind: 'encap', encapType: r.u16(o), sport: r.be16(o + 2), dport: r.be16(o + 4), oa: readAddress(r, o + 8, family) };
     case XFRMA.TMPL: {
-      if (len % SIZE.userTmpl !== 0) {
-        throw new XfrmDecodeError(o, `XFRMA_TMPL length ${len} is not a multiple of 64 (struct xfrm_user_tmpl)`);
-      }
+      if (len % SIZE.userTmpl !== 0) r.fail(o, `XFRMA_TMPL length ${len} is not a multiple of 64 (struct xfrm_user_tmpl)`);
       const templates: XfrmUserTmpl[] = [];
       for (let i = 0; i < len; i += SIZE.userTmpl) templates.push(readUserTmpl(r, o + i));
       return { kind: 'tmpl', templates };
@@ -256,7 +274,7 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
       const ctxLen = r.u16(o + 6);
       const total = r.u16(o);
       exact(o, len, SIZE.secCtx + ctxLen, `struct xfrm_user_sec_ctx with ctx_len ${ctxLen}`);
-      if (total !== len) throw new XfrmDecodeError(o, `xfrm_user_sec_ctx.len ${total} differs from the attribute's ${len}`);
+      if (total !== len) r.fail(o, `xfrm_user_sec_ctx.len ${total} differs from the attribute's ${len}`);
       return { kind: 'secCtx', exttype: r.u16(o + 2), alg: r.u8(o + 4), doi: r.u8(o + 5), ctx: r.bytes(o + 8, ctxLen) };
     }
     case XFRMA.LTIME_VAL:
@@ -268,7 +286,7 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
     case XFRMA.REPLAY_ESN_VAL: {
       r.need(o, SIZE.replayStateEsn, o + len, 'struct xfrm_replay_state_esn');
       const bmpLen = r.u32(o);
-      if (bmpLen > 0x10000) throw new XfrmDecodeError(o, `bmp_len ${bmpLen} is larger than any replay window`);
+      if (bmpLen > 0x10000) r.fail(o, `bmp_len ${bmpLen} is larger than any replay window`);
       exact(o, len, SIZE.replayStateEsn + 4 * bmpLen, `struct xfrm_replay_state_esn with bmp_len ${bmpLen}`);
       const bmp: number[] = [];
       for (let i = 0; i < bmpLen; i++) bmp.push(r.u32(o + 24 + 4 * i));
@@ -291,7 +309,7 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
     case XFRMA.SRCADDR:
     case XFRMA.COADDR:
       exact(o, len, 16, 'xfrm_address_t');
-      return { kind: type === XFRMA.SRCADDR ? 'srcaddr' : 'coaddr', address: r.address(o, family) };
+      return { kind: type === XFRMA.SRCADDR ? 'srcaddr' : 'coaddr', address: readAddress(r, o, family) };
     case XFRMA.LASTUSED:
       exact(o, len, 8, 'XFRMA_LASTUSED');
       return { kind: 'lastused', value: r.u64(o) };
@@ -312,49 +330,58 @@ function decodeAttr(r: Reader, o: number, len: number, rawType: number, family: 
 }
 
 /** alg_key_len (bits) must name exactly the key's bytes, as decode requires; the key itself is never printed. */
-function checkKeyBits(a: AlgBase & { kind: string }): void {
-  if (!(a.key instanceof Uint8Array)) throw typeError(`${a.kind}.key`, 'a Uint8Array', a.key);
-  const n = a.key.length;
+function checkedKey(a: AlgBase & { kind: string }): Uint8Array {
+  const key = checkedBytes(a.key, `${a.kind}.key`);
+  const n = key.length;
   const ok = Number.isInteger(a.keyBits) && a.keyBits >= 0 && (a.keyBits + 7) >>> 3 === n && a.keyBits <= 0xffffffff;
   if (!ok) throw rangeError(`${a.kind}.keyBits`, n ? `${n * 8 - 7}..${n * 8} for a ${n}-byte key` : '0 for an empty key', a.keyBits);
+  return key;
 }
 
-function encodeAttrs(w: Writer, attrs: readonly XfrmAttribute[]): void {
-  const seen = new Set<string>();
-  for (const a of attrs) {
+/** Encode a container's attributes; `depth` counts the NLA_F_NESTED containers around them, as decode does. */
+function encodeAttrs(w: ByteWriter, attrs: readonly XfrmAttribute[], field: string, depth: number): void {
+  checkedArray(attrs, field);
+  const seen = new Set<unknown>();
+  for (let i = 0; i < attrs.length; i++) {
+    const a = attrs[i];
+    if (!isRecord(a)) throw typeError(`${field}[${i}]`, 'an attribute object', a);
     // decode refuses a known attribute twice in one container, so encode does not write one.
-    if (a !== null && typeof a === 'object' && a.kind !== 'raw' && a.kind !== 'nested') {
-      if (seen.has(a.kind)) throw new TypeError(`option "attrs" holds two "${a.kind}" attributes: a known attribute appears at most once per container`);
+    if (a.kind !== 'raw' && a.kind !== 'nested') {
+      if (seen.has(a.kind)) {
+        throw new TypeError(`option "${field}" holds two "${String(a.kind)}" attributes: a known attribute appears at most once per container`);
+      }
       seen.add(a.kind);
     }
-    encodeAttr(w, a);
+    encodeAttr(w, a, field, i, depth);
   }
 }
 
-function encodeAttr(w: Writer, a: XfrmAttribute): void {
-  w.align4();
+/** Encode `a`, the `i`th of the container's attributes called `field` (named in errors only: built when thrown). */
+function encodeAttr(w: ByteWriter, a: XfrmAttribute, field: string, i: number, depth: number): void {
+  w.align(4);
   const at = w.reserve(4);
-  const type = a.kind === 'raw' || a.kind === 'nested' ? a.type : kindToType[a.kind];
-  if (type === undefined) throw new TypeError(`option "attrs" holds an unknown attribute kind ${JSON.stringify((a as { kind: unknown }).kind)}`);
+  const type = a.kind === 'raw' || a.kind === 'nested' ? a.type : kindToType.get(a.kind);
+  if (type === undefined) throw typeError(`${field}[${i}].kind`, 'a known attribute kind', (a as { kind: unknown }).kind);
+  if (!(Number.isInteger(type) && type >= 0 && type <= 0xffff)) checkedInt(type, 0, 0xffff, `${field}[${i}].type`);
   switch (a.kind) {
     case 'algAuth':
     case 'algCrypt':
     case 'algComp': {
-      checkKeyBits(a);
-      const o = w.reserve(SIZE.algo + a.key.length);
-      w.cstring(o, a.name, 64, 'name');
+      const key = checkedKey(a);
+      const o = w.reserve(SIZE.algo + key.length);
+      w.cstring(o, a.name, 64, `${a.kind}.name`);
       w.u32(o + 64, a.keyBits, `${a.kind}.keyBits`);
-      w.bytes(o + SIZE.algo, a.key);
+      w.bytes(o + SIZE.algo, key, `${a.kind}.key`);
       break;
     }
     case 'algAead':
     case 'algAuthTrunc': {
-      checkKeyBits(a);
-      const o = w.reserve(SIZE.algoAead + a.key.length);
-      w.cstring(o, a.name, 64, 'name');
+      const key = checkedKey(a);
+      const o = w.reserve(SIZE.algoAead + key.length);
+      w.cstring(o, a.name, 64, `${a.kind}.name`);
       w.u32(o + 64, a.keyBits, `${a.kind}.keyBits`);
       w.u32(o + 68, a.kind === 'algAead' ? a.icvBits : a.truncBits, a.kind === 'algAead' ? 'algAead.icvBits' : 'algAuthTrunc.truncBits');
-      w.bytes(o + SIZE.algoAead, a.key);
+      w.bytes(o + SIZE.algoAead, key, `${a.kind}.key`);
       break;
     }
     case 'encap': {
@@ -362,11 +389,12 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       w.u16(o, a.encapType, 'encap.encapType');
       w.be16(o + 2, a.sport, 'encap.sport');
       w.be16(o + 4, a.dport, 'encap.dport');
-      w.address(o + 8, a.oa, 'encap.oa');
+      writeAddress(w, o + 8, a.oa, 'encap.oa');
       break;
     }
     case 'tmpl': {
-      a.templates.forEach((t, i) => writeUserTmpl(w, w.reserve(SIZE.userTmpl), t, `tmpl.templates[${i}]`));
+      const templates = checkedArray(a.templates, 'tmpl.templates');
+      for (let i = 0; i < templates.length; i++) writeUserTmpl(w, w.reserve(SIZE.userTmpl), templates[i], `tmpl.templates[${i}]`);
       break;
     }
     case 'sa':
@@ -376,17 +404,18 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       writeUserpolicyInfo(w, w.reserve(SIZE.userpolicyInfo), a.policy);
       break;
     case 'secCtx': {
-      const o = w.reserve(SIZE.secCtx + a.ctx.length);
-      w.u16(o, SIZE.secCtx + a.ctx.length, 'secCtx.ctx.length');
+      const ctx = checkedBytes(a.ctx, 'secCtx.ctx');
+      const o = w.reserve(SIZE.secCtx + ctx.length);
+      w.u16(o, SIZE.secCtx + ctx.length, 'secCtx.ctx.length');
       w.u16(o + 2, a.exttype, 'secCtx.exttype');
       w.u8(o + 4, a.alg, 'secCtx.alg');
       w.u8(o + 5, a.doi, 'secCtx.doi');
-      w.u16(o + 6, a.ctx.length, 'secCtx.ctx.length');
-      w.bytes(o + 8, a.ctx);
+      w.u16(o + 6, ctx.length, 'secCtx.ctx.length');
+      w.bytes(o + 8, ctx, 'secCtx.ctx');
       break;
     }
     case 'ltimeVal':
-      writeLifetimeCur(w, w.reserve(SIZE.lifetimeCur), a.cur);
+      writeLifetimeCur(w, w.reserve(SIZE.lifetimeCur), a.cur, 'ltimeVal.cur');
       break;
     case 'replayVal': {
       const o = w.reserve(SIZE.replayState);
@@ -396,14 +425,15 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       break;
     }
     case 'replayEsnVal': {
-      const o = w.reserve(SIZE.replayStateEsn + 4 * a.bmp.length);
-      w.u32(o, a.bmp.length, 'replayEsnVal.bmp.length');
+      const bmp = checkedArray(a.bmp, 'replayEsnVal.bmp');
+      const o = w.reserve(SIZE.replayStateEsn + 4 * bmp.length);
+      w.u32(o, bmp.length, 'replayEsnVal.bmp.length');
       w.u32(o + 4, a.oseq, 'replayEsnVal.oseq');
       w.u32(o + 8, a.seq, 'replayEsnVal.seq');
       w.u32(o + 12, a.oseqHi, 'replayEsnVal.oseqHi');
       w.u32(o + 16, a.seqHi, 'replayEsnVal.seqHi');
       w.u32(o + 20, a.replayWindow, 'replayEsnVal.replayWindow');
-      for (let i = 0; i < a.bmp.length; i++) w.u32(o + 24 + 4 * i, a.bmp[i], `replayEsnVal.bmp[${i}]`);
+      for (let i = 0; i < bmp.length; i++) w.u32(o + 24 + 4 * i, bmp[i], `replayEsnVal.bmp[${i}]`);
       break;
     }
     case 'proto':
@@ -412,7 +442,7 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       break;
     case 'srcaddr':
     case 'coaddr':
-      w.address(w.reserve(16), a.address, a.kind);
+      writeAddress(w, w.reserve(16), a.address, `${a.kind}.address`);
       break;
     case 'lastused':
       w.u64(w.reserve(8), a.value, 'lastused.value');
@@ -438,20 +468,23 @@ function encodeAttr(w: Writer, a: XfrmAttribute): void {
       w.u32(o + 4, a.max, 'sadHinfo.max');
       break;
     }
-    case 'raw':
-      w.bytes(w.reserve(a.data.length), a.data);
+    case 'raw': {
+      const data = checkedBytes(a.data, 'raw.data');
+      w.bytes(w.reserve(data.length), data, 'raw.data');
       break;
+    }
     case 'nested':
-      encodeAttrs(w, a.attrs);
+      if (depth >= NLA_MAX_NEST_DEPTH) throw rangeError('nested.attrs', `nested at most ${NLA_MAX_NEST_DEPTH} levels deep (NLA_MAX_NEST_DEPTH)`, a.attrs);
+      encodeAttrs(w, a.attrs, 'nested.attrs', depth + 1);
       break;
     default:
       w.u32(w.reserve(4), a.value, `${a.kind}.value`);
   }
-  const len = w.len - at;
-  if (len > 0xffff) throw new RangeError(`option "attrs": attribute ${type} is ${len} bytes, more than nla_len can say`);
+  const len = w.len - (at - w.start);
+  if (len > 0xffff) throw rangeError(`${field}[${i}]`, `an attribute of at most 65535 bytes (nla_len), not ${len}`, a);
   w.u16(at, len, 'nla_len');
-  w.u16(at + 2, type, 'attrs[].type');
-  w.align4();
+  w.u16(at + 2, type, 'nla_type');
+  w.align(4);
 }
 
 // ---- messages ----
@@ -522,9 +555,9 @@ const typeNumbers: Record<XfrmMessageType, number> = {
   mapping: XFRM_MSG.MAPPING,
 };
 
-/** The nlmsg_type number of a message. */
+/** The nlmsg_type number of a message (NaN for a type name natt does not know). */
 export function messageTypeNumber(m: XfrmMessage): number {
-  return typeof m.type === 'number' ? m.type : typeNumbers[m.type];
+  return typeof m.type === 'number' ? m.type : Object.hasOwn(typeNumbers, m.type) ? typeNumbers[m.type] : NaN;
 }
 
 /** Fixed part (bytes) and the family hint for attributes, per message type; a fixed part of 1 is padded to 4. */
@@ -571,34 +604,36 @@ function isDump(type: number, flags: number): boolean {
 }
 
 /** The `hard` byte of xfrm_user_expire / xfrm_user_polexpire and the padding after it, up to `end`. */
-function checkHardByte(r: Reader, o: number, end: number, what: string): boolean {
+function checkHardByte(r: ByteReader, o: number, end: number, what: string): boolean {
   const v = r.u8(o);
-  if (v > 1) throw new XfrmDecodeError(o, `"hard" must be 0 or 1, is ${v}`);
+  if (v > 1) r.fail(o, `"hard" must be 0 or 1, is ${v}`);
   r.zeros(o + 1, end - o - 1, `${what} padding after "hard"`);
   return v === 1;
 }
 
-/** Decode every netlink message in `buffer`. Throws only XfrmDecodeError. */
+/**
+ * Decode every netlink message in `buffer`. A byte array that breaks a rule throws XfrmDecodeError (offset + rule)
+ * and nothing else; anything that is not a Uint8Array is a TypeError naming "buffer".
+ */
 export function decode(buffer: Uint8Array): XfrmMessage[] {
-  if (!(buffer instanceof Uint8Array)) throw new XfrmDecodeError(0, 'input is not a Uint8Array');
-  const r = new Reader(buffer);
+  const r = new ByteReader(buffer, fail);
   const out: XfrmMessage[] = [];
   let o = 0;
   const end = buffer.length;
-  if (end === 0) throw new XfrmDecodeError(0, 'empty buffer: no nlmsghdr');
+  if (end === 0) r.fail(0, 'empty buffer: no nlmsghdr');
   while (o < end) {
     r.need(o, SIZE.nlmsghdr, end, 'nlmsghdr');
     const len = r.u32(o);
-    if (len < SIZE.nlmsghdr) throw new XfrmDecodeError(o, `nlmsg_len ${len} is shorter than the 16-byte header`);
-    if (len > end - o) throw new XfrmDecodeError(o, `nlmsg_len ${len} runs past the end of the buffer (${end - o} bytes left)`);
-    if (len & 3) throw new XfrmDecodeError(o, `nlmsg_len ${len} is not a multiple of 4`);
+    if (len < SIZE.nlmsghdr) r.fail(o, `nlmsg_len ${len} is shorter than the 16-byte header`);
+    if (len > end - o) r.fail(o, `nlmsg_len ${len} runs past the end of the buffer (${end - o} bytes left)`);
+    if (len & 3) r.fail(o, `nlmsg_len ${len} is not a multiple of 4`);
     out.push(decodeMessage(r, o, len));
     o += len;
   }
   return out;
 }
 
-function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
+function decodeMessage(r: ByteReader, o: number, len: number): XfrmMessage {
   const type = r.u16(o + 4);
   const hdr = { flags: r.u16(o + 6), seq: r.u32(o + 8), pid: r.u32(o + 12) };
   const p = o + SIZE.nlmsghdr;
@@ -608,7 +643,7 @@ function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
     case NLMSG.ERROR: {
       r.need(p, SIZE.nlmsgerr, end, 'struct nlmsgerr');
       const error = r.i32(p);
-      if (error > 0) throw new XfrmDecodeError(p, `nlmsgerr.error ${error} is positive (must be 0 or a negative errno)`);
+      if (error > 0) r.fail(p, `nlmsgerr.error ${error} is positive (must be 0 or a negative errno)`);
       const q = p + 4;
       const request = { len: r.u32(q), type: r.u16(q + 4), flags: r.u16(q + 6), seq: r.u32(q + 8), pid: r.u32(q + 12) };
       return { type: 'error', ...hdr, error, request, data: r.bytes(p + SIZE.nlmsgerr, end - p - SIZE.nlmsgerr) };
@@ -642,7 +677,7 @@ function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
       return { type: 'allocspi', ...hdr, sa, min: r.u32(p + 224), max: r.u32(p + 228), attrs: decodeAttrs(r, a, end, sa.family, 'xfrm') };
     }
     case XFRM_MSG.FLUSHSA:
-      for (let i = p + 1; i < p + 4; i++) if (r.u8(i) !== 0) throw new XfrmDecodeError(i, 'padding after xfrm_usersa_flush is not zero');
+      for (let i = p + 1; i < p + 4; i++) if (r.u8(i) !== 0) r.fail(i, 'padding after xfrm_usersa_flush is not zero');
       return { type: 'flushsa', ...hdr, proto: r.u8(p), attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
     case XFRM_MSG.NEWPOLICY:
     case XFRM_MSG.UPDPOLICY: {
@@ -660,7 +695,7 @@ function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
     case XFRM_MSG.FLUSHPOLICY:
       return { type: 'flushpolicy', ...hdr, attrs: decodeAttrs(r, a, end, 0, 'xfrm') };
     case XFRM_MSG.GETSADINFO:
-      if (plen !== 4) throw new XfrmDecodeError(p, `XFRM_MSG_GETSADINFO carries exactly a u32, has ${plen} bytes`);
+      if (plen !== 4) r.fail(p, `XFRM_MSG_GETSADINFO carries exactly a u32, has ${plen} bytes`);
       return { type: 'getsadinfo', ...hdr, sadFlags: r.u32(p) };
     case XFRM_MSG.NEWSADINFO:
       return { type: 'newsadinfo', ...hdr, sadFlags: r.u32(p), attrs: decodeAttrs(r, a, end, 0, 'sad') };
@@ -685,113 +720,140 @@ function decodeMessage(r: Reader, o: number, len: number): XfrmMessage {
   }
 }
 
-/** Encode one message or several (concatenated, each 4-byte aligned) into one buffer. */
-export function encode(messages: XfrmMessage | readonly XfrmMessage[]): Buffer {
-  const w = new Writer();
-  const list = Array.isArray(messages) ? messages : [messages as XfrmMessage];
-  for (const m of list) encodeMessage(w, m);
+/**
+ * Encode one message or several (concatenated, each 4-byte aligned), in dns-packet's shape: without `buf`, into a new
+ * Buffer; with it, into `buf` from `offset` (default 0), refusing to outgrow it (a RangeError naming "buf"). Returns
+ * the bytes written (a view of `buf` when one was given) and sets `encode.bytes` to their number.
+ */
+export function encode(messages: XfrmMessage | readonly XfrmMessage[], buf?: Uint8Array, offset?: number): Buffer {
+  if (buf === undefined && offset !== undefined) throw typeError('buf', 'a Buffer or Uint8Array when an offset is given', buf);
+  const w = buf === undefined ? new ByteWriter() : new ByteWriter({ into: buf, offset });
+  encodeAll(w, messages);
+  encode.bytes = w.len;
   return w.result();
 }
+/** How many bytes the last encode() wrote. */
+encode.bytes = 0;
 
-function encodeMessage(w: Writer, m: XfrmMessage): void {
-  if (m === null || typeof m !== 'object') throw new TypeError('option "message" must be an object');
+/** The bytes encode(messages) writes, checking every field as encode does, without writing any. */
+export function encodingLength(messages: XfrmMessage | readonly XfrmMessage[]): number {
+  const w = new ByteWriter({ measure: true });
+  encodeAll(w, messages);
+  return w.len;
+}
+
+function encodeAll(w: ByteWriter, messages: XfrmMessage | readonly XfrmMessage[]): void {
+  if (Array.isArray(messages)) for (let i = 0; i < messages.length; i++) encodeMessage(w, messages[i], `messages[${i}]`);
+  else encodeMessage(w, messages as XfrmMessage, 'message');
+}
+
+function encodeMessage(w: ByteWriter, m: XfrmMessage, field: string): void {
+  checkedObject(m, field, 'an XFRM message object');
   const at = w.reserve(SIZE.nlmsghdr);
+  if (typeof m.type !== 'string' && typeof m.type !== 'number') throw typeError('type', 'an XFRM message type name or number', (m as { type: unknown }).type);
   const type = messageTypeNumber(m);
-  if (!Number.isInteger(type) || type < 0 || type > 0xffff) throw new RangeError(`option "type" must be a message type, got ${String(m.type)}`);
-  let flags = m.flags ?? 0;
+  if (!Number.isInteger(type) || type < 0 || type > 0xffff) throw rangeError('type', 'an XFRM message type name or a number 0..65535', m.type);
+  let flags = checkedInt(m.flags ?? 0, 0, 0xffff, 'flags');
   if (m.type === 'getsaDump' || m.type === 'getpolicyDump') flags |= NLM_F.DUMP;
   switch (m.type) {
     case 'error': {
       const o = w.reserve(SIZE.nlmsgerr);
+      const q = checkedObject(m.request, 'request');
       w.i32(o, m.error, 'error');
-      w.u32(o + 4, m.request.len, 'request.len');
-      w.u16(o + 8, m.request.type, 'request.type');
-      w.u16(o + 10, m.request.flags, 'request.flags');
-      w.u32(o + 12, m.request.seq, 'request.seq');
-      w.u32(o + 16, m.request.pid, 'request.pid');
-      w.bytes(w.reserve(m.data.length), m.data);
+      w.u32(o + 4, q.len, 'request.len');
+      w.u16(o + 8, q.type, 'request.type');
+      w.u16(o + 10, q.flags, 'request.flags');
+      w.u32(o + 12, q.seq, 'request.seq');
+      w.u32(o + 16, q.pid, 'request.pid');
+      writeData(w, m.data);
       break;
     }
     case 'done':
     case 'noop':
     case 'overrun':
-      w.bytes(w.reserve(m.data.length), m.data);
+      writeData(w, m.data);
       break;
     case 'newsa':
     case 'updsa':
       writeUsersaInfo(w, w.reserve(SIZE.usersaInfo), m.sa);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'delsa':
     case 'getsa':
       writeUsersaId(w, w.reserve(SIZE.usersaId), m.id);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'getsaDump':
     case 'getpolicyDump':
     case 'flushpolicy':
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'allocspi': {
       const o = w.reserve(SIZE.userspiInfo);
       writeUsersaInfo(w, o, m.sa);
       w.u32(o + 224, m.min, 'min');
       w.u32(o + 228, m.max, 'max');
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     }
     case 'flushsa':
       w.u8(w.reserve(4), m.proto, 'proto');
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'newpolicy':
     case 'updpolicy':
       writeUserpolicyInfo(w, w.reserve(SIZE.userpolicyInfo), m.policy);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'delpolicy':
     case 'getpolicy':
       writeUserpolicyId(w, w.reserve(SIZE.userpolicyId), m.id);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'getsadinfo':
       w.u32(w.reserve(4), m.sadFlags, 'sadFlags');
       break;
     case 'newsadinfo':
       w.u32(w.reserve(4), m.sadFlags, 'sadFlags');
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'acquire':
       writeUserAcquire(w, w.reserve(SIZE.userAcquire), m.acquire);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     case 'expire': {
       const o = w.reserve(SIZE.userExpire);
       writeUsersaInfo(w, o, m.sa);
       w.u8(o + 224, m.hard ? 1 : 0, 'hard');
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     }
     case 'polexpire': {
       const o = w.reserve(SIZE.userPolexpire);
       writeUserpolicyInfo(w, o, m.policy);
       w.u8(o + 168, m.hard ? 1 : 0, 'hard');
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     }
     case 'mapping':
       writeUserMapping(w, w.reserve(SIZE.userMapping), m.mapping);
-      encodeAttrs(w, m.attrs);
+      encodeAttrs(w, m.attrs, 'attrs', 0);
       break;
     default:
-      w.bytes(w.reserve(m.data.length), m.data);
+      writeData(w, m.data);
   }
-  w.align4();
-  w.u32(at, w.len - at, 'nlmsg_len');
+  w.align(4);
+  w.u32(at, w.len - (at - w.start), 'nlmsg_len');
   w.u16(at + 4, type, 'type');
   w.u16(at + 6, flags, 'flags');
   w.u32(at + 8, m.seq ?? 0, 'seq');
   w.u32(at + 12, m.pid ?? 0, 'pid');
+}
+
+/** A payload kept as bytes (NLMSG_DONE, NLMSG_ERROR's tail, an unknown type). */
+function writeData(w: ByteWriter, data: Uint8Array): void {
+  const d = checkedBytes(data, 'data');
+  w.bytes(w.reserve(d.length), d, 'data');
 }
 
 /** The first attribute of a kind, typed. */

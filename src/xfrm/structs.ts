@@ -6,151 +6,30 @@
 // except the ones the uapi marks __be16/__be32 (ports, SPI), which are network order.
 // Padding and reserved bytes inside a structure are written as zero, and decode refuses a structure whose padding
 // is not zero (the kernel zeroes it too), so that every buffer decode accepts re-encodes to the same bytes.
-// Every field the Writer puts is range-checked: a value that does not fit its field is a RangeError naming it.
+// Every field a writer puts goes through the checked cursor (src/core/cursor.ts): a value that does not fit its field
+// is a RangeError naming it, one of the wrong type (or a structure that is not an object) a TypeError naming it.
 
-import { XfrmDecodeError } from './errors';
-import { rangeError, typeError } from '../errors';
 import { AF_INET, SIZE } from './constants';
 import { addressToBytes, bytesToAddress } from '../ip/address';
+import { checkedObject, type ByteReader, type ByteWriter } from '../core/cursor';
 
-/** A bounds-checked reader over one buffer; offsets are absolute (from the start of the decoded buffer). */
-export class Reader {
-  readonly buf: Uint8Array;
-  readonly view: DataView;
-  constructor(buf: Uint8Array) {
-    this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+// ---- xfrm_address_t (16 bytes): the codec's one piece of address knowledge; the cursor moves bytes only ----
+
+/** xfrm_address_t at `o`: IPv4 text when the family says so and bytes 4..15 are zero, else IPv6 text. */
+export function readAddress(r: ByteReader, o: number, family: number): string {
+  if (family === AF_INET || family === 0) {
+    const b = r.buf;
+    let tailZero = true;
+    for (let i = 4; i < 16; i++) if (b[o + i] !== 0) tailZero = false;
+    if (tailZero && (family === AF_INET || b[o] !== 0 || b[o + 1] !== 0 || b[o + 2] !== 0 || b[o + 3] !== 0)) return bytesToAddress(b, o, 4);
   }
-  /** Throws XfrmDecodeError unless [off, off+len) lies inside [0, end). */
-  need(off: number, len: number, end: number, what: string): void {
-    if (off + len > end) throw new XfrmDecodeError(off, `${what} needs ${len} bytes, only ${Math.max(0, end - off)} left`);
-  }
-  /** Throws XfrmDecodeError at the first non-zero byte of [o, o+n): padding and reserved bytes must be zero. */
-  zeros(o: number, n: number, what: string): void {
-    for (let i = o; i < o + n; i++) {
-      if (this.buf[i] !== 0) throw new XfrmDecodeError(i, `${what} must be zero, is 0x${this.buf[i].toString(16).padStart(2, '0')}`);
-    }
-  }
-  u8(o: number): number {
-    return this.buf[o];
-  }
-  u16(o: number): number {
-    return this.view.getUint16(o, true);
-  }
-  be16(o: number): number {
-    return this.view.getUint16(o, false);
-  }
-  u32(o: number): number {
-    return this.view.getUint32(o, true);
-  }
-  i32(o: number): number {
-    return this.view.getInt32(o, true);
-  }
-  be32(o: number): number {
-    return this.view.getUint32(o, false);
-  }
-  u64(o: number): bigint {
-    return this.view.getBigUint64(o, true);
-  }
-  /** A copy, as a plain Uint8Array (never a view into the received buffer). */
-  bytes(o: number, len: number): Uint8Array {
-    return new Uint8Array(this.buf.subarray(o, o + len));
-  }
-  /** xfrm_address_t (16 bytes): IPv4 text when the family says so and bytes 4..15 are zero, else IPv6 text. */
-  address(o: number, family: number): string {
-    if (family === AF_INET || family === 0) {
-      let tailZero = true;
-      for (let i = 4; i < 16; i++) if (this.buf[o + i] !== 0) tailZero = false;
-      if (tailZero && (family === AF_INET || allZero(this.buf, o, 4) === false)) return bytesToAddress(this.buf, o, 4);
-    }
-    return bytesToAddress(this.buf, o, 16);
-  }
-  /** A NUL-terminated name in a fixed field of `len` bytes (the NUL must be inside the field). */
-  cstring(o: number, len: number, what: string): string {
-    const end = this.buf.indexOf(0, o);
-    if (end < 0 || end >= o + len) throw new XfrmDecodeError(o, `${what} is not NUL-terminated within ${len} bytes`);
-    for (let i = end; i < o + len; i++) {
-      if (this.buf[i] !== 0) throw new XfrmDecodeError(i, `${what} has bytes after its NUL terminator`);
-    }
-    return Buffer.from(this.buf.buffer, this.buf.byteOffset + o, end - o).toString('latin1');
-  }
+  return bytesToAddress(r.buf, o, 16);
 }
 
-function allZero(b: Uint8Array, o: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (b[o + i] !== 0) return false;
-  return true;
-}
-
-/** `v` if it is an integer in [min, max]; else a TypeError or RangeError naming `field`. */
-function int(v: unknown, min: number, max: number, field: string, expected: string): number {
-  if (typeof v !== 'number') throw typeError(field, expected, v);
-  if (!Number.isInteger(v) || v < min || v > max) throw rangeError(field, expected, v);
-  return v;
-}
-
-/** A growable little-endian writer; every numeric field is range-checked (RangeError naming the field). */
-export class Writer {
-  buf: Buffer;
-  view: DataView;
-  len = 0;
-  constructor(size = 512) {
-    this.buf = Buffer.alloc(size);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-  }
-  /** Reserve `n` zeroed bytes; returns their offset. */
-  reserve(n: number): number {
-    if (this.len + n > this.buf.length) {
-      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.len + n));
-      this.buf.copy(next, 0, 0, this.len);
-      this.buf = next;
-      this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
-    }
-    const at = this.len;
-    this.len += n;
-    return at;
-  }
-  align4(): void {
-    const pad = (4 - (this.len & 3)) & 3;
-    if (pad) this.reserve(pad);
-  }
-  u8(o: number, v: number, field: string): void {
-    this.buf[o] = int(v, 0, 0xff, field, 'an integer 0..255');
-  }
-  u16(o: number, v: number, field: string): void {
-    this.view.setUint16(o, int(v, 0, 0xffff, field, 'an integer 0..65535'), true);
-  }
-  be16(o: number, v: number, field: string): void {
-    this.view.setUint16(o, int(v, 0, 0xffff, field, 'an integer 0..65535'), false);
-  }
-  u32(o: number, v: number, field: string): void {
-    this.view.setUint32(o, int(v, 0, 0xffffffff, field, 'an integer 0..2^32-1'), true);
-  }
-  i32(o: number, v: number, field: string): void {
-    this.view.setInt32(o, int(v, -0x80000000, 0x7fffffff, field, 'an integer -2^31..2^31-1'), true);
-  }
-  be32(o: number, v: number, field: string): void {
-    this.view.setUint32(o, int(v, 0, 0xffffffff, field, 'an integer 0..2^32-1'), false);
-  }
-  u64(o: number, v: bigint, field: string): void {
-    if (typeof v !== 'bigint') throw typeError(field, 'a bigint', v);
-    if (v < 0n || v > 0xffffffffffffffffn) throw rangeError(field, 'a bigint 0..2^64-1', v);
-    this.view.setBigUint64(o, v, true);
-  }
-  bytes(o: number, b: Uint8Array): void {
-    this.buf.set(b, o);
-  }
-  address(o: number, text: string | undefined, option: string): void {
-    if (text === undefined || text === '') return;
-    this.buf.set(addressToBytes(text, option), o);
-  }
-  cstring(o: number, text: string, max: number, option: string): void {
-    const b = Buffer.from(text, 'latin1');
-    if (b.length >= max) throw new RangeError(`option "${option}" must be shorter than ${max} bytes`);
-    this.buf.set(b, o);
-  }
-  result(): Buffer {
-    return this.buf.subarray(0, this.len);
-  }
+/** Text address → xfrm_address_t at `o` (IPv4 in the first 4 bytes); `undefined` or `''` leaves it zero. */
+export function writeAddress(w: ByteWriter, o: number, text: string | undefined, field: string): void {
+  if (text === undefined || text === '') return;
+  w.bytes(o, addressToBytes(text, field), field);
 }
 
 // ---- structure types (field names follow the uapi, camelCased) ----
@@ -291,12 +170,12 @@ export const XFRM_INF = 0xffffffffffffffffn;
 // A reader refuses non-zero padding, naming the structure and the bytes; a writer's `f` is the field-name prefix
 // its RangeErrors use (e.g. "sa.sel.dport").
 
-export function readSelector(r: Reader, o: number): XfrmSelectorStruct {
+export function readSelector(r: ByteReader, o: number): XfrmSelectorStruct {
   const family = r.u16(o + 40);
   r.zeros(o + 45, 3, 'xfrm_selector padding (bytes 45-47)');
   return {
-    daddr: r.address(o, family),
-    saddr: r.address(o + 16, family),
+    daddr: readAddress(r, o, family),
+    saddr: readAddress(r, o + 16, family),
     dport: r.be16(o + 32),
     dportMask: r.be16(o + 34),
     sport: r.be16(o + 36),
@@ -310,9 +189,10 @@ export function readSelector(r: Reader, o: number): XfrmSelectorStruct {
   };
 }
 
-export function writeSelector(w: Writer, o: number, s: XfrmSelectorStruct, f = 'sel'): void {
-  w.address(o, s.daddr, `${f}.daddr`);
-  w.address(o + 16, s.saddr, `${f}.saddr`);
+export function writeSelector(w: ByteWriter, o: number, s: XfrmSelectorStruct, f = 'sel'): void {
+  checkedObject(s, f);
+  writeAddress(w, o, s.daddr, `${f}.daddr`);
+  writeAddress(w, o + 16, s.saddr, `${f}.saddr`);
   w.be16(o + 32, s.dport, `${f}.dport`);
   w.be16(o + 34, s.dportMask, `${f}.dportMask`);
   w.be16(o + 36, s.sport, `${f}.sport`);
@@ -325,18 +205,19 @@ export function writeSelector(w: Writer, o: number, s: XfrmSelectorStruct, f = '
   w.u32(o + 52, s.user, `${f}.user`);
 }
 
-export function readId(r: Reader, o: number, family: number): XfrmIdStruct {
+export function readId(r: ByteReader, o: number, family: number): XfrmIdStruct {
   r.zeros(o + 21, 3, 'xfrm_id padding (bytes 21-23)');
-  return { daddr: r.address(o, family), spi: r.be32(o + 16), proto: r.u8(o + 20) };
+  return { daddr: readAddress(r, o, family), spi: r.be32(o + 16), proto: r.u8(o + 20) };
 }
 
-export function writeId(w: Writer, o: number, id: XfrmIdStruct, f = 'id'): void {
-  w.address(o, id.daddr, `${f}.daddr`);
+export function writeId(w: ByteWriter, o: number, id: XfrmIdStruct, f = 'id'): void {
+  checkedObject(id, f);
+  writeAddress(w, o, id.daddr, `${f}.daddr`);
   w.be32(o + 16, id.spi, `${f}.spi`);
   w.u8(o + 20, id.proto, `${f}.proto`);
 }
 
-export function readLifetimeCfg(r: Reader, o: number): XfrmLifetimeCfg {
+export function readLifetimeCfg(r: ByteReader, o: number): XfrmLifetimeCfg {
   return {
     softByteLimit: r.u64(o),
     hardByteLimit: r.u64(o + 8),
@@ -349,7 +230,8 @@ export function readLifetimeCfg(r: Reader, o: number): XfrmLifetimeCfg {
   };
 }
 
-export function writeLifetimeCfg(w: Writer, o: number, l: XfrmLifetimeCfg, f = 'lft'): void {
+export function writeLifetimeCfg(w: ByteWriter, o: number, l: XfrmLifetimeCfg, f = 'lft'): void {
+  checkedObject(l, f);
   w.u64(o, l.softByteLimit, `${f}.softByteLimit`);
   w.u64(o + 8, l.hardByteLimit, `${f}.hardByteLimit`);
   w.u64(o + 16, l.softPacketLimit, `${f}.softPacketLimit`);
@@ -360,24 +242,25 @@ export function writeLifetimeCfg(w: Writer, o: number, l: XfrmLifetimeCfg, f = '
   w.u64(o + 56, l.hardUseExpiresSeconds, `${f}.hardUseExpiresSeconds`);
 }
 
-export function readLifetimeCur(r: Reader, o: number): XfrmLifetimeCur {
+export function readLifetimeCur(r: ByteReader, o: number): XfrmLifetimeCur {
   return { bytes: r.u64(o), packets: r.u64(o + 8), addTime: r.u64(o + 16), useTime: r.u64(o + 24) };
 }
 
-export function writeLifetimeCur(w: Writer, o: number, c: XfrmLifetimeCur, f = 'curlft'): void {
+export function writeLifetimeCur(w: ByteWriter, o: number, c: XfrmLifetimeCur, f = 'curlft'): void {
+  checkedObject(c, f);
   w.u64(o, c.bytes, `${f}.bytes`);
   w.u64(o + 8, c.packets, `${f}.packets`);
   w.u64(o + 16, c.addTime, `${f}.addTime`);
   w.u64(o + 24, c.useTime, `${f}.useTime`);
 }
 
-export function readUsersaInfo(r: Reader, o: number): XfrmUsersaInfo {
+export function readUsersaInfo(r: ByteReader, o: number): XfrmUsersaInfo {
   const family = r.u16(o + 212);
   r.zeros(o + 217, 7, 'xfrm_usersa_info padding (bytes 217-223)');
   return {
     sel: readSelector(r, o),
     id: readId(r, o + 56, family),
-    saddr: r.address(o + 80, family),
+    saddr: readAddress(r, o + 80, family),
     lft: readLifetimeCfg(r, o + 96),
     curlft: readLifetimeCur(r, o + 160),
     stats: { replayWindow: r.u32(o + 192), replay: r.u32(o + 196), integrityFailed: r.u32(o + 200) },
@@ -390,15 +273,17 @@ export function readUsersaInfo(r: Reader, o: number): XfrmUsersaInfo {
   };
 }
 
-export function writeUsersaInfo(w: Writer, o: number, s: XfrmUsersaInfo, f = 'sa'): void {
+export function writeUsersaInfo(w: ByteWriter, o: number, s: XfrmUsersaInfo, f = 'sa'): void {
+  checkedObject(s, f);
   writeSelector(w, o, s.sel, `${f}.sel`);
   writeId(w, o + 56, s.id, `${f}.id`);
-  w.address(o + 80, s.saddr, `${f}.saddr`);
+  writeAddress(w, o + 80, s.saddr, `${f}.saddr`);
   writeLifetimeCfg(w, o + 96, s.lft, `${f}.lft`);
   writeLifetimeCur(w, o + 160, s.curlft, `${f}.curlft`);
-  w.u32(o + 192, s.stats.replayWindow, `${f}.stats.replayWindow`);
-  w.u32(o + 196, s.stats.replay, `${f}.stats.replay`);
-  w.u32(o + 200, s.stats.integrityFailed, `${f}.stats.integrityFailed`);
+  const stats = checkedObject(s.stats, `${f}.stats`);
+  w.u32(o + 192, stats.replayWindow, `${f}.stats.replayWindow`);
+  w.u32(o + 196, stats.replay, `${f}.stats.replay`);
+  w.u32(o + 200, stats.integrityFailed, `${f}.stats.integrityFailed`);
   w.u32(o + 204, s.seq, `${f}.seq`);
   w.u32(o + 208, s.reqid, `${f}.reqid`);
   w.u16(o + 212, s.family, `${f}.family`);
@@ -407,20 +292,21 @@ export function writeUsersaInfo(w: Writer, o: number, s: XfrmUsersaInfo, f = 'sa
   w.u8(o + 216, s.flags, `${f}.flags`);
 }
 
-export function readUsersaId(r: Reader, o: number): XfrmUsersaId {
+export function readUsersaId(r: ByteReader, o: number): XfrmUsersaId {
   const family = r.u16(o + 20);
   r.zeros(o + 23, 1, 'xfrm_usersa_id padding (byte 23)');
-  return { daddr: r.address(o, family), spi: r.be32(o + 16), family, proto: r.u8(o + 22) };
+  return { daddr: readAddress(r, o, family), spi: r.be32(o + 16), family, proto: r.u8(o + 22) };
 }
 
-export function writeUsersaId(w: Writer, o: number, s: XfrmUsersaId, f = 'id'): void {
-  w.address(o, s.daddr, `${f}.daddr`);
+export function writeUsersaId(w: ByteWriter, o: number, s: XfrmUsersaId, f = 'id'): void {
+  checkedObject(s, f);
+  writeAddress(w, o, s.daddr, `${f}.daddr`);
   w.be32(o + 16, s.spi, `${f}.spi`);
   w.u16(o + 20, s.family, `${f}.family`);
   w.u8(o + 22, s.proto, `${f}.proto`);
 }
 
-export function readUserpolicyInfo(r: Reader, o: number): XfrmUserpolicyInfo {
+export function readUserpolicyInfo(r: ByteReader, o: number): XfrmUserpolicyInfo {
   r.zeros(o + 164, 4, 'xfrm_userpolicy_info padding (bytes 164-167)');
   return {
     sel: readSelector(r, o),
@@ -435,7 +321,8 @@ export function readUserpolicyInfo(r: Reader, o: number): XfrmUserpolicyInfo {
   };
 }
 
-export function writeUserpolicyInfo(w: Writer, o: number, p: XfrmUserpolicyInfo, f = 'policy'): void {
+export function writeUserpolicyInfo(w: ByteWriter, o: number, p: XfrmUserpolicyInfo, f = 'policy'): void {
+  checkedObject(p, f);
   writeSelector(w, o, p.sel, `${f}.sel`);
   writeLifetimeCfg(w, o + 56, p.lft, `${f}.lft`);
   writeLifetimeCur(w, o + 120, p.curlft, `${f}.curlft`);
@@ -447,25 +334,26 @@ export function writeUserpolicyInfo(w: Writer, o: number, p: XfrmUserpolicyInfo,
   w.u8(o + 163, p.share, `${f}.share`);
 }
 
-export function readUserpolicyId(r: Reader, o: number): XfrmUserpolicyId {
+export function readUserpolicyId(r: ByteReader, o: number): XfrmUserpolicyId {
   r.zeros(o + 61, 3, 'xfrm_userpolicy_id padding (bytes 61-63)');
   return { sel: readSelector(r, o), index: r.u32(o + 56), dir: r.u8(o + 60) };
 }
 
-export function writeUserpolicyId(w: Writer, o: number, p: XfrmUserpolicyId, f = 'id'): void {
+export function writeUserpolicyId(w: ByteWriter, o: number, p: XfrmUserpolicyId, f = 'id'): void {
+  checkedObject(p, f);
   writeSelector(w, o, p.sel, `${f}.sel`);
   w.u32(o + 56, p.index, `${f}.index`);
   w.u8(o + 60, p.dir, `${f}.dir`);
 }
 
-export function readUserTmpl(r: Reader, o: number): XfrmUserTmpl {
+export function readUserTmpl(r: ByteReader, o: number): XfrmUserTmpl {
   const family = r.u16(o + 24);
   r.zeros(o + 26, 2, 'xfrm_user_tmpl padding (bytes 26-27)');
   r.zeros(o + 51, 1, 'xfrm_user_tmpl padding (byte 51)');
   return {
     id: readId(r, o, family),
     family,
-    saddr: r.address(o + 28, family),
+    saddr: readAddress(r, o + 28, family),
     reqid: r.u32(o + 44),
     mode: r.u8(o + 48),
     share: r.u8(o + 49),
@@ -476,10 +364,11 @@ export function readUserTmpl(r: Reader, o: number): XfrmUserTmpl {
   };
 }
 
-export function writeUserTmpl(w: Writer, o: number, t: XfrmUserTmpl, f = 'tmpl'): void {
+export function writeUserTmpl(w: ByteWriter, o: number, t: XfrmUserTmpl, f = 'tmpl'): void {
+  checkedObject(t, f);
   writeId(w, o, t.id, `${f}.id`);
   w.u16(o + 24, t.family, `${f}.family`);
-  w.address(o + 28, t.saddr, `${f}.saddr`);
+  writeAddress(w, o + 28, t.saddr, `${f}.saddr`);
   w.u32(o + 44, t.reqid, `${f}.reqid`);
   w.u8(o + 48, t.mode, `${f}.mode`);
   w.u8(o + 49, t.share, `${f}.share`);
@@ -489,11 +378,11 @@ export function writeUserTmpl(w: Writer, o: number, t: XfrmUserTmpl, f = 'tmpl')
   w.u32(o + 60, t.calgos, `${f}.calgos`);
 }
 
-export function readUserAcquire(r: Reader, o: number): XfrmUserAcquire {
+export function readUserAcquire(r: ByteReader, o: number): XfrmUserAcquire {
   const sel = readSelector(r, o + 40);
   return {
     id: readId(r, o, sel.family),
-    saddr: r.address(o + 24, sel.family),
+    saddr: readAddress(r, o + 24, sel.family),
     sel,
     policy: readUserpolicyInfo(r, o + 96),
     aalgos: r.u32(o + 264),
@@ -503,9 +392,10 @@ export function readUserAcquire(r: Reader, o: number): XfrmUserAcquire {
   };
 }
 
-export function writeUserAcquire(w: Writer, o: number, a: XfrmUserAcquire, f = 'acquire'): void {
+export function writeUserAcquire(w: ByteWriter, o: number, a: XfrmUserAcquire, f = 'acquire'): void {
+  checkedObject(a, f);
   writeId(w, o, a.id, `${f}.id`);
-  w.address(o + 24, a.saddr, `${f}.saddr`);
+  writeAddress(w, o + 24, a.saddr, `${f}.saddr`);
   writeSelector(w, o + 40, a.sel, `${f}.sel`);
   writeUserpolicyInfo(w, o + 96, a.policy, `${f}.policy`);
   w.u32(o + 264, a.aalgos, `${f}.aalgos`);
@@ -514,23 +404,24 @@ export function writeUserAcquire(w: Writer, o: number, a: XfrmUserAcquire, f = '
   w.u32(o + 276, a.seq, `${f}.seq`);
 }
 
-export function readUserMapping(r: Reader, o: number): XfrmUserMapping {
+export function readUserMapping(r: ByteReader, o: number): XfrmUserMapping {
   const id = readUsersaId(r, o);
   return {
     id,
     reqid: r.u32(o + 24),
-    oldSaddr: r.address(o + 28, id.family),
-    newSaddr: r.address(o + 44, id.family),
+    oldSaddr: readAddress(r, o + 28, id.family),
+    newSaddr: readAddress(r, o + 44, id.family),
     oldSport: r.be16(o + 60),
     newSport: r.be16(o + 62),
   };
 }
 
-export function writeUserMapping(w: Writer, o: number, m: XfrmUserMapping, f = 'mapping'): void {
+export function writeUserMapping(w: ByteWriter, o: number, m: XfrmUserMapping, f = 'mapping'): void {
+  checkedObject(m, f);
   writeUsersaId(w, o, m.id, `${f}.id`);
   w.u32(o + 24, m.reqid, `${f}.reqid`);
-  w.address(o + 28, m.oldSaddr, `${f}.oldSaddr`);
-  w.address(o + 44, m.newSaddr, `${f}.newSaddr`);
+  writeAddress(w, o + 28, m.oldSaddr, `${f}.oldSaddr`);
+  writeAddress(w, o + 44, m.newSaddr, `${f}.newSaddr`);
   w.be16(o + 60, m.oldSport, `${f}.oldSport`);
   w.be16(o + 62, m.newSport, `${f}.newSport`);
 }

@@ -7,7 +7,7 @@ import { loadNative } from '../../src/native/binding';
 function run(...argv: string[]): { code: number; out: string; err: string } {
   let out = '';
   let err = '';
-  const code = main(argv, { write: (s: string) => (out += s) }, { write: (s: string) => (err += s) });
+  const code = main(argv, { write: (s: string) => (out += s) }, { write: (s: string) => (err += s) }) as number; // sync but for setkey
   return { code, out, err };
 }
 

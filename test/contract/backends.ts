@@ -1,6 +1,6 @@
 // Which backends the contract suite runs against on this machine, and why the others are skipped.
 
-import { openSadb } from '../../src/sadb/open';
+import { openSadb } from '../../src/open';
 import { probe } from '../../src/probe';
 import type { SadbBackendName } from '../../src/sadb/types';
 import { defineSadbContract } from './suite';

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces, release } from 'node:os';
 import { probe } from '../../src/probe';
-import { openSadb } from '../../src/sadb/open';
+import { openSadb } from '../../src/open';
 import type { PfKey } from '../../src/pfkey/client';
 import type { ExpireEvent, NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';
 import { KernelReplyError, NattUnsupportedError } from '../../src/errors';

@@ -6,7 +6,7 @@ import * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import { Xfrm, xfrmAdvice } from '../../src/xfrm/client';
 import { probeXfrm } from '../../src/xfrm/probe';
-import { chooseSadbBackend } from '../../src/sadb/open';
+import { chooseSadbBackend } from '../../src/open';
 import { EspTransform } from '../../src/esp';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import type { AcquireEvent, ExpireEvent, NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';

@@ -6,50 +6,19 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { buildUdpPacket, l4ChecksumOk } from '../../src/ip/packet';
+import { natTopology, natUnavailable, sh } from '../lib/nat-topology';
 
 const ROOT = join(__dirname, '..', '..');
-const have = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-const isRoot = process.getuid?.() === 0;
-const tools = have('ip', ['-V']) && have('nft', ['--version']) && have('conntrack', ['--version']);
-
-/** Can this kernel give a namespace an nftables masquerade and a conntrack table? '' when it can, else why not. */
-function probeNat(): string {
-  const ns = `natt-p${process.pid % 10000}`;
-  try {
-    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
-    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname "lo" ip protocol udp masquerade to :20000-20099\n }\n}\n',
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    execFileSync('ip', ['netns', 'exec', ns, 'conntrack', '-L'], { stdio: 'pipe' });
-    return '';
-  } catch (e) {
-    const err = String((e as { stderr?: Buffer }).stderr ?? e).split('\n')[0];
-    return `this kernel cannot: ${err} (needs CONFIG_NETNS, CONFIG_NF_TABLES, CONFIG_NFT_MASQ, CONFIG_NF_CONNTRACK_NETLINK)`;
-  } finally {
-    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  }
-}
-
-const why = !isRoot
-  ? 'not root'
-  : !tools
-    ? 'needs ip, nft and conntrack (apt-get install iproute2 nftables conntrack)'
-    : probeNat();
+const why = natUnavailable();
 
 const tag = `${process.pid % 10000}`;
-const NS = { c: `natt-c${tag}`, r: `natt-r${tag}`, s: `natt-s${tag}` };
+// The server gets no route back to 10.0.1.0/24: only the masquerade makes the client reachable.
+const topo = natTopology('natt', tag);
+const NS = topo.ns;
 const KEY_CS = Buffer.alloc(36, 0x3c).toString('hex');
 const KEY_SC = Buffer.alloc(36, 0xc3).toString('hex');
 
-function sh(args: string[], ns?: string): string {
-  const argv = ns ? ['ip', 'netns', 'exec', ns, ...args] : args;
-  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function teardown(): void {
-  for (const n of Object.values(NS)) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-}
+const teardown = topo.teardown;
 
 function masquerade(range: string): string {
   return `flush ruleset
@@ -63,24 +32,7 @@ table ip nat {
 }
 
 function setup(): void {
-  teardown();
-  for (const n of Object.values(NS)) sh(['ip', 'netns', 'add', n]);
-  sh(['ip', 'link', 'add', `cr${tag}`, 'netns', NS.c, 'type', 'veth', 'peer', 'name', `rc${tag}`, 'netns', NS.r]);
-  sh(['ip', 'link', 'add', `rs${tag}`, 'netns', NS.r, 'type', 'veth', 'peer', 'name', `sr${tag}`, 'netns', NS.s]);
-  sh(['ip', 'addr', 'add', '10.0.1.2/24', 'dev', `cr${tag}`], NS.c);
-  sh(['ip', 'addr', 'add', '10.0.1.1/24', 'dev', `rc${tag}`], NS.r);
-  sh(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', `rs${tag}`], NS.r);
-  sh(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', `sr${tag}`], NS.s);
-  for (const [ns, devs] of [
-    [NS.c, [`cr${tag}`, 'lo']],
-    [NS.r, [`rc${tag}`, `rs${tag}`, 'lo']],
-    [NS.s, [`sr${tag}`, 'lo']],
-  ] as const) {
-    for (const d of devs) sh(['ip', 'link', 'set', d, 'up'], ns);
-  }
-  sh(['ip', 'route', 'add', 'default', 'via', '10.0.1.1'], NS.c);
-  sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], NS.r);
-  // The server has no route back to 10.0.1.0/24: only the masquerade makes the client reachable.
+  topo.setup();
   execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('20000-20099') });
 }
 

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { kernelEspSupport, linuxKernelEsp, probe } from '../../src/probe';
-import { chooseSadbBackend } from '../../src/sadb/open';
+import { chooseSadbBackend } from '../../src/open';
 
 describe('kernelEspSupport on Linux texts', () => {
   const rel = '6.1.0-test';

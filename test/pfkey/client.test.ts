@@ -7,7 +7,7 @@ import { saToMessage } from '../../src/pfkey/convert';
 import { DIALECTS, SADB, defaultDialectName, type Dialect } from '../../src/pfkey/dialects';
 import { NattTimeoutError } from '../../src/errors';
 import type { NewMappingEvent, SaId, SecurityAssociation, SupportedAlgorithms, ExpireEvent } from '../../src/sadb/types';
-import { openSadb } from '../../src/sadb/open';
+import { openSadb } from '../../src/open';
 import { PfKey } from '../../src/pfkey/client';
 import { loadNative } from '../../src/native/binding';
 import { NattSystemError } from '../../src/errors';

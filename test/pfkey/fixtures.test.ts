@@ -1,6 +1,7 @@
 // Byte-exact PF_KEY fixtures written by hand from the layouts in kernel-interfaces.md §2.6, decoded and re-encoded.
 import { describe, expect, it } from 'vitest';
-import { decode, encode, findExt, PfKeyDecodeError } from '../../src/pfkey/codec';
+import { decode, findExt, PfKeyDecodeError } from '../../src/pfkey/codec';
+import { pfkeyEncode as encode } from '../lib/encoders';
 import { messageToSa } from '../../src/pfkey/convert';
 import { DIALECTS } from '../../src/pfkey/dialects';
 

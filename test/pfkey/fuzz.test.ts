@@ -1,6 +1,7 @@
 // Bounded fuzz: 10^5 random and mutated buffers per run → decode throws only PfKeyDecodeError, and what decodes re-encodes identically.
 import { describe, expect, it } from 'vitest';
-import { decode, encode, PfKeyDecodeError, type PfKeyMessage } from '../../src/pfkey/codec';
+import { decode, PfKeyDecodeError, type PfKeyMessage } from '../../src/pfkey/codec';
+import { pfkeyEncode as encode } from '../lib/encoders';
 import type { DialectName } from '../../src/pfkey/dialects';
 
 /** xorshift32: the fuzz is reproducible from its seed. */

@@ -1,7 +1,8 @@
 // Property tests: every message type with every extension of each dialect survives encode → decode → encode.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decode, encode, type PfKeyExtension, type PfKeyMessage, type Sockaddr } from '../../src/pfkey/codec';
+import { decode, type PfKeyExtension, type PfKeyMessage, type Sockaddr } from '../../src/pfkey/codec';
+import { pfkeyEncode as encode } from '../lib/encoders';
 import { DIALECTS, COMMON_EXTENSIONS, type Dialect, type DialectName } from '../../src/pfkey/dialects';
 import { bytesToAddress } from '../../src/ip/address';
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
 import { EspTransform } from '../../src/esp';
 import { pfkey } from '../../src/pfkey';
-import { openSadb } from '../../src/sadb/open';
+import { openSadb } from '../../src/open';
 import { checkKey } from '../../src/sadb/algorithms';
 import { rangeError, typeError } from '../../src/errors';
 

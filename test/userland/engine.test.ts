@@ -166,7 +166,7 @@ describe('policy outcomes and counters', () => {
     b.sock.on('esp', (esp: Buffer) => seen.push(Buffer.from(esp)));
     a.engine.send(inner);
     await until(() => b.got.length === 1);
-    const rinfo: RemoteInfo = { address: '127.0.0.1', port: a.sock.address().port };
+    const rinfo: RemoteInfo = { address: '127.0.0.1', port: a.sock.address().port, family: 'IPv4', size: seen[0].length };
     expect(b.engine.receive(seen[0], rinfo)).toBe(false); // replayed
     expect(b.engine.stats().InStateSeqError).toBe(1);
     await b.db.spdFlush();
@@ -256,7 +256,7 @@ describe('NAT-T peer learning and keepalives', () => {
   });
 
   it('keepalives every 20 s by default (fake interval timers), not while ESP flows', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
     try {
       const { a } = await pair(4, 'tunnel');
       vi.advanceTimersByTime(19_999);

@@ -2,7 +2,7 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { inspect } from 'node:util';
-import { chooseSadbBackend, openSadb } from '../../src/sadb/open';
+import { chooseSadbBackend, openSadb } from '../../src/open';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { UserlandEngine } from '../../src/userland/engine';
 import { closeSocket, openSocket } from './helpers';
@@ -175,9 +175,9 @@ describe('UserlandSadb: SPD', () => {
 
   it('rejects bad policies naming the field', async () => {
     const db = new UserlandSadb();
-    await expect(db.spdAdd({ ...pol, selector: { src: '10.1.0.0/33', dst: '10.2.0.0/16' } })).rejects.toThrow(/policy.selector.src/);
-    await expect(db.spdAdd({ ...pol, templates: [] })).rejects.toThrow(/policy.templates/);
-    await expect(db.spdAdd({ ...pol, direction: 'up' as never })).rejects.toThrow(/policy.direction/);
+    await expect(db.spdAdd({ ...pol, selector: { src: '10.1.0.0/33', dst: '10.2.0.0/16' } })).rejects.toThrow(/"selector.src"/);
+    await expect(db.spdAdd({ ...pol, templates: [] })).rejects.toThrow(/"templates"/);
+    await expect(db.spdAdd({ ...pol, direction: 'up' as never })).rejects.toThrow(/"direction"/);
     await expect(db.spdAdd({ ...pol, selector: { ...pol.selector, dport: 70000 } })).rejects.toThrow(/dport/);
   });
 });

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
-import { decode, encode, findAttr, type XfrmAttribute, type XfrmMessage } from '../../src/xfrm/codec';
+import { decode, findAttr, type XfrmAttribute, type XfrmMessage } from '../../src/xfrm/codec';
+import { xfrmEncode as encode } from '../lib/encoders';
 import { XfrmDecodeError } from '../../src/xfrm/errors';
 import { XFRM_INF, type XfrmSelectorStruct, type XfrmUsersaInfo, type XfrmUserTmpl } from '../../src/xfrm/structs';
 import { xfrm } from '../../src/index';

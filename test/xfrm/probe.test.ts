@@ -1,7 +1,8 @@
 // probeXfrm and the XFRM part of chooseSadbBackend: the verdict from facts, /proc/crypto parsing, and this host.
 
 import { describe, expect, it } from 'vitest';
-import { cryptoTemplates, probeXfrm, xfrmPreferred, xfrmVerdict } from '../../src/xfrm/probe';
+import { probeXfrm } from '../../src/xfrm/probe';
+import { cryptoTemplates, xfrmPreferred, xfrmVerdict } from '../../src/probe';
 import { linuxKernelEsp } from '../../src/probe';
 import { loadNative } from '../../src/native/binding';
 

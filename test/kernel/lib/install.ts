@@ -1,5 +1,5 @@
 // How kernel tests put SAs and policies into the guest kernel: natt's own pfkey/xfrm client, or `ip xfrm` until it exists.
-import { openSadb } from '../../../src/sadb/open';
+import { openSadb } from '../../../src/open';
 import { NattUnsupportedError } from '../../../src/errors';
 import type { Sadb, SecurityAssociation, SecurityPolicy } from '../../../src/sadb/types';
 import { ip, hexKey } from './guest';

@@ -1,11 +1,10 @@
-// Host probe: kernel facts (PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP) and which backends 'auto' picks, with reasons.
+// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP, /proc/crypto.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as zlib from 'node:zlib';
-import { loadNative, nativeStatus, type NativeStatus } from './native/binding';
-import { adviceFor, type ErrorContext } from './native/advice';
-import type { SadbBackendName } from './sadb/types';
+import { loadNative, nativeStatus, type NativeStatus } from '../native/binding';
+import { adviceFor, type ErrorContext } from '../native/advice';
 
 export interface Fact {
   ok: boolean;
@@ -24,19 +23,24 @@ export interface KernelEspSupport {
   reason: string;
 }
 
-export interface ProbeResult {
+/** What can be opened here, by facility. */
+export interface SocketFacts {
+  pfkey: Fact;
+  xfrm: Fact;
+  udpEncap4: Fact;
+  udpEncap6: Fact;
+  tun: Fact;
+}
+
+/** Everything probe() learns before the 'auto' rules (src/probe/auto.ts) are applied. */
+export interface HostFacts {
   platform: NodeJS.Platform;
   release: string;
   arch: string;
   node: string;
   native: NativeStatus;
-  facts: { pfkey: Fact; xfrm: Fact; udpEncap4: Fact; udpEncap6: Fact; tun: Fact };
+  facts: SocketFacts;
   kernelEsp: KernelEspSupport;
-  /** What backend: 'auto' picks, and why. */
-  auto: {
-    nattSocket: { backend: 'kernel' | 'userland'; reason: string };
-    sadb: { backend: SadbBackendName; reason: string };
-  };
 }
 
 function readText(file: string): string | undefined {
@@ -100,7 +104,7 @@ export function kernelEspSupport(): KernelEspSupport {
   return { v4: false, v6: false, reason: `${process.platform} has no kernel ESP-in-UDP that natt can drive` };
 }
 
-const contexts: Record<keyof ProbeResult['facts'], ErrorContext> = {
+const contexts: Record<keyof SocketFacts, ErrorContext> = {
   pfkey: 'pfkey',
   xfrm: 'xfrm',
   udpEncap4: 'udp-encap',
@@ -108,11 +112,12 @@ const contexts: Record<keyof ProbeResult['facts'], ErrorContext> = {
   tun: 'tun',
 };
 
-function nativeFacts(): ProbeResult['facts'] {
+/** Which facilities open here (the addon tries each and closes what it opened). */
+export function nativeFacts(): SocketFacts {
   const addon = loadNative();
-  const out = {} as ProbeResult['facts'];
+  const out = {} as SocketFacts;
   const raw = addon?.probe();
-  for (const key of Object.keys(contexts) as (keyof ProbeResult['facts'])[]) {
+  for (const key of Object.keys(contexts) as (keyof SocketFacts)[]) {
     if (!raw) {
       out[key] = { ok: false, code: 'ERR_NATT_NO_NATIVE', reason: `the native addon is not loaded: ${nativeStatus().reason}` };
       continue;
@@ -125,33 +130,35 @@ function nativeFacts(): ProbeResult['facts'] {
   return out;
 }
 
-/** Probe this host. Opens and closes a few sockets; changes nothing. */
-export function probe(): ProbeResult {
-  const facts = nativeFacts();
-  const kernelEsp = kernelEspSupport();
-  let nattSocket: ProbeResult['auto']['nattSocket'];
-  if (!facts.udpEncap4.ok) nattSocket = { backend: 'userland', reason: `UDP_ENCAP is not available: ${facts.udpEncap4.reason}` };
-  else if (!kernelEsp.v4)
-    nattSocket = {
-      backend: 'userland',
-      reason: 'the kernel accepts UDP_ENCAP but cannot do ESP: it would swallow ESP that only the userland engine can decrypt',
-    };
-  else nattSocket = { backend: 'kernel', reason: 'the kernel does ESP-in-UDP itself (UDP_ENCAP and ESP present)' };
-
-  let sadb: ProbeResult['auto']['sadb'];
-  if (!kernelEsp.v4) sadb = { backend: 'userland', reason: 'the kernel cannot do ESP, so the userland engine keeps the SAs' };
-  else if (process.platform === 'linux' && facts.xfrm.ok) sadb = { backend: 'xfrm', reason: 'kernel ESP via XFRM netlink' };
-  else if (facts.pfkey.ok) sadb = { backend: 'pfkey', reason: 'kernel ESP via PF_KEY' };
-  else sadb = { backend: 'userland', reason: 'the kernel has ESP but neither XFRM nor PF_KEY opens' };
-
+/** The host's facts. Opens and closes a few sockets; changes nothing. */
+export function hostFacts(): HostFacts {
   return {
     platform: process.platform,
     release: os.release(),
     arch: process.arch,
     node: process.version,
     native: nativeStatus(),
-    facts,
-    kernelEsp,
-    auto: { nattSocket, sadb },
+    facts: nativeFacts(),
+    kernelEsp: kernelEspSupport(),
   };
+}
+
+/** Crypto templates the XFRM backend maps to (the kernel names for natt's suites). */
+export const CRYPTO_TEMPLATES = ['rfc4106(gcm(aes))', 'rfc4543(gcm(aes))', 'rfc7539esp(chacha20,poly1305)', 'cbc(aes)', 'hmac(sha256)', 'hmac(sha1)'];
+
+/** This host's /proc/crypto, or undefined where there is none. */
+export function readProcCrypto(): string | undefined {
+  return readText('/proc/crypto');
+}
+
+/** /proc/crypto text → which of CRYPTO_TEMPLATES it names (by `name` or `driver`). */
+export function cryptoTemplates(procCrypto: string | undefined): Record<string, boolean> {
+  const names = new Set<string>();
+  for (const line of (procCrypto ?? '').split('\n')) {
+    const m = /^(name|driver)\s*:\s*(.+)$/.exec(line);
+    if (m) names.add(m[2].trim());
+  }
+  const out: Record<string, boolean> = {};
+  for (const t of CRYPTO_TEMPLATES) out[t] = names.has(t);
+  return out;
 }

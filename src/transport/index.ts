@@ -1,0 +1,41 @@
+// The seam between the userland engine and whatever carries its ESP: one transport interface, one remote-info type.
+//
+// A NattSocket in userland mode implements it (src/natt/socket.ts), so will ESP-in-TCP connections (src/tcp/) and the
+// fast path's batched socket (src/fastpath/); test/lib/memory-transport.ts is an in-memory pair for unit tests.
+
+/** Where a datagram came from, as node:dgram reports it (the NAT-T socket, ESP-in-TCP and the test pair alike). */
+export interface RemoteInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+  /** Bytes of the datagram (UDP payload). */
+  size: number;
+}
+
+/** Called once per send that was given a callback: `err` null when the datagram left. */
+export type SendCallback = (err: Error | null, bytes?: number) => void;
+
+/**
+ * Several ESP packets to send in one call (the fast path sends them with one system call). The arrays are the
+ * caller's and may be reused after the call returns: `count` entries of each are valid.
+ */
+export interface EspBatch {
+  count: number;
+  packets: Uint8Array[];
+  ports: ArrayLike<number>;
+  addresses: string[];
+}
+
+/** What the userland engine needs from the carrier of its ESP. 'esp' gives the packet from the SPI on. */
+export interface EspTransport {
+  on(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
+  off(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
+  /** Send one ESP packet (SPI first). A failure is reported to `cb`, or, without one, as the transport's 'error'. */
+  sendEsp(esp: Uint8Array, port: number, address: string, cb?: SendCallback): void;
+  /** Send several; failures are counted by the transport. Absent: the engine sends them one by one. */
+  sendEspBatch?(batch: EspBatch): void;
+  /** Send one NAT-keepalive (RFC 3948 §2.3). */
+  sendKeepalive(port: number, address: string, cb?: SendCallback): void;
+  /** The local address and port. */
+  address(): { address: string; port: number; family?: string };
+}
