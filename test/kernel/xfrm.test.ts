@@ -135,8 +135,10 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
         .add({ src: A, dst: B, spi: 0x1004, encryption: { algorithm: 'aes-gcm-16', key: gcmKey }, natt: { type: 'espinudp-non-ike', sport: 500, dport: 500 } })
         .catch((err: unknown) => err);
       expect(e).toMatchObject({ code: 'EINVAL', errno: -22, messageType: 'XFRM_MSG_NEWSA' });
+      // the advice of the one table (src/native/advice.ts), as the client picks it for this request
       expect((e as Error).message).toContain(xfrmAdvice('EINVAL', 'XFRM_MSG_NEWSA', { esp: true, encapType: 1 }));
-      expect((e as Error).message).toMatch(/non-IKE.*6\.10.*'espinudp'/);
+      expect((e as Error).message).toMatch(/6\.10/);
+      expect((e as Error).message).toMatch(/non-IKE/);
       await expect(x.get({ src: A, dst: B, spi: 0x1004 })).rejects.toMatchObject({ code: 'ESRCH' });
     },
   );
