@@ -7,6 +7,7 @@ import { PfKey } from '../../src/pfkey/client';
 import { openMessageSocket, loadNative } from '../../src/native/binding';
 import { NattTimeoutError } from '../../src/errors';
 import { scriptedTransport } from '../lib/scripted-transport';
+import { createTun, type Tun } from '../../src/tun';
 
 declare const gc: () => void;
 
@@ -27,7 +28,33 @@ async function collect(done: () => boolean, rounds = 50): Promise<number> {
   return rounds;
 }
 
+/** In a network namespace of its own (NATT_GC_TUN=1): TUN devices dropped without close(). */
+async function tuns(): Promise<Record<string, unknown>> {
+  const N = 20;
+  const links = (): number => fs.readdirSync('/sys/class/net').length;
+  await collect(() => false, 3);
+  const base = { fds: fds(), links: links() };
+  let devices: Tun[] = [];
+  for (let i = 0; i < N; i++) devices.push((await createTun({ up: false })).unref());
+  const opened = { fds: fds(), links: links() };
+  devices = [];
+  void devices;
+  const rounds = await collect(() => fds() <= base.fds && links() <= base.links);
+  const unrefd = { n: N, base, opened, after: { fds: fds(), links: links() }, rounds };
+  // A ref'd device (the default: it keeps Node running, like a listening socket) is not collected when dropped.
+  let kept: Tun | null = await createTun({ up: false });
+  const ref = new WeakRef(kept);
+  const name = kept.name;
+  kept = null;
+  await collect(() => false, 20);
+  const alive = ref.deref();
+  const refd = { collected: alive === undefined, linkPresent: fs.existsSync(`/sys/class/net/${name}`) };
+  await alive?.close();
+  return { unrefd, refd, afterClose: { linkPresent: fs.existsSync(`/sys/class/net/${name}`), fds: fds() } };
+}
+
 async function main(): Promise<Record<string, unknown>> {
+  if (process.env.NATT_GC_TUN === '1') return tuns();
   const out: Record<string, unknown> = {};
   const N = Number(process.env.NATT_GC_CLIENTS ?? 200);
   const native = loadNative();

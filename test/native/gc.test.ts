@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNative } from '../../src/native/binding';
 import { bundleDriver } from '../lib/bundle';
+import { netnsSkipReason } from '../tun/harness';
 
 function why(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux (/proc/self/fd)';
@@ -74,5 +75,40 @@ describe.skipIf(skip !== undefined)(`clients dropped without close() give their 
   it('a client still referenced keeps its socket open through GC', () => {
     expect(r.referenced).toEqual({ socketClosed: false, backend: 'xfrm' });
     expect(r.referencedAfterClose).toEqual({ socketClosed: true });
+  });
+});
+
+const tunSkip = skip ?? netnsSkipReason();
+
+interface TunReport {
+  fatal?: string;
+  unrefd: { n: number; base: { fds: number; links: number }; opened: { fds: number; links: number }; after: { fds: number; links: number } };
+  refd: { collected: boolean; linkPresent: boolean };
+  afterClose: { linkPresent: boolean; fds: number };
+}
+
+describe.skipIf(tunSkip !== undefined)(`TUN devices dropped without close() are closed on GC, in a fresh netns${tunSkip ? ` (skipped: ${tunSkip})` : ''}`, () => {
+  it('20 unref’d Tuns dropped: their fds (device and rtnetlink) and their links go; a ref’d one stays until close()', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-gc-tun-'));
+    const ns = `natt-gc-${process.pid}`;
+    try {
+      const out = await bundleDriver(path.join(__dirname, 'gc-driver.ts'), path.join(dir, 'driver.js'));
+      spawnSync('ip', ['netns', 'add', ns]);
+      const res = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', out], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, NATT_GC_TUN: '1' },
+      });
+      const r = JSON.parse(res.stdout.trim().split('\n').pop() || '{}') as TunReport;
+      expect(r.fatal, res.stderr).toBeUndefined();
+      expect(r.unrefd.opened.fds).toBe(r.unrefd.base.fds + 2 * r.unrefd.n); // a device and an rtnetlink socket each
+      expect(r.unrefd.opened.links).toBe(r.unrefd.base.links + r.unrefd.n);
+      expect(r.unrefd.after).toEqual(r.unrefd.base);
+      expect(r.refd).toEqual({ collected: false, linkPresent: true });
+      expect(r.afterClose).toEqual({ linkPresent: false, fds: r.unrefd.base.fds });
+    } finally {
+      spawnSync('ip', ['netns', 'del', ns]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -23,6 +23,7 @@ import { XFRM_MSG } from '../../src/xfrm/constants';
 import { EspTransform } from '../../src/esp';
 import { pfkey, xfrm } from '../../src/index';
 import { applySetkey, formatSadDump, formatSpdDump, opText, parseSetkey, toSetkey } from '../../src/setkey';
+import { parseDaemonConfig } from '../../src/daemon/config';
 import type { Sadb, SecurityAssociation, SecurityPolicy } from '../../src/sadb/types';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -550,6 +551,34 @@ describe('no key byte in any output (a crawl of every surface of every backend)'
       await crawl.call(`toSetkey() of ${form}`, () => toSetkey(v as never));
       await crawl.call(`parseSetkey() of ${form}`, () => parseSetkey(v as never));
       await crawl.call(`applySetkey() of ${form}`, () => applySetkey(v as never, db));
+    }
+  });
+
+  it('the daemon configuration: the parsed SAs, and every refusal of a file with keys in it', async () => {
+    const sa = (enc: unknown, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      src: '192.0.2.1',
+      dst: '192.0.2.2',
+      spi: 0x7001,
+      encryption: { algorithm: 'aes-cbc', key: enc },
+      integrity: { algorithm: 'hmac-sha1-96', key: `0x${'a5'.repeat(20)}` },
+      ...extra,
+    });
+    const good = parseDaemonConfig(JSON.stringify({ sas: [sa(`0x${HEX}`)] }));
+    expect(Buffer.from(good.sas[0].encryption?.key ?? [])).toEqual(Buffer.from(ENC()));
+    crawl.value('parseDaemonConfig() result', good);
+    const texts: [string, string][] = [
+      ['a syntax error right after a key', `{"sas": [{"encryption": {"key": "0x${HEX}" x}}]}`],
+      ['a key without quotes', `{"sas": [{"encryption": {"key": ${HEX}}}]}`],
+      ['a key without quotes, 0x', `{"sas": [{"encryption": {"key": 0x${HEX}}}]}`],
+      ['an unterminated key', `{"sas": [{"encryption": {"key": "0x${HEX}`],
+    ];
+    for (const [what, text] of texts) await crawl.call(`parseDaemonConfig() with ${what}`, () => parseDaemonConfig(text));
+    for (const [form, make] of FORMS) {
+      const v = make();
+      await crawl.call(`parseDaemonConfig() key as ${form}`, () => parseDaemonConfig({ sas: [sa(v)] }));
+      await crawl.call(`parseDaemonConfig() spi as ${form}`, () => parseDaemonConfig({ sas: [sa(`0x${HEX}`, { spi: v })] }));
+      await crawl.call(`parseDaemonConfig() tun.name as ${form}`, () => parseDaemonConfig({ tun: { name: v } }));
+      await crawl.call(`parseDaemonConfig() an unknown name ${form}`, () => parseDaemonConfig({ [asName(v)]: 1 }));
     }
   });
 
