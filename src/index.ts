@@ -6,6 +6,15 @@ export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './sadb/open';
 export * from './esp';
 export {
+  createEspTransform,
+  nativeCipherStatus,
+  nativeEspCipherFactory,
+  NativeEspCipher,
+  type EspCipherChoice,
+  type FastEspTransformOptions,
+  type NativeCipherStatus,
+} from './fastpath';
+export {
   UserlandEngine,
   UserlandSadb,
   XFRM_STAT_NAMES,

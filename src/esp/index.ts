@@ -1,4 +1,4 @@
-// The userland ESP layer's public surface: EspTransform (seal/open for one SA) and the anti-replay window.
+// The userland ESP layer's public surface: EspTransform (seal/open for one SA), its cipher seam, batches, the replay window.
 
 export {
   EspTransform,
@@ -12,4 +12,27 @@ export {
   type EspTransformEvents,
   type EspStats,
 } from './transform';
+export {
+  NodeEspCipher,
+  nodeEspCipherFactory,
+  ESP_DESC_WORDS,
+  ESP_CIPHER_PENDING,
+  ESP_CIPHER_OK,
+  ESP_CIPHER_AUTH_FAILED,
+  ESP_CIPHER_BAD_LAYOUT,
+  ESP_CIPHER_FAILED,
+  type EspCipher,
+  type EspCipherFactory,
+  type EspCipherPath,
+  type EspCipherSpec,
+} from './cipher';
+export {
+  EspBatch,
+  ESP_META_WORDS,
+  ESP_BATCH_OK,
+  ESP_BATCH_SEQ_EXHAUSTED,
+  ESP_BATCH_DROP,
+  MAX_ESP_BATCH,
+  type EspBatchOptions,
+} from './batch';
 export { ReplayWindow, REPLAY_TOO_OLD, REPLAY_REPLAYED, MAX_REPLAY_WINDOW, type ReplayWindowOptions } from './replay';

@@ -18,8 +18,10 @@ import type {
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { NattSystemError, rangeError, typeError } from '../errors';
+import { oneOf } from '../core/options';
 import { addressFamily, addressToBytes, bytesToAddress } from '../ip/address';
-import { EspTransform } from '../esp';
+import type { EspTransform } from '../esp';
+import { createEspTransform, type EspCipherChoice } from '../fastpath';
 import { LifetimeTracker, validateLifetime, type ExpireKind } from './lifetimes';
 import { PolicyTable, compileSelector, type CompiledSelector, type PolicyEntry } from './spd';
 import { newStats, type XfrmStats } from './counters';
@@ -29,6 +31,8 @@ export interface UserlandSadbOptions {
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;
+  /** The SAs' ESP cipher: 'auto' (default: the native fast path where available), 'native', or 'node' (node:crypto). */
+  cipher?: EspCipherChoice;
 }
 
 /** One SA as the engine uses it: the stored SA, its transform, its usage. Internal to src/userland. */
@@ -143,6 +147,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   #acquireSeq = 0;
   #revealKeys: boolean;
   #acquireMs: number;
+  #cipher: EspCipherChoice;
   #closed = false;
 
   constructor(opts: UserlandSadbOptions = {}) {
@@ -152,6 +157,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     const acq = opts.acquireSeconds ?? 30;
     if (typeof acq !== 'number' || !(acq >= 0)) throw rangeError('acquireSeconds', 'a number ≥ 0', acq);
     this.#acquireMs = acq * 1000;
+    this.#cipher = oneOf(opts.cipher, 'cipher', ['auto', 'native', 'node'] as const, 'auto');
   }
 
   /** A snapshot of the counters. */
@@ -209,7 +215,8 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
         transform = prev.transform;
         transform.removeAllListeners('expire');
       } else {
-        transform = new EspTransform({
+        transform = createEspTransform({
+          cipher: this.#cipher,
           spi: sa.spi,
           encryption: sa.encryption,
           integrity,
