@@ -67,6 +67,12 @@ export interface EspCipher {
    */
   open(buf: Uint8Array, off: number, len: number, seqHi: number, out: Uint8Array, outOff: number): boolean;
   /**
+   * Optional, for implementations whose library hands out fresh buffers anyway (node:crypto's update()): verify and
+   * decrypt (AEAD, CBC) into a new buffer of exactly the plaintext, leaving the packet as it was; null when the ICV
+   * fails. EspTransform.open() uses it when present instead of allocating `out` itself, which saves a copy.
+   */
+  openCopy?(buf: Uint8Array, off: number, len: number, seqHi: number): Buffer | null;
+  /**
    * Seal every packet of a batch whose status is ESP_CIPHER_PENDING, in place: `desc` holds ESP_DESC_WORDS per
    * packet; each status becomes ESP_CIPHER_OK (or BAD_LAYOUT / FAILED). Returns how many were sealed.
    */
@@ -92,7 +98,11 @@ function secretKey(bytes: Uint8Array): KeyObject {
   }
 }
 
-const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+/** The packet as a Buffer of its own length (no new view when it already is one). */
+function packetView(u: Uint8Array, off: number, len: number): Buffer {
+  const b = Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  return off === 0 && len === b.length ? b : b.subarray(off, off + len);
+}
 
 /**
  * The cipher step on node:crypto, the default: a cipher object per packet (createCipheriv), as node offers nothing
@@ -126,7 +136,7 @@ export class NodeEspCipher implements EspCipher {
   }
 
   seal(buf: Uint8Array, off: number, len: number, seqHi: number): void {
-    const out = asBuffer(buf).subarray(off, off + len);
+    const out = packetView(buf, off, len);
     const enc = this.#enc;
     const ptOff = HDR + enc.ivLength;
     const ptEnd = len - this.#icvLength;
@@ -164,48 +174,58 @@ export class NodeEspCipher implements EspCipher {
   }
 
   open(buf: Uint8Array, off: number, len: number, seqHi: number, out: Uint8Array, outOff: number): boolean {
-    const pkt = asBuffer(buf).subarray(off, off + len);
+    const kind = this.#enc.kind;
+    if (kind === 'gmac' || kind === 'null') return this.#verify(packetView(buf, off, len), seqHi);
+    const plain = this.openCopy(buf, off, len, seqHi);
+    if (plain === null) return false;
+    out.set(plain, outOff); // only once authenticated: a refused packet is left as it was
+    return true;
+  }
+
+  openCopy(buf: Uint8Array, off: number, len: number, seqHi: number): Buffer | null {
+    const pkt = packetView(buf, off, len);
     const enc = this.#enc;
     const ptOff = HDR + enc.ivLength;
     const ptEnd = len - this.#icvLength;
-    switch (enc.kind) {
-      case 'aead': {
-        const aad = this.#setAad(pkt, seqHi);
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts) as DecipherGCM;
-        d.setAAD(aad);
-        d.setAuthTag(pkt.subarray(ptEnd));
-        const plain = d.update(pkt.subarray(ptOff, ptEnd));
-        try {
-          d.final();
-        } catch {
-          return false;
-        }
-        out.set(plain, outOff); // only once authenticated: a refused packet is left as it was
-        return true;
-      }
-      case 'gmac': {
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts);
-        if (this.#esn) d.setAAD(this.#gmacAad(pkt, seqHi, ptEnd));
-        else d.setAAD(pkt.subarray(0, ptEnd));
-        d.setAuthTag(pkt.subarray(ptEnd));
-        try {
-          d.final();
-        } catch {
-          return false;
-        }
-        return true;
-      }
-      case 'cbc': {
-        if (this.#integ && !this.#icvMatches(pkt, ptEnd, seqHi)) return false;
-        const d = createDecipheriv(enc.cipher, this.#cipherKey!, pkt.subarray(HDR, HDR + 16));
-        d.setAutoPadding(false);
-        out.set(d.update(pkt.subarray(ptOff, ptEnd)), outOff);
+    if (enc.kind === 'aead') {
+      const aad = this.#setAad(pkt, seqHi);
+      const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts) as DecipherGCM;
+      d.setAAD(aad);
+      d.setAuthTag(pkt.subarray(ptEnd));
+      const plain = d.update(pkt.subarray(ptOff, ptEnd));
+      try {
         d.final();
-        return true;
+      } catch {
+        return null;
       }
-      default:
-        return this.#icvMatches(pkt, ptEnd, seqHi);
+      return plain;
     }
+    if (enc.kind === 'cbc') {
+      if (this.#integ && !this.#icvMatches(pkt, ptEnd, seqHi)) return null;
+      const d = createDecipheriv(enc.cipher, this.#cipherKey!, pkt.subarray(HDR, HDR + 16));
+      d.setAutoPadding(false);
+      const plain = d.update(pkt.subarray(ptOff, ptEnd));
+      d.final();
+      return plain;
+    }
+    return this.#verify(pkt, seqHi) ? pkt.subarray(ptOff, ptEnd) : null; // GMAC, NULL: nothing to decrypt
+  }
+
+  /** GMAC and NULL: the ICV over the cleartext packet. */
+  #verify(pkt: Buffer, seqHi: number): boolean {
+    const enc = this.#enc;
+    const ptEnd = pkt.length - this.#icvLength;
+    if (enc.kind === 'null') return this.#icvMatches(pkt, ptEnd, seqHi);
+    const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts);
+    if (this.#esn) d.setAAD(this.#gmacAad(pkt, seqHi, ptEnd));
+    else d.setAAD(pkt.subarray(0, ptEnd));
+    d.setAuthTag(pkt.subarray(ptEnd));
+    try {
+      d.final();
+    } catch {
+      return false;
+    }
+    return true;
   }
 
   sealBatch(slab: Uint8Array, desc: Uint32Array, count: number, status: Uint8Array): number {

@@ -292,8 +292,15 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     let plain: Buffer;
     if (enc.kind === 'aead' || enc.kind === 'cbc') {
       // The packet stays as it was: the plaintext goes to a buffer of its own (the caller's from then on).
-      plain = Buffer.allocUnsafe(ptLen);
-      if (!this.#cipher.open(pkt, 0, pkt.length, hi, plain, 0)) return this.#drop('auth-failed');
+      const cipher = this.#cipher;
+      if (cipher.openCopy) {
+        const p = cipher.openCopy(pkt, 0, pkt.length, hi);
+        if (p === null) return this.#drop('auth-failed');
+        plain = p;
+      } else {
+        plain = Buffer.allocUnsafe(ptLen);
+        if (!cipher.open(pkt, 0, pkt.length, hi, plain, 0)) return this.#drop('auth-failed');
+      }
     } else {
       if (!this.#cipher.open(pkt, 0, pkt.length, hi, pkt, ptOff)) return this.#drop('auth-failed');
       plain = pkt.subarray(ptOff, ptEnd); // GMAC and NULL: the payload travels in clear
