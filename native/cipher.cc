@@ -11,7 +11,9 @@
 #include "cipher.h"
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/params.h>
 
 #include <climits>
 #include <cstring>
@@ -364,6 +366,13 @@ static bool FeedAad(EVP_CIPHER_CTX* ctx, const uint8_t* pkt, size_t ptEnd, uint3
          EVP_CipherUpdate(ctx, nullptr, &n, pkt + 4, static_cast<int>(ptEnd - 4)) == 1;
 }
 
+// The AEAD tag out of (seal) or into (open) a context, as one OSSL_PARAM: what EVP_CTRL_AEAD_GET/SET_TAG turn
+// into in OpenSSL 3, without the ctrl translation on every packet.
+static bool Tag(EVP_CIPHER_CTX* ctx, uint8_t* tag, size_t len, bool set) {
+  OSSL_PARAM params[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, len), OSSL_PARAM_construct_end()};
+  return (set ? EVP_CIPHER_CTX_set_params(ctx, params) : EVP_CIPHER_CTX_get_params(ctx, params)) == 1;
+}
+
 void EspCipher::Icv(const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, uint8_t* md) const {
   // RFC 4303 §2.2.1: with ESN the high bits follow the packet in the ICV input; they are never sent.
   uint8_t hi[4];
@@ -387,7 +396,7 @@ bool EspCipher::SealOne(uint8_t* pkt, size_t len, uint32_t seqHi) {
       if (!gmac && (EVP_EncryptUpdate(enc_, pkt + ptOff, &n, pkt + ptOff, ptLen) != 1 || n != ptLen)) return false;
       uint8_t none[16];
       if (EVP_EncryptFinal_ex(enc_, none, &n) != 1 || n != 0) return false;
-      return EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(cipherIcvLen_), pkt + ptEnd) == 1;
+      return Tag(enc_, pkt + ptEnd, cipherIcvLen_, false);
     }
     case kCbc:
       if (EVP_EncryptInit_ex2(enc_, nullptr, nullptr, pkt + kHdr, nullptr) != 1 ||
@@ -417,7 +426,7 @@ bool EspCipher::OpenOne(uint8_t* pkt, size_t len, uint32_t seqHi, uint8_t* out) 
       std::memcpy(nonce + 4, pkt + kHdr, 8);
       const bool gmac = kind_ == kGmac;
       if (EVP_DecryptInit_ex2(dec_, nullptr, nullptr, nonce, nullptr) != 1 ||
-          EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(cipherIcvLen_), pkt + ptEnd) != 1 ||
+          !Tag(dec_, pkt + ptEnd, cipherIcvLen_, true) ||
           !FeedAad(dec_, pkt, ptEnd, seqHi, esn_, gmac)) {
         ERR_clear_error();
         return false;

@@ -4,7 +4,9 @@
 const crypto = require('node:crypto');
 const os = require('node:os');
 const { EspBatch } = require('../../dist/esp');
-const { createEspTransform, nativeCipherStatus } = require('../../dist/fastpath');
+const { encryptionSuite, integritySuite } = require('../../dist/esp/suites');
+const { createEspTransform, nativeCipherStatus, NativeEspCipher } = require('../../dist/fastpath');
+const { loadNative } = require('../../dist/native/binding');
 
 const SIZES = [64, 512, 1400];
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 7); // interleaved rounds (odd: a true median; at least 3)
@@ -106,6 +108,7 @@ const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
  * per-round ratios to fns[0] (the bare node:crypto calls). `perCall[i]` divides side i's time (a batch of 32 → 32).
  */
 function compare(fns, perCall) {
+  fns.forEach((f, i) => cpuNs(f, Math.max(4, Math.round(2000 / perCall[i])))); // warm-up: let the JIT settle first
   const n = fns.map((f, i) => Math.max(8, Math.round((CHUNK_MS * 1e6) / cpuNs(f, Math.max(4, Math.round(400 / perCall[i]))))));
   const per = fns.map(() => []);
   for (let r = 0; r < ROUNDS; r++) fns.forEach((f, i) => per[i].push(cpuNs(f, n[i]) / perCall[i]));
@@ -149,11 +152,26 @@ for (const [name, opts, bare, align] of SUITES.filter(([n]) => !only || only.inc
     // The bare calls process what ESP encrypts: payload + the minimal trailer, aligned as the suite requires.
     const ptLen = size + 2 + ((align - ((size + 2) % align)) % align);
     const pt = crypto.randomBytes(ptLen);
+    // The floor: the native context alone sealing and opening one laid-out packet in place (the crypto and the call).
+    const floor = () => {
+      const enc = encryptionSuite(opts.encryption.algorithm, opts.encryption.key);
+      const integ = opts.integrity ? integritySuite(opts.integrity.algorithm, opts.integrity.key) : null;
+      const spec = { encryption: enc, integrity: integ, key: opts.encryption.key.subarray(0, enc.keyLength),
+        salt: opts.encryption.key.subarray(enc.keyLength), authKey: opts.integrity ? opts.integrity.key : null, esn: false };
+      const c = new NativeEspCipher(loadNative().EspCipher, spec);
+      const ptOff = 8 + enc.ivLength;
+      const len = ptOff + ptLen + enc.icvLength + (integ ? integ.icvLength : 0);
+      const pkt = crypto.randomBytes(len);
+      return () => {
+        c.seal(pkt, 0, len, 0);
+        if (!c.open(pkt, 0, len, 0, pkt, ptOff)) throw new Error(`${name}: floor`);
+      };
+    };
     const fns = [() => bare(pt), pair('node')];
     const perCall = [1, 1];
     if (native.available) {
-      fns.push(pair('native'), batched('native'));
-      perCall.push(1, BATCH);
+      fns.push(pair('native'), batched('native'), floor());
+      perCall.push(1, BATCH, 1);
     }
     const { ns, ratios } = compare(fns, perCall);
     rows.push({
@@ -163,9 +181,11 @@ for (const [name, opts, bare, align] of SUITES.filter(([n]) => !only || only.inc
       nodeNs: Math.round(ns[1]),
       nativeNs: native.available ? Math.round(ns[2]) : null,
       batchNs: native.available ? Math.round(ns[3]) : null,
+      floorNs: native.available ? Math.round(ns[4]) : null,
       nodeRatio: +ratios[1].toFixed(3),
       nativeRatio: native.available ? +ratios[2].toFixed(3) : null,
       batchRatio: native.available ? +ratios[3].toFixed(3) : null,
+      floorRatio: native.available ? +ratios[4].toFixed(3) : null,
     });
   }
 }
@@ -176,14 +196,15 @@ const fmt = (x) => (x === null ? '-' : x.toFixed(2));
 const la = (l) => l.map((x) => x.toFixed(2)).join(' ');
 console.log(`ESP seal+open per packet: bare node:crypto calls, EspTransform on node:crypto, and on the native path`);
 console.log(`(node ${process.version}, OpenSSL ${process.versions.openssl}; CPU ns per packet, median of ${ROUNDS} interleaved rounds;`);
-console.log(`ratios are medians of per-round ratios to "bare"; batch = ${BATCH} packets per sealBatch+openBatch; load average ${la(load0)} → ${la(load1)})`);
+console.log(`ratios are medians of per-round ratios to "bare"; batch = ${BATCH} packets per sealBatch+openBatch; floor = the native`);
+console.log(`context alone on one laid-out packet, no ESP around it; load average ${la(load0)} → ${la(load1)})`);
 if (!native.available) console.log(`native path not available: ${native.reason}`);
 console.log(
-  `${'suite'.padEnd(30)} ${pad('bytes', 5)} ${pad('bare', 7)} ${pad('node', 7)} ${pad('native', 7)} ${pad('batch', 7)} ${pad('node/b', 6)} ${pad('nat/b', 6)} ${pad('bat/b', 6)}`,
+  `${'suite'.padEnd(30)} ${pad('bytes', 5)} ${pad('bare', 7)} ${pad('node', 7)} ${pad('native', 7)} ${pad('batch', 7)} ${pad('floor', 7)} ${pad('node/b', 6)} ${pad('nat/b', 6)} ${pad('bat/b', 6)} ${pad('flr/b', 6)}`,
 );
 for (const r of rows) {
   console.log(
-    `${r.suite.padEnd(30)} ${pad(r.size, 5)} ${pad(r.bareNs, 7)} ${pad(r.nodeNs, 7)} ${pad(r.nativeNs ?? '-', 7)} ${pad(r.batchNs ?? '-', 7)} ${pad(fmt(r.nodeRatio), 6)} ${pad(fmt(r.nativeRatio), 6)} ${pad(fmt(r.batchRatio), 6)}`,
+    `${r.suite.padEnd(30)} ${pad(r.size, 5)} ${pad(r.bareNs, 7)} ${pad(r.nodeNs, 7)} ${pad(r.nativeNs ?? '-', 7)} ${pad(r.batchNs ?? '-', 7)} ${pad(r.floorNs ?? '-', 7)} ${pad(fmt(r.nodeRatio), 6)} ${pad(fmt(r.nativeRatio), 6)} ${pad(fmt(r.batchRatio), 6)} ${pad(fmt(r.floorRatio), 6)}`,
   );
 }
 const worst = (key) => rows.reduce((a, b) => ((b[key] ?? 0) > (a[key] ?? 0) ? b : a));
