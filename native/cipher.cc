@@ -16,6 +16,7 @@
 #include <openssl/params.h>
 
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -29,6 +30,28 @@ static constexpr size_t kDescWords = 4;  // per packet in a batch: offset, lengt
 static constexpr size_t kHdr = 8;        // SPI + sequence number
 
 // ---- HMAC ----
+
+// One hash's low-level functions, so that key setup and the per-packet MAC are written once for all four.
+template <typename Ctx, int (*Init)(Ctx*), int (*Update)(Ctx*, const void*, size_t), int (*Final)(unsigned char*, Ctx*),
+          size_t kMd>
+struct Sha {
+  static bool Pad(Ctx* s, const uint8_t* pad, size_t block) { return Init(s) == 1 && Update(s, pad, block) == 1; }
+  static void Mac(const Ctx& inner, const Ctx& outer, const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen,
+                  uint8_t* md) {
+    Ctx s = inner;
+    Update(&s, a, aLen);
+    if (bLen) Update(&s, b, bLen);
+    Final(md, &s);
+    s = outer;
+    Update(&s, md, kMd);
+    Final(md, &s);
+    OPENSSL_cleanse(&s, sizeof s);  // a key-derived intermediate state does not outlive the call
+  }
+};
+using Sha1 = Sha<SHA_CTX, SHA1_Init, SHA1_Update, SHA1_Final, 20>;
+using Sha256 = Sha<SHA256_CTX, SHA256_Init, SHA256_Update, SHA256_Final, 32>;
+using Sha384 = Sha<SHA512_CTX, SHA384_Init, SHA384_Update, SHA384_Final, 48>;
+using Sha512 = Sha<SHA512_CTX, SHA512_Init, SHA512_Update, SHA512_Final, 64>;
 
 bool Hmac::Init(Hash hash, const uint8_t* key, size_t keyLen) {
   hash_ = hash;
@@ -54,10 +77,10 @@ bool Hmac::Init(Hash hash, const uint8_t* key, size_t keyLen) {
     for (size_t i = 0; i < block; i++) pad[i] = k[i] ^ x;
     State& s = round == 0 ? inner_ : outer_;
     switch (hash) {
-      case kSha1: ok = SHA1_Init(&s.s1) == 1 && SHA1_Update(&s.s1, pad, block) == 1; break;
-      case kSha256: ok = SHA256_Init(&s.s256) == 1 && SHA256_Update(&s.s256, pad, block) == 1; break;
-      case kSha384: ok = SHA384_Init(&s.s512) == 1 && SHA384_Update(&s.s512, pad, block) == 1; break;
-      case kSha512: ok = SHA512_Init(&s.s512) == 1 && SHA512_Update(&s.s512, pad, block) == 1; break;
+      case kSha1: ok = Sha1::Pad(&s.s1, pad, block); break;
+      case kSha256: ok = Sha256::Pad(&s.s256, pad, block); break;
+      case kSha384: ok = Sha384::Pad(&s.s512, pad, block); break;
+      case kSha512: ok = Sha512::Pad(&s.s512, pad, block); break;
       default: ok = false;
     }
   }
@@ -68,48 +91,13 @@ bool Hmac::Init(Hash hash, const uint8_t* key, size_t keyLen) {
 }
 
 void Hmac::Mac(const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint8_t* md) const {
-  State s;
   switch (hash_) {
-    case kSha1:
-      s.s1 = inner_.s1;
-      SHA1_Update(&s.s1, a, aLen);
-      if (bLen) SHA1_Update(&s.s1, b, bLen);
-      SHA1_Final(md, &s.s1);
-      s.s1 = outer_.s1;
-      SHA1_Update(&s.s1, md, 20);
-      SHA1_Final(md, &s.s1);
-      break;
-    case kSha256:
-      s.s256 = inner_.s256;
-      SHA256_Update(&s.s256, a, aLen);
-      if (bLen) SHA256_Update(&s.s256, b, bLen);
-      SHA256_Final(md, &s.s256);
-      s.s256 = outer_.s256;
-      SHA256_Update(&s.s256, md, 32);
-      SHA256_Final(md, &s.s256);
-      break;
-    case kSha384:
-      s.s512 = inner_.s512;
-      SHA384_Update(&s.s512, a, aLen);
-      if (bLen) SHA384_Update(&s.s512, b, bLen);
-      SHA384_Final(md, &s.s512);
-      s.s512 = outer_.s512;
-      SHA384_Update(&s.s512, md, 48);
-      SHA384_Final(md, &s.s512);
-      break;
-    case kSha512:
-      s.s512 = inner_.s512;
-      SHA512_Update(&s.s512, a, aLen);
-      if (bLen) SHA512_Update(&s.s512, b, bLen);
-      SHA512_Final(md, &s.s512);
-      s.s512 = outer_.s512;
-      SHA512_Update(&s.s512, md, 64);
-      SHA512_Final(md, &s.s512);
-      break;
-    default:
-      break;
+    case kSha1: Sha1::Mac(inner_.s1, outer_.s1, a, aLen, b, bLen, md); break;
+    case kSha256: Sha256::Mac(inner_.s256, outer_.s256, a, aLen, b, bLen, md); break;
+    case kSha384: Sha384::Mac(inner_.s512, outer_.s512, a, aLen, b, bLen, md); break;
+    case kSha512: Sha512::Mac(inner_.s512, outer_.s512, a, aLen, b, bLen, md); break;
+    default: break;
   }
-  OPENSSL_cleanse(&s, sizeof s);  // a key-derived intermediate state does not outlive the call
 }
 
 void Hmac::Wipe() {
@@ -501,8 +489,9 @@ Napi::Value EspCipher::Open(const Napi::CallbackInfo& info) {
   uint8_t* dst = out + outOff;
   if (kind_ == kAead || kind_ == kCbc) {
     // The plaintext goes exactly over the ciphertext, or somewhere that does not touch the packet at all.
-    bool inPlace = dst == pkt + kHdr + ivLen_;
-    bool disjoint = dst + ptLen <= pkt || dst >= pkt + len;
+    const uintptr_t d = reinterpret_cast<uintptr_t>(dst), p = reinterpret_cast<uintptr_t>(pkt);
+    bool inPlace = d == p + kHdr + ivLen_;
+    bool disjoint = d + ptLen <= p || d >= p + len;
     if (outLen - outOff < ptLen || !(inPlace || disjoint))
       return ThrowRange(env, "open: out has no room for the plaintext, or overlaps the packet other than in place");
   }
