@@ -8,8 +8,6 @@ export * from './esp';
 export {
   createEspTransform,
   nativeCipherStatus,
-  nativeEspCipherFactory,
-  NativeEspCipher,
   type EspCipherChoice,
   type FastEspTransformOptions,
   type NativeCipherStatus,

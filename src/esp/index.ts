@@ -12,20 +12,8 @@ export {
   type EspTransformEvents,
   type EspStats,
 } from './transform';
-export {
-  NodeEspCipher,
-  nodeEspCipherFactory,
-  ESP_DESC_WORDS,
-  ESP_CIPHER_PENDING,
-  ESP_CIPHER_OK,
-  ESP_CIPHER_AUTH_FAILED,
-  ESP_CIPHER_BAD_LAYOUT,
-  ESP_CIPHER_FAILED,
-  type EspCipher,
-  type EspCipherFactory,
-  type EspCipherPath,
-  type EspCipherSpec,
-} from './cipher';
+// The cipher seam's types (for a cipherFactory); its implementations and status codes stay in ./cipher.
+export { ESP_DESC_WORDS, type EspCipher, type EspCipherFactory, type EspCipherPath, type EspCipherSpec } from './cipher';
 export {
   EspBatch,
   ESP_META_WORDS,

@@ -5,14 +5,8 @@ import { NattUnsupportedError } from '../errors';
 import { oneOf, readOptions } from '../core/options';
 import { loadNative, nativeStatus } from '../native/binding';
 import type { NativeEspCipher as NativeContext, NativeEspCipherConstructor } from '../native/types';
-import {
-  EspTransform,
-  NodeEspCipher,
-  type EspCipher,
-  type EspCipherFactory,
-  type EspCipherSpec,
-  type EspTransformOptions,
-} from '../esp';
+import { EspTransform, type EspTransformOptions } from '../esp';
+import { NodeEspCipher, type EspCipher, type EspCipherFactory, type EspCipherSpec } from '../esp/cipher';
 import { encryptionSuite, integritySuite } from '../esp/suites';
 
 /** Which cipher createEspTransform() uses: the native one where it can ('auto'), the native one or an error, node:crypto. */

@@ -6,7 +6,8 @@
 import { randomFillSync } from 'node:crypto';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { EspBatch, NodeEspCipher, ESP_DESC_WORDS, ESP_CIPHER_OK, ESP_CIPHER_AUTH_FAILED, type EspCipher } from '../../src/esp';
+import { EspBatch, ESP_DESC_WORDS } from '../../src/esp';
+import { NodeEspCipher, ESP_CIPHER_OK, ESP_CIPHER_AUTH_FAILED, type EspCipher } from '../../src/esp/cipher';
 import { NativeEspCipher, createEspTransform, nativeCipherStatus } from '../../src/fastpath';
 import { loadNative } from '../../src/native/binding';
 import { ALL_SUITES, specFor } from './suites';

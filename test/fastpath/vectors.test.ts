@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { createEspTransform, nativeCipherStatus, NativeEspCipher } from '../../src/fastpath';
-import { NodeEspCipher, type EspCipher, type EspCipherSpec } from '../../src/esp';
+import { NodeEspCipher, type EspCipher, type EspCipherSpec } from '../../src/esp/cipher';
 import { loadNative } from '../../src/native/binding';
 import { encryptionSuite } from '../../src/esp/suites';
 import { hex, loadVectors, transformOptions, vectorSeq, type Vector } from '../esp/vectors';
