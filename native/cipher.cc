@@ -368,6 +368,16 @@ void EspCipher::Icv(const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, uint8_t* m
   hmac_.Mac(pkt, ptEnd, hi, esn_ ? 4 : 0, md);
 }
 
+// A new AEAD/GMAC message on ctx (keyed once): nonce = salt ‖ the packet's IV (RFC 4106 §4, RFC 7634 §2, written to
+// `nonce` for the caller), the tag to check when opening, then the AAD.
+bool EspCipher::StartAead(EVP_CIPHER_CTX* ctx, const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, uint8_t* nonce, uint8_t* tag) {
+  std::memcpy(nonce, salt_, 4);
+  std::memcpy(nonce + 4, pkt + kHdr, 8);
+  if (EVP_CipherInit_ex2(ctx, nullptr, nullptr, nonce, -1, nullptr) != 1) return false;
+  if (tag != nullptr && !Tag(ctx, tag, cipherIcvLen_, true)) return false;
+  return FeedAad(ctx, pkt, ptEnd, seqHi, esn_, kind_ == kGmac);
+}
+
 bool EspCipher::SealOne(uint8_t* pkt, size_t len, uint32_t seqHi) {
   const size_t ptOff = kHdr + ivLen_, ptEnd = len - icvLen_;
   const int ptLen = static_cast<int>(ptEnd - ptOff);
@@ -376,11 +386,8 @@ bool EspCipher::SealOne(uint8_t* pkt, size_t len, uint32_t seqHi) {
     case kAead:
     case kGmac: {
       uint8_t nonce[12];
-      std::memcpy(nonce, salt_, 4);
-      std::memcpy(nonce + 4, pkt + kHdr, 8);
       const bool gmac = kind_ == kGmac;
-      if (EVP_EncryptInit_ex2(enc_, nullptr, nullptr, nonce, nullptr) != 1 || !FeedAad(enc_, pkt, ptEnd, seqHi, esn_, gmac))
-        return false;
+      if (!StartAead(enc_, pkt, ptEnd, seqHi, nonce, nullptr)) return false;
       if (!gmac && (EVP_EncryptUpdate(enc_, pkt + ptOff, &n, pkt + ptOff, ptLen) != 1 || n != ptLen)) return false;
       uint8_t none[16];
       if (EVP_EncryptFinal_ex(enc_, none, &n) != 1 || n != 0) return false;
@@ -410,12 +417,8 @@ bool EspCipher::OpenOne(uint8_t* pkt, size_t len, uint32_t seqHi, uint8_t* out) 
     case kAead:
     case kGmac: {
       uint8_t nonce[12];
-      std::memcpy(nonce, salt_, 4);
-      std::memcpy(nonce + 4, pkt + kHdr, 8);
       const bool gmac = kind_ == kGmac;
-      if (EVP_DecryptInit_ex2(dec_, nullptr, nullptr, nonce, nullptr) != 1 ||
-          !Tag(dec_, pkt + ptEnd, cipherIcvLen_, true) ||
-          !FeedAad(dec_, pkt, ptEnd, seqHi, esn_, gmac)) {
+      if (!StartAead(dec_, pkt, ptEnd, seqHi, nonce, pkt + ptEnd)) {
         ERR_clear_error();
         return false;
       }

@@ -59,7 +59,7 @@ class EspCipher : public Napi::ObjectWrap<EspCipher> {
   // out: where the plaintext goes (== pkt + ptOff for in place, else a disjoint buffer of ptLen bytes).
   bool OpenOne(uint8_t* pkt, size_t len, uint32_t seqHi, uint8_t* out);
   bool LayoutOk(size_t len) const;
-  bool Aead(EVP_CIPHER_CTX* ctx, const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, const uint8_t* in, uint8_t* out);
+  bool StartAead(EVP_CIPHER_CTX* ctx, const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, uint8_t* nonce, uint8_t* tag);
   void Icv(const uint8_t* pkt, size_t ptEnd, uint32_t seqHi, uint8_t* md) const;
   Napi::Value Batch(const Napi::CallbackInfo& info, bool seal);
 
