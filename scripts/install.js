@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // Install step: use the prebuilt addon in prebuilds/<platform>-<arch>/ when it fits and loads, else build from source with node-gyp (offline: Node's own headers).
 //
-// "Fits" means: a .node file for this platform and arch, a node whose N-API version is at least the one binding.gyp
-// builds for, glibc on Linux (the prebuilds are glibc builds), and the file actually loads in this node. Anything
-// else, or `npm install --build-from-source`, builds from source. The loader (src/native/binding.ts) needs none of
+// "Fits" means: a .node file for this platform and arch, made from these sources (scripts/prebuild.js writes the hash
+// of native/ and binding.gyp beside it: in a checkout where they changed since, the prebuild is stale), a node whose
+// N-API version is at least the one binding.gyp builds for, glibc on Linux (the prebuilds are glibc builds), and the
+// file actually loads in this node. Anything else, or `npm install --build-from-source`, builds from source. The loader (src/native/binding.ts) needs none of
 // this: it finds prebuilds/ by itself, so an install whose scripts npm held back (allowScripts) still gets the addon.
 // scripts/prebuild.js reuses the helpers exported here; this file is the only script shipped in the package.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
+const { createHash } = require('crypto');
 
 const root = path.join(__dirname, '..');
 
@@ -41,10 +43,34 @@ function prebuildFile(dir = root) {
   return names.length ? path.join(folder, names[0]) : undefined;
 }
 
+/** The name of the file beside a prebuild that holds sourcesHash() of what it was made from. */
+const STAMP = 'sources.sha256';
+
+/** sha256 over the names and bytes of native/* and binding.gyp: what the addon is built from. */
+function sourcesHash(dir = root) {
+  const h = createHash('sha256');
+  const files = ['binding.gyp', ...fs.readdirSync(path.join(dir, 'native')).sort().map((n) => `native/${n}`)];
+  for (const f of files) h.update(`${f}\0`).update(fs.readFileSync(path.join(dir, f))).update('\0');
+  return h.digest('hex');
+}
+
+/** The hash a prebuild was stamped with (undefined: no stamp, as from prebuildify alone). */
+function stampOf(file) {
+  try {
+    return fs.readFileSync(path.join(path.dirname(file), STAMP), 'utf8').split(/\s/)[0];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the prebuild fits this node: `{ file }` when it does, `{ reason }` when it does not. */
 function prebuildFits(dir = root) {
   const file = prebuildFile(dir);
   if (!file) return { reason: `no prebuild for ${process.platform}-${process.arch} in prebuilds/` };
+  const stamp = stampOf(file);
+  if (stamp !== undefined && stamp !== sourcesHash(dir)) {
+    return { reason: `the prebuild was made from other sources (native/ or binding.gyp changed since \`npm run prebuild\`)` };
+  }
   const need = napiVersion(dir);
   const have = Number(process.versions.napi ?? 0);
   if (have < need) return { reason: `the prebuild needs N-API ${need}, this node has ${have}` };
@@ -101,6 +127,6 @@ function main() {
   return buildFromSource();
 }
 
-module.exports = { napiVersion, nodeHeadersDir, prebuildFile, prebuildFits };
+module.exports = { STAMP, napiVersion, nodeHeadersDir, prebuildFile, prebuildFits, sourcesHash, stampOf };
 
 if (require.main === module) process.exitCode = main();

@@ -3,34 +3,29 @@
 //
 //   node scripts/prebuild.js              make prebuilds/<platform>-<arch>/natt.node
 //   node scripts/prebuild.js --out DIR    put it in DIR/prebuilds/<platform>-<arch>/ instead (the install test does this)
-//   node scripts/prebuild.js --check      exit 1 unless prebuilds/ holds one for this platform newer than the sources (prepack)
+//   node scripts/prebuild.js --check      exit 1 unless prebuilds/ holds one for this platform made from these sources (prepack)
 //
 // Why a wrapper: prebuildify --napi asks node-gyp for the newest node it knows (it passed --target=26.0.0 here), and
 // node-gyp then downloads that node's headers. N-API addons need only one build, against any node with the N-API
 // version binding.gyp asks for, so this builds for the running node with --nodedir at its own headers, which needs no
 // network. The scratch copy (native/, binding.gyp, package.json, node_modules linked) is there because prebuildify
 // runs `node-gyp rebuild` (which deletes build/) and then moves the .node file out of build/Release: done in place, it
-// would take away the build that `npm test` and a running test suite load.
+// would take away the build that `npm test` and a running test suite load. Beside the prebuild goes sources.sha256, the
+// hash of native/ and binding.gyp it was made from: scripts/install.js and --check take a prebuild only while the
+// sources still hash the same (mtimes cannot tell: npm sets every file's mtime to the time it unpacks the package).
 'use strict';
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { nodeHeadersDir, prebuildFile } = require('./install.js');
+const { STAMP, nodeHeadersDir, prebuildFile, sourcesHash, stampOf } = require('./install.js');
 
 const root = path.join(__dirname, '..');
 
-/** Newest mtime (ms) of what the addon is built from: native/ and binding.gyp. */
-function newestSource(dir = root) {
-  let t = fs.statSync(path.join(dir, 'binding.gyp')).mtimeMs;
-  for (const n of fs.readdirSync(path.join(dir, 'native'))) t = Math.max(t, fs.statSync(path.join(dir, 'native', n)).mtimeMs);
-  return t;
-}
-
-/** The prebuild for this platform in <dir>/prebuilds/ when it is newer than the sources in `src` (default: this checkout). */
+/** The prebuild for this platform in <dir>/prebuilds/ when it was made from the sources in `src` (default: this checkout). */
 function freshPrebuild(dir = root, src = root) {
   const file = prebuildFile(dir);
-  return file && fs.statSync(file).mtimeMs >= newestSource(src) ? file : undefined;
+  return file && stampOf(file) === sourcesHash(src) ? file : undefined;
 }
 
 function onPath(cmd, env = process.env) {
@@ -52,6 +47,7 @@ function prebuild(out = root) {
     fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(scratch, 'binding.gyp'));
     fs.copyFileSync(path.join(root, 'package.json'), path.join(scratch, 'package.json'));
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+    const hash = sourcesHash(scratch); // of the very files built
     const env = { ...process.env };
     const headers = nodeHeadersDir();
     if (!env.npm_config_nodedir && headers) env.npm_config_nodedir = headers;
@@ -69,9 +65,10 @@ function prebuild(out = root) {
     const dest = path.join(out, 'prebuilds', `${process.platform}-${process.arch}`);
     fs.mkdirSync(dest, { recursive: true });
     // Only the file made now: an older one with another name would be chosen over it.
-    for (const n of fs.readdirSync(dest)) if (n.endsWith('.node')) fs.rmSync(path.join(dest, n));
+    for (const n of fs.readdirSync(dest)) if (n.endsWith('.node') || n === STAMP) fs.rmSync(path.join(dest, n));
     const file = path.join(dest, path.basename(made));
     fs.copyFileSync(made, file);
+    fs.writeFileSync(path.join(dest, STAMP), `${hash}  native/ binding.gyp\n`);
     return file;
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -89,7 +86,7 @@ function main(argv) {
       return 0;
     }
     console.error(
-      `natt: no prebuild for ${process.platform}-${process.arch} newer than native/ and binding.gyp in prebuilds/: run \`npm run prebuild\` ` +
+      `natt: no prebuild for ${process.platform}-${process.arch} made from these native/ and binding.gyp in prebuilds/: run \`npm run prebuild\` ` +
         'first (or set NATT_PACK_WITHOUT_PREBUILD=1 to pack a package that builds from source on install)',
     );
     return 1;
@@ -104,6 +101,6 @@ function main(argv) {
   }
 }
 
-module.exports = { newestSource, freshPrebuild, prebuild, onPath };
+module.exports = { freshPrebuild, prebuild, onPath };
 
 if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -1,7 +1,7 @@
 // The package as npm ships it: a prebuild made offline, `npm pack`, an offline install on a PATH without a compiler, the addon loaded from the prebuild.
 //
-// Steps (beforeAll): take prebuilds/<platform>-<arch>/natt.node when it is newer than native/ and binding.gyp (CI runs
-// `npm run prebuild` first), else make one now with scripts/prebuild.js into a temp dir (a scratch build: the checkout's
+// Steps (beforeAll): take prebuilds/<platform>-<arch>/natt.node when it was made from this checkout's native/ and
+// binding.gyp (its sources.sha256; CI runs `npm run prebuild` first), else make one now with scripts/prebuild.js into a temp dir (a scratch build: the checkout's
 // build/ is not touched). Stage the files `npm pack` selects from this checkout (its own dry run) with that prebuild, pack
 // them, and install the tarball into empty projects with HOME an empty folder (no ~/.npmrc), PATH a folder holding only
 // node, npm and sh (no g++, c++, cc, make or python3: the test checks), `--offline`, and, as root, no network at all
@@ -29,7 +29,11 @@ const { freshPrebuild, onPath } = req('../../scripts/prebuild.js') as {
   freshPrebuild: (dir?: string, src?: string) => string | undefined;
   onPath: (cmd: string, env?: NodeJS.ProcessEnv) => boolean;
 };
-const { prebuildFits } = req('../../scripts/install.js') as { prebuildFits: (dir?: string) => { file?: string; reason?: string } };
+const { STAMP, prebuildFits, sourcesHash } = req('../../scripts/install.js') as {
+  STAMP: string;
+  prebuildFits: (dir?: string) => { file?: string; reason?: string };
+  sourcesHash: (dir?: string) => string;
+};
 
 const plat = `${process.platform}-${process.arch}`;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
@@ -78,7 +82,7 @@ const reuse = freshPrebuild();
 const canBuild = onPath('python3') && onPath('make') && (onPath('g++') || onPath('c++'));
 const unshare = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'unshare')).find((p) => fs.existsSync(p));
 const noNet = process.getuid?.() === 0 && unshare !== undefined && spawnSync(unshare, ['-n', 'true']).status === 0;
-const skip = npm.missing ?? (!reuse && !canBuild ? `no prebuild in prebuilds/${plat} newer than native/, and no compiler to make one` : undefined);
+const skip = npm.missing ?? (!reuse && !canBuild ? `no prebuild in prebuilds/${plat} made from these sources, and no compiler to make one` : undefined);
 // CI (NATT_REQUIRE_NATIVE=1) must not pass by skipping: there a missing precondition fails the tests.
 const mustRun = process.env.NATT_REQUIRE_NATIVE === '1';
 const how = `${reuse ? `prebuilds/${plat} reused` : 'prebuild made now'}, ${noNet ? 'unshare -n: no network' : '--offline only: not root or no unshare'}`;
@@ -108,7 +112,7 @@ function pack(name: string, prebuildFile?: string): { stage: string; tarball: st
   }
   if (prebuildFile) {
     fs.mkdirSync(path.join(stage, 'prebuilds', plat), { recursive: true });
-    fs.copyFileSync(prebuildFile, path.join(stage, 'prebuilds', plat, path.basename(prebuildFile)));
+    for (const f of [path.basename(prebuildFile), STAMP]) fs.copyFileSync(path.join(path.dirname(prebuildFile), f), path.join(stage, 'prebuilds', plat, f));
   }
   const out = path.join(tmp, `out-${name}`);
   fs.mkdirSync(out);
@@ -187,7 +191,7 @@ describe.skipIf(skip !== undefined && !mustRun)(`the packed tarball installed of
   });
 
   it(`npm pack ships prebuilds/${plat}/natt.node, dist/, bin/ and what a source build needs; nothing of the checkout's build/, src/ or test/`, () => {
-    for (const f of [`prebuilds/${plat}/natt.node`, 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/native/binding.js', 'bin/natt.js', 'scripts/install.js', 'binding.gyp', 'native/addon.cc', 'package.json']) {
+    for (const f of [`prebuilds/${plat}/natt.node`, `prebuilds/${plat}/${STAMP}`, 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/native/binding.js', 'bin/natt.js', 'scripts/install.js', 'binding.gyp', 'native/addon.cc', 'package.json']) {
       expect(packed).toContain(f);
     }
     expect(packed.filter((f) => /^(build|src|test|node_modules)\//.test(f) || f.endsWith('.tgz'))).toEqual([]);
@@ -249,9 +253,10 @@ describe('scripts/install.js and scripts/prebuild.js decisions', () => {
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('no prebuild, a file that is not an addon, an older prebuild: install builds from source, prepack refuses', () => {
+  it('no prebuild, a file that is not an addon, a prebuild of other sources: install builds from source, prepack refuses', () => {
     expect(prebuildFits(dir)).toEqual({ reason: `no prebuild for ${plat} in prebuilds/` });
-    const check = () => spawnSync(process.execPath, [path.join(root, 'scripts', 'prebuild.js'), '--check', '--out', dir], { encoding: 'utf8', env: { ...process.env, NATT_PACK_WITHOUT_PREBUILD: '' } });
+    const check = () =>
+      spawnSync(process.execPath, [path.join(root, 'scripts', 'prebuild.js'), '--check', '--out', dir], { encoding: 'utf8', env: { ...process.env, NATT_PACK_WITHOUT_PREBUILD: '' } });
     const none = check();
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/run `npm run prebuild` first/);
@@ -259,12 +264,17 @@ describe('scripts/install.js and scripts/prebuild.js decisions', () => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, 'not an ELF file');
     expect(prebuildFits(dir).reason).toMatch(/^the prebuild does not load here: /);
-    // Older than the sources (native/ of the checkout): stale for prepack.
-    fs.utimesSync(file, new Date(2000, 0, 1), new Date(2000, 0, 1));
+    // No stamp (prebuildify alone): install cannot tell and tries it; prepack wants a stamp.
     expect(freshPrebuild(dir)).toBeUndefined();
     expect(check().status).toBe(1);
-    fs.utimesSync(file, new Date(), new Date());
-    expect(freshPrebuild(dir)).toBe(file);
+    // Stamped from other sources (native/ changed since): stale for install and for prepack, whatever the mtimes.
+    fs.writeFileSync(path.join(dir, 'prebuilds', plat, STAMP), `${'0'.repeat(64)}  native/ binding.gyp\n`);
+    expect(prebuildFits(dir).reason).toMatch(/^the prebuild was made from other sources/);
+    expect(check().status).toBe(1);
+    fs.writeFileSync(path.join(dir, 'prebuilds', plat, STAMP), `${sourcesHash(dir)}  native/ binding.gyp\n`);
+    expect(freshPrebuild(dir, dir)).toBe(file);
     expect(check().status).toBe(0);
+    fs.appendFileSync(path.join(dir, 'native', 'addon.cc'), '\n// changed\n');
+    expect(freshPrebuild(dir, dir)).toBeUndefined();
   });
 });
