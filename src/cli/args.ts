@@ -202,7 +202,8 @@ export function usageAt(entries: readonly Entry[], words: string[]): string | un
   return undefined;
 }
 
-function dispatch(entry: Entry, argv: string[], io: Io, prefix: string): number | Promise<number> {
+/** Run an entry of a table (a command, or a group and then one of its commands) with the arguments after its word. */
+export function runEntry(entry: Entry, argv: string[], io: Io, prefix = `natt ${entry.name}`): number | Promise<number> {
   if (!isGroup(entry)) return runCommand(entry, argv, io, prefix);
   const usage = groupUsage(entry, prefix);
   const [word, ...rest] = argv;
@@ -213,7 +214,7 @@ function dispatch(entry: Entry, argv: string[], io: Io, prefix: string): number 
   }
   const sub = find(entry.commands, word);
   if (!sub) return usageError(io, prefix, `unknown command ${shownArg(word)}`, usage);
-  return dispatch(sub, rest, io, `${prefix} ${sub.name}`);
+  return runEntry(sub, rest, io, `${prefix} ${sub.name}`);
 }
 
 /**
@@ -245,7 +246,7 @@ export function runCli(entries: readonly Entry[], argv: string[], io: Io, info: 
     return EXIT_OK;
   }
   const entry = find(entries, word);
-  if (entry) return dispatch(entry, rest, io, `natt ${entry.name}`);
+  if (entry) return runEntry(entry, rest, io);
   const owner = entries.find((e) => !isGroup(e) && e.ownFlags?.test(word));
   const hint = owner
     ? ` (${owner.name}'s flags live under \`natt ${owner.name}\`: natt ${owner.name} ${argv.map(shownArg).join(' ')})`

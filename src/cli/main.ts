@@ -1,8 +1,9 @@
-// The `natt` command line: the table of commands (probe, setkey), `natt --help`, `natt help <command>`, `--version`.
+// The `natt` command line: the table of commands (probe, setkey, tunnel), `natt --help`, `natt help <command>`, `--version`.
 
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, commandList, runCli, type Entry, type Out } from './args';
 import { probeCommand, version } from './probe';
 import { setkey } from './setkey';
+import { tunnel } from './tunnel';
 
 export { formatProbe } from './probe';
 
@@ -13,12 +14,12 @@ export { formatProbe } from './probe';
  *      (src/cli/args.ts: the option table is parseArgs'; --help/-h is added; `run` returns or resolves with the exit
  *      status, throws `UsageError` for a usage problem (exit 2) and any other error for a failure (exit 1));
  *   2. add `monitorCommand` to this table.
- * A command with subcommands (`natt tunnel up|down|status`) is a `Group` — `{ name: 'tunnel', synopsis: 'up|down|status',
- * summary, description, commands: [up, down, status] }` — in one module, and one row here. Everything else (the help
+ * A command with subcommands is a `Group` — `{ name: 'tunnel', synopsis, summary, description, commands: [up, ...] }`
+ * (src/cli/tunnel.ts) — in one module, and one row here; `natt tunnel down` is one more entry in its `commands`. Everything else (the help
  * listing, `natt help tunnel up`, --help, usage errors, exit codes) follows; test/cli/cli.test.ts checks every
  * command in this table for --help, `natt help`, a bad flag and an option table that its usage text describes.
  */
-export const COMMANDS: readonly Entry[] = [probeCommand, setkey];
+export const COMMANDS: readonly Entry[] = [probeCommand, setkey, tunnel];
 
 /** `natt --help`. */
 export const USAGE = `Usage: natt <command> [options]

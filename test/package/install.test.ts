@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDist, root } from './dist';
+import { ROOT as root, ensureDist } from '../lib/dist';
 
 const req = createRequire(__filename);
 const { freshPrebuild, onPath } = req('../../scripts/prebuild.js') as {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dist, ensureDist, root } from './dist';
+import { DIST as dist, ROOT as root, ensureDist } from '../lib/dist';
 
 // `npm test` compiles first; when run alone, or when src/ changed since, compile here.
 beforeAll(ensureDist, 150_000);
@@ -28,11 +28,12 @@ const API = [
   'NattError', 'NattSystemError', 'KernelReplyError', 'NattTimeoutError', 'NattUnsupportedError', 'errnoName', 'errnoNumber',
   'hideKey', 'hideSaKeys', 'withoutKeys', 'EspTransform', 'ReplayWindow', 'UserlandEngine', 'UserlandSadb', 'formatStats',
   'Xfrm', 'XfrmDecodeError', 'probeXfrm', 'PfKey', 'PfKeyDecodeError', 'EspSequenceExhaustedError',
+  'createTun', 'Tun', 'Rtnetlink', 'RtnetlinkDecodeError', 'createTunnel', 'Tunnel',
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
-  pfkey: 'object', xfrm: 'object', natd: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
+  pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
 };
 const EXPECTED: Record<string, string> = Object.fromEntries([...API.map((k) => [k, 'function']), ...Object.entries(VALUES)].sort());
