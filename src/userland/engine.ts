@@ -109,6 +109,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
+  /** The transport carries ESP in TCP (RFC 9329): only 'espintcp' SAs travel over it, and no NAT-keepalives. */
+  readonly #tcp: boolean;
   #keepaliveTimer: NodeJS.Timeout | null = null;
   #tmpl = new WeakMap<PolicyTemplate, TemplateInfo>();
   /** Last SA chosen per policy, valid while the database's generation is unchanged. */
@@ -134,6 +136,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     this.sadb = opts.sadb ?? new UserlandSadb();
     this.#unregisterStats = this.sadb.addStatsSource(() => this.#c);
     this.#keepaliveMs = ka * 1000;
+    this.#tcp = s.encap === 'espintcp';
     this.#onEsp = (esp, rinfo) => {
       this.receive(esp, rinfo);
     };
@@ -141,7 +144,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       if (err) this.#c.OutError++;
     };
     s.on('esp', this.#onEsp);
-    if (this.#keepaliveMs > 0) {
+    // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP.
+    if (this.#keepaliveMs > 0 && !this.#tcp) {
       this.#keepaliveTimer = setInterval(() => this.#keepalives(), this.#keepaliveMs);
       this.#keepaliveTimer.unref();
     }
@@ -188,6 +192,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     }
     if (e.lifetime.dead) {
       c.OutStateExpired++;
+      return 'dropped';
+    }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // The SA travels in TCP and this transport is UDP, or the reverse: ESP output fails, as Linux counts it.
+      c.OutStateProtoError++;
       return 'dropped';
     }
     let payload: Uint8Array;
@@ -301,6 +310,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     }
     if (e.lifetime.dead || !e.usable) {
       c.InStateExpired++;
+      return false;
+    }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // Linux xfrm_input: the SA's encapsulation is not the one the packet came in (XfrmInStateMismatch).
+      c.InStateMismatch++;
       return false;
     }
     const r = e.transform!.open(esp);
