@@ -113,8 +113,13 @@ export interface NattTcpConnectionEvents {
   close: [reason: TcpCloseReason];
 }
 
-/** The send path's slab: frames are written into it and flushed with one write per tick. */
-const SLAB_BYTES = 256 * 1024;
+const EMPTY_SLAB = Buffer.alloc(0);
+
+/**
+ * The send path's slab: frames are written into it and flushed with one write per tick. Made on the first send (an
+ * idle connection holds none); reused from its start whenever the socket took everything at once (plain TCP).
+ */
+const SLAB_BYTES = 64 * 1024;
 /** IKE may exceed the queue bound by this much (IKE over TCP is not retransmitted, RFC 9329 §6.2). */
 const IKE_HEADROOM = MAX_FRAME_LENGTH + IKE_FRAME_HEADER_LENGTH;
 /** After close(): how long a peer that does not read may hold the FIN back before the socket is destroyed. */
@@ -160,7 +165,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   readonly #limits: TcpConnectionLimits;
   readonly #owner: ConnectionOwner | null;
   readonly #created: number;
-  #slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  #slab: Buffer = EMPTY_SLAB;
   #used = 0;
   #flushed = 0;
   #flushScheduled = false;
@@ -169,6 +174,8 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   #cbBytes: number[] = [];
   #dropErrors: Partial<Record<TcpSendDropReason, NattError>> = {};
   #needDrain = false;
+  /** False on a TLS responder until its handshake is done: a close before that is the TLS layer's ('tlsError'). */
+  #tlsUp: boolean;
   #closed = false;
   #ending = false;
   #linger: NodeJS.Timeout | null = null;
@@ -212,6 +219,8 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
     this.#created = performance.now();
     this.lastActive = Date.now();
     this.#decoder = new FrameDecoder({ expectPrefix: role === 'responder', maxFrameLength: limits.maxFrameLength });
+    this.#tlsUp = !tls || role === 'originator'; // the initiator's connection is made after 'secureConnect'
+    if (!this.#tlsUp) socket.once('secure', () => (this.#tlsUp = true));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
@@ -281,13 +290,13 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   #onEnd(): void {
     if (this.#closed) return;
     const failure = this.#decoder.end();
-    this.#close(failure !== null ? failure.reason : 'peerEnd', undefined, true);
+    this.#close(!this.#tlsUp ? 'tlsError' : failure !== null ? failure.reason : 'peerEnd', undefined, true);
   }
 
   #onError(err: Error): void {
     if (this.#closed) return;
     const code = (err as { code?: string }).code ?? '';
-    const tlsErr = this.tls && !SOCKET_ERRORS.has(code);
+    const tlsErr = this.tls && (!this.#tlsUp || !SOCKET_ERRORS.has(code));
     this.#close(tlsErr ? 'tlsError' : 'reset', err, true);
   }
 
@@ -305,9 +314,11 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
     const len = body === null ? head!.length : h + body.length;
     if (this.#slab.length - this.#used < len) {
       this.#write();
-      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, len));
-      this.#used = 0;
-      this.#flushed = 0;
+      if (this.#slab.length - this.#used < len) {
+        this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, len));
+        this.#used = 0;
+        this.#flushed = 0;
+      }
     }
     const s = this.#slab;
     let o = this.#used;
@@ -339,6 +350,9 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
       this.#flushed = this.#used;
       this.#stats.bytesOut += chunk.length;
       this.#socket.write(chunk);
+      // The kernel took it all at once: nothing holds the slab any more, so it is reused from its start (no
+      // allocation per packet). TLS keeps references while it encrypts, so there a full slab is replaced instead.
+      if (!this.tls && this.#socket.writableLength === 0) this.#used = this.#flushed = 0;
     }
     const cbs = this.#cbs;
     if (cbs.length === 0) return;
@@ -547,7 +561,6 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   }
 }
 
-const EMPTY_SLAB = Buffer.alloc(0);
 /** Errors of the TCP socket itself; anything else on a TLS connection is the TLS layer's ('tlsError'). */
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN']);
 

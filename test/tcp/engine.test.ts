@@ -6,8 +6,7 @@ import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket } from '../../src/ip/packet';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { KEY_CS, KEY_SC, closeAll, installTunnel, loopbackPair, until } from './helpers';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { createTransfer } = require('./transfer.js') as typeof import('./transfer.js');
+import { createTransfer } from './transfer.js';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
