@@ -13,7 +13,7 @@ const USAGE = `Usage: natt <command> [options]
 
 Commands:
   probe [--json]   what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,
-                   kernel ESP), which backends 'auto' picks, and why
+                   kernel ESP in UDP and in TCP), which backends 'auto' picks, and why
   setkey ...       setkey(8): -f FILE, -c, -D, -DP, -F, -FP, -n (natt setkey --help)
 
 Options:
@@ -40,6 +40,7 @@ export function formatProbe(p: ProbeResult): string {
   s += line('UDP_ENCAP IPv6', p.facts.udpEncap6);
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
+  s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
