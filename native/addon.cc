@@ -28,6 +28,18 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   return env.Undefined();
 }
 
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
+  napi_value result;
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_ok) return true;
+  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+    napi_valuetype t;
+    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
+  }
+  return false;
+}
+
 Napi::Value ThrowType(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
   return env.Undefined();
@@ -60,6 +72,17 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOCK_DGRAM", static_cast<int>(SOCK_DGRAM));
   c.Set("PF_KEY_V2", static_cast<int>(PF_KEY_V2));
   c.Set("NETLINK_XFRM", static_cast<int>(NETLINK_XFRM));
+  c.Set("NETLINK_ROUTE", static_cast<int>(NETLINK_ROUTE));
+  c.Set("SOL_NETLINK", static_cast<int>(SOL_NETLINK));
+  c.Set("NETLINK_EXT_ACK", static_cast<int>(NETLINK_EXT_ACK));
+  c.Set("NETLINK_CAP_ACK", static_cast<int>(NETLINK_CAP_ACK));
+  c.Set("IFF_TUN", static_cast<int>(IFF_TUN));
+  c.Set("IFF_TAP", static_cast<int>(IFF_TAP));
+  c.Set("IFF_NO_PI", static_cast<int>(IFF_NO_PI));
+  c.Set("IFF_VNET_HDR", static_cast<int>(IFF_VNET_HDR));
+  c.Set("IFF_TUN_EXCL", static_cast<int>(IFF_TUN_EXCL));
+  c.Set("IFF_MULTI_QUEUE", static_cast<int>(IFF_MULTI_QUEUE));
+  c.Set("IFNAMSIZ", static_cast<int>(IFNAMSIZ));
   c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));
   c.Set("UDP_ENCAP", static_cast<int>(UDP_ENCAP));
   c.Set("UDP_ENCAP_ESPINUDP_NON_IKE", static_cast<int>(UDP_ENCAP_ESPINUDP_NON_IKE));
@@ -75,6 +98,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop);
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
+  Napi::Object tunHolder = InitTun(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
@@ -83,6 +107,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                           InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
                        });
 }
 

@@ -20,7 +20,9 @@ class NattAddon : public Napi::Addon<NattAddon> {
 
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference messageSocketCtor;
-  // One receive buffer shared by this env's message sockets (single-threaded per env).
+  Napi::FunctionReference tunCtor;
+  // One receive buffer shared by this env's message sockets, and the TUN devices' spill buffer for oversize packets
+  // (single-threaded per env).
   std::vector<uint8_t> recvBuf;
   // Sockets still open, closed when the env is torn down.
   std::set<MessageSocket*> live;
@@ -38,11 +40,15 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
 // Throws ErrnoError and returns undefined (exceptions are disabled in C++).
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
 Napi::Value ThrowType(Napi::Env env, const char* message);
+// Call a JS callback from libuv through napi_make_callback; false when it threw (reported like any uncaught
+// exception) or the env is stopping.
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv);
 
 // A socket(2) that is non-blocking and close-on-exec everywhere (macOS lacks SOCK_NONBLOCK).
 int OpenSocket(int family, int type, int protocol);
 
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
+Napi::Object InitTun(Napi::Env env, NattAddon* addon);
 Napi::Object Constants(Napi::Env env);
 Napi::Object ProbeFacts(Napi::Env env);
 

@@ -104,8 +104,16 @@ export class ReplayWindow {
     return (word >>> (seqLow & 31)) & 1 ? REPLAY_REPLAYED : sh;
   }
 
-  /** Record `seqHigh:seqLow` as received (call after the ICV verified; `seqHigh` is what check() returned). */
-  commit(seqLow: number, seqHigh = 0): void {
+  /**
+   * Record `seqHigh:seqLow` as received (call after the ICV verified; `seqHigh` is what check() returned). Returns true
+   * when it is the highest number seen so far (the window moved). A number outside 32 bits, or a non-zero `seqHigh`
+   * without ESN, is a RangeError: it would poison the window.
+   */
+  commit(seqLow: number, seqHigh = 0): boolean {
+    if (!(seqLow >= 0 && seqLow <= 0xffff_ffff && Math.floor(seqLow) === seqLow)) throw rangeError('seqLow', 'an integer from 0 to 2^32-1', seqLow);
+    if (!(seqHigh >= 0 && seqHigh <= 0xffff_ffff && Math.floor(seqHigh) === seqHigh) || (seqHigh !== 0 && !this.esn)) {
+      throw rangeError('seqHigh', this.esn ? 'an integer from 0 to 2^32-1' : '0 (the window has no ESN)', seqHigh);
+    }
     const th = this.#th;
     const tl = this.#tl;
     const bits = this.#bits;
@@ -121,7 +129,10 @@ export class ReplayWindow {
       }
       this.#th = seqHigh;
       this.#tl = seqLow;
+      bits[(seqLow >>> 5) & mask] |= 1 << (seqLow & 31);
+      return true;
     }
     bits[(seqLow >>> 5) & mask] |= 1 << (seqLow & 31);
+    return false;
   }
 }

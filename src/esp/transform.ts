@@ -14,6 +14,7 @@ import {
 import { inspect } from 'node:util';
 import type { EncryptionParams, IntegrityParams } from '../sadb/types';
 import { NattError, rangeError, typeError } from '../errors';
+import { readOptions } from '../core/options';
 import { encryptionSuite, hmacDigest, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
 import { REPLAY_REPLAYED, REPLAY_TOO_OLD, ReplayWindow } from './replay';
 
@@ -56,7 +57,14 @@ export const ESP_DROP_REASONS: readonly EspDropReason[] = [
  * Next Header 59 marks a dummy packet (RFC 4303 §2.6) that the caller should discard silently.
  */
 export type EspOpenResult =
-  | { ok: true; payload: Buffer; nextHeader: number; seq: number | bigint }
+  | {
+      ok: true;
+      payload: Buffer;
+      nextHeader: number;
+      seq: number | bigint;
+      /** The packet's number is the highest seen so far on this SA (only such a packet may move a NAT-T peer). */
+      advanced: boolean;
+    }
   | { ok: false; reason: EspDropReason };
 
 export interface EspTransformOptions {
@@ -72,7 +80,11 @@ export interface EspTransformOptions {
   replayWindow?: number;
   /** The last outbound sequence number already used (default 0: the first packet is 1). For SA migration. */
   outboundSeq?: number | bigint;
+  /** Permit a CBC cipher with no integrity (confidentiality only; forgeable). Default false. */
+  allowNoIntegrity?: boolean;
 }
+
+const TRANSFORM_OPTIONS = ['spi', 'encryption', 'integrity', 'esn', 'replayWindow', 'outboundSeq', 'allowNoIntegrity'] as const;
 
 export interface EspSealOptions {
   /** Explicit IV bytes (8 for AEAD/GMAC, 16 for CBC). Default: the 64-bit sequence number for AEAD/GMAC
@@ -174,16 +186,22 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   #opened = 0;
   readonly #drops: Record<EspDropReason, number>;
 
-  constructor(opts: EspTransformOptions) {
+  constructor(options: EspTransformOptions) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-    const { spi, encryption, integrity } = opts;
+    if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
+    // Own properties only, unknown names refused (a polluted Object.prototype.replayWindow must not turn replay off).
+    const opts = readOptions(options, TRANSFORM_OPTIONS) as EspTransformOptions;
+    const { spi } = opts;
     if (typeof spi !== 'number' || !Number.isInteger(spi)) throw typeError('spi', 'an integer', spi);
     if (spi < 1 || spi > 0xffff_ffff) throw rangeError('spi', '1..4294967295', spi);
-    if (encryption === null || typeof encryption !== 'object') throw typeError('encryption', 'an object', encryption);
-    if (integrity !== undefined && (integrity === null || typeof integrity !== 'object')) {
-      throw typeError('integrity', 'an object', integrity);
+    if (opts.encryption === null || typeof opts.encryption !== 'object') throw typeError('encryption', 'an object', opts.encryption);
+    if (opts.integrity !== undefined && (opts.integrity === null || typeof opts.integrity !== 'object')) {
+      throw typeError('integrity', 'an object', opts.integrity);
     }
+    const encryption = readOptions(opts.encryption, ['algorithm', 'key'] as const, 'encryption') as EncryptionParams;
+    const integrity = opts.integrity && (readOptions(opts.integrity, ['algorithm', 'key'] as const, 'integrity') as IntegrityParams);
+    const allowNoIntegrity = opts.allowNoIntegrity === undefined ? false : opts.allowNoIntegrity;
+    if (typeof allowNoIntegrity !== 'boolean') throw typeError('allowNoIntegrity', 'true or false', allowNoIntegrity);
     if (opts.esn !== undefined && typeof opts.esn !== 'boolean') throw typeError('esn', 'a boolean', opts.esn);
     const enc = encryptionSuite(encryption.algorithm, encryption.key);
     const integ = integrity ? integritySuite(integrity.algorithm, integrity.key) : null;
@@ -192,6 +210,10 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     }
     if (enc.kind === 'null' && !integ) {
       throw rangeError('integrity.algorithm', "an HMAC with NULL encryption (RFC 4303 forbids NULL and no integrity)", 'none');
+    }
+    if (enc.kind === 'cbc' && !integ && !allowNoIntegrity) {
+      // A forged packet would be decrypted and accepted, and could move the window to its end (D5).
+      throw typeError('integrity', `an HMAC with ${enc.algorithm} (encryption without integrity can be forged: allowNoIntegrity: true permits it)`, integrity);
     }
     this.spi = spi;
     this.esn = opts.esn === true;
@@ -410,10 +432,10 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     if (payloadLen < 0) return this.#drop('bad-padding');
     for (let i = 0; i < pad; i++) if (plain[payloadLen + i] !== i + 1) return this.#drop('bad-padding');
 
-    this.replay.commit(lo, hi);
+    const advanced = this.replay.commit(lo, hi);
     this.#opened++;
     const seq = hi < 0x20_0000 ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
-    return { ok: true, payload: plain.subarray(0, payloadLen), nextHeader, seq };
+    return { ok: true, payload: plain.subarray(0, payloadLen), nextHeader, seq, advanced };
   }
 
   /** Raise the hard expire once, on the next tick (seal() has returned its packet by then). */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NattError } from '../errors';
 import { withAdvice, type ErrorContext } from './advice';
-import type { NativeAddon, NativeErrorFields, NativeMessageSocket } from './types';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun } from './types';
 
 export interface NativeStatus {
   loaded: boolean;
@@ -111,10 +111,22 @@ export function getEncap(fd: number): number {
   }
 }
 
+/** Wrap a function so that what it throws is re-thrown with advice for `ctx`. */
+const withAdviceFor =
+  (ctx: ErrorContext) =>
+  <A extends unknown[], R>(fn: (...a: A) => R) =>
+  (...a: A): R => {
+    try {
+      return fn(...a);
+    } catch (e) {
+      throw withAdvice(e, ctx);
+    }
+  };
+
 function contextOf(addon: NativeAddon, family: number, protocol: number): ErrorContext {
   const c = addon.constants;
   if (family === c.AF_KEY) return 'pfkey';
-  if (family === c.AF_NETLINK) return protocol === c.NETLINK_XFRM ? 'xfrm' : 'netlink';
+  if (family === c.AF_NETLINK) return protocol === c.NETLINK_XFRM ? 'xfrm' : protocol === c.NETLINK_ROUTE ? 'rtnetlink' : 'netlink';
   return 'other';
 }
 
@@ -145,15 +157,7 @@ export function openMessageSocket(
   } catch (e) {
     throw withAdvice(e, ctx);
   }
-  const guard =
-    <A extends unknown[], R>(fn: (...a: A) => R) =>
-    (...a: A): R => {
-      try {
-        return fn(...a);
-      } catch (e) {
-        throw withAdvice(e, ctx);
-      }
-    };
+  const guard = withAdviceFor(ctx);
   return {
     get fd() {
       return sock.fd;
@@ -165,5 +169,52 @@ export function openMessageSocket(
     ref: () => sock.ref(),
     unref: () => sock.unref(),
     close: () => sock.close(),
+  };
+}
+
+/**
+ * Open a TUN device (Linux): `name` '' or a template ('natt%d') lets the kernel pick; `flags` is the TUNSETIFF word
+ * (IFF_TUN | IFF_NO_PI, plus IFF_TUN_EXCL to refuse an existing name, IFF_VNET_HDR for the fast path). Every error,
+ * thrown or passed to onError, is a NattSystemError with TUN advice (CAP_NET_ADMIN, CONFIG_TUN, name in use ...).
+ */
+export function openTun(
+  name: string,
+  flags: number,
+  onPackets: (count: number) => void,
+  onWritable: () => void,
+  onError: (err: Error) => void,
+): NativeTun {
+  const addon = requireNative();
+  if (addon.constants.IFF_TUN < 0) {
+    throw withAdvice(Object.assign(new Error('open failed: ENOTSUP'), { code: 'ENOTSUP', errno: -95, syscall: 'open' }), 'tun');
+  }
+  let tun: NativeTun;
+  try {
+    tun = new addon.Tun(name, flags, onPackets, onWritable, (err: Error & NativeErrorFields) => onError(withAdvice(err, 'tun') as Error));
+  } catch (e) {
+    throw withAdvice(e, 'tun');
+  }
+  const guard = withAdviceFor('tun');
+  // Methods on the per-packet path go straight to the addon (no wrapper closure); the rest get advice.
+  return {
+    get fd() {
+      return tun.fd;
+    },
+    get name() {
+      return tun.name;
+    },
+    get oversize() {
+      return tun.oversize;
+    },
+    setSlab: guard((slab: Uint8Array, slotSize: number, lengths: Uint32Array) => tun.setSlab(slab, slotSize, lengths)),
+    pause: () => tun.pause(),
+    resume: guard(() => tun.resume()),
+    write: (packet: Uint8Array, offset?: number, length?: number) => tun.write(packet, offset, length),
+    writeBatch: (slab, offsets, lengths, start, count, status) => tun.writeBatch(slab, offsets, lengths, start, count, status),
+    waitWritable: guard(() => tun.waitWritable()),
+    setSndbuf: guard((bytes: number) => tun.setSndbuf(bytes)),
+    ref: () => tun.ref(),
+    unref: () => tun.unref(),
+    close: () => tun.close(),
   };
 }

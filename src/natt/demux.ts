@@ -1,5 +1,7 @@
 // What a datagram on a NAT-T port is (RFC 3948 §2, draft-ietf-ipsec-nat-t-ike-00): one pure function, classify().
 
+import { rangeError, typeError } from '../errors';
+
 /** A NAT-T socket's encapsulation. `'espinudp'`: RFC 3948 (IKE behind a 4-byte non-ESP marker); `'espinudp-non-ike'`: the draft's 8-byte non-IKE marker before ESP. */
 export type NattEncapType = 'espinudp' | 'espinudp-non-ike';
 
@@ -41,6 +43,8 @@ const ESP_HEADER = 8;
  * 8 or more bytes not starting with 8 zero bytes → IKE at offset 0 (its initiator SPI is never zero); else → drop.
  */
 export function classify(buf: Uint8Array, encap: NattEncapType = 'espinudp'): Classified {
+  if (!(buf instanceof Uint8Array)) throw typeError('buf', 'a Buffer or Uint8Array', buf);
+  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike') throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
   const len = buf.length;
   if (len === 0) return DROP_EMPTY;
   if (len === 1) return buf[0] === 0xff ? KEEPALIVE : DROP_SHORT;

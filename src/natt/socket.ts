@@ -4,6 +4,7 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { boolOption, callbackOption, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { withAdvice } from '../native/advice';
 import { getEncap, loadNative, openEncapSocket } from '../native/binding';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
@@ -44,10 +45,12 @@ export interface NattSocketStats {
   ike: number;
   keepalive: number;
   esp: number;
-  /** Datagrams sent, by kind. */
+  /** Datagrams sent, by kind: counted when the OS took them. */
   sentIke: number;
   sentKeepalive: number;
   sentEsp: number;
+  /** Sends the OS refused (ENETUNREACH, EMSGSIZE, ...), of any kind. */
+  sendErrors: number;
   /** Datagrams dropped, by reason. */
   dropped: Record<DropReason, number>;
 }
@@ -81,7 +84,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
   #sock: dgram.Socket;
   #fd: number; // the fd the addon opened (-1 when node:dgram opened it)
   #closed = false;
-  #lastPeer = ''; // the last peer address that passed #checkPeer
+  #lastPeer: string | null = null; // the last peer address that passed #checkPeer
   #stats: NattSocketStats = {
     ike: 0,
     keepalive: 0,
@@ -89,6 +92,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     sentIke: 0,
     sentKeepalive: 0,
     sentEsp: 0,
+    sendErrors: 0,
     dropped: { empty: 0, short: 0, markerOnly: 0, espInKernelMode: 0 },
   };
 
@@ -144,37 +148,58 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
   #checkPeer(port: unknown, address: unknown): void {
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (port < 1 || port > 65535) throw rangeError('port', 'from 1 to 65535', port);
-    if (address === this.#lastPeer) return; // checked already: peers repeat, and isIP is not free per packet
+    if (address === this.#lastPeer) return; // checked already: peers repeat, and isIP is not free per packet (never '': see below)
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     if (isIP(address) !== this.family) throw rangeError('address', `an IPv${this.family} address`, address);
     this.#lastPeer = address;
   }
 
-  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, cb?: SendCallback): void {
+  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, done: SendCallback, cb: SendCallback | undefined): void {
     if (this.#closed) {
       const err = new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
       if (cb) queueMicrotask(() => cb(err));
       else throw err;
       return;
     }
-    // Without a callback dgram reports a failed send as 'error' on the socket (forwarded with advice); no per-packet closure.
-    if (cb) this.#sock.send(parts as Buffer[], port, address, (err, bytes) => cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes));
-    else this.#sock.send(parts as Buffer[], port, address);
+    // A datagram counts as sent when the OS took it (the completion), never before: a failed send is counted as
+    // sendErrors and reported to `cb`, or, without one, as 'error' where someone listens (never an unhandled one).
+    if (cb) {
+      this.#sock.send(parts as Buffer[], port, address, (err, bytes) => {
+        done(err, bytes);
+        cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes);
+      });
+    } else this.#sock.send(parts as Buffer[], port, address, done);
   }
+
+  /** One completion per kind, shared (no closure per datagram when the caller gives no callback). */
+  #completion(kind: 'sentIke' | 'sentKeepalive' | 'sentEsp'): SendCallback {
+    return (err) => {
+      if (!err) {
+        this.#stats[kind]++;
+        return;
+      }
+      this.#stats.sendErrors++;
+      if (this.listenerCount('error') > 0) this.emit('error', withAdvice(err, 'udp') as Error);
+    };
+  }
+
+  readonly #doneIke = this.#completion('sentIke');
+  readonly #doneKeepalive = this.#completion('sentKeepalive');
+  readonly #doneEsp = this.#completion('sentEsp');
 
   /** Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. */
   sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
     if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
     this.#checkPeer(port, address);
-    this.#stats.sentIke++;
-    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, this.#doneIke, done);
   }
 
   /** Send the one-byte 0xFF NAT-keepalive. */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
     this.#checkPeer(port, address);
-    this.#stats.sentKeepalive++;
-    this.#send(KEEPALIVE, port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(KEEPALIVE, port, address, this.#doneKeepalive, done);
   }
 
   /**
@@ -186,8 +211,8 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     if (!(espPacket instanceof Uint8Array)) throw typeError('espPacket', 'a Buffer or Uint8Array', espPacket);
     if (espPacket.length <= 8) throw rangeError('espPacket', 'longer than the 8-byte ESP header', espPacket);
     this.#checkPeer(port, address);
-    this.#stats.sentEsp++;
-    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, cb);
+    const done = callbackOption<SendCallback>(cb, 'callback');
+    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, this.#doneEsp, done);
   }
 
   /** Userland backend: send several ESP packets (the engine's batch; one datagram each). */
@@ -243,23 +268,14 @@ interface Resolved {
 }
 
 function validate(opts: NattSocketOptions): Resolved {
-  if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object', opts);
-  const family = opts.family ?? 4;
-  if (family !== 4 && family !== 6) throw rangeError('family', '4 or 6', family);
-  const encap = opts.encap ?? 'espinudp';
-  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike')
-    throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
-  const backend = opts.backend ?? 'auto';
-  if (backend !== 'auto' && backend !== 'kernel' && backend !== 'userland')
-    throw rangeError('backend', "'auto', 'kernel' or 'userland'", backend);
-  const address = opts.address ?? (family === 4 ? '0.0.0.0' : '::');
-  if (typeof address !== 'string') throw typeError('address', 'a string', address);
+  const o = readOptions(opts, ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum'] as const);
+  const family = oneOf(o.family, 'family', [4, 6] as const, 4);
+  const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike'] as const, 'espinudp');
+  const backend = oneOf(o.backend, 'backend', ['auto', 'kernel', 'userland'] as const, 'auto');
+  const address = stringOption(o.address, 'address', undefined, family === 4 ? '0.0.0.0' : '::');
   if (isIP(address) !== family) throw rangeError('address', `an IPv${family} address`, address);
-  const port = opts.port ?? (encap === 'espinudp' ? 4500 : 500);
-  if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
-  if (port < 0 || port > 65535) throw rangeError('port', 'from 0 to 65535', port);
-  const zeroChecksum = opts.zeroChecksum;
-  if (zeroChecksum !== undefined && typeof zeroChecksum !== 'boolean') throw typeError('zeroChecksum', 'a boolean', zeroChecksum);
+  const port = intOption(o.port, 'port', 0, 65535, encap === 'espinudp' ? 4500 : 500);
+  const zeroChecksum = boolOption(o.zeroChecksum, 'zeroChecksum', undefined);
   return { family, address, port, encap, backend, zeroChecksum };
 }
 

@@ -2,7 +2,10 @@
 
 import { EventEmitter } from 'node:events';
 import type { NewMappingEvent, PolicyTemplate } from '../sadb/types';
-import { typeError, rangeError } from '../errors';
+import { typeError } from '../errors';
+import { durationSeconds, intOption, readOptions } from '../core/options';
+import { dontFragment } from '../ip/icmp';
+import { longInterval, type LongTimer } from '../core/timers';
 import { EspSequenceExhaustedError } from '../esp';
 import { addressToBytes, bytesToAddress, sameAddress } from '../ip/address';
 import {
@@ -35,6 +38,12 @@ export interface UserlandEngineOptions {
   sadb?: UserlandSadb;
   /** Seconds between NAT-T keepalives to each peer (RFC 3948 §2.3), skipped while ESP flows; 0 = off. Default 20. */
   keepaliveSeconds?: number;
+  /**
+   * MTU of the path the ESP-in-UDP datagrams take (default: none, only the 64 KiB limit applies). With it, an inner
+   * packet that may not be fragmented (IPv6, or IPv4 with DF) whose datagram would exceed it is not sent: send()
+   * returns 'too-big' and `tooBigMtu` says the largest inner packet the SA carries (for an ICMP "packet too big").
+   */
+  outerMtu?: number;
 }
 
 /** Traffic counts (not drops): what got through. */
@@ -49,10 +58,12 @@ export interface EngineTraffic {
   outBypass: number;
   keepalivesSent: number;
   newMappings: number;
+  /** Inner packets refused as too big for the path (outerMtu), each answered by the caller with an ICMP error. */
+  tooBig: number;
 }
 
 /** What `send()` did with a packet. */
-export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped';
+export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped' | 'too-big';
 
 export interface UserlandEngineEvents {
   /** An inbound packet: tunnel mode the inner IP packet, transport mode the IP packet rebuilt (see README). */
@@ -62,6 +73,8 @@ export interface UserlandEngineEvents {
 }
 
 const NH_NONE = 59;
+/** Sends whose completion is awaited, at most, for the per-packet length accounting (beyond: lengths uncounted). */
+const SENT_RING = 4096;
 
 /** Per-template facts parsed once (cache keyed by the template object). */
 interface TemplateInfo {
@@ -104,22 +117,41 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     outBypass: 0,
     keepalivesSent: 0,
     newMappings: 0,
+    tooBig: 0,
   };
+  /** After send() returned 'too-big': the largest inner packet (whole IP packet) the chosen SA carries on this path. */
+  tooBigMtu = 0;
+  readonly #outerMtu: number;
   readonly #v = new IpView();
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
+<<<<<<< HEAD
   /** The transport carries ESP in TCP (RFC 9329): only 'espintcp' SAs travel over it, and no NAT-keepalives. */
   readonly #tcp: boolean;
   #keepaliveTimer: NodeJS.Timeout | null = null;
+=======
+  #keepaliveTimer: LongTimer | null = null;
+  /** Payload lengths of sends not completed yet, in send order (completions come in that order): a bounded ring. */
+  readonly #sentLens = new Uint32Array(SENT_RING);
+  #sentHead = 0;
+  #sentCount = 0;
+>>>>>>> main
   #tmpl = new WeakMap<PolicyTemplate, TemplateInfo>();
   /** Last SA chosen per policy, valid while the database's generation is unchanged. */
   #outCache = new WeakMap<PolicyEntry, { gen: number; e: UserlandSa }>();
   #closed = false;
 
-  constructor(opts: UserlandEngineOptions) {
+  constructor(options: UserlandEngineOptions) {
     super();
-    if (opts === null || typeof opts !== 'object') throw typeError('options', 'an object { socket, sadb? }', opts);
+    if (options === null || typeof options !== 'object') throw typeError('options', 'an object { socket, sadb? }', options);
+    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds', 'outerMtu'] as const) as {
+      socket?: EspTransport;
+      sadb?: unknown;
+      keepaliveSeconds?: unknown;
+      outerMtu?: unknown;
+    };
+    this.#outerMtu = intOption(opts.outerMtu, 'outerMtu', 576, 65535, 0);
     const s = opts.socket;
     if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
       throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
@@ -130,24 +162,45 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
     }
-    const ka = opts.keepaliveSeconds ?? 20;
-    if (typeof ka !== 'number' || !(ka >= 0) || !Number.isFinite(ka)) throw rangeError('keepaliveSeconds', 'a number ≥ 0', ka);
+    const ka = durationSeconds(opts.keepaliveSeconds, 'keepaliveSeconds', 0, 20);
     this.socket = s;
-    this.sadb = opts.sadb ?? new UserlandSadb();
+    this.sadb = (opts.sadb as UserlandSadb | undefined) ?? new UserlandSadb();
     this.#unregisterStats = this.sadb.addStatsSource(() => this.#c);
     this.#keepaliveMs = ka * 1000;
     this.#tcp = s.encap === 'espintcp';
     this.#onEsp = (esp, rinfo) => {
-      this.receive(esp, rinfo);
+      // A listener on the transport never throws: whatever a datagram does is counted.
+      try {
+        this.receive(esp, rinfo);
+      } catch {
+        this.#c.InError++;
+      }
     };
     this.#onSent = (err) => {
-      if (err) this.#c.OutError++;
+      let len = 0;
+      if (this.#sentCount > 0) {
+        len = this.#sentLens[this.#sentHead];
+        this.#sentHead = (this.#sentHead + 1) % SENT_RING;
+        this.#sentCount--;
+      }
+      if (err) {
+        this.#c.OutError++; // failed after the send call returned (ENETUNREACH, EMSGSIZE): never counted as sent
+        return;
+      }
+      this.#t.outPackets++;
+      this.#t.outBytes += len;
     };
     s.on('esp', this.#onEsp);
+<<<<<<< HEAD
     // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP.
     if (this.#keepaliveMs > 0 && !this.#tcp) {
       this.#keepaliveTimer = setInterval(() => this.#keepalives(), this.#keepaliveMs);
       this.#keepaliveTimer.unref();
+=======
+    if (this.#keepaliveMs > 0) {
+      // A long interval: keepaliveSeconds of 30 days means one keepalive a month, not ~900 a second.
+      this.#keepaliveTimer = longInterval(() => this.#keepalives(), this.#keepaliveMs).unref();
+>>>>>>> main
     }
   }
 
@@ -212,6 +265,21 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       payload = packet.subarray(v.headerLength, v.totalLength);
       nh = v.nextHeader;
     }
+    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
+    const outerHeaders = (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    const sealed = e.transform!.sealedLength(payload.length);
+    if (sealed + outerHeaders > 65535) {
+      c.OutStateModeError++;
+      return 'dropped';
+    }
+    if (this.#outerMtu && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+      // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
+      let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
+      while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
+      this.tooBigMtu = max + (e.sa.mode === 'tunnel' ? 0 : v.headerLength);
+      this.#t.tooBig++;
+      return 'too-big';
+    }
     let esp: Buffer;
     try {
       esp = e.transform!.seal(payload, nh);
@@ -228,8 +296,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       c.OutError++; // e.g. an IPv6 SA on an IPv4 socket, or the socket closed
       return 'dropped';
     }
-    this.#t.outPackets++;
-    this.#t.outBytes += payload.length;
+    // Counted as sent when the transport completes it (#onSent); until then its length waits here.
+    if (this.#sentCount < SENT_RING) {
+      this.#sentLens[(this.#sentHead + this.#sentCount) % SENT_RING] = payload.length;
+      this.#sentCount++;
+    }
     return 'sent';
   }
 
@@ -327,7 +398,9 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     // Authenticated from here on: only now may the peer's address be learned (RFC 3948 §2.2, Linux esp_input).
     e.lifetime.use(r.payload.length);
     e.lastIn = Date.now();
-    if (e.sa.natt && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
+    // Only a packet newer than every one before on this SA may move the peer: a held-back genuine packet re-sent from
+    // elsewhere (authentic, inside the window, but not the newest) must not redirect the replies (D15).
+    if (e.sa.natt && r.advanced && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
       this.#t.newMappings++;
       const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port);
       this.emit('newMapping', ev);
@@ -490,7 +563,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     this.#closed = true;
     this.socket.off('esp', this.#onEsp);
     this.#unregisterStats();
-    if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer?.clear();
     this.#keepaliveTimer = null;
   }
 }

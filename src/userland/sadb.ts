@@ -123,6 +123,11 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     return sum;
   }
 
+  /** How many (policy, source, destination) acquires are remembered for rate limiting (at most MAX_ACQUIRE_ENTRIES). */
+  get acquireEntries(): number {
+    return this.#acquires.size;
+  }
+
   /** An engine registers its counters here (it owns them); the returned function unregisters. */
   addStatsSource(source: () => UserlandCounters): () => void {
     this.#statsSources.add(source);
@@ -165,6 +170,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
           integrity,
           esn: sa.esn === true,
           replayWindow: sa.replayWindow ?? 32,
+          allowNoIntegrity: sa.allowNoIntegrity === true,
           // New keys or parameters: still never reuse a sequence number (an AEAD's IV) the SA has sent.
           outboundSeq: prev?.transform?.outboundSeq,
         });

@@ -22,7 +22,7 @@ describe.each(SUITES)('%s', (_name, opts) => {
         const pkt = tx.seal(p, 17);
         expect((pkt.length - 8 - ivLen - tx.overhead + 8 + ivLen + 2) % align).toBe(0);
         const r = rx.open(pkt);
-        expect(r).toEqual({ ok: true, payload: p, nextHeader: 17, seq: len + 1 });
+        expect(r).toEqual({ ok: true, payload: p, nextHeader: 17, seq: len + 1, advanced: true });
       }
       expect(tx.stats().sealed).toBe(71);
       expect(rx.stats().opened).toBe(71);

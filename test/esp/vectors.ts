@@ -53,12 +53,15 @@ export const INTEG: Record<string, NonNullable<EspTransformOptions['integrity']>
 /** EspTransform options for an `esp-packet` vector. */
 export function transformOptions(v: Vector): EspTransformOptions {
   const integ = v.algorithms.integ;
-  return {
+  const o: EspTransformOptions = {
     spi: parseInt(v.spi!, 16),
     encryption: { algorithm: ENCR[v.algorithms.encr!.name], key: hex(v.key.encKeymat ?? v.key.encKey) },
-    integrity: integ && integ.name !== 'NONE' ? { algorithm: INTEG[integ.name], key: hex(v.key.authKey) } : undefined,
     esn: v.esnHigh !== null,
   };
+  if (integ && integ.name !== 'NONE') o.integrity = { algorithm: INTEG[integ.name], key: hex(v.key.authKey) };
+  // RFC 3602's ESP cases are CBC with no integrity: the vectors are what they are (natt refuses that by default).
+  else if (o.encryption.algorithm === 'aes-cbc') o.allowNoIntegrity = true;
+  return o;
 }
 
 /** The vector's full sequence number: a bigint with the ESN high bits, else the 32-bit number. */

@@ -235,7 +235,7 @@ describe('NattSocket errors', () => {
     ['address type', { address: 7 }, /"address"/, TypeError],
     ['address family', { family: 6, address: '127.0.0.1' }, /"address" must be an IPv6 address/, RangeError],
     ['port type', { port: '4500' }, /"port"/, TypeError],
-    ['port fraction', { port: 1.5 }, /"port"/, TypeError],
+    ['port fraction', { port: 1.5 }, /"port"/, RangeError],
     ['port range', { port: 70000 }, /"port"/, RangeError],
     ['encap', { encap: 'esp' }, /"encap"/, RangeError],
     ['backend', { backend: 'magic' }, /"backend"/, RangeError],

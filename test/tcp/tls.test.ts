@@ -77,6 +77,10 @@ describe.skipIf(!hasOpenssl)(`ESP in TCP inside TLS${hasOpenssl ? '' : ' (skippe
     const conn = listener.connections()[0];
     expect(conn.tls).toBe(true);
     expect(listener.stats().esp).toBe(es.traffic().inPackets);
+    // A clean close after the handshake is the peer's FIN, not a TLS failure.
+    await closeAll(client);
+    await until(() => listener.stats().closed.peerEnd === 1, 3000, 'the responder to see the close');
+    expect(listener.stats().closed.tlsError).toBe(0);
     // The TLS key is the listener's secret: nothing of it in inspect, in any mode.
     const pem = key.toString().split('\n')[1];
     for (const text of [inspect(listener, { showHidden: true, depth: 5 }), inspect(listener.stats()), JSON.stringify(listener.stats())]) {

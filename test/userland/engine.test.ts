@@ -256,7 +256,7 @@ describe('NAT-T peer learning and keepalives', () => {
   });
 
   it('keepalives every 20 s by default (fake interval timers), not while ESP flows', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
     try {
       const { a } = await pair(4, 'tunnel');
       vi.advanceTimersByTime(19_999);
