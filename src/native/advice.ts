@@ -7,9 +7,6 @@ import { NattSystemError } from '../errors';
  * `pfkey-reply` / `xfrm-reply` / `rtnetlink-reply`: the kernel answered a request with an errno (details.request or,
  * for rtnetlink, details.requestName says which).
  */
-<<<<<<< HEAD
-export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'udp-encap' | 'udp' | 'tcp' | 'tun' | 'other' | 'pfkey-reply' | 'xfrm-reply';
-=======
 export type ErrorContext =
   | 'pfkey'
   | 'xfrm'
@@ -17,12 +14,12 @@ export type ErrorContext =
   | 'rtnetlink'
   | 'udp-encap'
   | 'udp'
+  | 'tcp'
   | 'tun'
   | 'other'
   | 'pfkey-reply'
   | 'xfrm-reply'
   | 'rtnetlink-reply';
->>>>>>> main
 
 /** What a kernel request was (for the `*-reply` contexts). */
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
@@ -246,7 +243,6 @@ const RULES: readonly Rule[] = [
       '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
   },
   { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
-<<<<<<< HEAD
   // ESP in TCP (src/tcp/)
   {
     codes: ['ECONNREFUSED'],
@@ -259,8 +255,6 @@ const RULES: readonly Rule[] = [
     say: 'the responder did not answer: check the address and route, and whether a firewall drops TCP to that port',
   },
   { codes: ['ECONNRESET', 'EPIPE'], ctx: ['tcp'], say: 'the peer or a middlebox reset the connection (the initiator reconnects if reconnect is on)' },
-  { codes: ['ENOENT', 'ENODEV', 'ENXIO'], ctx: ['tun'], say: 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)' },
-=======
   {
     codes: ['ENOENT', 'ENODEV', 'ENXIO'],
     ctx: ['tun'],
@@ -268,7 +262,6 @@ const RULES: readonly Rule[] = [
       'no TUN driver: the kernel was built without CONFIG_TUN, or the tun module is not loaded (modprobe tun as root); ' +
       'the device node is /dev/net/tun (mknod /dev/net/tun c 10 200)',
   },
->>>>>>> main
   { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
   { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
   { codes: ['EMFILE', 'ENFILE'], ctx: '*', say: 'too many open files: close some sockets or raise the limit (ulimit -n)' },

@@ -311,7 +311,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
     this.#notConnected++;
     if (cb) {
       const err = (this.#notConnectedError ??= sendDropError('closed'));
-      queueMicrotask(() => cb(err));
+      process.nextTick(cb, err);
     }
   }
 
@@ -340,7 +340,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     this.#keepalivesNotSent++;
-    if (cb) queueMicrotask(() => cb(null, 0));
+    if (cb) process.nextTick(cb, null, 0);
   }
 
   /** The local address and port of the current connection (the last one while reconnecting). */

@@ -169,9 +169,13 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   #used = 0;
   #flushed = 0;
   #flushScheduled = false;
-  /** Callbacks of frames queued in this tick, called (success) when the slab is handed to the socket. */
+  /**
+   * Callbacks of the sends of this tick, called in send order when the slab is handed to the socket: success with
+   * the frame's octets, or the drop's error (a drop waits in the same queue, so completions never overtake).
+   */
   #cbs: SendCallback[] = [];
   #cbBytes: number[] = [];
+  #cbErrs: Array<NattError | null> = [];
   #dropErrors: Partial<Record<TcpSendDropReason, NattError>> = {};
   #needDrain = false;
   /** False on a TLS responder until its handshake is done: a close before that is the TLS layer's ('tlsError'). */
@@ -344,7 +348,11 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   }
 
   #write(): void {
-    if (this.#closed) return; // what is queued was dropped with the connection (#finish reports the callbacks)
+    if (this.#closed) {
+      // What is queued was dropped with the connection: its callbacks hear so (#finish reports what remains).
+      if (this.#cbs.length && this.#emittedClose) this.#completions();
+      return;
+    }
     if (this.#used !== this.#flushed) {
       const chunk = this.#slab.subarray(this.#flushed, this.#used);
       this.#flushed = this.#used;
@@ -354,17 +362,27 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
       // allocation per packet). TLS keeps references while it encrypts, so there a full slab is replaced instead.
       if (!this.tls && this.#socket.writableLength === 0) this.#used = this.#flushed = 0;
     }
+    this.#completions();
+  }
+
+  /** Call the queued callbacks, in send order. */
+  #completions(): void {
     const cbs = this.#cbs;
-    if (cbs.length === 0) return;
     const n = cbs.length;
+    if (n === 0) return;
+    const bytes = this.#cbBytes;
+    const errs = this.#cbErrs;
     for (let i = 0; i < n; i++) {
       const cb = cbs[i];
-      const bytes = this.#cbBytes[i];
+      const err = errs[i];
       cbs[i] = undefined as unknown as SendCallback;
-      cb(null, bytes);
+      errs[i] = null;
+      if (err === null) cb(null, bytes[i]);
+      else cb(err);
     }
     cbs.length = 0;
-    this.#cbBytes.length = 0;
+    bytes.length = 0;
+    errs.length = 0;
   }
 
   /** Queue an IKE (kind 1) or ESP (kind 2) frame; no peer check. Returns why it was dropped, or null. @internal */
@@ -385,6 +403,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
     if (cb) {
       this.#cbs.push(cb);
       this.#cbBytes.push(h + body.length);
+      this.#cbErrs.push(null);
     }
     return null;
   }
@@ -393,7 +412,17 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
     this.#stats[reason]++;
     if (cb) {
       const err = (this.#dropErrors[reason] ??= sendDropError(reason));
-      queueMicrotask(() => cb(err));
+      if (this.#emittedClose) {
+        process.nextTick(cb, err);
+      } else {
+        this.#cbs.push(cb);
+        this.#cbBytes.push(0);
+        this.#cbErrs.push(err);
+        if (!this.#flushScheduled) {
+          this.#flushScheduled = true;
+          process.nextTick(this.#flush);
+        }
+      }
     }
     return reason;
   }
@@ -438,7 +467,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
     this.#isPeer(port, address);
     this.#stats.keepalivesNotSent++;
-    if (cb) queueMicrotask(() => cb(null, 0));
+    if (cb) process.nextTick(cb, null, 0);
   }
 
   /** The local address and port of the TCP connection. */
@@ -532,15 +561,19 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
     this.#linger = null;
     this.#closed = true;
     this.closeReason ??= 'reset';
-    // Callbacks of frames that never left: they were dropped with the connection.
-    const cbs = this.#cbs.splice(0);
-    this.#cbBytes.length = 0;
-    if (cbs.length) {
-      this.#stats.closed += cbs.length;
-      const err = sendDropError('closed');
-      queueMicrotask(() => {
-        for (const cb of cbs) cb(err);
-      });
+    // Callbacks of frames that never left: they were dropped with the connection (drops keep their own error).
+    if (this.#cbs.length) {
+      const err = (this.#dropErrors.closed ??= sendDropError('closed'));
+      for (let i = 0; i < this.#cbErrs.length; i++) {
+        if (this.#cbErrs[i] === null) {
+          this.#cbErrs[i] = err;
+          this.#stats.closed++;
+        }
+      }
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        process.nextTick(this.#flush);
+      }
     }
     this.#slab = EMPTY_SLAB;
     this.#used = this.#flushed = 0;

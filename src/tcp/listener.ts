@@ -338,7 +338,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
     this.#noConnection++;
     if (cb) {
       const err = (this.#noConnectionError ??= sendDropError('noConnection'));
-      queueMicrotask(() => cb(err));
+      process.nextTick(cb, err);
     }
   }
 
@@ -367,7 +367,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     this.#keepalivesNotSent++;
-    if (cb) queueMicrotask(() => cb(null, 0));
+    if (cb) process.nextTick(cb, null, 0);
   }
 
   /** The connection a send to (port, address) would take now (or null): for a sender that wants to watch needDrain. */

@@ -126,17 +126,13 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
-<<<<<<< HEAD
   /** The transport carries ESP in TCP (RFC 9329): only 'espintcp' SAs travel over it, and no NAT-keepalives. */
   readonly #tcp: boolean;
-  #keepaliveTimer: NodeJS.Timeout | null = null;
-=======
   #keepaliveTimer: LongTimer | null = null;
   /** Payload lengths of sends not completed yet, in send order (completions come in that order): a bounded ring. */
   readonly #sentLens = new Uint32Array(SENT_RING);
   #sentHead = 0;
   #sentCount = 0;
->>>>>>> main
   #tmpl = new WeakMap<PolicyTemplate, TemplateInfo>();
   /** Last SA chosen per policy, valid while the database's generation is unchanged. */
   #outCache = new WeakMap<PolicyEntry, { gen: number; e: UserlandSa }>();
@@ -191,16 +187,10 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       this.#t.outBytes += len;
     };
     s.on('esp', this.#onEsp);
-<<<<<<< HEAD
     // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP.
     if (this.#keepaliveMs > 0 && !this.#tcp) {
-      this.#keepaliveTimer = setInterval(() => this.#keepalives(), this.#keepaliveMs);
-      this.#keepaliveTimer.unref();
-=======
-    if (this.#keepaliveMs > 0) {
       // A long interval: keepaliveSeconds of 30 days means one keepalive a month, not ~900 a second.
       this.#keepaliveTimer = longInterval(() => this.#keepalives(), this.#keepaliveMs).unref();
->>>>>>> main
     }
   }
 
@@ -265,14 +255,15 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       payload = packet.subarray(v.headerLength, v.totalLength);
       nh = v.nextHeader;
     }
-    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
-    const outerHeaders = (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet (over
+    // TCP: whose RFC 9329 frame, Length included, would pass 65535; TCP segments it, so no path-MTU check there).
+    const outerHeaders = this.#tcp ? 2 : (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
     const sealed = e.transform!.sealedLength(payload.length);
     if (sealed + outerHeaders > 65535) {
       c.OutStateModeError++;
       return 'dropped';
     }
-    if (this.#outerMtu && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+    if (this.#outerMtu && !this.#tcp && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
       // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
       let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
       while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
