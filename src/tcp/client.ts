@@ -15,10 +15,13 @@ import {
   checkEsp,
   checkIke,
   sendDropError,
+  addStats,
+  zeroStats,
   type ConnectionOwner,
   type NattTcpConnectionStats,
   type TcpCloseReason,
   type TcpConnectionLimits,
+  type TcpTotals,
 } from './connection';
 import {
   CLIENT_DEFAULTS,
@@ -28,22 +31,14 @@ import {
   readLimits,
   readReconnect,
   readPort,
+  type NattTcpTlsCommonOptions,
   type ReconnectPolicy,
 } from './options';
 
-export interface NattTcpClientTlsOptions {
-  ca?: string | Buffer | Array<string | Buffer>;
-  cert?: string | Buffer | Array<string | Buffer>;
-  key?: string | Buffer | Array<string | Buffer>;
-  pfx?: string | Buffer | Array<string | Buffer>;
-  passphrase?: string;
-  ciphers?: string;
-  minVersion?: 'TLSv1.2' | 'TLSv1.3';
-  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+export interface NattTcpClientTlsOptions extends NattTcpTlsCommonOptions {
   /** SNI and the name the certificate must carry; default `host` when it is a name (not an address). */
   servername?: string;
-  /** Default true: the responder's certificate must verify (against `ca`, else the system's CAs). */
-  rejectUnauthorized?: boolean;
+  /** (rejectUnauthorized defaults to true: the responder's certificate must verify against `ca`, else the system's CAs.) */
   checkServerIdentity?: tls.ConnectionOptions['checkServerIdentity'];
 }
 
@@ -160,7 +155,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
   readonly #reconnect: ReconnectPolicy | null;
   readonly #sweeper: Sweeper;
   readonly #owner: ConnectionOwner;
-  readonly #retired: Omit<NattTcpConnectionStats, 'queuedBytes'>;
+  readonly #retired: TcpTotals;
   readonly #disconnects = Object.fromEntries(TCP_CLOSE_REASONS.map((r) => [r, 0])) as Record<TcpCloseReason, number>;
   #conn: NattTcpConnection | null = null;
   #local: { address: string; port: number; family: string };
@@ -187,17 +182,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
     this.#limits = limits;
     this.#reconnect = reconnect;
     this.#sweeper = new Sweeper(limits);
-    this.#retired = {
-      ike: 0,
-      esp: 0,
-      keepalive: 0,
-      sentIke: 0,
-      sentEsp: 0,
-      keepalivesNotSent: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      dropped: { empty: 0, short: 0, markerOnly: 0, queueFull: 0, closed: 0, wrongPeer: 0 },
-    };
+    this.#retired = zeroStats();
     this.#owner = {
       onIke: (p, r) => this.emit('ike', p, r),
       onEsp: (p, r) => this.emit('esp', p, r),
@@ -227,17 +212,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
     this.#conn = null;
     this.#sweeper.delete(conn);
     this.#disconnects[reason]++;
-    const s = conn.stats();
-    const r = this.#retired;
-    r.ike += s.ike;
-    r.esp += s.esp;
-    r.keepalive += s.keepalive;
-    r.sentIke += s.sentIke;
-    r.sentEsp += s.sentEsp;
-    r.keepalivesNotSent += s.keepalivesNotSent;
-    r.bytesIn += s.bytesIn;
-    r.bytesOut += s.bytesOut;
-    for (const k of Object.keys(r.dropped) as (keyof typeof r.dropped)[]) r.dropped[k] += s.dropped[k];
+    addStats(this.#retired, conn.stats());
     this.emit('disconnect', reason, err);
     if (this.#closed || this.#reconnect === null) {
       this.#closed = true;
@@ -349,28 +324,20 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
   }
 
   stats(): NattTcpClientStats {
-    const r = this.#retired;
+    const sum = zeroStats();
+    addStats(sum, this.#retired);
     const c = this.#conn?.stats();
-    const add = (k: 'ike' | 'esp' | 'keepalive' | 'sentIke' | 'sentEsp' | 'keepalivesNotSent' | 'bytesIn' | 'bytesOut'): number => r[k] + (c ? c[k] : 0);
-    const dropped = { ...r.dropped };
-    if (c) for (const k of Object.keys(dropped) as (keyof typeof dropped)[]) dropped[k] += c.dropped[k];
-    dropped.closed += this.#notConnected;
+    if (c) addStats(sum, c);
+    sum.dropped.closed += this.#notConnected;
+    sum.keepalivesNotSent += this.#keepalivesNotSent;
     return {
+      ...sum,
       connected: this.connected,
       connects: this.#connects,
       reconnects: this.#reconnects,
       failedAttempts: this.#failedAttempts,
       disconnects: { ...this.#disconnects },
-      ike: add('ike'),
-      esp: add('esp'),
-      keepalive: add('keepalive'),
-      sentIke: add('sentIke'),
-      sentEsp: add('sentEsp'),
-      keepalivesNotSent: add('keepalivesNotSent') + this.#keepalivesNotSent,
-      bytesIn: add('bytesIn'),
-      bytesOut: add('bytesOut'),
       queuedBytes: c ? c.queuedBytes : 0,
-      dropped,
     };
   }
 

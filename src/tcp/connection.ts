@@ -95,6 +95,37 @@ export interface NattTcpConnectionStats {
   dropped: Record<FrameDropReason, number> & Record<'queueFull' | 'closed' | 'wrongPeer', number>;
 }
 
+/** The counts of NattTcpConnectionStats without the queue: what the listener and the initiator sum. */
+export type TcpTotals = Omit<NattTcpConnectionStats, 'queuedBytes'>;
+
+/** All counts zero. @internal */
+export function zeroStats(): TcpTotals {
+  return {
+    ike: 0,
+    esp: 0,
+    keepalive: 0,
+    sentIke: 0,
+    sentEsp: 0,
+    keepalivesNotSent: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: { empty: 0, short: 0, markerOnly: 0, queueFull: 0, closed: 0, wrongPeer: 0 },
+  };
+}
+
+/** Add `b`'s counts into `a`. @internal */
+export function addStats(a: TcpTotals, b: TcpTotals): void {
+  a.ike += b.ike;
+  a.esp += b.esp;
+  a.keepalive += b.keepalive;
+  a.sentIke += b.sentIke;
+  a.sentEsp += b.sentEsp;
+  a.keepalivesNotSent += b.keepalivesNotSent;
+  a.bytesIn += b.bytesIn;
+  a.bytesOut += b.bytesOut;
+  for (const k of Object.keys(a.dropped) as (keyof TcpTotals['dropped'])[]) a.dropped[k] += b.dropped[k];
+}
+
 /** What the owner of a connection (listener, initiator) hears from it. @internal */
 export interface ConnectionOwner {
   onIke(payload: Buffer, rinfo: RemoteInfo, conn: NattTcpConnection): void;

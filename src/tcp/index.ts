@@ -46,4 +46,4 @@ export {
   type NattTcpClientTlsOptions,
   type NattTcpConnectInfo,
 } from './client';
-export { LISTENER_DEFAULTS, CLIENT_DEFAULTS } from './options';
+export { LISTENER_DEFAULTS, CLIENT_DEFAULTS, type NattTcpTlsCommonOptions } from './options';

@@ -19,27 +19,29 @@ import {
   checkEsp,
   checkIke,
   sendDropError,
+  addStats,
+  zeroStats,
   type ConnectionOwner,
   type NattTcpConnectionStats,
   type TcpCloseReason,
   type TcpConnectionLimits,
   type TcpSendDropReason,
 } from './connection';
-import { LIMIT_NAMES, LISTENER_DEFAULTS, readAddress, readFamily, readLimits, readPort, readServerTls, type ServerTls } from './options';
+import {
+  LIMIT_NAMES,
+  LISTENER_DEFAULTS,
+  readAddress,
+  readFamily,
+  readLimits,
+  readPort,
+  readServerTls,
+  type NattTcpTlsCommonOptions,
+  type ServerTls,
+} from './options';
 
-export interface NattTcpServerTlsOptions {
-  key?: string | Buffer | Array<string | Buffer>;
-  cert?: string | Buffer | Array<string | Buffer>;
-  ca?: string | Buffer | Array<string | Buffer>;
-  pfx?: string | Buffer | Array<string | Buffer>;
-  passphrase?: string;
-  ciphers?: string;
-  /** Default 'TLSv1.2'. */
-  minVersion?: 'TLSv1.2' | 'TLSv1.3';
-  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+export interface NattTcpServerTlsOptions extends NattTcpTlsCommonOptions {
   /** Ask initiators for a certificate (default false); with it, rejectUnauthorized defaults to true. */
   requestCert?: boolean;
-  rejectUnauthorized?: boolean;
 }
 
 export interface ListenNattTcpOptions {
@@ -77,21 +79,13 @@ export interface ListenNattTcpOptions {
   route?: 'address' | 'exact';
 }
 
-export interface NattTcpListenerStats {
+/** The counts of NattTcpConnectionStats, summed over every connection the listener ever had, and its own. */
+export interface NattTcpListenerStats extends Omit<NattTcpConnectionStats, 'queuedBytes' | 'dropped'> {
   /** Open connections now, and accepted in all. */
   connections: number;
   accepted: number;
   /** Connections closed, by reason. */
   closed: Record<TcpCloseReason, number>;
-  /** Frames received, by kind, over all connections (keepalives dropped silently). */
-  ike: number;
-  esp: number;
-  keepalive: number;
-  sentIke: number;
-  sentEsp: number;
-  keepalivesNotSent: number;
-  bytesIn: number;
-  bytesOut: number;
   /** Sends routed to the connection the peer last used, not to the exact port asked for (route 'address'). */
   routedByAddress: number;
   /** Frames and sends dropped, by reason, over all connections and the router. */
@@ -118,32 +112,6 @@ interface PeerRecord {
 
 const PEER = Symbol('peer');
 type Indexed = NattTcpConnection & { [PEER]?: PeerRecord };
-
-function zeroStats(): Omit<NattTcpConnectionStats, 'queuedBytes'> {
-  return {
-    ike: 0,
-    esp: 0,
-    keepalive: 0,
-    sentIke: 0,
-    sentEsp: 0,
-    keepalivesNotSent: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    dropped: { empty: 0, short: 0, markerOnly: 0, queueFull: 0, closed: 0, wrongPeer: 0 },
-  };
-}
-
-function addInto(a: Omit<NattTcpConnectionStats, 'queuedBytes'>, b: NattTcpConnectionStats): void {
-  a.ike += b.ike;
-  a.esp += b.esp;
-  a.keepalive += b.keepalive;
-  a.sentIke += b.sentIke;
-  a.sentEsp += b.sentEsp;
-  a.keepalivesNotSent += b.keepalivesNotSent;
-  a.bytesIn += b.bytesIn;
-  a.bytesOut += b.bytesOut;
-  for (const k of Object.keys(a.dropped) as (keyof typeof a.dropped)[]) a.dropped[k] += b.dropped[k];
-}
 
 /** An address as a map key: IPv4 as is, IPv6 in one canonical text form (so '2001:db8::1' and '2001:DB8:0::1' meet). */
 function addressKey(a: string): string {
@@ -303,7 +271,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
   #onClose(conn: NattTcpConnection, reason: TcpCloseReason): void {
     this.#detach(conn);
     this.#closedBy[reason]++;
-    addInto(this.#retired, conn.stats());
+    addStats(this.#retired, conn.stats());
     this.#maybeClosed();
   }
 
@@ -392,21 +360,14 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
   /** A snapshot: the listener's own counts and the sum over every connection it ever had. */
   stats(): NattTcpListenerStats {
     const sum = zeroStats();
-    const r = this.#retired;
-    addInto(sum, { ...r, queuedBytes: 0 });
-    for (const c of this.#conns) addInto(sum, c.stats());
+    addStats(sum, this.#retired);
+    for (const c of this.#conns) addStats(sum, c.stats());
+    sum.keepalivesNotSent += this.#keepalivesNotSent;
     return {
+      ...sum,
       connections: this.#conns.size,
       accepted: this.#accepted,
       closed: { ...this.#closedBy },
-      ike: sum.ike,
-      esp: sum.esp,
-      keepalive: sum.keepalive,
-      sentIke: sum.sentIke,
-      sentEsp: sum.sentEsp,
-      keepalivesNotSent: sum.keepalivesNotSent + this.#keepalivesNotSent,
-      bytesIn: sum.bytesIn,
-      bytesOut: sum.bytesOut,
       routedByAddress: this.#routedByAddress,
       dropped: { ...sum.dropped, noConnection: this.#noConnection },
     };

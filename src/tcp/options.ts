@@ -61,6 +61,20 @@ export function readPort(v: unknown, field: string, min: number, dflt: number): 
 
 type Pem = string | Buffer | Array<string | Buffer>;
 
+/** The TLS options both ends take (RFC 9329 Appendix A); PEM or DER, a string, a Buffer or an array of them. */
+export interface NattTcpTlsCommonOptions {
+  key?: Pem;
+  cert?: Pem;
+  ca?: Pem;
+  pfx?: Pem;
+  passphrase?: string;
+  ciphers?: string;
+  /** Default 'TLSv1.2'. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  rejectUnauthorized?: boolean;
+}
+
 /** PEM/DER material: a string, bytes, or an array of those. Described by shape only in errors (never printed). */
 function material(v: unknown, field: string): Pem | undefined {
   if (v === undefined) return undefined;

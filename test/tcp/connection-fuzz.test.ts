@@ -10,20 +10,17 @@ import { connectNattTcp } from '../../src/tcp/client';
 import { FrameDecoder, encodeFrame, streamPrefix } from '../../src/tcp/framing';
 import type { NattTcpConnection, TcpCloseReason } from '../../src/tcp/connection';
 import { closeAll, until } from './helpers';
+import { prng } from '../userland/helpers';
 
 const RUNS = Number(process.env.NATT_TCP_FUZZ_RUNS ?? 100_000);
 const SEED = Number(process.env.NATT_FUZZ_SEED ?? 0x9329);
 const PARALLEL = 48;
 const LO = '127.0.0.1';
 
+/** A seeded draw in [0, n), so a failing run replays from NATT_FUZZ_SEED. */
 function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const next = prng(seed);
+  return (n: number) => next() % n;
 }
 
 /** One stream: random bytes; a valid one; a valid one with one octet changed, cut short, or with junk appended. */
