@@ -6,6 +6,13 @@ export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
+  createEspTransform,
+  nativeCipherStatus,
+  type EspCipherChoice,
+  type FastEspTransformOptions,
+  type NativeCipherStatus,
+} from './fastpath';
+export {
   UserlandEngine,
   UserlandSadb,
   XFRM_STAT_NAMES,
@@ -71,3 +78,27 @@ export {
 export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
 export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
 export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';
+export {
+  listenNattTcp,
+  connectNattTcp,
+  NattTcpListener,
+  NattTcpClient,
+  NattTcpConnection,
+  TCP_CLOSE_REASONS,
+  LISTENER_DEFAULTS,
+  CLIENT_DEFAULTS,
+  FrameDecoder,
+  encodeFrame,
+  streamPrefix,
+  type ListenNattTcpOptions,
+  type ConnectNattTcpOptions,
+  type NattTcpServerTlsOptions,
+  type NattTcpClientTlsOptions,
+  type NattTcpListenerStats,
+  type NattTcpClientStats,
+  type NattTcpConnectionStats,
+  type TcpCloseReason,
+  type TcpFrame,
+  type FrameDecoderOptions,
+} from './tcp';
+export { espInTcpSupport, type EspInTcpSupport } from './probe';

@@ -14,6 +14,7 @@ export type ErrorContext =
   | 'rtnetlink'
   | 'udp-encap'
   | 'udp'
+  | 'tcp'
   | 'tun'
   | 'other'
   | 'pfkey-reply'
@@ -24,7 +25,7 @@ export type ErrorContext =
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
 
 export interface AdviceDetails {
-  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type. */
+  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type (7 = ESP in TCP). */
   encapType?: number;
   /** Port being bound. */
   port?: number;
@@ -41,6 +42,11 @@ const NON_IKE =
   "the kernel refuses the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use encap 'espinudp' or backend 'userland'";
 const NON_IKE_SA =
   "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'";
+
+const ESPINTCP_SA =
+  "the kernel refused ESP in TCP (natt.type 'espintcp', TCP_ENCAP_ESPINTCP 7): it was built without CONFIG_INET_ESPINTCP " +
+  "(Debian's cloud kernels are; `natt probe` says), or its ESP module lacks it; run the userland engine over " +
+  'connectNattTcp / listenNattTcp instead';
 
 type Rule = {
   codes: readonly string[];
@@ -134,6 +140,7 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['EINVAL'], ctx: ['udp-encap'], say: 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)' },
   { codes: ['EINVAL'], ctx: isReply, when: (d) => sa(d) && d.encapType === 1, say: NON_IKE_SA },
+  { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: (d) => sa(d) && d.encapType === 7, say: ESPINTCP_SA },
   {
     codes: ['EINVAL'],
     ctx: ['pfkey-reply'],
@@ -236,6 +243,18 @@ const RULES: readonly Rule[] = [
       '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
   },
   { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
+  // ESP in TCP (src/tcp/)
+  {
+    codes: ['ECONNREFUSED'],
+    ctx: ['tcp'],
+    say: (d) => `nothing accepts TCP on ${d.port !== undefined ? `port ${d.port}` : 'that port'} there: is the responder's listenNattTcp running, or does a firewall reject TCP to it?`,
+  },
+  {
+    codes: ['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'],
+    ctx: ['tcp'],
+    say: 'the responder did not answer: check the address and route, and whether a firewall drops TCP to that port',
+  },
+  { codes: ['ECONNRESET', 'EPIPE'], ctx: ['tcp'], say: 'the peer or a middlebox reset the connection (the initiator reconnects if reconnect is on)' },
   {
     codes: ['ENOENT', 'ENODEV', 'ENXIO'],
     ctx: ['tun'],

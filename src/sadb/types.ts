@@ -57,13 +57,24 @@ export interface IntegrityParams {
   key: KeyMaterial;
 }
 
-/** An SA's NAT-T encapsulation (RFC 3948), its `natt` field: the UDP header the SA's ESP packets travel in. */
+/** How an SA's ESP travels: `natt.type`. */
+export type SaNattType = 'espinudp' | 'espinudp-non-ike' | 'espintcp';
+
+/**
+ * An SA's NAT-T encapsulation, its `natt` field: the UDP header (RFC 3948) or the TCP stream (RFC 9329) the SA's ESP
+ * packets travel in. The same keys, SPIs and lifetimes work over either; only `type` and the ports say how.
+ */
 export interface SaNatt {
-  /** `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1). */
-  type: 'espinudp' | 'espinudp-non-ike';
-  /** UDP source port of the SA's packets (for an inbound SA: the peer's port). */
+  /**
+   * `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1);
+   * `'espintcp'` = TCP_ENCAP_ESPINTCP (7): ESP framed in an RFC 9329 TCP connection (XFRM where the kernel was built
+   * with CONFIG_INET_ESPINTCP; the userland engine over connectNattTcp / listenNattTcp; PF_KEY has none). A userland
+   * engine sends and accepts an SA's ESP only over a transport of the same kind (src/userland/engine.ts).
+   */
+  type: SaNattType;
+  /** UDP (or, for `'espintcp'`, TCP) source port of the SA's packets (for an inbound SA: the peer's port). */
   sport: number;
-  /** UDP destination port of the SA's packets (for an inbound SA: our port). */
+  /** UDP (or TCP) destination port of the SA's packets (for an inbound SA: our port). */
   dport: number;
   /** Original addresses (NAT-OA, RFC 3947), used for the transport-mode checksum fix-up. */
   oa?: { initiator?: Address; responder?: Address };
@@ -75,7 +86,8 @@ export interface SaNatt {
    * so there the SA reads back without it (seen on 6.1). A non-zero interval marks the SA outbound (XFRMA_SA_DIR, which
    * 6.12 requires for it) and so without a replay window (`replayWindow` 0, the default then). Read back from the
    * kernel. PF_KEY has no such field: it refuses a non-zero one (NattUnsupportedError); the userland backend stores
-   * it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`).
+   * it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`). Refused (non-zero) with
+   * `'espintcp'`: RFC 9329 §6.6 says NAT-keepalives SHOULD NOT be sent over TCP.
    */
   keepaliveInterval?: number;
 }

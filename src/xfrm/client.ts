@@ -31,7 +31,7 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
-import { IPSEC_PROTO_ANY, NLM_F, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
+import { IPSEC_PROTO_ANY, NLM_F, TCP_ENCAP_ESPINTCP, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
 import { decode, encode, findAttr, messageTypeNumber, type XfrmAttribute, type XfrmMessage } from './codec';
 import { XfrmDecodeError } from './errors';
 import {
@@ -331,7 +331,8 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   #detail(sa: SecurityAssociation): { esp: boolean; encapType?: number } {
-    return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: sa.natt?.type === 'espinudp-non-ike' ? 1 : undefined };
+    const t = sa.natt?.type;
+    return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: t === 'espinudp-non-ike' ? 1 : t === 'espintcp' ? TCP_ENCAP_ESPINTCP : undefined };
   }
 
   async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
