@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NattError } from '../errors';
 import { withAdvice, type ErrorContext } from './advice';
-import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun } from './types';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, PeerCred } from './types';
 
 export interface NativeStatus {
   loaded: boolean;
@@ -108,6 +108,16 @@ export function getEncap(fd: number): number {
     return addon.getEncap(fd);
   } catch (e) {
     throw withAdvice(e, 'udp-encap');
+  }
+}
+
+/** The peer credentials of a connected Unix socket's fd (SO_PEERCRED and kin), errors with advice. */
+export function getPeerCred(fd: number): PeerCred {
+  const addon = requireNative();
+  try {
+    return addon.getPeerCred(fd);
+  } catch (e) {
+    throw withAdvice(e, 'peercred');
   }
 }
 
