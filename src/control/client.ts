@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { NattError, NattSystemError, NattTimeoutError, rangeError, typeError } from '../errors';
-import { boolOption, durationMs, readCallOptions, readOptions, stringOption } from '../core/options';
-import { RequestLayer, type MessageTransport } from '../kernel/requests';
+import { boolOption, durationMs, intOption, readCallOptions, readOptions, stringOption } from '../core/options';
+import { RequestLayer, type MessageTransport, type RequestSpec } from '../kernel/requests';
 import { longTimeout } from '../core/timers';
 import { adviceFor } from '../native/advice';
 import { hideSaKeys } from '../sadb/keys';
@@ -41,6 +41,7 @@ import {
   ControlProtocolError,
   DEFAULT_MAX_FRAME,
   FrameDecoder,
+  MIN_MAX_FRAME,
   PROTOCOL_VERSIONS,
   RESERVED_EVENTS,
   SADB_EVENTS,
@@ -63,6 +64,8 @@ export interface DaemonSadbOptions {
   revealKeys?: boolean;
   /** A label for the daemon's log (default 'natt'). */
   client?: string;
+  /** Largest frame accepted from the daemon, in bytes (default 1 MiB; a larger one closes the connection). */
+  maxFrame?: number;
 }
 
 /** What the daemon said in its hello. */
@@ -99,6 +102,7 @@ export interface DaemonSadb {
   once(event: string & {}, listener: (...args: any[]) => void): this;
   off<K extends keyof SadbEvents>(event: K, listener: (...args: SadbEvents[K]) => void): this;
   off(event: string & {}, listener: (...args: any[]) => void): this;
+  removeAllListeners(event?: keyof SadbEvents | (string & {})): this;
 }
 
 /**
@@ -110,7 +114,7 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   readonly path: string;
   readonly #sock: net.Socket;
   readonly #req: RequestLayer<Ctx>;
-  readonly #decoder = new FrameDecoder(DEFAULT_MAX_FRAME);
+  readonly #decoder: FrameDecoder;
   readonly #timeout: number;
   readonly #revealKeys: boolean;
   readonly #remote = new WeakSet<object>();
@@ -125,9 +129,10 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   #drops = 0;
   #protocolErrors = 0;
 
-  private constructor(sock: net.Socket, p: string, timeout: number, revealKeys: boolean) {
+  private constructor(sock: net.Socket, p: string, timeout: number, revealKeys: boolean, maxFrame: number) {
     super();
     this.path = p;
+    this.#decoder = new FrameDecoder(maxFrame);
     this.#sock = sock;
     this.#timeout = timeout;
     this.#revealKeys = revealKeys;
@@ -163,14 +168,15 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Connect to the daemon at `path` and say hello. Options are checked at once (TypeError/RangeError naming them). */
   static async open(options: DaemonSadbOptions = {}): Promise<DaemonSadb> {
-    const o = readOptions(options, ['path', 'timeout', 'revealKeys', 'client'] as const);
+    const o = readOptions(options, ['path', 'timeout', 'revealKeys', 'client', 'maxFrame'] as const);
     const p = checkControlPath(o.path);
     const timeout = durationMs(o.timeout, 'timeout', 1, 5000);
     const revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
     const client = stringOption(o.client, 'client', undefined, 'natt');
     if (client.length > 64) throw rangeError('client', 'a label of at most 64 characters', client);
+    const maxFrame = intOption(o.maxFrame, 'maxFrame', MIN_MAX_FRAME, 0x7fff_ffff, DEFAULT_MAX_FRAME);
     const sock = await connectUnix(p, timeout);
-    const d = new DaemonSadb(sock, p, timeout, revealKeys);
+    const d = new DaemonSadb(sock, p, timeout, revealKeys, maxFrame);
     try {
       await d.#hello(client);
     } catch (e) {
@@ -403,8 +409,8 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /** removeAllListeners() also ends the subscriptions it leaves without listeners, and keeps the client's own hooks. */
-  override removeAllListeners(event?: keyof SadbEvents): this {
-    super.removeAllListeners(event);
+  override removeAllListeners(event?: keyof SadbEvents | (string & {})): this {
+    super.removeAllListeners(event as keyof SadbEvents | undefined);
     this.#hooks();
     for (const name of [...this.#subs]) this.#unlisten(name);
     return this;
@@ -442,24 +448,25 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     return e instanceof NattTimeoutError || (opts as CallOptions | undefined)?.signal?.aborted === true;
   }
 
-  async #call<T>(method: string, params: unknown, opts: unknown, decode: (v: unknown) => unknown, revealKeys = false): Promise<T> {
-    let id = 0;
+  /** A request's spec for the layer: a fresh id (kept in `out.id`, for a cancel), the frame. */
+  #requestSpec(method: string, params: unknown, opts: unknown, revealKeys: boolean, out: { id: number }): () => RequestSpec {
     const timeout = this.#timeoutOf(opts);
+    return () => {
+      out.id = this.#req.nextSeq();
+      const msg: Record<string, unknown> = { type: 'request', id: out.id, method };
+      if (params !== undefined) msg.params = params;
+      if (timeout !== undefined) msg.timeout = timeout;
+      if (revealKeys) msg.revealKeys = true;
+      return { what: `daemon ${method}`, key: out.id, bytes: this.#frame(msg) };
+    };
+  }
+
+  async #call<T>(method: string, params: unknown, opts: unknown, decode: (v: unknown) => unknown, revealKeys = false): Promise<T> {
+    const sent = { id: 0 };
     try {
-      return await this.#req.request<T>(
-        () => {
-          id = this.#req.nextSeq();
-          const msg: Record<string, unknown> = { type: 'request', id, method };
-          if (params !== undefined) msg.params = params;
-          if (timeout !== undefined) msg.timeout = timeout;
-          if (revealKeys) msg.revealKeys = true;
-          return { what: `daemon ${method}`, key: id, bytes: this.#frame(msg) };
-        },
-        opts,
-        { decode },
-      );
+      return await this.#req.request<T>(this.#requestSpec(method, params, opts, revealKeys, sent), opts, { decode });
     } catch (e) {
-      if (this.#gaveUp(e, opts)) this.#cancel(id);
+      if (this.#gaveUp(e, opts)) this.#cancel(sent.id);
       throw e;
     }
   }
@@ -468,31 +475,19 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     const self = this;
     return {
       async *[Symbol.asyncIterator](): AsyncGenerator<T> {
-        const p = params(); // the model's checks, at the first next() as the other backends do
-        const timeout = self.#timeoutOf(opts);
-        let id = 0;
+        // The model's checks run at the first next(), as the other backends' dumps do.
+        const sent = { id: 0 };
+        const inner = self.#req.dump<T>(self.#requestSpec(method, params(), opts, revealKeys, sent), opts, { decode });
         let ended = false;
-        const inner = self.#req.dump<T>(
-          () => {
-            id = self.#req.nextSeq();
-            const msg: Record<string, unknown> = { type: 'request', id, method };
-            if (p !== undefined) msg.params = p;
-            if (timeout !== undefined) msg.timeout = timeout;
-            if (revealKeys) msg.revealKeys = true;
-            return { what: `daemon ${method}`, key: id, bytes: self.#frame(msg) };
-          },
-          opts,
-          { decode },
-        );
         try {
           for await (const item of inner) yield item;
           ended = true;
         } catch (e) {
           ended = true;
-          if (self.#gaveUp(e, opts)) self.#cancel(id);
+          if (self.#gaveUp(e, opts)) self.#cancel(sent.id);
           throw e;
         } finally {
-          if (!ended) self.#cancel(id); // the consumer left early: the daemon need not send the rest
+          if (!ended) self.#cancel(sent.id); // the consumer left early: the daemon need not send the rest
         }
       },
     };

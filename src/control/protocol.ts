@@ -214,6 +214,7 @@ function field<T>(f: () => T): T {
 }
 
 const readId = (v: unknown, name = 'id'): number => intOption(v, name, 1, ID_MAX);
+const ownType = (raw: Record<string, unknown>): unknown => (Object.hasOwn(raw, 'type') ? raw.type : undefined);
 
 function nameList(v: unknown, what: string): string[] {
   if (!Array.isArray(v)) throw typeError(what, `an array of names`, v);
@@ -270,13 +271,8 @@ export type ClientMessage = HelloRequest | CallRequest | CancelRequest | Subscri
 export function parseClientMessage(frame: Uint8Array): ClientMessage {
   const raw = parseFrame(frame);
   return field(() => {
-    const type = oneOf(readOptions(raw, ['type', 'id', 'versions', 'client', 'method', 'params', 'timeout', 'revealKeys', 'target', 'events'], 'message').type, 'type', [
-      'hello',
-      'request',
-      'cancel',
-      'subscribe',
-      'unsubscribe',
-    ] as const);
+    // The type first (own property only); then each type's own fields, anything else refused.
+    const type = oneOf(ownType(raw), 'type', ['hello', 'request', 'cancel', 'subscribe', 'unsubscribe'] as const);
     switch (type) {
       case 'hello': {
         const o = readOptions(raw, ['type', 'id', 'versions', 'client'], 'hello');
@@ -371,8 +367,7 @@ function wireError(v: unknown): WireError {
 export function parseServerMessage(frame: Uint8Array): ServerMessage {
   const raw = parseFrame(frame);
   return field((): ServerMessage => {
-    const any = readOptions(raw, ['type', 'id', 'version', 'server', 'backend', 'methods', 'events', 'maxFrame', 'revealKeys', 'result', 'error', 'item', 'count', 'event', 'data'], 'message');
-    const type = oneOf(any.type, 'type', ['hello', 'reply', 'error', 'item', 'end', 'event'] as const);
+    const type = oneOf(ownType(raw), 'type', ['hello', 'reply', 'error', 'item', 'end', 'event'] as const);
     switch (type) {
       case 'hello': {
         const o = readOptions(raw, ['type', 'id', 'version', 'server', 'backend', 'methods', 'events', 'maxFrame', 'revealKeys'], 'hello');

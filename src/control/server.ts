@@ -131,6 +131,8 @@ export interface ControlServerStats {
   events: number;
   /** Events not sent: larger than a frame, or not serialisable. */
   eventsDropped: number;
+  /** The most bytes ever waiting to be written to one client (bounded by maxQueued plus one frame). */
+  queuedPeak: number;
 }
 
 /** A running control server. */
@@ -317,6 +319,7 @@ class Server implements ControlServer {
     dumpItems: 0,
     events: 0,
     eventsDropped: 0,
+    queuedPeak: 0,
   };
 
   constructor(db: Sadb, p: string, o: Settings) {
@@ -511,6 +514,7 @@ class Server implements ControlServer {
   #write(c: Conn, frame: Buffer): boolean {
     if (c.closing || c.closed || c.sock.destroyed) return false;
     c.sock.write(frame);
+    if (c.sock.writableLength > this.#s.queuedPeak) this.#s.queuedPeak = c.sock.writableLength;
     if (c.sock.writableLength > this.#o.maxQueued) {
       this.#cut(c, `more than ${this.#o.maxQueued} bytes of replies and events wait unread`);
       return false;

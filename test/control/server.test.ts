@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonSadb } from '../../src/control/client';
@@ -447,5 +448,95 @@ describe.skipIf(controlSkip !== undefined)(`control socket${controlSkip ? ` (ski
     await c.get({ src: A, dst: B, spi: 77 }).catch((e) => expect(e).toBeInstanceOf(NattSystemError));
     expect(d.server.stats()).toMatchObject({ accepted: 1, clients: 1, requests: 2, errors: 1 });
     expect(new NattError('ERR_NATT_CLOSED', 'x').code).toBe('ERR_NATT_CLOSED');
+  });
+
+  describe('the client against a daemon that breaks the protocol', () => {
+    /** A fake daemon: answers hello, then `answer(request)` gives the frames to send back (raw bytes or objects). */
+    async function fakeDaemon(answer: (req: Record<string, any>) => Array<object | Buffer>): Promise<{ path: string; close(): Promise<void> }> {
+      d = await startDaemon();
+      const p = `${d.dir}/fake.sock`;
+      const srv = net.createServer((sock) => {
+        let buf = Buffer.alloc(0);
+        sock.on('error', () => undefined);
+        sock.on('data', (c) => {
+          buf = Buffer.concat([buf, c]);
+          while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+            const req = JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString());
+            buf = buf.subarray(4 + buf.readUInt32BE(0));
+            const out =
+              req.type === 'hello'
+                ? [{ type: 'hello', id: req.id, version: 1, server: 'natt', backend: 'userland', methods: ['get', 'dump', 'status'], events: ['add'], maxFrame: 4096, revealKeys: true }]
+                : answer(req);
+            for (const o of out) sock.write(Buffer.isBuffer(o) ? o : frame(o));
+          }
+        });
+      });
+      await new Promise<void>((r) => srv.listen(p, () => r()));
+      return { path: p, close: () => new Promise<void>((r) => srv.close(() => r())) };
+    }
+    const id = { src: A, dst: B, spi: 1 };
+
+    it('a reply that does not fit the model is a ControlProtocolError naming the field; the connection goes on', async () => {
+      const fake = await fakeDaemon((req) =>
+        req.method === 'get' ? [{ type: 'reply', id: req.id, result: { src: A, dst: B, spi: 'one' } }] : [{ type: 'reply', id: req.id, result: 'fine' }],
+      );
+      const c = await DaemonSadb.open({ path: fake.path });
+      await expect(c.get(id)).rejects.toMatchObject({ code: 'ERR_NATT_CONTROL_PROTOCOL', message: expect.stringMatching(/the SA.spi/) });
+      expect(await c.call('status')).toBe('fine');
+      expect(c.stats().protocolErrors).toBe(1);
+      await c.close();
+      await fake.close();
+    });
+
+    it('garbage, an oversized frame, an answer of the wrong kind or to no one: clear errors and counts, never a crash', async () => {
+      const big = Buffer.alloc(4);
+      big.writeUInt32BE(64 << 20, 0);
+      const answers: Record<string, Array<object | Buffer>> = {
+        garbage: [frame('not json')],
+        oversized: [big],
+        kind: [{ type: 'item', id: 0, item: 1 }],
+      };
+      for (const [what, out] of Object.entries(answers)) {
+        const fake = await fakeDaemon((req) => (what === 'kind' ? [{ type: 'item', id: req.id, item: 1 }] : out));
+        const c = await DaemonSadb.open({ path: fake.path });
+        const closes: unknown[] = [];
+        c.on('close', (e) => closes.push(e));
+        const e = await c.call('status').catch((x) => x);
+        if (what === 'kind') {
+          expect(e).toMatchObject({ code: 'ERR_NATT_CONTROL_PROTOCOL', message: expect.stringMatching(/answered daemon status with a dump item/) });
+        } else {
+          expect(e).toMatchObject({ code: what === 'garbage' ? 'ERR_NATT_CONTROL_PROTOCOL' : 'ERR_NATT_CONTROL_FRAME' });
+          expect(closes).toHaveLength(1);
+          await expect(c.call('status')).rejects.toMatchObject({ code: 'ERR_NATT_CLOSED' });
+        }
+        await c.close();
+        await fake.close();
+        await d!.stop();
+        d = undefined;
+      }
+    });
+
+    it("an answer for an id nobody waits for is counted and dropped; an event not subscribed to, too", async () => {
+      const fake = await fakeDaemon((req) => [
+        { type: 'reply', id: req.id + 1000, result: 1 },
+        { type: 'event', event: 'add', data: { src: A, dst: B, spi: 1 } },
+        { type: 'reply', id: req.id, result: 2 },
+      ]);
+      const c = await DaemonSadb.open({ path: fake.path });
+      expect(await c.call('status')).toBe(2);
+      expect(c.stats()).toMatchObject({ drops: 2, protocolErrors: 0 });
+      await c.close();
+      await fake.close();
+    });
+  });
+
+  it('a reply larger than the client accepts closes the connection (ERR_NATT_CONTROL_FRAME); a larger maxFrame takes it', async () => {
+    d = await startDaemon({ maxFrame: 8 << 20, methods: { blob: { handler: () => 'x'.repeat(2 << 20) } } });
+    const small = await DaemonSadb.open({ path: d.path });
+    await expect(small.call('blob')).rejects.toMatchObject({ code: 'ERR_NATT_CONTROL_FRAME' });
+    await small.close();
+    const large = await DaemonSadb.open({ path: d.path, maxFrame: 4 << 20 });
+    clients.push(large);
+    expect(((await large.call('blob')) as string).length).toBe(2 << 20);
   });
 });
