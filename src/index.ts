@@ -68,3 +68,6 @@ export {
   type SpdDumpOptions,
   type ToSetkeyOptions,
 } from './setkey';
+export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
+export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
+export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { probe, type Fact, type ProbeResult } from '../probe';
+import { tunnelCommand } from './tunnel';
 import { setkeyCommand } from './setkey';
 
 interface Out {
@@ -15,6 +16,7 @@ Commands:
   probe [--json]   what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,
                    kernel ESP), which backends 'auto' picks, and why
   setkey ...       setkey(8): -f FILE, -c, -D, -DP, -F, -FP, -n (natt setkey --help)
+  tunnel up --config FILE   the tunnel daemon: a TUN, a NAT-T socket and userland ESP (natt tunnel --help)
 
 Options:
   -h, --help       show this help
@@ -56,6 +58,7 @@ const SETKEY_FLAGS = /^-(?:[cfnDFPkrx]|DP|FP|PD|PF)$/;
 export function main(argv: string[], out: Out = process.stdout, err: Out = process.stderr): number | Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'setkey') return setkeyCommand(rest, { out, err });
+  if (cmd === 'tunnel') return tunnelCommand(rest, { out, err });
   if (cmd === '-h' || cmd === '--help' || cmd === 'help') {
     out.write(USAGE);
     return 0;

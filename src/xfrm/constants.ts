@@ -73,6 +73,9 @@ export const XFRMA = {
   SA_PCPU: 35,
 } as const;
 
+/** XFRMA_SA_DIR values (Linux >= 6.10): which way an SA carries packets. */
+export const XFRM_SA_DIR = { IN: 1, OUT: 2 } as const;
+
 /** Attributes of XFRM_MSG_NEWSADINFO (their own number space). */
 export const XFRMA_SAD = { UNSPEC: 0, CNT: 1, HINFO: 2 } as const;
 

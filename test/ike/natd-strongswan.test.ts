@@ -5,6 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { natd } from '../../src/ike';
 import { have, natTopology, natUnavailable, sh } from '../lib/nat-topology';
 
@@ -43,6 +46,16 @@ interface Captured {
   charonFrom: { address: string; port: number };
 }
 
+/**
+ * charon-cmd's own strongswan.conf: an explicit plugin list and the standard ports, so what plugins the host happens
+ * to have installed (libcharon-extra-plugins, say) cannot change what it sends.
+ */
+const CHARON_CONF = join(mkdtempSync(join(tmpdir(), 'natt-charon-')), 'strongswan.conf');
+writeFileSync(
+  CHARON_CONF,
+  'charon-cmd {\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey kernel-netlink socket-default eap-identity eap-md5 kdf\n  port = 500\n  port_nat_t = 4500\n}\n',
+);
+
 /** Start tshark on `iface` in `capNs`, run charon-cmd in the client namespace towards `host`, return the first IKE packet. */
 async function capture(capNs: string, iface: string, host: string): Promise<Captured> {
   const fields = ['ip.src', 'udp.srcport', 'ip.dst', 'udp.dstport', 'isakmp.ispi', 'isakmp.rspi', 'isakmp.notify.msgtype', 'isakmp.notify.data'];
@@ -61,7 +74,7 @@ async function capture(capNs: string, iface: string, host: string): Promise<Capt
     });
   });
   const charonLog: string[] = [];
-  const ch = spawn('ip', ['netns', 'exec', NS.c, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u']);
+  const ch = spawn('ip', ['netns', 'exec', NS.c, 'env', `STRONGSWAN_CONF=${CHARON_CONF}`, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u']);
   createInterface({ input: ch.stdout }).on('line', (l) => charonLog.push(l));
   createInterface({ input: ch.stderr }).on('line', (l) => charonLog.push(l));
   try {

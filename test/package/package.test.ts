@@ -46,11 +46,12 @@ const API = [
   'NattError', 'NattSystemError', 'KernelReplyError', 'NattTimeoutError', 'NattUnsupportedError', 'errnoName', 'errnoNumber',
   'hideKey', 'hideSaKeys', 'withoutKeys', 'EspTransform', 'ReplayWindow', 'UserlandEngine', 'UserlandSadb', 'formatStats',
   'Xfrm', 'XfrmDecodeError', 'probeXfrm', 'PfKey', 'PfKeyDecodeError', 'EspSequenceExhaustedError',
+  'createTun', 'Tun', 'Rtnetlink', 'RtnetlinkDecodeError', 'createTunnel', 'Tunnel',
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
-  pfkey: 'object', xfrm: 'object', natd: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
+  pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
 };
 const EXPECTED: Record<string, string> = Object.fromEntries([...API.map((k) => [k, 'function']), ...Object.entries(VALUES)].sort());
