@@ -826,7 +826,7 @@ export async function serveControl(sadb: Sadb, options: ServeControlOptions = {}
   let allowUids: number[] = [];
   if (o.allowUids !== undefined) {
     if (!Array.isArray(o.allowUids)) throw typeError('allowUids', 'an array of uids', o.allowUids);
-    allowUids = o.allowUids.map((u: unknown, i: number) => intOption(u, `allowUids[${i}]`, 0, 0xffff_fffe));
+    allowUids = o.allowUids.map((u: unknown, i: number) => intOption(u, `allowUids[${i}]`, 0, 0xffff_ffff));
   }
   const maxFrame = intOption(o.maxFrame, 'maxFrame', MIN_MAX_FRAME, 0x7fff_ffff, DEFAULT_MAX_FRAME);
   const maxQueued = intOption(o.maxQueued, 'maxQueued', maxFrame, Number.MAX_SAFE_INTEGER, Math.max(4 << 20, maxFrame));
