@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { getPeerCred } from '../../src/native/binding';
 import { handleFd, peerOf } from '../../src/control/peer';
 import { controlSkip } from './helpers';
+import { spawnSync } from 'node:child_process';
+import { ensureDist } from '../lib/dist';
 
 describe.skipIf(controlSkip !== undefined)(`getPeerCred${controlSkip ? ` (skipped: ${controlSkip})` : ''}`, () => {
   it("an accepted connection's peer is this process: pid, uid, gid as the kernel recorded them", async () => {
@@ -41,4 +43,24 @@ describe.skipIf(controlSkip !== undefined)(`getPeerCred${controlSkip ? ` (skippe
       fs.closeSync(fd);
     }
   });
+});
+
+describe('without the native addon', () => {
+  it('serveControl refuses to serve (peers cannot be checked), ERR_NATT_NO_NATIVE with what to do', () => {
+    ensureDist();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-nonative-'));
+    const code = `
+      const { serveControl } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'control'))});
+      const { UserlandSadb } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'userland'))});
+      serveControl(new UserlandSadb(), { path: ${JSON.stringify(path.join(dir, 'c.sock'))} }).then(
+        () => console.log(JSON.stringify({ served: true })),
+        (e) => console.log(JSON.stringify({ code: e.code, message: e.message })),
+      );`;
+    const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, NATT_DISABLE_NATIVE: '1' }, encoding: 'utf8', timeout: 20_000 });
+    const out = JSON.parse(r.stdout.trim());
+    expect(out.code).toBe('ERR_NATT_NO_NATIVE');
+    expect(out.message).toMatch(/native addon is not available/);
+    expect(fs.existsSync(path.join(dir, 'c.sock'))).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 150_000);
 });

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonSadb } from '../../src/control/client';
 import { serveControl } from '../../src/control/server';
-import { openSadb } from '../../src/open';
+import { chooseSadbBackend, openSadb } from '../../src/open';
 import { KernelReplyError, NattError, NattSystemError, NattTimeoutError } from '../../src/errors';
 import { UserlandSadb } from '../../src/userland/sadb';
 import type { SecurityAssociation } from '../../src/sadb/types';
@@ -97,6 +97,7 @@ describe.skipIf(controlSkip !== undefined)(`control socket${controlSkip ? ` (ski
       await expect(serveControl({} as never)).rejects.toThrow(/option "sadb"/);
       await expect(openSadb({ backend: 'userland', path: '/tmp/x.sock' })).rejects.toThrow(/option "path" must be absent unless backend is 'daemon'/);
       await expect(DaemonSadb.open({ timeout: -1 })).rejects.toThrow(/option "timeout"/);
+      expect(chooseSadbBackend().backend).not.toBe('daemon'); // 'auto' never picks it
       await db.close();
     });
   });
