@@ -76,7 +76,7 @@ describe.skipIf(controlSkip !== undefined)(`keys over the control socket${contro
     d = await startDaemon();
     const c = await DaemonSadb.open({ path: d.path });
     closers.push(() => c.close());
-    const here = await c.add({ ...sa(0x300), encryption: { algorithm: 'aes-cbc', key: key as Uint8Array } }).catch((e) => e);
+    const here = await c.add({ ...sa(0x300), encryption: { algorithm: 'aes-cbc', key: key as unknown as Uint8Array } }).catch((e) => e);
     expect(here).toBeInstanceOf(TypeError);
     const r = await RawClient.connect(d.path);
     closers.push(() => r.close());
