@@ -160,7 +160,11 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     sock.on('data', (chunk: Buffer) => this.#onData(chunk));
     sock.on('error', (e) => (this.#sockErr ??= e));
     sock.on('close', () =>
-      this.#fail(this.#sockErr ? withControlAdvice(this.#sockErr, this.path) : new NattError('ERR_NATT_CONTROL_CLOSED', `the natt daemon at ${this.path} closed the connection`)),
+      this.#fail(
+        this.#sockErr
+          ? withControlAdvice(this.#sockErr, this.path)
+          : new NattError('ERR_NATT_CONTROL_CLOSED', `the natt daemon at ${this.path} closed the connection`),
+      ),
     );
     this.#hooks();
     this.#applyRef();
@@ -218,7 +222,9 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   #closedError(what: string): Error {
     const why = this.#closeErr;
-    if (why && why.message !== 'closed') return new NattError('ERR_NATT_CLOSED', `${what}: the connection to the natt daemon is gone (${why.message}): open it again`);
+    if (why && why.message !== 'closed') {
+      return new NattError('ERR_NATT_CLOSED', `${what}: the connection to the natt daemon is gone (${why.message}): open it again`);
+    }
     return new NattError('ERR_NATT_CLOSED', `${what}: the daemon client is closed`);
   }
 
@@ -228,7 +234,9 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     try {
       return encodeFrame(msg, this.#maxSend);
     } catch (e) {
-      if (e instanceof ControlFrameError) throw rangeError('params', `at most ${this.#maxSend} bytes of JSON (the daemon's frame limit)`, `${e.size} bytes`);
+      if (e instanceof ControlFrameError) {
+        throw rangeError('params', `at most ${this.#maxSend} bytes of JSON (the daemon's frame limit)`, `${e.size} bytes`);
+      }
       throw typeError('params', 'a JSON-serialisable value', undefined);
     }
   }
@@ -242,7 +250,9 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
       undefined,
       { hello: true },
     );
-    if (!PROTOCOL_VERSIONS.includes(reply.version)) throw new ControlProtocolError(`the daemon chose protocol version ${reply.version}, which this client does not speak`);
+    if (!PROTOCOL_VERSIONS.includes(reply.version)) {
+      throw new ControlProtocolError(`the daemon chose protocol version ${reply.version}, which this client does not speak`);
+    }
     const { version, backend, methods, events, maxFrame, revealKeys } = reply as HelloReply;
     this.#info = { version, backend, methods, events, maxFrame, revealKeys };
     this.#maxSend = maxFrame;
@@ -497,7 +507,10 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   call(method: string, params?: unknown, opts?: CallOptions): Promise<unknown> {
     const own = (this.#info?.methods ?? []).filter((m) => !(SADB_METHODS as readonly string[]).includes(m));
     if (typeof method !== 'string') return Promise.reject(typeError('method', `one of the daemon's methods (${own.join(', ')})`, method));
-    if (!own.includes(method)) return Promise.reject(rangeError('method', `one of the daemon's own methods (${own.join(', ') || 'none'}); Sadb methods are called as methods`, method));
+    if (!own.includes(method)) {
+      const what = `one of the daemon's own methods (${own.join(', ') || 'none'}); Sadb methods are called as methods`;
+      return Promise.reject(rangeError('method', what, method));
+    }
     return this.#call(method, params, opts, (v) => v);
   }
 

@@ -168,9 +168,22 @@ const BUILTINS: Record<SadbMethod, Builtin> = {
   delete: { read: (p) => [checkSaId(one(p, 'id'))], call: (db, [id], o) => db.delete(id as SaId, o) },
   deleteAll: { read: (p) => [checkSaMatch(one(p, 'match'))], call: (db, [m], o) => db.deleteAll(m as { src: string; dst: string }, o) },
   flush: { read: (p) => [checkOptionalProtocol(one(p, 'protocol'))], call: (db, [pr], o) => db.flush(pr as IpsecProtocol | undefined, o) },
-  dump: { read: (p) => [checkOptionalProtocol(one(p, 'protocol'))], dump: (db, [pr], o) => db.dump(pr as IpsecProtocol | undefined, o), out: SA, keyed: true },
-  getSpi: { read: (p) => [checkGetSpi(one(p, 'request'))], call: (db, [r], o) => db.getSpi(r as GetSpiRequest, o), out: { t: 'int', min: 0, max: 0xffff_ffff } },
-  register: { read: (p) => [checkOptionalProtocol(one(p, 'protocol'))], call: (db, [pr], o) => db.register(pr as IpsecProtocol | undefined, o), out: SUPPORTED },
+  dump: {
+    read: (p) => [checkOptionalProtocol(one(p, 'protocol'))],
+    dump: (db, [pr], o) => db.dump(pr as IpsecProtocol | undefined, o),
+    out: SA,
+    keyed: true,
+  },
+  getSpi: {
+    read: (p) => [checkGetSpi(one(p, 'request'))],
+    call: (db, [r], o) => db.getSpi(r as GetSpiRequest, o),
+    out: { t: 'int', min: 0, max: 0xffff_ffff },
+  },
+  register: {
+    read: (p) => [checkOptionalProtocol(one(p, 'protocol'))],
+    call: (db, [pr], o) => db.register(pr as IpsecProtocol | undefined, o),
+    out: SUPPORTED,
+  },
   spdAdd: { read: (p) => [checkPolicy(one(p, 'policy'))], call: (db, [x], o) => db.spdAdd(x as SecurityPolicy, o), out: POLICY },
   spdUpdate: { read: (p) => [checkPolicy(one(p, 'policy'))], call: (db, [x], o) => db.spdUpdate(x as SecurityPolicy, o), out: POLICY },
   spdDelete: { read: (p) => [checkPolicyRef(one(p, 'policy'))], call: (db, [x], o) => db.spdDelete(x as { id: number }, o) },
@@ -433,9 +446,8 @@ class Server implements ControlServer {
       this.#s.refusedPeer++;
       this.#log(`control: refused uid ${peer.uid}${peer.pid >= 0 ? ` (pid ${peer.pid})` : ''}: not root, the daemon's uid or an allowed uid`);
       const own = process.getuid?.() ?? 0;
-      const advice = `uid ${peer.uid} may not use this control socket: it serves root, uid ${own}${this.#allowed.size > 2 ? ` and the allowed uids` : ''}; ${
-        adviceFor('EACCES', 'control') ?? ''
-      }`;
+      const who = `root, uid ${own}${this.#allowed.size > 2 ? ' and the allowed uids' : ''}`;
+      const advice = `uid ${peer.uid} may not use this control socket: it serves ${who}; ${adviceFor('EACCES', 'control') ?? ''}`;
       this.#refuse(sock, new NattSystemError(13, 'connect', advice));
       return;
     }
@@ -587,7 +599,10 @@ class Server implements ControlServer {
         if (version === undefined) {
           return this.#protocolError(
             c,
-            new NattError('ERR_NATT_CONTROL_VERSION', `no common protocol version: the client speaks ${msg.versions.join(', ')}, this daemon ${PROTOCOL_VERSIONS.join(', ')}`),
+            new NattError(
+              'ERR_NATT_CONTROL_VERSION',
+              `no common protocol version: the client speaks ${msg.versions.join(', ')}, this daemon ${PROTOCOL_VERSIONS.join(', ')}`,
+            ),
           );
         }
         c.hello = true;
@@ -637,7 +652,8 @@ class Server implements ControlServer {
     }
     if (c.pending.size >= this.#o.maxRequests) {
       this.#s.busy++;
-      this.#replyError(c, msg.id, new NattError('ERR_NATT_BUSY', `${this.#o.maxRequests} calls are already running on this connection: wait for their answers`));
+      const why = `${this.#o.maxRequests} calls are already running on this connection: wait for their answers`;
+      this.#replyError(c, msg.id, new NattError('ERR_NATT_BUSY', why));
       return;
     }
     let args: unknown[];
@@ -690,7 +706,8 @@ class Server implements ControlServer {
         if (r.done) break;
         if (c.closed) return;
         // A frame too large for one item fails the dump (an error reply), never cuts it silently.
-        if (!this.#write(c, encodeFrame({ type: 'item', id: msg.id, item: toWire(r.value, b.out!, keys && b.keyed === true) }, this.#o.maxFrame))) return;
+        const item = toWire(r.value, b.out!, keys && b.keyed === true);
+        if (!this.#write(c, encodeFrame({ type: 'item', id: msg.id, item }, this.#o.maxFrame))) return;
         n++;
         this.#s.dumpItems++;
         await c.room();
@@ -789,7 +806,9 @@ function readEvents(v: unknown): string[] {
   const out = v.map((n: unknown, i: number) => {
     const s = stringOption(n, `events[${i}]`);
     if (!NAME_PATTERN.test(s)) throw rangeError(`events[${i}]`, 'an event name (a letter, then letters, digits, ., -, _; at most 64)', s);
-    if ((SADB_EVENTS as readonly string[]).includes(s) || RESERVED_EVENTS.includes(s)) throw rangeError(`events[${i}]`, 'a name that is not a Sadb or reserved event', s);
+    if ((SADB_EVENTS as readonly string[]).includes(s) || RESERVED_EVENTS.includes(s)) {
+      throw rangeError(`events[${i}]`, 'a name that is not a Sadb or reserved event', s);
+    }
     return s;
   });
   if (new Set(out).size !== out.length) throw rangeError('events', 'names without repeats', v);

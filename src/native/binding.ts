@@ -113,12 +113,7 @@ export function getEncap(fd: number): number {
 
 /** The peer credentials of a connected Unix socket's fd (SO_PEERCRED and kin), errors with advice. */
 export function getPeerCred(fd: number): PeerCred {
-  const addon = requireNative();
-  try {
-    return addon.getPeerCred(fd);
-  } catch (e) {
-    throw withAdvice(e, 'peercred');
-  }
+  return withAdviceFor('peercred')(() => requireNative().getPeerCred(fd))();
 }
 
 /** Wrap a function so that what it throws is re-thrown with advice for `ctx`. */
