@@ -177,7 +177,7 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     const timeout = durationMs(o.timeout, 'timeout', 1, 5000);
     const revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
     const client = stringOption(o.client, 'client', undefined, 'natt');
-    if (client.length > 64) throw rangeError('client', 'a label of at most 64 characters', client);
+    if (!/^[\x20-\x7e]{1,64}$/.test(client)) throw rangeError('client', 'a label of 1 to 64 printable ASCII characters', client);
     const maxFrame = intOption(o.maxFrame, 'maxFrame', MIN_MAX_FRAME, 0x7fff_ffff, DEFAULT_MAX_FRAME);
     const sock = await connectUnix(p, timeout);
     const d = new DaemonSadb(sock, p, timeout, revealKeys, maxFrame);

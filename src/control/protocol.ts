@@ -283,7 +283,8 @@ export function parseClientMessage(frame: Uint8Array): ClientMessage {
         const msg: HelloRequest = { type, id: readId(o.id), versions };
         if (o.client !== undefined) {
           msg.client = stringOption(o.client, 'client');
-          if (msg.client.length > 64) throw typeError('client', 'a label of at most 64 characters', `${msg.client.length} characters`);
+          // It goes into the daemon's log: printable ASCII only (no line breaks to forge log lines with).
+          if (!/^[\x20-\x7e]{1,64}$/.test(msg.client)) throw typeError('client', 'a label of 1 to 64 printable ASCII characters', msg.client);
         }
         return msg;
       }

@@ -87,6 +87,7 @@ describe('client messages are read strictly', () => {
     ['id 2^32', json({ type: 'hello', id: 2 ** 32, versions: [1] }), /"id"/],
     ['a string id', json({ type: 'hello', id: '1', versions: [1] }), /"id"/],
     ['no versions', json({ type: 'hello', id: 1 }), /"versions"/],
+    ['a client label with a line break (log forgery)', json({ type: 'hello', id: 1, versions: [1], client: 'x\ncontrol: refused uid 0' }), /"client"/],
     ['a method name with spaces', json({ type: 'request', id: 1, method: 'rm -rf' }), /"method"/],
     ['a negative timeout', json({ type: 'request', id: 1, method: 'get', timeout: -1 }), /"timeout"/],
     ['revealKeys as a string', json({ type: 'request', id: 1, method: 'get', revealKeys: 'yes' }), /"revealKeys"/],
