@@ -4,6 +4,7 @@
       "target_name": "natt",
       "sources": [
         "native/addon.cc",
+        "native/cipher.cc",
         "native/encap_socket.cc",
         "native/message_socket.cc",
         "native/peer_cred.cc",

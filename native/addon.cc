@@ -6,6 +6,9 @@
 
 #include <cerrno>
 
+#include <openssl/crypto.h>
+
+#include "cipher.h"
 #include "message_socket.h"
 #include "platform.h"
 
@@ -99,6 +102,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
   Napi::Object tunHolder = InitTun(env, this);
+  Napi::Object cipherHolder = InitEspCipher(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
@@ -109,6 +113,10 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
                            InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
+                           InstanceValue("EspCipher", cipherHolder.Get("EspCipher"), napi_enumerable),
+                           // The libcrypto the addon's symbols resolved to (Node's own): its version text.
+                           InstanceValue("opensslVersion", Napi::String::New(env, OpenSSL_version(OPENSSL_VERSION)),
+                                         napi_enumerable),
                        });
 }
 
@@ -117,6 +125,9 @@ NattAddon::~NattAddon() {
   std::set<MessageSocket*> sockets;
   sockets.swap(live);
   for (MessageSocket* s : sockets) s->CloseNow();
+  std::set<EspCipher*> ciphers_;
+  ciphers_.swap(ciphers);
+  for (EspCipher* c : ciphers_) c->Free();
 }
 
 Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {

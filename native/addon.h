@@ -11,6 +11,7 @@
 namespace natt {
 
 class MessageSocket;
+class EspCipher;
 
 // Per-env state (one per main thread / worker): no globals, so the addon is worker-safe.
 class NattAddon : public Napi::Addon<NattAddon> {
@@ -26,6 +27,9 @@ class NattAddon : public Napi::Addon<NattAddon> {
   std::vector<uint8_t> recvBuf;
   // Sockets still open, closed when the env is torn down.
   std::set<MessageSocket*> live;
+  Napi::FunctionReference espCipherCtor;
+  // ESP cipher contexts not yet freed: freed (keys wiped) when the env is torn down.
+  std::set<EspCipher*> ciphers;
 
  private:
   Napi::Value OpenEncapSocket(const Napi::CallbackInfo& info);
@@ -50,6 +54,7 @@ int OpenSocket(int family, int type, int protocol);
 
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
 Napi::Object InitTun(Napi::Env env, NattAddon* addon);
+Napi::Object InitEspCipher(Napi::Env env, NattAddon* addon);
 Napi::Object Constants(Napi::Env env);
 Napi::Object ProbeFacts(Napi::Env env);
 

@@ -6,6 +6,13 @@ export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
+  createEspTransform,
+  nativeCipherStatus,
+  type EspCipherChoice,
+  type FastEspTransformOptions,
+  type NativeCipherStatus,
+} from './fastpath';
+export {
   UserlandEngine,
   UserlandSadb,
   XFRM_STAT_NAMES,

@@ -1,4 +1,4 @@
-// The only module that loads the native addon: prebuilds/<platform>-<arch>/ first, then `bindings`; lazy; errors get advice.
+// The only module that loads the native addon: prebuilds/<platform>-<arch>/ or `bindings` (the newer first); lazy; errors get advice.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,34 +28,60 @@ function prebuiltPath(): string | undefined {
     return undefined;
   }
   // prebuildify 6 --napi writes <package name>.node (seen: prebuilds/linux-x64/natt.node); others use *.napi.node.
+  // scripts/install.js makes the same choice when it decides whether the prebuild fits.
   names.sort((a, b) => Number(b.includes('napi')) - Number(a.includes('napi')) || a.localeCompare(b));
   return names.length ? path.join(dir, names[0]) : undefined;
 }
 
+function mtimeOf(file: string | undefined): number | undefined {
+  if (!file) return undefined;
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+type Loaded = { addon: NativeAddon; status: NativeStatus };
+
+function loadBuild(): Loaded {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
+  const addon = bindings({ bindings: 'natt', module_root: root });
+  // bindings does not say which file it found; the require cache does.
+  const file = Object.keys(require.cache).find((k) => path.basename(k) === 'natt.node' && require.cache[k]?.exports === addon);
+  return { addon, status: { loaded: true, path: file ?? path.join(root, 'build', 'Release', 'natt.node') } };
+}
+
+/**
+ * Which addon to load: a prebuild (prebuilds/<platform>-<arch>/, shipped in the package; found without any install
+ * step) or a local build (build/Release/natt.node by node-gyp, found by `bindings`). When both exist the newer file
+ * is tried first, so a prebuild left over from `npm run prebuild` never shadows a fresh `npm run build:native`, and
+ * an installed package rebuilt with `npm rebuild natt --build-from-source` uses that build. The other is the
+ * fallback when the first does not load (a glibc prebuild on musl, say).
+ */
 function load(): { addon: NativeAddon | null; status: NativeStatus } {
-  const reasons: string[] = [];
   if (process.env.NATT_DISABLE_NATIVE === '1') {
     return { addon: null, status: { loaded: false, reason: 'disabled by NATT_DISABLE_NATIVE=1' } };
   }
-  const pre = prebuiltPath();
-  if (pre) {
+  const reasons: string[] = [];
+  const attempt = (what: string, fn: () => Loaded): Loaded | undefined => {
     try {
-      return { addon: require(pre) as NativeAddon, status: { loaded: true, path: pre } };
+      return fn();
     } catch (e) {
-      reasons.push(`prebuild ${path.relative(root, pre)}: ${(e as Error).message}`);
+      reasons.push(`${what}: ${String((e as Error).message).split('\n')[0]}`);
+      return undefined;
     }
-  }
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeAddon;
-    const addon = bindings({ bindings: 'natt', module_root: root });
-    // bindings does not say which file it found; the require cache does.
-    const file = Object.keys(require.cache).find((k) => path.basename(k) === 'natt.node' && require.cache[k]?.exports === addon);
-    return { addon, status: { loaded: true, path: file ?? path.join(root, 'build', 'Release', 'natt.node') } };
-  } catch (e) {
-    reasons.push(`build/: ${String((e as Error).message).split('\n')[0]}`);
-  }
-  return { addon: null, status: { loaded: false, reason: reasons.join('; ') } };
+  };
+  const pre = prebuiltPath();
+  const tryPrebuild = (): Loaded | undefined =>
+    pre ? attempt(`prebuild ${path.relative(root, pre)}`, () => ({ addon: require(pre) as NativeAddon, status: { loaded: true, path: pre } })) : undefined;
+  const tryBuild = (): Loaded | undefined => attempt('build/', loadBuild);
+  const preTime = mtimeOf(pre);
+  const buildTime = mtimeOf(path.join(root, 'build', 'Release', 'natt.node'));
+  const buildFirst = buildTime !== undefined && (preTime === undefined || buildTime > preTime);
+  const found = buildFirst ? (tryBuild() ?? tryPrebuild()) : (tryPrebuild() ?? tryBuild());
+  return found ?? { addon: null, status: { loaded: false, reason: reasons.join('; ') } };
 }
 
 /** The addon, or null when it cannot be loaded (see nativeStatus() for why). Loads on first call. */

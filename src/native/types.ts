@@ -146,6 +146,53 @@ export interface ProbeFact {
   errno?: number;
 }
 
+/**
+ * A per-SA cipher context (native/cipher.cc) over the OpenSSL inside Node: EVP_CIPHER_CTXs keyed once, HMAC inner
+ * and outer states precomputed; per packet only the IV is set. Keys are copied in at construction and wiped
+ * (OPENSSL_cleanse / EVP_CIPHER_CTX_free) by free(), by the finalizer, and at environment teardown; the object
+ * exposes none of them (util.inspect shows `EspCipher {}`). The packet layout is src/esp/cipher.ts's EspCipher:
+ * [SPI(4)|seq(4)|IV|plaintext…|padlen|nh|ICV], IV 8 bytes (AEAD, GMAC), 16 (CBC) or 0 (NULL). Layout errors are
+ * RangeErrors, OpenSSL failures Errors with code 'ERR_NATT_OPENSSL'; use after free() is a RangeError.
+ */
+export interface NativeEspCipher {
+  /** Encrypt in place and write the ICV for the `length` bytes at `offset`. */
+  seal(buf: Uint8Array, offset: number, length: number, seqHi: number): void;
+  /**
+   * Verify, and decrypt (AEAD, CBC) to `out` at `outOffset`: exactly over the ciphertext (in place) or outside the
+   * packet. False when the ICV fails; the packet is then unchanged (in place: the ciphertext is put back).
+   */
+  open(buf: Uint8Array, offset: number, length: number, seqHi: number, out: Uint8Array, outOffset: number): boolean;
+  /**
+   * Seal / open in place every packet of the batch whose status is 0: `desc` has 4 words per packet (offset,
+   * length, ESN high bits, 0); status becomes 1 ok, 2 ICV failed (open), 3 bad layout, 4 OpenSSL refused (seal).
+   * One call per batch, nothing allocated. Returns how many were done.
+   */
+  sealBatch(slab: Uint8Array, desc: Uint32Array, count: number, status: Uint8Array): number;
+  openBatch(slab: Uint8Array, desc: Uint32Array, count: number, status: Uint8Array): number;
+  /** Free the contexts and wipe the key material now (idempotent). */
+  free(): void;
+}
+
+export interface NativeEspCipherConstructor {
+  /**
+   * kind: 'aead' | 'gmac' | 'cbc' | 'null'; cipher: 'aes-{128,192,256}-gcm', 'chacha20-poly1305',
+   * 'aes-{128,192,256}-cbc' or '' (NULL); key without salt; salt: 4 bytes (AEAD, GMAC) or empty; cipherIcvLength:
+   * 8/12/16 (GCM), 16 (GMAC, ChaCha20-Poly1305), 0 otherwise; hash: 'sha1' | 'sha256' | 'sha384' | 'sha512' | ''
+   * (none); macIcvLength: the truncated HMAC length (0 without one); esn: ESN high bits in the AAD / HMAC input.
+   */
+  new (
+    kind: string,
+    cipher: string,
+    key: Uint8Array,
+    salt: Uint8Array,
+    cipherIcvLength: number,
+    hash: string,
+    authKey: Uint8Array | null,
+    macIcvLength: number,
+    esn: boolean,
+  ): NativeEspCipher;
+}
+
 export interface NativeAddon {
   constants: NativeConstants;
   /**
@@ -167,6 +214,10 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   MessageSocket: NativeMessageSocketConstructor;
   Tun: NativeTunConstructor;
+  /** Per-SA ESP cipher contexts (absent from an addon built before them, e.g. a stale prebuild). */
+  EspCipher?: NativeEspCipherConstructor;
+  /** OpenSSL_version(OPENSSL_VERSION) of the libcrypto the addon's symbols resolved to: Node's own. */
+  opensslVersion?: string;
   /** Try each facility without changing anything; closes what it opened. */
   probe(): { pfkey: ProbeFact; xfrm: ProbeFact; udpEncap4: ProbeFact; udpEncap6: ProbeFact; tun: ProbeFact };
 }
