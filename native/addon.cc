@@ -108,6 +108,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
                            InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
+                           InstanceMethod("getPeerCred", &NattAddon::GetPeerCred),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),

@@ -36,6 +36,7 @@ class NattAddon : public Napi::Addon<NattAddon> {
   Napi::Value GetEncap(const Napi::CallbackInfo& info);
   Napi::Value GetNoCheck(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
+  Napi::Value GetPeerCred(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
 };
 

@@ -10,9 +10,10 @@ import { checkPolicy, checkSa } from '../sadb/validate';
 import { hideSaKeys } from '../sadb/keys';
 import type { SecurityAssociation, SecurityPolicy } from '../sadb/types';
 import { isIP } from 'node:net';
+import { CONTROL_DIR, controlPathFor } from '../control/protocol';
 
-/** Where the control socket lives by default: /run/natt/<tun name>.sock. */
-export const CONTROL_DIR = '/run/natt';
+/** Where the control socket lives by default: /run/natt/<tun name>.sock (the constant lives with the protocol). */
+export { CONTROL_DIR };
 
 export interface DaemonConfig {
   tun: { name: string; mtu: number; addresses: string[]; routes: Array<{ dst: string; via?: string; metric?: number; table?: number; src?: string }> };
@@ -112,7 +113,7 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
   };
   const c = readOptions(o.control, ['path', 'allowUids'] as const, 'control');
   const control = {
-    path: stringOption(c.path, 'control.path', undefined, `${CONTROL_DIR}/${name}.sock`),
+    path: stringOption(c.path, 'control.path', undefined, controlPathFor(name)),
     allowUids: (c.allowUids === undefined ? [] : arrayOf(c.allowUids, 'control.allowUids')).map((u, i) => intOption(u, `control.allowUids[${i}]`, 0, 0xffff_ffff)),
   };
   const sas = (o.sas === undefined ? [] : arrayOf(o.sas, 'sas')).map(saOf);

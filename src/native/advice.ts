@@ -16,6 +16,8 @@ export type ErrorContext =
   | 'udp'
   | 'tcp'
   | 'tun'
+  | 'control'
+  | 'peercred'
   | 'other'
   | 'pfkey-reply'
   | 'xfrm-reply'
@@ -82,6 +84,17 @@ const RULES: readonly Rule[] = [
     codes: ['EPERM', 'EACCES'],
     ctx: ['rtnetlink', 'rtnetlink-reply'],
     say: `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`,
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    when: (d) => d.requestName === 'listen',
+    say: "this user may not create the control socket there (/run/natt needs root): run the daemon as root, or give it a control path in a directory this user owns",
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    say: "the control socket is open only to root and the daemon's user (mode 0600): run as one of them, or list this uid in the daemon's control.allowUids",
   },
   { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
   // A facility the kernel lacks
@@ -234,6 +247,27 @@ const RULES: readonly Rule[] = [
   { codes: ['ENETDOWN'], ctx: ['rtnetlink-reply'], say: 'the interface is down: bring it up before adding IPv4 routes through it' },
   { codes: ['EADDRNOTAVAIL'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_DELADDR'), say: 'no such address on this interface' },
   { codes: ['EOPNOTSUPP'], ctx: ['pfkey-reply'], say: (d) => `the kernel does not take ${d.requestName ?? 'this message'} from userland` },
+  // The daemon's control socket (src/control/)
+  {
+    codes: ['EADDRINUSE'],
+    ctx: ['control'],
+    say: 'a natt daemon is already serving this control socket (natt tunnel up already running?): stop it, or give this one another control path',
+  },
+  {
+    codes: ['ENOENT', 'ECONNREFUSED'],
+    ctx: ['control'],
+    say: 'no natt daemon is listening on this control socket: start one (natt tunnel up --config FILE), or check the path',
+  },
+  {
+    codes: ['EEXIST', 'ENOTSOCK'],
+    ctx: ['control'],
+    say: 'the control path exists and is not a socket: natt does not replace it; remove it or pick another path',
+  },
+  {
+    codes: ['ENOPROTOOPT', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['peercred'],
+    say: 'this OS cannot tell who is on the other end of a Unix socket (no SO_PEERCRED or getpeereid): the control socket will not serve unchecked',
+  },
   // Sockets and resources
   {
     codes: ['EADDRINUSE'],

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NattError } from '../errors';
 import { withAdvice, type ErrorContext } from './advice';
-import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun } from './types';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, PeerCred } from './types';
 
 export interface NativeStatus {
   loaded: boolean;
@@ -135,6 +135,11 @@ export function getEncap(fd: number): number {
   } catch (e) {
     throw withAdvice(e, 'udp-encap');
   }
+}
+
+/** The peer credentials of a connected Unix socket's fd (SO_PEERCRED and kin), errors with advice. */
+export function getPeerCred(fd: number): PeerCred {
+  return withAdviceFor('peercred')(() => requireNative().getPeerCred(fd))();
 }
 
 /** Wrap a function so that what it throws is re-thrown with advice for `ctx`. */

@@ -255,11 +255,15 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland';
+/** `'daemon'`: a running natt daemon's database, over its control socket (src/control/); 'auto' never picks it. */
+export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland' | 'daemon';
 
 /** Options of openSadb() (src/open.ts), shared by every backend; each backend reads the ones that concern it. */
 export interface OpenSadbOptions {
-  /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
+  /**
+   * `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland; it never
+   * picks `'daemon'`, which must be asked for.
+   */
   backend?: SadbBackendName | 'auto';
   /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
   dialect?: 'linux' | 'netbsd' | 'freebsd';
@@ -267,6 +271,8 @@ export interface OpenSadbOptions {
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
+  /** Daemon only: the daemon's control socket (default /run/natt/natt0.sock). */
+  path?: string;
 }
 
 /** How openSadb() opens one backend. */
