@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "message_socket.h"
+#include "udp_socket.h"
 #include "platform.h"
 
 namespace natt {
@@ -26,6 +27,19 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
   return env.Undefined();
+}
+
+bool DeliverCallback(napi_env env, Napi::AsyncContext* async, napi_value recv, Napi::FunctionReference& fn, napi_value arg) {
+  napi_value result;
+  napi_status st = napi_make_callback(env, *async, recv, fn.Value(), 1, &arg, &result);
+  if (st == napi_ok) return true;
+  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+    napi_valuetype t;
+    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
+  }
+  return false;
 }
 
 Napi::Value ThrowType(Napi::Env env, const char* message) {
@@ -67,6 +81,12 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOL_SOCKET", static_cast<int>(SOL_SOCKET));
   c.Set("SO_RCVBUF", static_cast<int>(SO_RCVBUF));
   c.Set("SO_SNDBUF", static_cast<int>(SO_SNDBUF));
+  c.Set("IPPROTO_IP", static_cast<int>(IPPROTO_IP));
+  c.Set("IPPROTO_IPV6", static_cast<int>(IPPROTO_IPV6));
+  c.Set("IP_XFRM_POLICY", static_cast<int>(NATT_IP_XFRM_POLICY));
+  c.Set("IPV6_XFRM_POLICY", static_cast<int>(NATT_IPV6_XFRM_POLICY));
+  c.Set("IP_IPSEC_POLICY", static_cast<int>(NATT_IP_IPSEC_POLICY));
+  c.Set("IPV6_IPSEC_POLICY", static_cast<int>(NATT_IPV6_IPSEC_POLICY));
   c.Freeze();
   return c;
 }
@@ -75,22 +95,27 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop);
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
+  Napi::Object udpHolder = InitUdpSocket(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
                            InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
+                           InstanceMethod("setSockOptBytes", &NattAddon::SetSockOptBytes),
+                           InstanceMethod("getSockName", &NattAddon::GetSockName),
+                           InstanceMethod("ifNameToIndex", &NattAddon::IfNameToIndex),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                           InstanceValue("UdpSocket", udpHolder.Get("UdpSocket"), napi_enumerable),
                        });
 }
 
 NattAddon::~NattAddon() {
   // The env is going away: stop polling and close every fd still open.
-  std::set<MessageSocket*> sockets;
+  std::set<LiveSocket*> sockets;
   sockets.swap(live);
-  for (MessageSocket* s : sockets) s->CloseNow();
+  for (LiveSocket* s : sockets) s->CloseNow();
 }
 
 Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {

@@ -10,7 +10,13 @@
 
 namespace natt {
 
-class MessageSocket;
+// A socket the env closes at teardown if JS has not (MessageSocket, UdpSocket).
+class LiveSocket {
+ public:
+  virtual ~LiveSocket() = default;
+  // Stop polling and close the fd now (idempotent).
+  virtual void CloseNow() = 0;
+};
 
 // Per-env state (one per main thread / worker): no globals, so the addon is worker-safe.
 class NattAddon : public Napi::Addon<NattAddon> {
@@ -20,16 +26,20 @@ class NattAddon : public Napi::Addon<NattAddon> {
 
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference messageSocketCtor;
+  Napi::FunctionReference udpSocketCtor;
   // One receive buffer shared by this env's message sockets (single-threaded per env).
   std::vector<uint8_t> recvBuf;
   // Sockets still open, closed when the env is torn down.
-  std::set<MessageSocket*> live;
+  std::set<LiveSocket*> live;
 
  private:
   Napi::Value OpenEncapSocket(const Napi::CallbackInfo& info);
   Napi::Value GetEncap(const Napi::CallbackInfo& info);
   Napi::Value GetNoCheck(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
+  Napi::Value SetSockOptBytes(const Napi::CallbackInfo& info);
+  Napi::Value GetSockName(const Napi::CallbackInfo& info);
+  Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
 };
 
@@ -43,6 +53,9 @@ Napi::Value ThrowType(Napi::Env env, const char* message);
 int OpenSocket(int family, int type, int protocol);
 
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
+Napi::Object InitUdpSocket(Napi::Env env, NattAddon* addon);
+// Call a JS callback with one argument through MakeCallback; false when it threw (reported as an uncaught exception).
+bool DeliverCallback(napi_env env, Napi::AsyncContext* async, napi_value recv, Napi::FunctionReference& fn, napi_value arg);
 Napi::Object Constants(Napi::Env env);
 Napi::Object ProbeFacts(Napi::Env env);
 

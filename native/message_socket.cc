@@ -110,17 +110,7 @@ void MessageSocket::OnPoll(void* owner, int status, int events) {
 }
 
 bool MessageSocket::Deliver(Napi::FunctionReference& fn, napi_value arg) {
-  napi_env env = Env();
-  napi_value result;
-  napi_status st = napi_make_callback(env, *async_, Value(), fn.Value(), 1, &arg, &result);
-  if (st == napi_ok) return true;
-  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
-  napi_value exc;
-  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
-    napi_valuetype t;
-    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
-  }
-  return false;
+  return DeliverCallback(Env(), async_, Value(), fn, arg);
 }
 
 bool MessageSocket::ReportError(int err, const char* syscall) {

@@ -6,7 +6,17 @@ import { NattSystemError } from '../errors';
  * What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM).
  * `pfkey-reply` / `xfrm-reply`: the kernel answered a request with an errno (details.request names it).
  */
-export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'udp-encap' | 'udp' | 'tun' | 'other' | 'pfkey-reply' | 'xfrm-reply';
+export type ErrorContext =
+  | 'pfkey'
+  | 'xfrm'
+  | 'netlink'
+  | 'udp-encap'
+  | 'udp'
+  | 'ipsec-bypass'
+  | 'tun'
+  | 'other'
+  | 'pfkey-reply'
+  | 'xfrm-reply';
 
 /** What a kernel request was (for the `*-reply` contexts). */
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
@@ -52,6 +62,13 @@ const RULES: readonly Rule[] = [
   { codes: ['EPERM', 'EACCES'], ctx: ['pfkey', 'pfkey-reply'], say: `PF_KEY needs privilege: ${CAP}` },
   { codes: ['EPERM', 'EACCES'], ctx: ['xfrm', 'netlink', 'xfrm-reply'], say: `XFRM netlink needs CAP_NET_ADMIN in this network namespace: ${CAP}` },
   { codes: ['EPERM', 'EACCES'], ctx: ['tun'], say: `/dev/net/tun needs privilege: ${CAP}` },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['ipsec-bypass'],
+    say:
+      `a per-socket IPsec bypass policy needs privilege: ${CAP}; without it, IKE between peers that an IPsec policy ` +
+      'covers is taken by that policy (an ACQUIRE, nothing sent)',
+  },
   { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
   // A facility the kernel lacks
   {
@@ -99,6 +116,13 @@ const RULES: readonly Rule[] = [
       process.platform === 'darwin'
         ? "this OS has no UDP_ENCAP socket option: use backend 'userland'"
         : "the kernel cannot do ESP-in-UDP: it was built without CONFIG_XFRM / CONFIG_INET_ESP; use backend 'userland'",
+  },
+  {
+    codes: ['ENOPROTOOPT', 'EINVAL', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['ipsec-bypass'],
+    say:
+      'the kernel takes no per-socket IPsec policy here (no IPsec, or no xfrm_user: CONFIG_XFRM_USER / modprobe xfrm_user); ' +
+      'where the kernel has no IPsec at all there is no policy to bypass',
   },
   // Invalid arguments
   {
@@ -163,6 +187,13 @@ const RULES: readonly Rule[] = [
   { codes: ['ENOENT', 'ENODEV', 'ENXIO'], ctx: ['tun'], say: 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)' },
   { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
   { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
+  { codes: ['EMSGSIZE'], ctx: ['udp', 'udp-encap'], say: 'the datagram is larger than UDP allows here (65507 bytes over IPv4, 65527 over IPv6) or than the route MTU with DF set' },
+  { codes: ['ENETUNREACH', 'EHOSTUNREACH'], ctx: ['udp', 'udp-encap'], say: 'no route to that address from this host (check the routes and the local address)' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['udp'],
+    say: 'the kernel refused the datagram: a local address that is not configured here, or an address of the other family?',
+  },
   { codes: ['EMFILE', 'ENFILE'], ctx: '*', say: 'too many open files: close some sockets or raise the limit (ulimit -n)' },
 ];
 

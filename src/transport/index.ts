@@ -10,6 +10,14 @@ export interface RemoteInfo {
   port: number;
   /** Bytes of the datagram (UDP payload). */
   size: number;
+  /**
+   * The local address the datagram arrived on (its IP destination: with a wildcard-bound socket, the interface
+   * address), where the carrier can tell (the NAT-T socket on the native addon: IP_PKTINFO / IPV6_RECVPKTINFO).
+   * NAT-D (RFC 7296 §2.23) hashes it, and a multi-homed host replies from it.
+   */
+  localAddress?: string;
+  /** The local port the datagram arrived on, given with `localAddress`. */
+  localPort?: number;
 }
 
 /** Called once per send that was given a callback: `err` null when the datagram left. */
