@@ -84,10 +84,10 @@ export function bypassOptions(addon: Pick<NativeAddon, 'constants'>, platform: N
   return `${platform} has no per-socket IPsec policy natt knows`;
 }
 
-/** Why a failed bypass does not matter, or what to do about it, by errno name. */
+/** The refusal with its advice (what to do, or why it does not matter), from the one advice table. */
 function failureReason(err: unknown): string {
-  const e = withAdvice(err, 'ipsec-bypass') as { code?: string; message?: string };
-  return `${e.code ?? 'error'}: ${e.message ?? String(err)}`;
+  const e = withAdvice(err, 'ipsec-bypass') as { message?: string };
+  return e.message ?? String(err);
 }
 
 /**

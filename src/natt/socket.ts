@@ -9,6 +9,7 @@ import { longInterval, type LongTimer } from '../core/timers';
 import { withAdvice } from '../native/advice';
 import { getEncap, getSockName, loadNative, openEncapSocket } from '../native/binding';
 import { applyBypass, type BypassState } from '../native/bypass';
+import type { NativeAddon } from '../native/types';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
 import { classify, classifyAt, type DropReason, type NattEncapType, type NattSocketEncap } from './demux';
 import { NativeIo } from './native-io';
@@ -51,6 +52,9 @@ export interface NattSocketOptions {
    * `bypass` on the socket says why.
    */
   bypass?: boolean;
+  /** SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles it and applies its limits); default the kernel's. */
+  sendBufferSize?: number;
+  receiveBufferSize?: number;
 }
 
 /** Options of one send: the local address to send from (IP_PKTINFO / IPV6_PKTINFO), and a completion callback. */
@@ -575,10 +579,22 @@ interface Resolved {
   backend: NattBackend;
   zeroChecksum: boolean | undefined;
   bypass: boolean;
+  sendBufferSize: number | undefined;
+  receiveBufferSize: number | undefined;
 }
 
 function validate(opts: NattSocketOptions): Resolved {
-  const o = readOptions(opts, ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum', 'bypass'] as const);
+  const o = readOptions(opts, [
+    'family',
+    'address',
+    'port',
+    'encap',
+    'backend',
+    'zeroChecksum',
+    'bypass',
+    'sendBufferSize',
+    'receiveBufferSize',
+  ] as const);
   const family = oneOf(o.family, 'family', [4, 6] as const, 4);
   const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike', 'none'] as const, 'espinudp');
   const backend = oneOf(o.backend, 'backend', ['auto', 'kernel', 'userland'] as const, 'auto');
@@ -588,7 +604,9 @@ function validate(opts: NattSocketOptions): Resolved {
   const port = intOption(o.port, 'port', 0, 65535, encap === 'espinudp' ? 4500 : 500);
   const zeroChecksum = boolOption(o.zeroChecksum, 'zeroChecksum', undefined);
   const bypass = boolOption(o.bypass, 'bypass', true);
-  return { family, address, port, encap, backend, zeroChecksum, bypass };
+  const sendBufferSize = intOption(o.sendBufferSize, 'sendBufferSize', 1, 0x7fffffff, undefined);
+  const receiveBufferSize = intOption(o.receiveBufferSize, 'receiveBufferSize', 1, 0x7fffffff, undefined);
+  return { family, address, port, encap, backend, zeroChecksum, bypass, sendBufferSize, receiveBufferSize };
 }
 
 /** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
@@ -612,6 +630,22 @@ function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): P
       resolve();
     });
   });
+}
+
+/** SO_SNDBUF / SO_RCVBUF on an addon fd, as asked. */
+function setBuffers(addon: NativeAddon, fd: number, o: Resolved): void {
+  const c = addon.constants;
+  for (const [name, v] of [
+    [c.SO_SNDBUF, o.sendBufferSize],
+    [c.SO_RCVBUF, o.receiveBufferSize],
+  ] as const) {
+    if (v === undefined) continue;
+    try {
+      addon.setSockOptBytes(fd, c.SOL_SOCKET, name, new Uint8Array(Int32Array.of(v).buffer));
+    } catch (e) {
+      throw withAdvice(e, 'udp');
+    }
+  }
 }
 
 /**
@@ -658,6 +692,12 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     }
   }
   if (fd !== undefined && addon) {
+    try {
+      setBuffers(addon, fd, o);
+    } catch (e) {
+      addon.closeFd(fd);
+      return Promise.reject(e);
+    }
     const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
     try {
       return Promise.resolve(
@@ -673,7 +713,12 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     }
   }
   // No addon: node:dgram (no local addresses, no bypass, kernel checksums).
-  const sock = dgram.createSocket({ type: o.family === 4 ? 'udp4' : 'udp6', ipv6Only: o.family === 6 });
+  const sock = dgram.createSocket({
+    type: o.family === 4 ? 'udp4' : 'udp6',
+    ipv6Only: o.family === 6,
+    sendBufferSize: o.sendBufferSize,
+    recvBufferSize: o.receiveBufferSize,
+  });
   const bypass: BypassState = {
     active: false,
     reason: o.bypass ? 'the native addon is not loaded: node:dgram cannot set a per-socket IPsec policy' : 'bypass: false was asked for',
