@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { natd } from '../../src/ike';
 import { have, natTopology, natUnavailable, sh } from '../lib/nat-topology';
+import { charonCmdEnv } from '../lib/charon';
 
 function probe(): string {
   const nat = natUnavailable();
@@ -61,7 +62,9 @@ async function capture(capNs: string, iface: string, host: string): Promise<Capt
     });
   });
   const charonLog: string[] = [];
-  const ch = spawn('ip', ['netns', 'exec', NS.c, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u']);
+  const ch = spawn('ip', ['netns', 'exec', NS.c, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u'], {
+    env: charonCmdEnv(),
+  });
   createInterface({ input: ch.stdout }).on('line', (l) => charonLog.push(l));
   createInterface({ input: ch.stderr }).on('line', (l) => charonLog.push(l));
   try {

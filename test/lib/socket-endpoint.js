@@ -1,7 +1,8 @@
 // A NattSocket endpoint run inside a network namespace (over dist/), driven by JSON lines on stdin.
 'use strict';
 // Usage: ip netns exec NS node test/lib/socket-endpoint.js '{}'
-// stdin:  {"cmd":"open","name":n,"options":{createNattSocket options}}
+// stdin:  {"cmd":"open","name":n,"options":{createNattSocket options}} | {"cmd":"openIke","name":n,"options":{...}}
+//         {"cmd":"reply","name":n,"hex":h,"rinfo":{address,port,localAddress},"via":v}  (an IkeSockets' reply())
 //         {"cmd":"sendIke","name":n,"port":p,"address":a,"count":k,"text":t,"localAddress"?:l}  (waits for each completion)
 //         {"cmd":"burst","name":n,"port":p,"address":a,"count":k,"size":b}  (all at once, then one reply)
 //         {"cmd":"sendKeepalive","name":n,"port":p,"address":a}
@@ -31,6 +32,16 @@ async function run(m) {
       sock.on('error', (e) => out({ ev: 'error', name: m.name, message: e.message }));
       return out({ ev: 'opened', name: m.name, port: sock.address().port, bypass: sock.bypass, backend: sock.backend, localAddressKnown: sock.localAddressKnown });
     }
+    case 'openIke': {
+      const ike = await natt.createIkeSockets(m.options);
+      sockets.set(m.name, ike);
+      ike.on('ike', (p, r, via) => out({ ev: 'ike', name: m.name, via, hex: p.toString('hex'), from: where(r), local: local(r) }));
+      ike.on('error', (e, via) => out({ ev: 'error', name: m.name, via, message: e.message }));
+      return out({ ev: 'opened', name: m.name, port: ike.plain.address().port, nattPort: ike.natt.address().port, bypass: ike.natt.bypass });
+    }
+    case 'reply':
+      s.reply(Buffer.from(m.hex, 'hex'), m.rinfo, m.via);
+      return out({ ev: 'replied', name: m.name });
     case 'sendIke': {
       const errors = [];
       for (let i = 0; i < (m.count ?? 1); i++) {

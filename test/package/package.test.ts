@@ -47,6 +47,7 @@ const API = [
   'hideKey', 'hideSaKeys', 'withoutKeys', 'EspTransform', 'ReplayWindow', 'UserlandEngine', 'UserlandSadb', 'formatStats',
   'Xfrm', 'XfrmDecodeError', 'probeXfrm', 'PfKey', 'PfKeyDecodeError', 'EspSequenceExhaustedError',
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
+  'createIkeSockets', 'IkeSockets', 'decideFloat', 'natdPayloads',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
