@@ -4,10 +4,12 @@
       "target_name": "natt",
       "sources": [
         "native/addon.cc",
+        "native/cipher.cc",
         "native/encap_socket.cc",
         "native/message_socket.cc",
         "native/poll_handle.cc",
         "native/probe.cc",
+        "native/tun.cc",
         "native/udp_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

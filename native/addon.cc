@@ -6,6 +6,9 @@
 
 #include <cerrno>
 
+#include <openssl/crypto.h>
+
+#include "cipher.h"
 #include "message_socket.h"
 #include "udp_socket.h"
 #include "platform.h"
@@ -29,10 +32,9 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   return env.Undefined();
 }
 
-bool DeliverCallback(napi_env env, Napi::AsyncContext* async, napi_value recv, Napi::FunctionReference& fn, napi_value arg) {
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
   napi_value result;
-  napi_status st = napi_make_callback(env, *async, recv, fn.Value(), 1, &arg, &result);
-  if (st == napi_ok) return true;
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_ok) return true;
   // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
   napi_value exc;
   if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
@@ -74,6 +76,17 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOCK_DGRAM", static_cast<int>(SOCK_DGRAM));
   c.Set("PF_KEY_V2", static_cast<int>(PF_KEY_V2));
   c.Set("NETLINK_XFRM", static_cast<int>(NETLINK_XFRM));
+  c.Set("NETLINK_ROUTE", static_cast<int>(NETLINK_ROUTE));
+  c.Set("SOL_NETLINK", static_cast<int>(SOL_NETLINK));
+  c.Set("NETLINK_EXT_ACK", static_cast<int>(NETLINK_EXT_ACK));
+  c.Set("NETLINK_CAP_ACK", static_cast<int>(NETLINK_CAP_ACK));
+  c.Set("IFF_TUN", static_cast<int>(IFF_TUN));
+  c.Set("IFF_TAP", static_cast<int>(IFF_TAP));
+  c.Set("IFF_NO_PI", static_cast<int>(IFF_NO_PI));
+  c.Set("IFF_VNET_HDR", static_cast<int>(IFF_VNET_HDR));
+  c.Set("IFF_TUN_EXCL", static_cast<int>(IFF_TUN_EXCL));
+  c.Set("IFF_MULTI_QUEUE", static_cast<int>(IFF_MULTI_QUEUE));
+  c.Set("IFNAMSIZ", static_cast<int>(IFNAMSIZ));
   c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));
   c.Set("UDP_ENCAP", static_cast<int>(UDP_ENCAP));
   c.Set("UDP_ENCAP_ESPINUDP_NON_IKE", static_cast<int>(UDP_ENCAP_ESPINUDP_NON_IKE));
@@ -96,6 +109,8 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
   Napi::Object udpHolder = InitUdpSocket(env, this);
+  Napi::Object tunHolder = InitTun(env, this);
+  Napi::Object cipherHolder = InitEspCipher(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
@@ -108,6 +123,11 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
                            InstanceValue("UdpSocket", udpHolder.Get("UdpSocket"), napi_enumerable),
+                           InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
+                           InstanceValue("EspCipher", cipherHolder.Get("EspCipher"), napi_enumerable),
+                           // The libcrypto the addon's symbols resolved to (Node's own): its version text.
+                           InstanceValue("opensslVersion", Napi::String::New(env, OpenSSL_version(OPENSSL_VERSION)),
+                                         napi_enumerable),
                        });
 }
 
@@ -116,6 +136,9 @@ NattAddon::~NattAddon() {
   std::set<LiveSocket*> sockets;
   sockets.swap(live);
   for (LiveSocket* s : sockets) s->CloseNow();
+  std::set<EspCipher*> ciphers_;
+  ciphers_.swap(ciphers);
+  for (EspCipher* c : ciphers_) c->Free();
 }
 
 Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {

@@ -110,7 +110,7 @@ void MessageSocket::OnPoll(void* owner, int status, int events) {
 }
 
 bool MessageSocket::Deliver(Napi::FunctionReference& fn, napi_value arg) {
-  return DeliverCallback(Env(), async_, Value(), fn, arg);
+  return CallJs(Env(), *async_, Value(), fn.Value(), 1, &arg);
 }
 
 bool MessageSocket::ReportError(int err, const char* syscall) {

@@ -147,7 +147,8 @@ void UdpSocket::OnTeardown(void* owner) {
 }
 
 bool UdpSocket::ReportError(int err, const char* syscall) {
-  return DeliverCallback(Env(), async_, Value(), onError_, ErrnoError(Env(), err, syscall).Value());
+  napi_value e = ErrnoError(Env(), err, syscall).Value();
+  return CallJs(Env(), *async_, Value(), onError_.Value(), 1, &e);
 }
 
 void UdpSocket::OnPoll(void* owner, int status, int events) {
@@ -162,7 +163,7 @@ void UdpSocket::OnPoll(void* owner, int status, int events) {
   }
   if ((events & UV_WRITABLE) && self->poll_ != nullptr) {
     self->poll_->SetEvents(UV_READABLE);
-    if (!DeliverCallback(self->Env(), self->async_, self->Value(), self->onWritable_, self->Env().Undefined())) return;
+    if (!CallJs(self->Env(), *self->async_, self->Value(), self->onWritable_.Value(), 0, nullptr)) return;
   }
   if ((events & UV_READABLE) && self->fd_ >= 0) self->Drain();
 }
@@ -293,7 +294,7 @@ void UdpSocket::Drain() {
 #endif
   if (got > 0) {
     napi_value count = Napi::Number::New(env, static_cast<double>(got));
-    if (!DeliverCallback(env, async_, Value(), onRead_, count)) return;
+    if (!CallJs(env, *async_, Value(), onRead_.Value(), 1, &count)) return;
   }
   if (err != 0 && fd_ >= 0) ReportError(err, "recvmsg");
 }

@@ -6,6 +6,13 @@ export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
+  createEspTransform,
+  nativeCipherStatus,
+  type EspCipherChoice,
+  type FastEspTransformOptions,
+  type NativeCipherStatus,
+} from './fastpath';
+export {
   UserlandEngine,
   UserlandSadb,
   XFRM_STAT_NAMES,
@@ -88,3 +95,6 @@ export {
   type SpdDumpOptions,
   type ToSetkeyOptions,
 } from './setkey';
+export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
+export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
+export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';

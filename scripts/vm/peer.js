@@ -11,6 +11,7 @@
 //                                           udp: { src, sport, dst, dport, checksum, data (hex) } | null }
 //   op 'sendIke'    { port, address, data } the engine socket's sendIke (non-ESP marker added)
 //   op 'nextIke'    { timeoutMs }           the next 'ike' the engine socket received → { data (hex), rinfo }
+//   op 'nextKeepalive' { timeoutMs }        the next NAT-keepalive (0xFF) the engine socket received → { rinfo, at (ms) }
 //   op 'state'                              { stats, traffic, mappings, socket }
 // The guest reaches this server at 10.0.2.2:<ctl port> through slirp; ESP flows between the engine's socket and
 // the guest's UDP 4500 (hostfwd 127.0.0.1:<fwd port> → guest 4500, and the NAT mappings slirp makes).
@@ -55,6 +56,8 @@ class Session {
     this.waiters = [];
     this.ike = [];
     this.ikeWaiters = [];
+    this.keepalives = [];
+    this.keepaliveWaiters = [];
     this.mappings = [];
   }
 
@@ -73,6 +76,12 @@ class Session {
       const w = this.ikeWaiters.shift();
       if (w) w(item);
       else this.ike.push(item);
+    });
+    this.socket.on('keepalive', (rinfo) => {
+      const item = { rinfo: { address: rinfo.address, port: rinfo.port }, at: Date.now() };
+      const w = this.keepaliveWaiters.shift();
+      if (w) w(item);
+      else this.keepalives.push(item);
     });
     this.engine.on('newMapping', (ev) => this.mappings.push({ spi: ev.sa.spi, old: ev.old, new: ev.new }));
     this.engine.on('error', (err) => console.log(`engine error: ${err.message}`));
@@ -102,6 +111,7 @@ class Session {
     this.engine = this.socket = null;
     this.queue = [];
     this.ike = [];
+    this.keepalives = [];
     this.mappings = [];
   }
 }
@@ -137,6 +147,8 @@ async function handle(s, req) {
       const { pkt, rinfo } = await s.next(req.timeoutMs ?? 10_000, s.ike, s.ikeWaiters, "'ike' on the engine's socket");
       return { data: pkt.toString('hex'), rinfo };
     }
+    case 'nextKeepalive':
+      return s.next(req.timeoutMs ?? 10_000, s.keepalives, s.keepaliveWaiters, "NAT-keepalive on the engine's socket");
     case 'state':
       return {
         stats: nonZero(s.engine.stats()),

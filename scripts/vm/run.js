@@ -5,7 +5,7 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { StringDecoder } = require('node:string_decoder');
-const { buildImage } = require('./image');
+const { buildImage, selectKernels } = require('./image');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Hard bound on the whole guest run (boot + suite); a hung guest is killed and the run fails. */
@@ -56,11 +56,13 @@ function startPeer(ctlPort, fwdPort) {
   });
 }
 
-async function main() {
+/** Build the image for one kernel, boot it, run the suite; resolves with the guest's status and count line. */
+async function runKernel(spec, filter) {
   const t0 = Date.now();
-  const filter = process.argv.slice(2).join(',');
-  const image = buildImage(log);
-  log(`image ready: ${image.kernelPackage}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const tag = `[vm-host ${spec.name}]`;
+  const klog = (msg) => process.stdout.write(`${tag} ${msg}\n`);
+  const image = buildImage(spec, klog);
+  klog(`image ready: ${image.kernelPackage} ${image.packageVersion} (${image.kernelVersion}), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const ctlPort = await freePort('tcp');
   const fwdPort = await freePort('udp');
   const peer = await startPeer(ctlPort, fwdPort);
@@ -74,7 +76,8 @@ async function main() {
     '-netdev', `user,id=n0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=udp:127.0.0.1:${fwdPort}-:4500`,
     '-device', 'virtio-net-pci,netdev=n0',
   ];
-  log(`qemu-system-x86_64 ${args.join(' ')}`);
+  klog(`qemu-system-x86_64 ${args.join(' ')}`);
+  const tBoot = Date.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let console_ = '';
   let partial = '';
@@ -90,35 +93,68 @@ async function main() {
   qemu.stdout.on('data', onData);
   qemu.stderr.on('data', onData);
   // Ctrl-C or a CI cancel: take qemu and the peer down with us.
-  for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.once(sig, () => {
-      qemu.kill('SIGKILL');
-      peer.kill('SIGTERM');
-      process.exit(130);
-    });
-  }
+  const onSignal = () => {
+    qemu.kill('SIGKILL');
+    peer.kill('SIGTERM');
+    process.exit(130);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, onSignal);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    log(`guest did not finish within ${TIMEOUT_S} s: killing qemu`);
+    klog(`guest did not finish within ${TIMEOUT_S} s: killing qemu`);
     qemu.kill('SIGKILL');
   }, TIMEOUT_S * 1000);
   const code = await new Promise((resolve) => qemu.on('exit', (c, sig) => resolve(c ?? sig)));
   clearTimeout(timer);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.off(sig, onSignal);
   peer.kill('SIGTERM');
   if (partial) onData('\n');
 
   const exit = EXIT_MARK.exec(console_);
   const counts = [...console_.matchAll(new RegExp(COUNT_LINE.source, 'gm'))].pop();
-  const secs = ((Date.now() - t0) / 1000).toFixed(1);
   let status;
   if (timedOut) status = 124;
   else if (!exit) status = 1;
   else status = Number(exit[1]);
-  log(`qemu exited (${code}) after ${secs} s; guest status ${exit ? exit[1] : timedOut ? 'none (killed at the time bound)' : 'none (no exit mark: boot or init failed)'}`);
-  if (counts) console.log(counts[0]);
-  else console.log('0 passed, 1 failed, 0 skipped');
-  process.exit(status === 0 && counts ? 0 : status || 1);
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  const qemuSecs = ((Date.now() - tBoot) / 1000).toFixed(1);
+  klog(
+    `qemu exited (${code}) after ${qemuSecs} s (${secs} s with the image); guest status ` +
+      `${exit ? exit[1] : timedOut ? 'none (killed at the time bound)' : 'none (no exit mark: boot or init failed)'}`,
+  );
+  return {
+    spec,
+    image,
+    status: status === 0 && counts ? 0 : status || 1,
+    counts: counts ? counts[0] : '0 passed, 1 failed, 0 skipped',
+    secs,
+    qemuSecs,
+  };
+}
+
+async function main() {
+  const t0 = Date.now();
+  const filter = process.argv.slice(2).join(',');
+  const kernels = selectKernels();
+  log(`kernels: ${kernels.map((k) => k.name).join(', ')} (NATT_VM_KERNEL=${kernels.map((k) => k.name).join(',')} picks)`);
+  const results = [];
+  // One after the other: each guest takes both cores under TCG, and a failing kernel does not stop the next.
+  for (const spec of kernels) {
+    try {
+      results.push(await runKernel(spec, filter));
+    } catch (err) {
+      console.error(`[vm-host ${spec.name}] ${err.stack || err}`);
+      results.push({ spec, image: null, status: 1, counts: '0 passed, 1 failed, 0 skipped', secs: '-', qemuSecs: '-' });
+    }
+  }
+  log(`all kernels done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  for (const r of results) {
+    const what = r.image ? `${r.image.kernelVersion} (${r.image.kernelPackage} ${r.image.packageVersion})` : '(no image)';
+    console.log(`kernel ${r.spec.name}: ${r.counts}; ${what}; ${r.secs} s, qemu ${r.qemuSecs} s; status ${r.status}`);
+  }
+  const failed = results.find((r) => r.status !== 0);
+  process.exit(failed ? failed.status : 0);
 }
 
 main().catch((err) => {

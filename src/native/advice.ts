@@ -4,19 +4,22 @@ import { NattSystemError } from '../errors';
 
 /**
  * What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM).
- * `pfkey-reply` / `xfrm-reply`: the kernel answered a request with an errno (details.request names it).
+ * `pfkey-reply` / `xfrm-reply` / `rtnetlink-reply`: the kernel answered a request with an errno (details.request or,
+ * for rtnetlink, details.requestName says which).
  */
 export type ErrorContext =
   | 'pfkey'
   | 'xfrm'
   | 'netlink'
+  | 'rtnetlink'
   | 'udp-encap'
   | 'udp'
   | 'ipsec-bypass'
   | 'tun'
   | 'other'
   | 'pfkey-reply'
-  | 'xfrm-reply';
+  | 'xfrm-reply'
+  | 'rtnetlink-reply';
 
 /** What a kernel request was (for the `*-reply` contexts). */
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
@@ -48,6 +51,7 @@ type Rule = {
 };
 
 const sa = (d: AdviceDetails): boolean => d.request === 'sa';
+const rtnl = (...names: string[]) => (d: AdviceDetails): boolean => names.includes(d.requestName ?? '');
 const isReply: readonly ErrorContext[] = ['pfkey-reply', 'xfrm-reply'];
 
 /** First match wins. */
@@ -61,7 +65,19 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['EPERM', 'EACCES'], ctx: ['pfkey', 'pfkey-reply'], say: `PF_KEY needs privilege: ${CAP}` },
   { codes: ['EPERM', 'EACCES'], ctx: ['xfrm', 'netlink', 'xfrm-reply'], say: `XFRM netlink needs CAP_NET_ADMIN in this network namespace: ${CAP}` },
-  { codes: ['EPERM', 'EACCES'], ctx: ['tun'], say: `/dev/net/tun needs privilege: ${CAP}` },
+  {
+    codes: ['EACCES'],
+    ctx: ['tun'],
+    say:
+      '/dev/net/tun is not open to this user (its mode is root-only here): run as root, or give this user access to the ' +
+      `device node; creating the device also needs CAP_NET_ADMIN (${CAP})`,
+  },
+  { codes: ['EPERM'], ctx: ['tun'], say: `creating a TUN device needs CAP_NET_ADMIN: ${CAP}` },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['rtnetlink', 'rtnetlink-reply'],
+    say: `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`,
+  },
   {
     codes: ['EPERM', 'EACCES'],
     ctx: ['ipsec-bypass'],
@@ -140,7 +156,31 @@ const RULES: readonly Rule[] = [
     say: 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports',
   },
   { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: sa, say: 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses' },
-  { codes: ['EINVAL'], ctx: ['tun'], say: 'the kernel rejected the interface name or flags (a name is at most 15 bytes)' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['tun'],
+    say:
+      'the kernel refused the interface name or the flags: a name has at most 15 bytes and no "/", ":" or white space, ' +
+      'and a device of another kind by that name cannot be attached as a TUN',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWLINK', 'RTM_SETLINK'),
+    say: "the kernel refused the link change (an MTU outside the device's range?)",
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE', 'RTM_DELROUTE'),
+    say: 'the kernel refused the route (prefix, gateway family or table)',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWADDR', 'RTM_DELADDR'),
+    say: 'the kernel refused the address (prefix length, family)',
+  },
   // Algorithms
   {
     codes: ['ENOSYS'],
@@ -173,7 +213,34 @@ const RULES: readonly Rule[] = [
   { codes: ['EEXIST'], ctx: isReply, say: 'it already exists' },
   { codes: ['EBUSY'], ctx: ['pfkey-reply'], say: 'a dump is already running on this PF_KEY socket' },
   { codes: ['EBUSY'], ctx: ['xfrm-reply'], say: 'another dump is running on this socket' },
-  { codes: ['EBUSY'], ctx: ['tun'], say: 'an interface of that name exists and is in use: pick another name' },
+  {
+    codes: ['EBUSY'],
+    ctx: ['tun'],
+    say: 'the interface name is in use (a TUN device or any other link): pick another name, or none for tunN',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_NEWADDR'), say: 'this address is already on the interface' },
+  {
+    codes: ['EEXIST'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE'),
+    say: 'a route to this destination with this metric is already in this table',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], say: 'it already exists' },
+  {
+    codes: ['ESRCH'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_DELROUTE'),
+    say: 'no such route (destination, metric and table must all match)',
+  },
+  { codes: ['ENODEV'], ctx: ['rtnetlink-reply'], say: 'no such interface (it was removed?)' },
+  { codes: ['ENOENT', 'ESRCH'], ctx: ['rtnetlink-reply'], say: 'no such route, address or table' },
+  {
+    codes: ['ENETUNREACH', 'EHOSTUNREACH'],
+    ctx: ['rtnetlink-reply'],
+    say: 'the gateway is not on a network this host reaches directly: add an address whose prefix covers it, or a route to it, first',
+  },
+  { codes: ['ENETDOWN'], ctx: ['rtnetlink-reply'], say: 'the interface is down: bring it up before adding IPv4 routes through it' },
+  { codes: ['EADDRNOTAVAIL'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_DELADDR'), say: 'no such address on this interface' },
   { codes: ['EOPNOTSUPP'], ctx: ['pfkey-reply'], say: (d) => `the kernel does not take ${d.requestName ?? 'this message'} from userland` },
   // Sockets and resources
   {
@@ -184,7 +251,13 @@ const RULES: readonly Rule[] = [
       '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
   },
   { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
-  { codes: ['ENOENT', 'ENODEV', 'ENXIO'], ctx: ['tun'], say: 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)' },
+  {
+    codes: ['ENOENT', 'ENODEV', 'ENXIO'],
+    ctx: ['tun'],
+    say:
+      'no TUN driver: the kernel was built without CONFIG_TUN, or the tun module is not loaded (modprobe tun as root); ' +
+      'the device node is /dev/net/tun (mknod /dev/net/tun c 10 200)',
+  },
   { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
   { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
   { codes: ['EMSGSIZE'], ctx: ['udp', 'udp-encap'], say: 'the datagram is larger than UDP allows here (65507 bytes over IPv4, 65527 over IPv6) or than the route MTU with DF set' },

@@ -21,6 +21,19 @@ export interface NativeConstants {
   SOCK_DGRAM: number;
   PF_KEY_V2: number;
   NETLINK_XFRM: number;
+  NETLINK_ROUTE: number;
+  /** setsockopt level for netlink options, and two of them: extended ACKs (kernel messages), capped ACKs. */
+  SOL_NETLINK: number;
+  NETLINK_EXT_ACK: number;
+  NETLINK_CAP_ACK: number;
+  /** TUNSETIFF flags (Linux; -1 elsewhere) and the interface name size (16: at most 15 bytes and a NUL). */
+  IFF_TUN: number;
+  IFF_TAP: number;
+  IFF_NO_PI: number;
+  IFF_VNET_HDR: number;
+  IFF_TUN_EXCL: number;
+  IFF_MULTI_QUEUE: number;
+  IFNAMSIZ: number;
   IPPROTO_UDP: number;
   UDP_ENCAP: number;
   UDP_ENCAP_ESPINUDP_NON_IKE: number;
@@ -128,11 +141,111 @@ export interface NativeUdpSocketConstructor {
   ): NativeUdpSocket;
 }
 
+/**
+ * A TUN device (Linux): `open("/dev/net/tun", O_RDWR|O_NONBLOCK|O_CLOEXEC)` + `ioctl(TUNSETIFF)`, polled with uv_poll
+ * on the environment's own loop. Reading is driven by readability into ONE JS-owned slab handed over once
+ * (`setSlab`): per wake the addon read(2)s up to N packets into the slots and calls `onPackets(count)` ONCE; packet i
+ * is `slab[i*slotSize, i*slotSize + lengths[i])`, valid until the callback returns (the next wake overwrites it). No
+ * Buffer is made per packet. Per-packet write results are errno numbers (0 = written, EAGAIN = not written: call
+ * `waitWritable()` and retry), so the write path allocates nothing either. Closed safely when its environment
+ * (a worker) is torn down.
+ */
+export interface NativeTun {
+  /** -1 once closed. */
+  readonly fd: number;
+  /** The interface name the kernel gave (e.g. 'tun0' for a template 'tun%d' or ''). */
+  readonly name: string;
+  /** Packets dropped whole because they were longer than a slot. */
+  readonly oversize: number;
+  /**
+   * Hand over the slab and start reading: N = min(floor(slab.byteLength / slotSize), lengths.length, 1024) slots.
+   * Returns N. The addon keeps references to both; call again to replace them.
+   */
+  setSlab(slab: Uint8Array, slotSize: number, lengths: Uint32Array): number;
+  /** Stop / restart reading (the readable watch); packets wait in the kernel's queue (txqueuelen) meanwhile. */
+  pause(): void;
+  resume(): void;
+  /** write(2) one packet (`packet[offset, offset+length)`, default all). Returns 0 or the errno (EAGAIN: not written). */
+  write(packet: Uint8Array, offset?: number, length?: number): number;
+  /**
+   * write(2) packets i = start .. start+count-1, each `slab[offsets[i], offsets[i]+lengths[i])`, one syscall each, in one
+   * native call. `status[i]` gets 0 or the errno of packet i (EFAULT: outside the slab). Stops at the first EAGAIN;
+   * returns how many were consumed (written or refused), so `start + result` is the first one not written.
+   */
+  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, count: number, status: Int32Array): number;
+  /** Watch for writability once: `onWritable()` is called the next time the fd is writable. */
+  waitWritable(): void;
+  /** ioctl(TUNSETSNDBUF): the device's send buffer in bytes (the kernel's default is effectively unlimited). */
+  setSndbuf(bytes: number): void;
+  /** Keep / stop keeping the event loop alive while watching. */
+  ref(): void;
+  unref(): void;
+  /** Stop polling and close the fd (a non-persistent TUN device disappears). Idempotent. */
+  close(): void;
+}
+
+export interface NativeTunConstructor {
+  new (
+    name: string,
+    flags: number,
+    onPackets: (count: number) => void,
+    onWritable: () => void,
+    onError: (err: Error & NativeErrorFields) => void,
+  ): NativeTun;
+}
+
 export interface ProbeFact {
   ok: boolean;
   /** errno name when !ok, e.g. 'EAFNOSUPPORT'. */
   code?: string;
   errno?: number;
+}
+
+/**
+ * A per-SA cipher context (native/cipher.cc) over the OpenSSL inside Node: EVP_CIPHER_CTXs keyed once, HMAC inner
+ * and outer states precomputed; per packet only the IV is set. Keys are copied in at construction and wiped
+ * (OPENSSL_cleanse / EVP_CIPHER_CTX_free) by free(), by the finalizer, and at environment teardown; the object
+ * exposes none of them (util.inspect shows `EspCipher {}`). The packet layout is src/esp/cipher.ts's EspCipher:
+ * [SPI(4)|seq(4)|IV|plaintext…|padlen|nh|ICV], IV 8 bytes (AEAD, GMAC), 16 (CBC) or 0 (NULL). Layout errors are
+ * RangeErrors, OpenSSL failures Errors with code 'ERR_NATT_OPENSSL'; use after free() is a RangeError.
+ */
+export interface NativeEspCipher {
+  /** Encrypt in place and write the ICV for the `length` bytes at `offset`. */
+  seal(buf: Uint8Array, offset: number, length: number, seqHi: number): void;
+  /**
+   * Verify, and decrypt (AEAD, CBC) to `out` at `outOffset`: exactly over the ciphertext (in place) or outside the
+   * packet. False when the ICV fails; the packet is then unchanged (in place: the ciphertext is put back).
+   */
+  open(buf: Uint8Array, offset: number, length: number, seqHi: number, out: Uint8Array, outOffset: number): boolean;
+  /**
+   * Seal / open in place every packet of the batch whose status is 0: `desc` has 4 words per packet (offset,
+   * length, ESN high bits, 0); status becomes 1 ok, 2 ICV failed (open), 3 bad layout, 4 OpenSSL refused (seal).
+   * One call per batch, nothing allocated. Returns how many were done.
+   */
+  sealBatch(slab: Uint8Array, desc: Uint32Array, count: number, status: Uint8Array): number;
+  openBatch(slab: Uint8Array, desc: Uint32Array, count: number, status: Uint8Array): number;
+  /** Free the contexts and wipe the key material now (idempotent). */
+  free(): void;
+}
+
+export interface NativeEspCipherConstructor {
+  /**
+   * kind: 'aead' | 'gmac' | 'cbc' | 'null'; cipher: 'aes-{128,192,256}-gcm', 'chacha20-poly1305',
+   * 'aes-{128,192,256}-cbc' or '' (NULL); key without salt; salt: 4 bytes (AEAD, GMAC) or empty; cipherIcvLength:
+   * 8/12/16 (GCM), 16 (GMAC, ChaCha20-Poly1305), 0 otherwise; hash: 'sha1' | 'sha256' | 'sha384' | 'sha512' | ''
+   * (none); macIcvLength: the truncated HMAC length (0 without one); esn: ESN high bits in the AAD / HMAC input.
+   */
+  new (
+    kind: string,
+    cipher: string,
+    key: Uint8Array,
+    salt: Uint8Array,
+    cipherIcvLength: number,
+    hash: string,
+    authKey: Uint8Array | null,
+    macIcvLength: number,
+    esn: boolean,
+  ): NativeEspCipher;
 }
 
 export interface NativeAddon {
@@ -156,6 +269,12 @@ export interface NativeAddon {
   getSockName(fd: number): { family: 4 | 6; address: string; port: number };
   /** if_nametoindex(3); 0 when there is no such interface. */
   ifNameToIndex(name: string): number;
+
+  Tun: NativeTunConstructor;
+  /** Per-SA ESP cipher contexts (absent from an addon built before them, e.g. a stale prebuild). */
+  EspCipher?: NativeEspCipherConstructor;
+  /** OpenSSL_version(OPENSSL_VERSION) of the libcrypto the addon's symbols resolved to: Node's own. */
+  opensslVersion?: string;
   /** Try each facility without changing anything; closes what it opened. */
   probe(): { pfkey: ProbeFact; xfrm: ProbeFact; udpEncap4: ProbeFact; udpEncap6: ProbeFact; tun: ProbeFact };
 }

@@ -72,8 +72,10 @@ export interface SaNatt {
    * outbound SA (XFRMA_NAT_KEEPALIVE_INTERVAL, an integer 0..2^32-1; 0 or absent = none). It needs `natt`'s
    * encapsulation. The attribute came with Linux 6.10, in the same cycle as XFRMA_SA_DIR (our reading; the
    * reference leaves the release unconfirmed); older kernels ignore an attribute they do not know without an error,
-   * so there the SA reads back without it (seen on 6.1). Read back from the kernel. PF_KEY has no such field: it refuses a non-zero one (NattUnsupportedError); the userland
-   * backend stores it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`).
+   * so there the SA reads back without it (seen on 6.1). A non-zero interval marks the SA outbound (XFRMA_SA_DIR, which
+   * 6.12 requires for it) and so without a replay window (`replayWindow` 0, the default then). Read back from the
+   * kernel. PF_KEY has no such field: it refuses a non-zero one (NattUnsupportedError); the userland backend stores
+   * it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`).
    */
   keepaliveInterval?: number;
 }

@@ -3,7 +3,8 @@
 import { EventEmitter } from 'node:events';
 import type { NewMappingEvent, PolicyTemplate } from '../sadb/types';
 import { typeError } from '../errors';
-import { durationSeconds, readOptions } from '../core/options';
+import { durationSeconds, intOption, readOptions } from '../core/options';
+import { dontFragment } from '../ip/icmp';
 import { longInterval, type LongTimer } from '../core/timers';
 import { EspSequenceExhaustedError } from '../esp';
 import { addressToBytes, bytesToAddress, sameAddress } from '../ip/address';
@@ -37,6 +38,12 @@ export interface UserlandEngineOptions {
   sadb?: UserlandSadb;
   /** Seconds between NAT-T keepalives to each peer (RFC 3948 §2.3), skipped while ESP flows; 0 = off. Default 20. */
   keepaliveSeconds?: number;
+  /**
+   * MTU of the path the ESP-in-UDP datagrams take (default: none, only the 64 KiB limit applies). With it, an inner
+   * packet that may not be fragmented (IPv6, or IPv4 with DF) whose datagram would exceed it is not sent: send()
+   * returns 'too-big' and `tooBigMtu` says the largest inner packet the SA carries (for an ICMP "packet too big").
+   */
+  outerMtu?: number;
 }
 
 /** Traffic counts (not drops): what got through. */
@@ -51,10 +58,12 @@ export interface EngineTraffic {
   outBypass: number;
   keepalivesSent: number;
   newMappings: number;
+  /** Inner packets refused as too big for the path (outerMtu), each answered by the caller with an ICMP error. */
+  tooBig: number;
 }
 
 /** What `send()` did with a packet. */
-export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped';
+export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped' | 'too-big';
 
 export interface UserlandEngineEvents {
   /** An inbound packet: tunnel mode the inner IP packet, transport mode the IP packet rebuilt (see README). */
@@ -108,7 +117,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     outBypass: 0,
     keepalivesSent: 0,
     newMappings: 0,
+    tooBig: 0,
   };
+  /** After send() returned 'too-big': the largest inner packet (whole IP packet) the chosen SA carries on this path. */
+  tooBigMtu = 0;
+  readonly #outerMtu: number;
   readonly #v = new IpView();
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
@@ -126,7 +139,13 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   constructor(options: UserlandEngineOptions) {
     super();
     if (options === null || typeof options !== 'object') throw typeError('options', 'an object { socket, sadb? }', options);
-    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds'] as const) as { socket?: EspTransport; sadb?: unknown; keepaliveSeconds?: unknown };
+    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds', 'outerMtu'] as const) as {
+      socket?: EspTransport;
+      sadb?: unknown;
+      keepaliveSeconds?: unknown;
+      outerMtu?: unknown;
+    };
+    this.#outerMtu = intOption(opts.outerMtu, 'outerMtu', 576, 65535, 0);
     const s = opts.socket;
     if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
       throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
@@ -228,9 +247,19 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       nh = v.nextHeader;
     }
     // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
-    if (e.transform!.sealedLength(payload.length) + 8 + (e.dstBytes.length === 4 ? 20 : 40) > 65535) {
+    const outerHeaders = (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    const sealed = e.transform!.sealedLength(payload.length);
+    if (sealed + outerHeaders > 65535) {
       c.OutStateModeError++;
       return 'dropped';
+    }
+    if (this.#outerMtu && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+      // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
+      let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
+      while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
+      this.tooBigMtu = max + (e.sa.mode === 'tunnel' ? 0 : v.headerLength);
+      this.#t.tooBig++;
+      return 'too-big';
     }
     let esp: Buffer;
     try {

@@ -19,7 +19,7 @@ import type {
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { supportedFromTable } from '../sadb/algorithms';
 import { NattError, NattSystemError, typeError } from '../errors';
-import { boolOption, durationSeconds, readCallOptions, readOptions } from '../core/options';
+import { boolOption, durationSeconds, oneOf, readCallOptions, readOptions } from '../core/options';
 import {
   checkGetSpi,
   checkOptionalProtocol,
@@ -31,7 +31,8 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { addressToBytes, bytesToAddress } from '../ip/address';
-import { EspTransform } from '../esp';
+import type { EspTransform } from '../esp';
+import { createEspTransform, type EspCipherChoice } from '../fastpath';
 import { LifetimeTracker, type ExpireKind } from './lifetimes';
 import { PolicyTable, type PolicyEntry } from './spd';
 import { addStats, newStats, type UserlandCounters } from './counters';
@@ -44,6 +45,8 @@ export interface UserlandSadbOptions {
   acquireSeconds?: number;
   /** Seconds a larval SA from getSpi() waits for its update before it expires (Linux: 30). */
   larvalSeconds?: number;
+  /** The SAs' ESP cipher: 'auto' (default: the native fast path where available), 'native', or 'node' (node:crypto). */
+  cipher?: EspCipherChoice;
 }
 
 /** Acquires remembered for rate limiting at most (the oldest are forgotten first): one map entry per destination. */
@@ -103,14 +106,16 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   #revealKeys: boolean;
   #acquireMs: number;
   #larvalSeconds: number;
+  #cipher: EspCipherChoice;
   #closed = false;
 
   constructor(options: UserlandSadbOptions = {}) {
     super();
-    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds'] as const);
+    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds', 'cipher'] as const);
     this.#revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
     this.#acquireMs = durationSeconds(o.acquireSeconds, 'acquireSeconds', 0, 30) * 1000;
     this.#larvalSeconds = durationSeconds(o.larvalSeconds, 'larvalSeconds', 0, 30);
+    this.#cipher = oneOf(o.cipher, 'cipher', ['auto', 'native', 'node'] as const, 'auto');
   }
 
   /**
@@ -164,7 +169,8 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
         transform = prev.transform;
         transform.removeAllListeners('expire');
       } else {
-        transform = new EspTransform({
+        transform = createEspTransform({
+          cipher: this.#cipher,
           spi: sa.spi,
           encryption: sa.encryption,
           integrity,

@@ -25,6 +25,7 @@ import {
   XFRM_MODE,
   XFRM_POLICY_ACTION,
   XFRM_POLICY_DIR,
+  XFRM_SA_DIR,
   XFRM_SHARE,
   XFRM_STATE,
 } from './constants';
@@ -220,9 +221,16 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   const family = familyOf(sa.dst, 'dst');
   if (familyOf(sa.src, 'src') !== family) throw typeError('src', 'an address of the same family as dst', sa.src);
   const proto = protoNumber(sa.protocol);
-  const replayWindow = sa.replayWindow ?? 32;
+  // An SA that sends NAT keepalives is outbound: Linux >= 6.10 takes the interval only on an SA marked so
+  // (XFRMA_SA_DIR out), and refuses a replay window on one. Older kernels ignore both attributes.
+  const keepalive = sa.natt?.keepaliveInterval;
+  const outbound = typeof keepalive === 'number' && keepalive > 0;
+  const replayWindow = sa.replayWindow ?? (outbound ? 0 : 32);
   if (!Number.isInteger(replayWindow) || replayWindow < 0 || replayWindow > (sa.esn ? 4096 : 255)) {
     throw rangeError('replayWindow', sa.esn ? 'an integer 0..4096' : 'an integer 0..255 (more needs esn)', replayWindow);
+  }
+  if (outbound && replayWindow !== 0) {
+    throw rangeError('replayWindow', '0 with natt.keepaliveInterval (an outbound SA: the kernel refuses a replay window there)', replayWindow);
   }
   const attrs: XfrmAttribute[] = [];
   if (sa.encryption) {
@@ -256,12 +264,13 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
     attrs.push({ kind: 'encap', encapType, sport: port(n.sport, 'natt.sport'), dport: port(n.dport, 'natt.dport'), oa });
     if (n.keepaliveInterval !== undefined) {
       attrs.push({ kind: 'natKeepaliveInterval', value: u32(n.keepaliveInterval, 'natt.keepaliveInterval') });
+      if (outbound) attrs.push({ kind: 'saDir', value: XFRM_SA_DIR.OUT });
     }
   }
   let flags = 0;
   if (sa.esn) {
     flags |= XFRM_STATE.ESN;
-    const words = Math.max(1, Math.ceil(replayWindow / 32));
+    const words = outbound ? 0 : Math.max(1, Math.ceil(replayWindow / 32)); // an outbound SA: no bitmap
     attrs.push({
       kind: 'replayEsnVal',
       oseq: 0,

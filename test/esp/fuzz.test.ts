@@ -3,17 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
 import { SUITES } from './suites';
-
-/** A small deterministic PRNG (xorshift32) so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
+import { rng } from '../lib/rng';
 
 describe('fuzz: 10^5 mutated packets', () => {
   it('open() never throws and counts every refusal', () => {

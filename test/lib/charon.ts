@@ -1,21 +1,16 @@
-// charon-cmd for tests: the environment that makes it use the kernel interface only (not strongSwan's libipsec).
+// charon-cmd for tests: its own strongswan.conf, so what plugins the host happens to have cannot change what it sends.
 
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-let conf: string | undefined;
-
 /**
- * The env to spawn charon-cmd with. Where strongSwan's kernel-libipsec plugin is installed (Debian's
- * libcharon-extra-plugins) charon-cmd loads it, and userspace ESP makes it fake its NAT-D source hash so that every
- * path looks NATed (the forceencaps trick), which would hide a routed, NAT-free case. A strongswan.conf of our own
- * turns the plugin off.
+ * charon-cmd's strongswan.conf: an explicit plugin list (where strongSwan's kernel-libipsec plugin is installed, as
+ * Debian's libcharon-extra-plugins does, charon-cmd would load it, and userspace ESP makes it fake its NAT-D source
+ * hash so that every path looks NATed) and the standard ports 500 and 4500.
  */
-export function charonCmdEnv(): NodeJS.ProcessEnv {
-  if (!conf) {
-    conf = join(tmpdir(), `natt-charon-cmd-${process.pid}.conf`);
-    writeFileSync(conf, 'charon-cmd {\n  plugins {\n    kernel-libipsec {\n      load = no\n    }\n  }\n}\n');
-  }
-  return { ...process.env, STRONGSWAN_CONF: conf };
-}
+export const CHARON_CONF = join(mkdtempSync(join(tmpdir(), 'natt-charon-')), 'strongswan.conf');
+writeFileSync(
+  CHARON_CONF,
+  'charon-cmd {\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey kernel-netlink socket-default eap-identity eap-md5 kdf\n  port = 500\n  port_nat_t = 4500\n}\n',
+);

@@ -1,14 +1,13 @@
 // Through a real NAT: client, router (nftables masquerade) and server namespaces; traffic both ways, then the mapping moves.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { buildUdpPacket, l4ChecksumOk } from '../../src/ip/packet';
 import { natTopology, natUnavailable, sh } from '../lib/nat-topology';
+import { ensureDist } from '../lib/dist';
 import { Endpoint as NsEndpoint } from '../lib/ns-endpoint';
 
-const ROOT = join(__dirname, '..', '..');
 const why = natUnavailable();
 
 const tag = `${process.pid % 10000}`;
@@ -83,13 +82,7 @@ describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerad
   let server2: Endpoint | undefined;
 
   beforeAll(() => {
-    // The endpoints are plain JS over dist/: compile when dist is older than the engine's sources.
-    const src = join(ROOT, 'src', 'userland', 'engine.ts');
-    const out = join(ROOT, 'dist', 'userland', 'engine.js');
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'ignore' });
-    }
-    if (!existsSync(out)) throw new Error('dist/ is missing: run npm run compile');
+    ensureDist(); // the endpoints are plain JS over dist/
     process.once('exit', teardown); // even if vitest dies between here and afterAll
     setup();
   }, 120_000);

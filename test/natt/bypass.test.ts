@@ -4,9 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { have, sh } from '../lib/nat-topology';
+import { ensureDist } from '../lib/dist';
 import { Endpoint, type Msg } from '../lib/ns-endpoint';
 import { loadNative } from '../../src/native/binding';
 
@@ -81,11 +82,7 @@ describe.skipIf(!!why)(`the IPsec bypass under covering XFRM policies (two names
   let acquires: Watch;
 
   beforeAll(async () => {
-    const src = join(ROOT, 'src', 'natt', 'socket.ts');
-    const out = join(ROOT, 'dist', 'natt', 'socket.js');
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'ignore' });
-    }
+    ensureDist(); // the endpoints are plain JS over dist/
     process.once('exit', teardown);
     teardown();
     sh(['ip', 'netns', 'add', NS.a]);

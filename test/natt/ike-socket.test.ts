@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createNattSocket, MAX_KEEPALIVE_PEERS, type NattSocket } from '../../src/natt/socket';
 import { loadNative } from '../../src/native/binding';
+import { ensureDist } from '../lib/dist';
 import { NattUnsupportedError } from '../../src/errors';
 import type { RemoteInfo } from '../../src/transport';
 
@@ -241,6 +242,7 @@ describe('keepalive(): the socket keeps NAT mappings alive itself, on both backe
     await turn();
     expect(n).toBe(1);
     // A child with only a keepalive timer pending exits at once (unref'd).
+    ensureDist();
     const script = `const { createNattSocket } = require(${JSON.stringify(join(__dirname, '..', '..', 'dist'))});
       createNattSocket({ address: '127.0.0.1', port: 0, backend: 'userland' }).then((s) => { s.keepalive(9, '127.0.0.1', 1); s.unref(); });`;
     const r = spawnSync(process.execPath, ['-e', script], { timeout: 20_000 });
@@ -264,6 +266,7 @@ describe('keepalive(): the socket keeps NAT mappings alive itself, on both backe
 
 describe('without the addon (node:dgram fallback)', () => {
   it('no local addresses (localAddressKnown false, said), sending from one refused, no bypass (said); IKE still works', () => {
+    ensureDist();
     const script = `const natt = require(${JSON.stringify(join(__dirname, '..', '..', 'dist'))});
       (async () => {
         const s = await natt.createNattSocket({ address: '127.0.0.1', port: 0 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { have, sh } from '../lib/nat-topology';
 import { Endpoint, type Msg } from '../lib/ns-endpoint';
 import { loadNative } from '../../src/native/binding';
+import { ensureDist } from '../lib/dist';
 import { MAX_SEND_QUEUE } from '../../src/natt/native-io';
 
 const SCRIPT = join(__dirname, '..', 'lib', 'socket-endpoint.js');
@@ -38,6 +39,7 @@ describe.skipIf(!!why)(`send queue on EAGAIN (a rate-limited veth)${why ? ` (ski
   };
 
   beforeAll(async () => {
+    ensureDist(); // the endpoints are plain JS over dist/
     process.once('exit', teardown);
     teardown();
     sh(['ip', 'netns', 'add', NS.a]);

@@ -338,13 +338,25 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(encode(m).equals(f.b)).toBe(true);
     const sa = structToSa(m.sa, m.attrs);
     expect(sa.natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 });
-    // And back: saToStruct emits the attribute right after the encap template, with the same bytes.
-    const { attrs } = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } });
+    // And back: saToStruct emits the attribute right after the encap template, with the same bytes, then marks the
+    // SA outbound (XFRMA_SA_DIR 2: Linux >= 6.10 takes the interval only there) with no replay window.
+    const out = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } });
+    const { attrs } = out;
     expect(attrs).toEqual([
       { kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '' },
       { kind: 'natKeepaliveInterval', value: 20 },
+      { kind: 'saDir', value: 2 },
     ]);
-    expect(encode({ ...m, attrs }).equals(f.b)).toBe(true);
+    expect(out.sa.replayWindow).toBe(0);
+    expect(encode({ ...m, attrs: attrs.slice(0, 2) }).equals(f.b)).toBe(true);
+    const wire = encode({ ...m, attrs });
+    expect([wire.readUInt16LE(len), wire.readUInt16LE(len + 2), wire[len + 4]]).toEqual([5, 33, 2]); // XFRMA_SA_DIR, u8 2
+    expect(() =>
+      saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, replayWindow: 32, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } }),
+    ).toThrow(/"replayWindow" must be 0 with natt\.keepaliveInterval/);
+    const zero = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 0 } });
+    expect(zero.attrs.map((x) => x.kind)).toEqual(['encap', 'natKeepaliveInterval']);
+    expect(zero.sa.replayWindow).toBe(32);
     const without = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500 } });
     expect(without.attrs.map((x) => x.kind)).toEqual(['encap']);
     expect(structToSa(m.sa, [m.attrs[0]]).natt).not.toHaveProperty('keepaliveInterval');

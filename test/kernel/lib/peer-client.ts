@@ -108,7 +108,12 @@ export class PeerClient {
     return this.call('nextIke', { timeoutMs });
   }
 
-  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
+  /** The next NAT-keepalive (one 0xFF byte) the host's NattSocket received, as the host saw its source; `at` in ms. */
+  nextKeepalive(timeoutMs = 10_000): Promise<{ rinfo: { address: string; port: number }; at: number }> {
+    return this.call('nextKeepalive', { timeoutMs });
+  }
+
+  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; socket: { keepalive: number }; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
     return this.call('state');
   }
 
