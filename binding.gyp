@@ -10,7 +10,8 @@
         "native/peer_cred.cc",
         "native/poll_handle.cc",
         "native/probe.cc",
-        "native/tun.cc"
+        "native/tun.cc",
+        "native/udp_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

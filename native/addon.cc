@@ -10,6 +10,7 @@
 
 #include "cipher.h"
 #include "message_socket.h"
+#include "udp_socket.h"
 #include "platform.h"
 
 namespace natt {
@@ -93,6 +94,12 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOL_SOCKET", static_cast<int>(SOL_SOCKET));
   c.Set("SO_RCVBUF", static_cast<int>(SO_RCVBUF));
   c.Set("SO_SNDBUF", static_cast<int>(SO_SNDBUF));
+  c.Set("IPPROTO_IP", static_cast<int>(IPPROTO_IP));
+  c.Set("IPPROTO_IPV6", static_cast<int>(IPPROTO_IPV6));
+  c.Set("IP_XFRM_POLICY", static_cast<int>(NATT_IP_XFRM_POLICY));
+  c.Set("IPV6_XFRM_POLICY", static_cast<int>(NATT_IPV6_XFRM_POLICY));
+  c.Set("IP_IPSEC_POLICY", static_cast<int>(NATT_IP_IPSEC_POLICY));
+  c.Set("IPV6_IPSEC_POLICY", static_cast<int>(NATT_IPV6_IPSEC_POLICY));
   c.Freeze();
   return c;
 }
@@ -101,6 +108,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop);
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
+  Napi::Object udpHolder = InitUdpSocket(env, this);
   Napi::Object tunHolder = InitTun(env, this);
   Napi::Object cipherHolder = InitEspCipher(env, this);
   DefineAddon(exports, {
@@ -109,9 +117,13 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
                            InstanceMethod("getPeerCred", &NattAddon::GetPeerCred),
+                           InstanceMethod("setSockOptBytes", &NattAddon::SetSockOptBytes),
+                           InstanceMethod("getSockName", &NattAddon::GetSockName),
+                           InstanceMethod("ifNameToIndex", &NattAddon::IfNameToIndex),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                           InstanceValue("UdpSocket", udpHolder.Get("UdpSocket"), napi_enumerable),
                            InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
                            InstanceValue("EspCipher", cipherHolder.Get("EspCipher"), napi_enumerable),
                            // The libcrypto the addon's symbols resolved to (Node's own): its version text.
@@ -122,9 +134,9 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
 
 NattAddon::~NattAddon() {
   // The env is going away: stop polling and close every fd still open.
-  std::set<MessageSocket*> sockets;
+  std::set<LiveSocket*> sockets;
   sockets.swap(live);
-  for (MessageSocket* s : sockets) s->CloseNow();
+  for (LiveSocket* s : sockets) s->CloseNow();
   std::set<EspCipher*> ciphers_;
   ciphers_.swap(ciphers);
   for (EspCipher* c : ciphers_) c->Free();

@@ -10,7 +10,13 @@
 
 namespace natt {
 
-class MessageSocket;
+// A socket the env closes at teardown if JS has not (MessageSocket, UdpSocket).
+class LiveSocket {
+ public:
+  virtual ~LiveSocket() = default;
+  // Stop polling and close the fd now (idempotent).
+  virtual void CloseNow() = 0;
+};
 class EspCipher;
 
 // Per-env state (one per main thread / worker): no globals, so the addon is worker-safe.
@@ -21,12 +27,13 @@ class NattAddon : public Napi::Addon<NattAddon> {
 
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference messageSocketCtor;
+  Napi::FunctionReference udpSocketCtor;
   Napi::FunctionReference tunCtor;
   // One receive buffer shared by this env's message sockets, and the TUN devices' spill buffer for oversize packets
   // (single-threaded per env).
   std::vector<uint8_t> recvBuf;
-  // Sockets still open, closed when the env is torn down.
-  std::set<MessageSocket*> live;
+  // Sockets still open (MessageSocket, UdpSocket), closed when the env is torn down.
+  std::set<LiveSocket*> live;
   Napi::FunctionReference espCipherCtor;
   // ESP cipher contexts not yet freed: freed (keys wiped) when the env is torn down.
   std::set<EspCipher*> ciphers;
@@ -37,6 +44,9 @@ class NattAddon : public Napi::Addon<NattAddon> {
   Napi::Value GetNoCheck(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
   Napi::Value GetPeerCred(const Napi::CallbackInfo& info);
+  Napi::Value SetSockOptBytes(const Napi::CallbackInfo& info);
+  Napi::Value GetSockName(const Napi::CallbackInfo& info);
+  Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
 };
 
@@ -53,6 +63,7 @@ bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value 
 int OpenSocket(int family, int type, int protocol);
 
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
+Napi::Object InitUdpSocket(Napi::Env env, NattAddon* addon);
 Napi::Object InitTun(Napi::Env env, NattAddon* addon);
 Napi::Object InitEspCipher(Napi::Env env, NattAddon* addon);
 Napi::Object Constants(Napi::Env env);

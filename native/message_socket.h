@@ -6,12 +6,12 @@
 
 namespace natt {
 
-class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
+class MessageSocket : public Napi::ObjectWrap<MessageSocket>, public LiveSocket {
  public:
   MessageSocket(const Napi::CallbackInfo& info);
   ~MessageSocket();
   // Stop polling and close the fd now (idempotent); used by close(), the destructor (GC) and env teardown.
-  void CloseNow();
+  void CloseNow() override;
 
  private:
   static void OnPoll(void* self, int status, int events);

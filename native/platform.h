@@ -81,3 +81,25 @@
 #ifndef IFNAMSIZ
 #define IFNAMSIZ 16
 #endif
+
+// Per-socket IPsec policy options (-1: the OS has none). Linux has both spellings: IP_IPSEC_POLICY takes PF_KEY's
+// sadb_x_policy (af_key), IP_XFRM_POLICY takes xfrm_userpolicy_info (xfrm_user); the BSDs have IP_IPSEC_POLICY only.
+#if defined(__linux__)
+#define NATT_IP_IPSEC_POLICY 16
+#define NATT_IP_XFRM_POLICY 17
+#define NATT_IPV6_IPSEC_POLICY 34
+#define NATT_IPV6_XFRM_POLICY 35
+#else
+#ifdef IP_IPSEC_POLICY
+#define NATT_IP_IPSEC_POLICY IP_IPSEC_POLICY
+#else
+#define NATT_IP_IPSEC_POLICY -1
+#endif
+#ifdef IPV6_IPSEC_POLICY
+#define NATT_IPV6_IPSEC_POLICY IPV6_IPSEC_POLICY
+#else
+#define NATT_IPV6_IPSEC_POLICY -1
+#endif
+#define NATT_IP_XFRM_POLICY -1
+#define NATT_IPV6_XFRM_POLICY -1
+#endif

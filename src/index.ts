@@ -28,8 +28,18 @@ export {
   type XfrmStats,
   type XfrmStatName,
 } from './userland';
-export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
-export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType } from './natt/demux';
+export {
+  createNattSocket,
+  NattSocket,
+  type NattSocketOptions,
+  type NattSocketStats,
+  type NattRemoteInfo,
+  type NattBackend,
+  type NattSendOptions,
+  type NattSendToOptions,
+  type BypassState,
+} from './natt/socket';
+export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType, type NattSocketEncap } from './natt/demux';
 export type { EspTransport, EspBatch, RemoteInfo, SendCallback } from './transport';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
 export {
@@ -52,6 +62,16 @@ export {
   type NatdResult,
   type NatdDetectOptions,
   type NatdDetectIkev1Options,
+  createIkeSockets,
+  IkeSockets,
+  decideFloat,
+  natdPayloads,
+  type IkeSocketsOptions,
+  type IkeSendOptions,
+  type IkeSocketsEvents,
+  type IkeVia,
+  type FloatDecision,
+  type NatdPayloadsOptions,
 } from './ike';
 export {
   parseSetkey,

@@ -15,6 +15,7 @@ export type ErrorContext =
   | 'udp-encap'
   | 'udp'
   | 'tcp'
+  | 'ipsec-bypass'
   | 'tun'
   | 'control'
   | 'peercred'
@@ -96,6 +97,13 @@ const RULES: readonly Rule[] = [
     ctx: ['control'],
     say: "the control socket is open only to root and the daemon's user (mode 0600): run as one of them, or list this uid in the daemon's control.allowUids",
   },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['ipsec-bypass'],
+    say:
+      `a per-socket IPsec bypass policy needs privilege: ${CAP}; without it, IKE between peers that an IPsec policy ` +
+      'covers is taken by that policy (an ACQUIRE, nothing sent)',
+  },
   { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
   // A facility the kernel lacks
   {
@@ -143,6 +151,13 @@ const RULES: readonly Rule[] = [
       process.platform === 'darwin'
         ? "this OS has no UDP_ENCAP socket option: use backend 'userland'"
         : "the kernel cannot do ESP-in-UDP: it was built without CONFIG_XFRM / CONFIG_INET_ESP; use backend 'userland'",
+  },
+  {
+    codes: ['ENOPROTOOPT', 'EINVAL', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['ipsec-bypass'],
+    say:
+      'the kernel takes no per-socket IPsec policy here (no IPsec, or no xfrm_user: CONFIG_XFRM_USER / modprobe xfrm_user); ' +
+      'where the kernel has no IPsec at all there is no policy to bypass',
   },
   // Invalid arguments
   {
@@ -298,6 +313,13 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
   { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
+  { codes: ['EMSGSIZE'], ctx: ['udp', 'udp-encap'], say: 'the datagram is larger than UDP allows here (65507 bytes over IPv4, 65527 over IPv6) or than the route MTU with DF set' },
+  { codes: ['ENETUNREACH', 'EHOSTUNREACH'], ctx: ['udp', 'udp-encap'], say: 'no route to that address from this host (check the routes and the local address)' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['udp'],
+    say: 'the kernel refused the datagram: a local address that is not configured here, or an address of the other family?',
+  },
   { codes: ['EMFILE', 'ENFILE'], ctx: '*', say: 'too many open files: close some sockets or raise the limit (ulimit -n)' },
 ];
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NattError } from '../errors';
 import { withAdvice, type ErrorContext } from './advice';
-import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, PeerCred } from './types';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, NativeUdpSocket, PeerCred } from './types';
 
 export interface NativeStatus {
   loaded: boolean;
@@ -203,6 +203,78 @@ export function openMessageSocket(
     unref: () => sock.unref(),
     close: () => sock.close(),
   };
+}
+
+/**
+ * Adopt a bound UDP fd (from openEncapSocket) as a NativeUdpSocket: batched receive into `slab` / `meta`, sendmsg and
+ * sendmmsg out. Every error, thrown or passed to onError, is a NattSystemError with advice. On a throw the fd is still
+ * the caller's (close it with closeFd).
+ */
+export function openUdpSocket(
+  fd: number,
+  family: 4 | 6,
+  slab: Uint8Array,
+  slotSize: number,
+  meta: Int32Array,
+  onRead: (count: number) => void,
+  onError: (err: Error) => void,
+  onWritable: () => void,
+): NativeUdpSocket {
+  const addon = requireNative();
+  let sock: NativeUdpSocket;
+  try {
+    sock = new addon.UdpSocket(fd, family, slab, slotSize, meta, onRead, (err) => onError(withAdvice(err, 'udp') as Error), onWritable);
+  } catch (e) {
+    throw withAdvice(e, 'udp');
+  }
+  // Written out (no rest parameters): send is the per-packet path and must not allocate.
+  return {
+    get fd() {
+      return sock.fd;
+    },
+    get localAddressKnown() {
+      return sock.localAddressKnown;
+    },
+    send(a, b, fam, address, port, scopeId, source) {
+      try {
+        return sock.send(a, b, fam, address, port, scopeId, source);
+      } catch (e) {
+        throw withAdvice(e, 'udp');
+      }
+    },
+    sendBatch(slabIn, desc, start, count) {
+      try {
+        return sock.sendBatch(slabIn, desc, start, count);
+      } catch (e) {
+        throw withAdvice(e, 'udp');
+      }
+    },
+    wantWritable() {
+      try {
+        sock.wantWritable();
+      } catch (e) {
+        throw withAdvice(e, 'udp');
+      }
+    },
+    ref: () => sock.ref(),
+    unref: () => sock.unref(),
+    close: () => sock.close(),
+  };
+}
+
+/** getsockname(2) on an fd the addon opened, errors with advice. */
+export function getSockName(fd: number): { family: 4 | 6; address: string; port: number } {
+  const addon = requireNative();
+  try {
+    return addon.getSockName(fd);
+  } catch (e) {
+    throw withAdvice(e, 'udp');
+  }
+}
+
+/** if_nametoindex(3) (0: no such interface); 0 without the addon. */
+export function ifNameToIndex(name: string): number {
+  return loadNative()?.ifNameToIndex(name) ?? 0;
 }
 
 /**

@@ -41,6 +41,14 @@ export interface NativeConstants {
   SOL_SOCKET: number;
   SO_RCVBUF: number;
   SO_SNDBUF: number;
+  IPPROTO_IP: number;
+  IPPROTO_IPV6: number;
+  /** Linux: per-socket policy as struct xfrm_userpolicy_info (xfrm_user). */
+  IP_XFRM_POLICY: number;
+  IPV6_XFRM_POLICY: number;
+  /** Per-socket policy as PF_KEY's struct sadb_x_policy (the BSDs; Linux with af_key). */
+  IP_IPSEC_POLICY: number;
+  IPV6_IPSEC_POLICY: number;
 }
 
 /**
@@ -76,6 +84,61 @@ export interface NativeMessageSocketConstructor {
     onError: (err: Error & NativeErrorFields) => void,
     onWritable?: () => void,
   ): NativeMessageSocket;
+}
+
+/** Bytes of one metadata record / descriptor of NativeUdpSocket (receive records and sendBatch descriptors alike). */
+export const UDP_RECORD_BYTES = 64;
+/** Receive record flags (word 1). */
+export const UDP_FLAG_TRUNCATED = 1;
+export const UDP_FLAG_LOCAL_KNOWN = 2;
+
+/**
+ * The addon's UDP socket over a bound fd (from openEncapSocket): batched receive into a JS-owned slab, sendmsg and
+ * sendmmsg out. See native/udp_socket.h for the record and descriptor layouts (64 bytes each, int32 words):
+ * receive record: [0] bytes stored, [1] flags (UDP_FLAG_*), [2] family, [3] source port, [4] source scope id,
+ * [5] arrival ifindex, bytes 32..47 source address, 48..63 local address. Send descriptor: [0] slab offset, [1] length,
+ * [2] family, [3] port, [4] scope id, [5] flags (1: source given), [6] status out (bytes sent or -errno),
+ * bytes 32..47 destination, 48..63 source.
+ */
+export interface NativeUdpSocket {
+  readonly fd: number;
+  /** The kernel reports each datagram's local address (IP_PKTINFO / IP_RECVDSTADDR / IPV6_RECVPKTINFO). */
+  readonly localAddressKnown: boolean;
+  /**
+   * sendmsg(2) one datagram of `a` then `b`, to the address given as bytes (4 or 16, the socket's family), from
+   * `source` when given (IP_PKTINFO / IPV6_PKTINFO). Returns the bytes sent, or -1 when the socket's buffer is full
+   * (EAGAIN: not sent; call wantWritable()). Throws on any other errno.
+   */
+  send(a: Uint8Array, b: Uint8Array | null, family: number, address: Uint8Array, port: number, scopeId: number, source: Uint8Array | null): number;
+  /**
+   * Send descriptors `start` .. `start + count - 1` (sendmmsg on Linux). Returns how many were processed (each has its
+   * status word set); fewer than `count` when the buffer filled (EAGAIN: the rest were not attempted).
+   */
+  sendBatch(slab: Uint8Array, desc: Int32Array, start: number, count: number): number;
+  /** Poll for writability once: onWritable is called when send() may succeed again. */
+  wantWritable(): void;
+  ref(): void;
+  unref(): void;
+  /** Stop polling and close the fd. Idempotent. */
+  close(): void;
+}
+
+export interface NativeUdpSocketConstructor {
+  /**
+   * Adopt `fd` (bound, non-blocking): turn local-address reporting on and poll it. The slab holds one `slotSize` slot
+   * per 64-byte record of `meta` (at most 1024). `onRead(count)` is called once per readable wake with the number of
+   * datagrams written into slots 0..count-1. The fd is the caller's until the constructor returns.
+   */
+  new (
+    fd: number,
+    family: 4 | 6,
+    slab: Uint8Array,
+    slotSize: number,
+    meta: Int32Array,
+    onRead: (count: number) => void,
+    onError: (err: Error & NativeErrorFields) => void,
+    onWritable: () => void,
+  ): NativeUdpSocket;
 }
 
 /**
@@ -213,6 +276,14 @@ export interface NativeAddon {
   /** close(2) an fd the addon opened, when it was never adopted. */
   closeFd(fd: number): void;
   MessageSocket: NativeMessageSocketConstructor;
+  UdpSocket: NativeUdpSocketConstructor;
+  /** setsockopt(2) with raw bytes (a level or name of -1, which the OS lacks, is ENOPROTOOPT). */
+  setSockOptBytes(fd: number, level: number, name: number, bytes: Uint8Array): void;
+  /** getsockname(2): the bound address and port. */
+  getSockName(fd: number): { family: 4 | 6; address: string; port: number };
+  /** if_nametoindex(3); 0 when there is no such interface. */
+  ifNameToIndex(name: string): number;
+
   Tun: NativeTunConstructor;
   /** Per-SA ESP cipher contexts (absent from an addon built before them, e.g. a stale prebuild). */
   EspCipher?: NativeEspCipherConstructor;

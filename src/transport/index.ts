@@ -10,6 +10,14 @@ export interface RemoteInfo {
   port: number;
   /** Bytes of the datagram (UDP payload). */
   size: number;
+  /**
+   * The local address the datagram arrived on (its IP destination: with a wildcard-bound socket, the interface
+   * address), where the carrier can tell (the NAT-T socket on the native addon: IP_PKTINFO / IPV6_RECVPKTINFO).
+   * NAT-D (RFC 7296 §2.23) hashes it, and a multi-homed host replies from it.
+   */
+  localAddress?: string;
+  /** The local port the datagram arrived on, given with `localAddress`. */
+  localPort?: number;
 }
 
 /** Called once per send that was given a callback: `err` null when the datagram left. */
@@ -34,8 +42,11 @@ export type TransportEncap = 'espinudp' | 'espinudp-non-ike' | 'espintcp';
 
 /** What the userland engine needs from the carrier of its ESP. 'esp' gives the packet from the SPI on. */
 export interface EspTransport {
-  /** How this transport carries ESP; absent means UDP (a NattSocket says `'espinudp'` or `'espinudp-non-ike'`). */
-  readonly encap?: TransportEncap;
+  /**
+   * How this transport carries ESP; absent means UDP (a NattSocket says `'espinudp'` or `'espinudp-non-ike'`).
+   * `'none'`: a plain IKE socket that carries no ESP at all; the engine refuses it.
+   */
+  readonly encap?: TransportEncap | 'none';
   on(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
   off(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
   /** Send one ESP packet (SPI first). A failure is reported to `cb`, or, without one, as the transport's 'error'. */

@@ -155,6 +155,9 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if ((s as { kernelEncap?: boolean }).kernelEncap === true) {
       throw typeError('socket', "a userland NAT-T socket (createNattSocket({ backend: 'userland' })): this one has kernel UDP_ENCAP, the kernel does its ESP", 'a kernel-mode NattSocket');
     }
+    if (s.encap === 'none') {
+      throw typeError('socket', "a NAT-T socket that carries ESP: this one is a plain IKE socket (encap 'none')", 'a socket with encap none');
+    }
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
     }

@@ -5,11 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { natd } from '../../src/ike';
 import { have, natTopology, natUnavailable, sh } from '../lib/nat-topology';
+import { CHARON_CONF } from '../lib/charon';
 
 function probe(): string {
   const nat = natUnavailable();
@@ -45,16 +44,6 @@ interface Captured {
   /** charon's own view: the address and port it sent from (its log line "sending packet: from A[P] to B[Q]"). */
   charonFrom: { address: string; port: number };
 }
-
-/**
- * charon-cmd's own strongswan.conf: an explicit plugin list and the standard ports, so what plugins the host happens
- * to have installed (libcharon-extra-plugins, say) cannot change what it sends.
- */
-const CHARON_CONF = join(mkdtempSync(join(tmpdir(), 'natt-charon-')), 'strongswan.conf');
-writeFileSync(
-  CHARON_CONF,
-  'charon-cmd {\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey kernel-netlink socket-default eap-identity eap-md5 kdf\n  port = 500\n  port_nat_t = 4500\n}\n',
-);
 
 /** Start tshark on `iface` in `capNs`, run charon-cmd in the client namespace towards `host`, return the first IKE packet. */
 async function capture(capNs: string, iface: string, host: string): Promise<Captured> {
