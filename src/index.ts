@@ -122,3 +122,23 @@ export {
   type FrameDecoderOptions,
 } from './tcp';
 export { espInTcpSupport, type EspInTcpSupport } from './probe';
+export {
+  serveControl,
+  DaemonSadb,
+  controlPathFor,
+  CONTROL_DIR,
+  DEFAULT_CONTROL_PATH,
+  ControlFrameError,
+  ControlProtocolError,
+  type ServeControlOptions,
+  type ControlServer,
+  type ControlServerStats,
+  type ControlMethod,
+  type ControlCallContext,
+  type DaemonSadbOptions,
+  type DaemonInfo,
+  type PeerCred,
+  type HelloReply as ControlHelloReply,
+  type WireError as ControlWireError,
+} from './control';
+export type { DaemonStatus, DaemonSaStatus, DaemonStats } from './daemon/status';

@@ -20,7 +20,8 @@ export interface DaemonConfig {
   listen: { family: 4 | 6; address: string; port: number };
   outerMtu: number;
   keepaliveSeconds: number;
-  control: { path: string; allowUids: number[] };
+  /** The control socket (`natt tunnel status|down`, openSadb({ backend: 'daemon' })): path, file mode, uids served besides root and the daemon's. */
+  control: { path: string; mode: number; allowUids: number[] };
   sas: SecurityAssociation[];
   policies: SecurityPolicy[];
 }
@@ -111,9 +112,10 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     address: l.address === undefined ? (family === 4 ? '0.0.0.0' : '::') : address(l.address, 'listen.address', family),
     port: intOption(l.port, 'listen.port', 0, 65535, 4500),
   };
-  const c = readOptions(o.control, ['path', 'allowUids'] as const, 'control');
+  const c = readOptions(o.control, ['path', 'mode', 'allowUids'] as const, 'control');
   const control = {
     path: stringOption(c.path, 'control.path', undefined, controlPathFor(name)),
+    mode: fileMode(c.mode, 'control.mode', 0o600),
     allowUids: (c.allowUids === undefined ? [] : arrayOf(c.allowUids, 'control.allowUids')).map((u, i) => intOption(u, `control.allowUids[${i}]`, 0, 0xffff_ffff)),
   };
   const sas = (o.sas === undefined ? [] : arrayOf(o.sas, 'sas')).map(saOf);
@@ -133,6 +135,16 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     sas,
     policies,
   };
+}
+
+/** A file mode: a number (0o660 is 432) or an octal string ("0660", "660"). */
+function fileMode(v: unknown, field: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v === 'string') {
+    if (!/^0?[0-7]{3}$/.test(v)) throw rangeError(field, 'a file mode: an octal string such as "0600", or a number', v);
+    return parseInt(v, 8);
+  }
+  return intOption(v, field, 0, 0o777);
 }
 
 function arrayOf(v: unknown, field: string): unknown[] {
