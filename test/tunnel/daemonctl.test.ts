@@ -4,13 +4,14 @@
 // counted in the status, with the daemon serving (and forwarding) throughout.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { have, sh } from '../lib/nat-topology';
 import { ensureDist } from '../lib/dist';
+import { TunnelDaemon } from '../lib/tunnel-daemon';
 import { openSadb } from '../../src/open';
 import type { DaemonSadb } from '../../src/control/client';
 import type { DaemonStatus } from '../../src/daemon/status';
@@ -67,30 +68,6 @@ function config(side: 'a' | 'b'): object {
   };
 }
 
-/** `natt tunnel up` in a namespace, its log lines collected. */
-class Daemon {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly lines: string[] = [];
-  readonly exited: Promise<number | null>;
-  constructor(side: 'a' | 'b') {
-    const file = join(dir, `${side}.json`);
-    writeFileSync(file, JSON.stringify(config(side)));
-    this.proc = spawn('ip', ['netns', 'exec', NS[side], process.execPath, NATT, 'tunnel', 'up', '--config', file]);
-    createInterface({ input: this.proc.stdout }).on('line', (l) => this.lines.push(l));
-    createInterface({ input: this.proc.stderr }).on('line', (l) => this.lines.push(`stderr: ${l}`));
-    this.exited = new Promise((res) => this.proc.on('exit', (code) => res(code)));
-  }
-  async waitFor(re: RegExp, ms = 15_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const l = this.lines.find((x) => re.test(x));
-      if (l) return l;
-      if (Date.now() > end) throw new Error(`daemon log has no ${re}: ${this.lines.join('\n')}`);
-      await sleep(50);
-    }
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Run `natt ...` (as `uid` if given), without blocking this process's event loop (it hosts control clients too). */
@@ -132,8 +109,8 @@ function teardown(): void {
 }
 
 describe.skipIf(!!why)(`a running natt tunnel daemon driven over its control socket${why ? ` (skipped: ${why})` : ''}`, () => {
-  let A: Daemon;
-  let B: Daemon;
+  let A: TunnelDaemon;
+  let B: TunnelDaemon;
   const clients: DaemonSadb[] = [];
 
   beforeAll(async () => {
@@ -154,8 +131,8 @@ describe.skipIf(!!why)(`a running natt tunnel daemon driven over its control soc
       sh(['ip', 'link', 'set', d, 'up'], n);
       sh(['ip', 'link', 'set', 'lo', 'up'], n);
     }
-    A = new Daemon('a');
-    B = new Daemon('b');
+    A = new TunnelDaemon(NS.a, join(dir, 'a.json'), config('a'));
+    B = new TunnelDaemon(NS.b, join(dir, 'b.json'), config('b'));
     await Promise.all([A.waitFor(/^tunnel up/), B.waitFor(/^tunnel up/)]);
   }, 120_000);
 

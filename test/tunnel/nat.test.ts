@@ -2,15 +2,15 @@
 // a TCP transfer both ways with a hash of the bytes, and the NAT's mapping moved mid-transfer (conntrack flushed).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { natTopology, natUnavailable, sh } from '../lib/nat-topology';
 import { ensureDist } from '../lib/dist';
+import { TunnelDaemon } from '../lib/tunnel-daemon';
 
-const ROOT = join(__dirname, '..', '..');
 const why = natUnavailable() || (existsSync('/dev/net/tun') ? '' : 'no /dev/net/tun (CONFIG_TUN)');
 const tag = `${process.pid % 10000}`;
 const topo = natTopology('ntun', tag);
@@ -54,30 +54,6 @@ function config(side: 'a' | 'b'): object {
   };
 }
 
-/** `natt tunnel up` in a namespace, its log lines collected. */
-class Daemon {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly lines: string[] = [];
-  readonly exited: Promise<number | null>;
-  constructor(ns: string, side: 'a' | 'b') {
-    const file = join(dir, `${side}.json`);
-    writeFileSync(file, JSON.stringify(config(side)));
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'bin', 'natt.js'), 'tunnel', 'up', '--config', file]);
-    createInterface({ input: this.proc.stdout }).on('line', (l) => this.lines.push(l));
-    createInterface({ input: this.proc.stderr }).on('line', (l) => this.lines.push(`stderr: ${l}`));
-    this.exited = new Promise((res) => this.proc.on('exit', (code) => res(code)));
-  }
-  async waitFor(re: RegExp, ms = 15_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const l = this.lines.find((x) => re.test(x));
-      if (l) return l;
-      if (Date.now() > end) throw new Error(`daemon log has no ${re}: ${this.lines.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 function peer(ns: string, args: string[]): { proc: ReturnType<typeof spawn>; result: Promise<Record<string, unknown>> } {
   const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, join(__dirname, 'tcp-peer.js'), ...args]);
   const lines: string[] = [];
@@ -93,16 +69,16 @@ function peer(ns: string, args: string[]): { proc: ReturnType<typeof spawn>; res
 }
 
 describe.skipIf(!!why)(`natt tunnel through a NAT (client, masquerading router, server)${why ? ` (skipped: ${why})` : ''}`, () => {
-  let A: Daemon;
-  let B: Daemon;
+  let A: TunnelDaemon;
+  let B: TunnelDaemon;
 
   beforeAll(async () => {
     ensureDist();
     process.once('exit', topo.teardown); // even if vitest dies between here and afterAll
     topo.setup();
     execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('30000-30099') });
-    B = new Daemon(NS.s, 'b');
-    A = new Daemon(NS.c, 'a');
+    B = new TunnelDaemon(NS.s, join(dir, 'b.json'), config('b'));
+    A = new TunnelDaemon(NS.c, join(dir, 'a.json'), config('a'));
     await Promise.all([A.waitFor(/^tunnel up/), B.waitFor(/^tunnel up/)]);
   }, 120_000);
 
