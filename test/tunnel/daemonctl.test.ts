@@ -171,6 +171,10 @@ describe.skipIf(!!why)(`a running natt tunnel daemon driven over its control soc
     expect(st.stats.engine).toBeTypeOf('object');
     expect(st.stats.control.accepted).toBeGreaterThanOrEqual(2);
     expect(st.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    // natt stats reads the same daemon's engine counters through its `stats` method.
+    const counters = await cli(['stats', '--backend', 'daemon', '--control', CTL.a, '--json']);
+    expect(counters.code).toBe(0);
+    expect(JSON.parse(counters.out)).toMatchObject({ source: 'natt daemon', counters: { InNoStates: expect.any(Number) } });
     for (const text of [human.out, JSON.stringify(st), A.lines.join('\n')]) {
       expect(text.toLowerCase()).not.toContain(KEY_AB.slice(0, 16));
       expect(text.toLowerCase()).not.toContain(KEY_BA.slice(0, 16));
