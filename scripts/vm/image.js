@@ -25,9 +25,9 @@ const MODULES = [
   'sha1_ssse3', 'sha256_ssse3', 'sha512_ssse3',
   // what setkey files ask of the kernel besides ESP (test/kernel/setkey.test.ts): AH, IPComp (with the IPIP / IPv6
   // tunnel SAs tunnel-mode IPComp attaches), and the PF_KEY-era ciphers (DES, 3DES, Blowfish, CAST, Camellia,
-  // Twofish) and RIPEMD-160; deflate is built in
+  // Twofish), RIPEMD-160 and deflate (built into 6.1, a module on 6.12)
   'ah4', 'ah6', 'xfrm_ipcomp', 'ipcomp', 'ipcomp6', 'tunnel4', 'tunnel6', 'xfrm4_tunnel', 'xfrm6_tunnel',
-  'des_generic', 'blowfish_generic', 'cast5_generic', 'camellia_generic', 'twofish_generic', 'rmd160',
+  'des_generic', 'blowfish_generic', 'cast5_generic', 'camellia_generic', 'twofish_generic', 'rmd160', 'deflate',
 ];
 
 /**

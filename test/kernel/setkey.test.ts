@@ -197,17 +197,20 @@ export function readIpPolicy(text: string): Rec[] {
     }
     if (!cur) throw new Error(`ip xfrm policy: unexpected line ${JSON.stringify(line)}`);
     const l = line.trim();
-    if ((m = /^dir (\S+) priority (\d+)/.exec(l))) {
+    if ((m = /^dir (\S+)/.exec(l))) {
       cur.dir = m[1];
-      cur.priority = m[2];
+      cur.priority = /\bpriority (\d+)/.exec(l)?.[1] ?? '0';
       const a = /\baction (\S+)/.exec(l);
       if (a) cur.ipAction = a[1];
     } else if ((m = /^tmpl src (\S+) dst (\S+)$/.exec(l))) tmpl = { src: m[1], dst: m[2] };
     else if ((m = /^proto (\S+) (?:spi 0x[0-9a-f]+ )?reqid (\d+) mode (\S+)$/.exec(l)) && tmpl) {
       const addrs = m[3] === 'tunnel' ? `${tmpl.src}-${tmpl.dst}` : '';
-      const reqid = Number(m[2]); // setkey prints a reqid past IPSEC_MANUAL_REQID_MAX (0x3fff) as unique#N, the kernel's own
-      rules.push(`${m[1] === 'comp' ? 'ipcomp' : m[1]}/${m[3]}/${addrs}/${reqid === 0 ? 'require' : `unique${reqid > 0x3fff ? '#' : ':'}${reqid}`}`);
-    } else if (/^level use$/.test(l) && rules.length) rules[rules.length - 1] = rules[rules.length - 1].replace('/require', '/use');
+      // af_key's levels: require, unique when the template names a reqid, use when optional; setkey prints a reqid
+      // past IPSEC_MANUAL_REQID_MAX (0x3fff, the kernel's own) as #N
+      const reqid = Number(m[2]);
+      const suffix = reqid === 0 ? '' : `${reqid > 0x3fff ? '#' : ':'}${reqid}`;
+      rules.push(`${m[1] === 'comp' ? 'ipcomp' : m[1]}/${m[3]}/${addrs}/${reqid === 0 ? 'require' : 'unique'}${suffix}`);
+    } else if (/^level use$/.test(l) && rules.length) rules[rules.length - 1] = rules[rules.length - 1].replace(/\/(require|unique)([:#]\d+)?$/, '/use$2');
   }
   done();
   return out;
@@ -243,8 +246,12 @@ const KERNEL_AUTH: Record<string, string> = {
   'aes-xcbc-mac': 'xcbc(aes)',
 };
 /** The ICV bits of the model's algorithm names (`--json`), which setkey's layout cannot show. */
-const icvOf = (model: string): string | undefined =>
-  model === 'chacha20-poly1305' || model === 'aes-gmac' ? '128' : /-(\d+)$/.exec(model)?.[1] && !/^(aes|3des|des)-cbc$/.test(model) ? /-(\d+)$/.exec(model)![1] : undefined;
+function icvOf(model: string): string | undefined {
+  if (model === 'chacha20-poly1305' || model === 'aes-gmac') return '128';
+  const gcm = /^aes-gcm-(8|12|16)$/.exec(model); // ICV bytes
+  if (gcm) return String(Number(gcm[1]) * 8);
+  return /^(hmac-\S+|aes-xcbc)-(\d+)$/.exec(model)?.[2]; // truncation bits
+}
 
 class Compare {
   mismatches: string[] = [];
@@ -613,6 +620,15 @@ describe.skipIf(missing !== null)(`natt setkey against the kernel's XFRM${missin
 
 const hx = (n: number): string => `0x${randomBytes(n).toString('hex')}`;
 
+/** The written files' policies (both backends take them): tunnel/transport, unique:N, a priority, ports, ICMP, discard, none. */
+const POLICIES = `spdadd 10.1.0.0/24[any] 10.2.0.0/24[any] any -P out ipsec esp/tunnel/10.1.0.1-10.1.0.2/unique:7 ;
+spdadd 10.2.0.0/24 10.1.0.0/24 udp -P in priority def+5 ipsec esp/tunnel/10.1.0.2-10.1.0.1/require ;
+spdadd 10.1.0.1/32[1701] 10.1.0.2/32[any] udp -P out ipsec esp/transport//require ;
+spdadd 10.1.0.3 10.1.0.4 icmp 8,0 -P out discard ;
+spdadd fc00::1 fc00::2 any -P out ipsec esp/transport//use ;
+spdadd 10.9.0.0/16 10.8.0.0/16 any -P out none ;
+`;
+
 /** SAs and policies natt's XFRM backend takes (random keys: compared in-process, never printed). */
 function xfrmFile(): string {
   return `# written for test/kernel/setkey.test.ts
@@ -628,13 +644,7 @@ add 10.1.0.1 10.1.0.2 ah 0x1008 -A hmac-sha384 ${hx(48)} ;
 add 10.1.0.1 10.1.0.2 esp 0x1009 -E null -A hmac-md5 ${hx(16)} ;
 add 10.1.0.1 10.1.0.2 esp 0x100a -E aes-gmac ${hx(20)} ;
 add 10.1.0.1 10.1.0.2 ipcomp 0x100b -C deflate ;
-spdadd 10.1.0.0/24[any] 10.2.0.0/24[any] any -P out ipsec esp/tunnel/10.1.0.1-10.1.0.2/unique:7 ;
-spdadd 10.2.0.0/24 10.1.0.0/24 udp -P in priority def+5 ipsec esp/tunnel/10.1.0.2-10.1.0.1/require ;
-spdadd 10.1.0.1/32[1701] 10.1.0.2/32[any] udp -P out ipsec esp/transport//require ;
-spdadd 10.1.0.3 10.1.0.4 icmp 8,0 -P out discard ;
-spdadd fc00::1 fc00::2 any -P out ipsec esp/transport//use ;
-spdadd 10.9.0.0/16 10.8.0.0/16 any -P out none ;
-`;
+${POLICIES}`;
 }
 
 /** The same for Linux PF_KEY: no AEAD there (RFC 4106 has no PF_KEY id on Linux), its other ciphers instead. */
@@ -654,13 +664,7 @@ add 10.1.0.1 10.1.0.2 esp 0x1009 -E des-cbc ${hx(8)} -A hmac-sha1 ${hx(20)} ;
 add fc00::1[4500] fc00::2[4500] esp-udp 0x100a -E aes-cbc ${hx(32)} -A hmac-sha256 ${hx(32)} ;
 add 10.1.0.1 10.1.0.2 ah 0x100b -A hmac-sha256 ${hx(32)} ;
 add 10.1.0.1 10.1.0.2 ipcomp 0x100c -C deflate ;
-spdadd 10.1.0.0/24[any] 10.2.0.0/24[any] any -P out ipsec esp/tunnel/10.1.0.1-10.1.0.2/unique:7 ;
-spdadd 10.2.0.0/24 10.1.0.0/24 udp -P in priority def+5 ipsec esp/tunnel/10.1.0.2-10.1.0.1/require ;
-spdadd 10.1.0.1/32[1701] 10.1.0.2/32[any] udp -P out ipsec esp/transport//require ;
-spdadd 10.1.0.3 10.1.0.4 icmp 8,0 -P out discard ;
-spdadd fc00::1 fc00::2 any -P out ipsec esp/transport//use ;
-spdadd 10.9.0.0/16 10.8.0.0/16 any -P out none ;
-`;
+${POLICIES}`;
 }
 
 describe.skipIf(missing !== null)(`natt setkey: NAT-T, AEAD, CBC+HMAC, lifetimes, policies; -D/-F/-P${missing ? ` (skipped: ${missing})` : ''}`, () => {
