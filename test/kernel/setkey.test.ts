@@ -271,8 +271,12 @@ class Compare {
 const saId = (r: Rec, proto: string): string => `${proto}/${r.dst}/${r.spi}`;
 const ipProto = (satype: string): string => (satype === 'esp-udp' || satype === 'esp' ? 'esp' : satype === 'ipcomp' ? 'comp' : satype);
 
-/** natt's -D records against ip's, every field both print; `models` are natt's --json algorithm names per SA. */
-function compareSad(c: Compare, natts: Rec[], ips: Rec[], models: Map<string, { enc?: string; auth?: string }>): void {
+/**
+ * natt's -D records against ip's, every field both print; `models` are natt's --json algorithm names per SA.
+ * `truncKnown: false` (PF_KEY reading SAs it did not make): PF_KEY has no field for the HMAC truncation, so natt's
+ * Linux dialect reads hmac-sha256 as the 96 bits Linux PF_KEY installs, whatever the SA was made with.
+ */
+function compareSad(c: Compare, natts: Rec[], ips: Rec[], models: Map<string, { enc?: string; auth?: string }>, truncKnown = true): void {
   c.eq('number of SAs', String(natts.length), String(ips.length));
   const byId = new Map(ips.map((r) => [saId(r, r.proto), r]));
   for (const n of natts) {
@@ -306,7 +310,7 @@ function compareSad(c: Compare, natts: Rec[], ips: Rec[], models: Map<string, { 
       if (n['A.alg'] !== undefined || k['A.alg'] !== undefined) {
         sc.eq('A algorithm', n['A.alg'] === undefined ? undefined : (KERNEL_AUTH[n['A.alg']] ?? `unmapped ${n['A.alg']}`), k['A.alg']);
         sc.key('A key', n['A.key'], k['A.key'] ?? '');
-        sc.eq('A truncation bits', model.auth ? icvOf(model.auth) : undefined, k['A.icv']);
+        if (truncKnown) sc.eq('A truncation bits', model.auth ? icvOf(model.auth) : undefined, k['A.icv']);
       }
       if (n['C.alg'] !== undefined || k['C.alg'] !== undefined) sc.eq('C algorithm', n['C.alg'], k['C.alg']);
       // lifetimes (setkey prints them only when the kernel gave a current lifetime; both kernels' dumps do)
@@ -713,7 +717,7 @@ describe.skipIf(missing !== null)(`natt setkey: NAT-T, AEAD, CBC+HMAC, lifetimes
         }
         const c = new Compare(`ip-made SAs [${backend}, ${KERNEL}]`);
         const nSad = readSetkeySad(sad.out);
-        compareSad(c, nSad, readIpState(ip('-s', 'xfrm', 'state')), models);
+        compareSad(c, nSad, readIpState(ip('-s', 'xfrm', 'state')), models, backend === 'xfrm');
         comparePolicies(c, readSetkeySpd(spd.out), readIpPolicy(ip('xfrm', 'policy')));
         figures.fields += c.fields;
         figures.mismatches += c.mismatches.length;
