@@ -45,8 +45,16 @@ export interface CreateTunOptions {
   sndbuf?: number;
 }
 
-/** Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. */
-export type TunBatchHandler = (slab: Buffer, lengths: Uint32Array, count: number, slotSize: number) => void;
+/**
+ * Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. The slab is
+ * the handler's to overwrite until it returns (ESP is sealed in place there), and `headroom` bytes in front of
+ * `slab[0]` (in its ArrayBuffer) are free for that too; every slot has TUN_SLOT_ROOM bytes beyond the MTU.
+ */
+export type TunBatchHandler = (slab: Buffer, lengths: Uint32Array, count: number, slotSize: number, headroom: number) => void;
+
+/** Bytes free in front of the read slab, and in every slot beyond the MTU: room to seal ESP in place. */
+export const TUN_HEADROOM = 64;
+export const TUN_SLOT_ROOM = 128;
 
 export interface TunStats {
   packetsIn: number;
@@ -157,6 +165,8 @@ export class Tun extends EventEmitter<TunEvents> {
   readonly #addresses: AddressWithPrefix[] = [];
   readonly #routes: CheckedRouteSpec[] = [];
   readonly #slab: Buffer;
+  /** The read slab with TUN_HEADROOM bytes in front (the handler may write there). */
+  readonly #slabWithRoom: Buffer;
   readonly #lengths: Uint32Array;
   #batch: TunBatchHandler | null = null;
   // The write queue: a ring of fixed slots (nothing allocated per packet, even under backpressure).
@@ -195,11 +205,12 @@ export class Tun extends EventEmitter<TunEvents> {
     if (!addon) throw new NattError('ERR_NATT_NO_NATIVE', 'createTun needs the natt native addon (npm rebuild natt)');
     const c = addon.constants;
     this.mtu = o.mtu;
-    this.slotSize = (o.mtu + 15) & ~15;
+    this.slotSize = (o.mtu + TUN_SLOT_ROOM + 15) & ~15;
     this.slots = o.batch;
-    this.#slab = Buffer.alloc(o.batch * this.slotSize);
+    this.#slabWithRoom = Buffer.alloc(TUN_HEADROOM + o.batch * this.slotSize);
+    this.#slab = this.#slabWithRoom.subarray(TUN_HEADROOM);
     this.#lengths = new Uint32Array(o.batch);
-    this.#qSlot = this.slotSize;
+    this.#qSlot = (o.mtu + 15) & ~15;
     this.#qSlab = Buffer.allocUnsafe(o.queue * this.#qSlot);
     this.#qOffsets = new Uint32Array(o.queue);
     for (let i = 0; i < o.queue; i++) this.#qOffsets[i] = i * this.#qSlot;
@@ -279,13 +290,14 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#s.noHandler += count;
       return;
     }
-    if (this.#batch !== null) this.#batch(this.#slab, lengths, count, this.slotSize);
+    // Copies for 'packet' listeners first: the batch handler may overwrite the slab (seal in place).
     if (listeners > 0) {
       for (let i = 0; i < count && this.#dev; i++) {
         const at = i * this.slotSize;
         this.emit('packet', Buffer.from(this.#slab.subarray(at, at + lengths[i])));
       }
     }
+    if (this.#batch !== null && this.#dev) this.#batch(this.#slab, lengths, count, this.slotSize, TUN_HEADROOM);
   }
 
   #onError(err: Error): void {
