@@ -781,6 +781,28 @@ function setBuffers(addon: NativeAddon, fd: number, o: Resolved): SocketBuffers 
 }
 
 /**
+ * What a NAT-T socket of this host gets (for `natt probe`): a UDP socket on 127.0.0.1 is opened with the addon, its
+ * buffers set as createNattSocket sets them, read back, closed. Null without the addon (node:dgram: the kernel's).
+ */
+export function probeSocketBuffers(): SocketBuffers | null {
+  const addon = loadNative();
+  if (!addon) return null;
+  let fd: number;
+  try {
+    fd = openEncapSocket(4, '127.0.0.1', 0, 0, false);
+  } catch {
+    return null;
+  }
+  try {
+    return setBuffers(addon, fd, { sendBufferSize: undefined, receiveBufferSize: undefined } as Resolved);
+  } catch {
+    return null;
+  } finally {
+    addon.closeFd(fd);
+  }
+}
+
+/**
  * Open a NAT-T socket. Options are checked at once (a bad one throws a TypeError/RangeError naming it, synchronously);
  * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE). With the native addon the
  * socket is the addon's (batched receive, local addresses, the IPsec bypass); without it, node:dgram.
