@@ -43,7 +43,16 @@ export interface CreateTunOptions {
    * meet EAGAIN and queue. The kernel's default is unlimited.
    */
   sndbuf?: number;
+  /**
+   * The device's transmit queue in packets (txqueuelen): how many packets the kernel routed into the TUN may wait
+   * for natt to read them before it drops (tx_dropped). Default TUN_TX_QUEUE (the kernel's own is 500, which a TCP
+   * burst overruns while natt is busy the other way: every such drop is a retransmission and a halved window).
+   */
+  txQueueLength?: number;
 }
+
+/** The default TUN transmit queue (packets): see CreateTunOptions.txQueueLength. */
+export const TUN_TX_QUEUE = 4096;
 
 /**
  * Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. The slab is
@@ -92,7 +101,7 @@ export interface TunEvents {
   close: [];
 }
 
-const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf'] as const;
+const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf', 'txQueueLength'] as const;
 const ROUTE_NAMES = ['dst', 'via', 'metric', 'table', 'src'] as const;
 const EAGAIN = 11;
 const TOKEN = Symbol('createTun');
@@ -253,7 +262,7 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#owned.rt = rt;
       const index = await rt.linkIndex(dev.name);
       this.#index = index;
-      await rt.setLink(index, { mtu: o.mtu });
+      await rt.setLink(index, { mtu: o.mtu, txqlen: o.txQueueLength });
       for (const a of o.addresses) {
         await rt.addAddress({ dev: index, address: `${a.address}/${a.prefixLength}`, nodad: a.family === 6 });
         this.#addresses.push(a);
@@ -548,6 +557,7 @@ interface CheckedTunOptions {
   queue: number;
   timeout: number;
   sndbuf?: number;
+  txQueueLength: number;
 }
 
 /** Check createTun's options: own properties only, unknown names refused, every field named in errors. */
@@ -586,6 +596,7 @@ export function readTunOptions(v: unknown): CheckedTunOptions {
     batch: intOption(o.batch, 'batch', 1, 1024, 64),
     queue: intOption(o.queue, 'queue', 1, 65536, 256),
     timeout: durationMs(o.timeout, 'timeout', 1, 5000),
+    txQueueLength: intOption(o.txQueueLength, 'txQueueLength', 1, 1_000_000, TUN_TX_QUEUE),
   };
   if (o.sndbuf !== undefined) out.sndbuf = intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff);
   return out;
