@@ -280,14 +280,14 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
           return;
         }
         this.#stats.esp++;
+        // Other 'esp' listeners get their copy first: the batch handler decrypts in the slab.
+        if (this.listenerCount('esp') > 0) this.emit('esp', copy(slab, off + c.offset, off + len), this.#io!.remoteInfo(slot, len));
         if (this.#espBatch !== null) {
           const k = this.#rxCount++;
           this.#rxOff[k] = off + c.offset;
           this.#rxLen[k] = len - c.offset;
           this.#rxSlot[k] = slot;
-          return;
         }
-        if (this.listenerCount('esp') > 0) this.emit('esp', copy(slab, off + c.offset, off + len), this.#io!.remoteInfo(slot, len));
         return;
       case 'drop':
         this.#stats.dropped[c.reason]++;
@@ -311,12 +311,14 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /**
    * Userland backend on the native addon: hand received ESP to `handler` once per receive wake, in the receive slab
-   * (no copy, no object per datagram), instead of 'esp' events; `null` goes back to events. Returns false (events
-   * go on) where there is no native batched receive (node:dgram, the kernel backend).
+   * (no copy, no object per datagram); 'esp' listeners, if any, still get their copies (before the handler). One
+   * handler at a time; `null` removes it. Returns false where there is no native batched receive (node:dgram, the
+   * kernel backend) or another handler holds it: use 'esp' events then.
    */
   onEspBatch(handler: EspBatchHandler | null): boolean {
     if (handler !== null && typeof handler !== 'function') throw typeError('handler', 'a function or null', handler);
     if (handler !== null && (!this.#io || this.kernelEncap || this.encap === 'none')) return false;
+    if (handler !== null && this.#espBatch !== null && this.#espBatch !== handler) return false; // one batch consumer; others use 'esp'
     this.#espBatch = handler;
     return true;
   }

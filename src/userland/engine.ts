@@ -703,13 +703,17 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (this.#closed) return false;
     const s = this.socket;
     if (handler === null) {
-      if (this.#batchedRx) s.onEspBatch!(null);
+      if (this.#batchedRx) {
+        s.onEspBatch!(null);
+        s.on('esp', this.#onEsp); // back to one event per datagram
+      }
       this.#batchedRx = false;
       this.#sink = null;
       return false;
     }
     if (!this.#batchedRx) {
       if (typeof s.onEspBatch !== 'function' || !s.onEspBatch(this.#onEspBatch)) return false;
+      s.off('esp', this.#onEsp); // the batch takes every ESP datagram now
       this.#batchedRx = true;
     }
     this.#sink = handler;

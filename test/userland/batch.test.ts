@@ -132,6 +132,23 @@ describe.each([4, 6] as const)('the batched path, IPv%i', (family) => {
   });
 });
 
+describe.skipIf(!native)('one batch consumer per socket', () => {
+  it("other 'esp' listeners still get their copies (untouched by the in-place open); a second handler is refused", async () => {
+    const { a, b } = await pair(4, false, true);
+    const copies: Buffer[] = [];
+    b.sock.on('esp', (p) => copies.push(p));
+    const other = new UserlandEngine({ socket: b.sock, sadb: new UserlandSadb() });
+    cleanup.push(() => other.close());
+    expect(other.onPackets(() => {})).toBe(false); // the socket's batch belongs to b.engine
+    const p = buildUdpPacket('10.1.0.5', 1, '10.2.0.7', 2, Buffer.from('both'));
+    expect(a.engine.send(p)).toBe('sent');
+    await until(() => b.got.length === 1 && copies.length === 1, 5000, 'the batch and the listener');
+    expect(b.got[0]).toEqual(p);
+    expect(copies[0].readUInt32BE(0)).toBe(0x1001); // still ESP: the copy was taken before the open
+    expect(other.stats().InNoStates).toBe(1); // the other engine saw it through 'esp', knew no SA
+  });
+});
+
 describe('sendBatch checks its arguments at once', () => {
   it('bad slab, lengths, count, slot size and headroom are TypeError/RangeError naming them', async () => {
     const { a } = await pair(4, false, false);
