@@ -156,7 +156,7 @@ export class Rtnetlink {
       mask = IFF.UP;
       flags = boolOption(c.up, 'up') ? IFF.UP : 0;
     }
-    if (!attrs.length && !mask) throw rangeError('change', 'an object with mtu, txqlen, up or some of them', change);
+    if (!attrs.length && !mask) throw rangeError('change', 'an object with mtu, up or both, or txqlen', change);
     const index = await this.#index(d, opts);
     await this.#request({ kind: 'link', type: RTM.SETLINK, link: { family: AF_UNSPEC, type: 0, index, flags, change: mask }, attrs }, opts);
   }
