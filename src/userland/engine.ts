@@ -613,30 +613,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       c.InHdrError++;
       return false;
     }
-    const spi = esp.readUInt32BE(0);
-    const list = this.sadb.bySpi(spi);
-    let e: UserlandSa | undefined;
-    if (list) {
-      for (let i = 0; i < list.length; i++) {
-        if (list[i].transform) {
-          e = list[i];
-          break;
-        }
-      }
-    }
-    if (!e) {
-      c.InNoStates++;
-      return false;
-    }
-    if (e.lifetime.dead || !e.usable) {
-      c.InStateExpired++;
-      return false;
-    }
-    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
-      // Linux xfrm_input: the SA's encapsulation is not the one the packet came in (XfrmInStateMismatch).
-      c.InStateMismatch++;
-      return false;
-    }
+    const e = this.#inboundSa(esp.readUInt32BE(0));
+    if (!e) return false;
     const r = e.transform!.open(esp);
     if (!r.ok) {
       if (r.reason === 'too-old' || r.reason === 'replayed') c.InStateSeqError++;
@@ -690,6 +668,35 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     this.#t.inBytes += r.payload.length;
     this.emit('packet', pkt, rinfo);
     return true;
+  }
+
+  /** The SA an inbound datagram's SPI names, if it may take it now; else null, counted (as Linux xfrm_input). */
+  #inboundSa(spi: number): UserlandSa | null {
+    const c = this.#c;
+    const list = this.sadb.bySpi(spi);
+    let e: UserlandSa | null = null;
+    if (list) {
+      for (let k = 0; k < list.length; k++) {
+        if (list[k].transform) {
+          e = list[k];
+          break;
+        }
+      }
+    }
+    if (!e) {
+      c.InNoStates++;
+      return null;
+    }
+    if (e.lifetime.dead || !e.usable) {
+      c.InStateExpired++;
+      return null;
+    }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // The SA's encapsulation is not the one the packet came in (XfrmInStateMismatch).
+      c.InStateMismatch++;
+      return null;
+    }
+    return e;
   }
 
   /**
@@ -746,28 +753,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
         c.InHdrError++;
         continue;
       }
-      const list = this.sadb.bySpi(slab.readUInt32BE(off));
-      let e: UserlandSa | undefined;
-      if (list) {
-        for (let k = 0; k < list.length; k++) {
-          if (list[k].transform) {
-            e = list[k];
-            break;
-          }
-        }
-      }
-      if (!e) {
-        c.InNoStates++;
-        continue;
-      }
-      if (e.lifetime.dead || !e.usable) {
-        c.InStateExpired++;
-        continue;
-      }
-      if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
-        c.InStateMismatch++;
-        continue;
-      }
+      const e = this.#inboundSa(slab.readUInt32BE(off));
+      if (!e) continue;
       if (this.#rxSa !== e || this.#rxN === RX_CAPACITY) this.#flushRx(rx, from);
       const j = this.#rxN++;
       this.#rxSa = e;
