@@ -51,7 +51,7 @@ export interface CaptureStats {
   bytes: number;
   /** Packets the kernel dropped for this capture (its socket buffer was full), over its life. */
   kernelDrops: number;
-  /** Packets the socket delivered that the port test left out (queued before the filter was attached). */
+  /** Packets the socket delivered that the port test left out (the kernel's filter should leave none: 0). */
   filtered: number;
   /** Interfaces seen, by name. */
   interfaces: string[];
@@ -231,11 +231,9 @@ export function startCapture(opts: CaptureOptions): NattCapture {
 
   try {
     sock = openPacketSocket(onData, (err) => void finish(err));
+    // Filter first, then bind with a protocol (ifindex 0: every interface): only then does the socket receive.
     sock.attachFilter(captureFilter(ports, snap));
-    if (ifindex !== 0) {
-      const proto = c.ETH_P_ALL!;
-      sock.bind(sockaddrLl(c.AF_PACKET!, proto, ifindex));
-    }
+    sock.bind(sockaddrLl(c.AF_PACKET!, c.ETH_P_ALL!, ifindex));
     // The file only once the socket is there: a capture that cannot start leaves the file as it was.
     fd = fs.openSync(out, 'w', 0o644);
     writer = new PcapngWriter(fd, { os: `${os.type()} ${os.release()}`, application: 'natt capture', hardware: os.arch() });

@@ -3,8 +3,8 @@
 // Both look at a network-layer packet (what a SOCK_DGRAM packet socket reads): IPv4 (any header length; fragments
 // after the first carry no ports and are left out) or IPv6 with UDP or TCP as the first next header. A packet is
 // kept when its source or destination port is one of the ports for its protocol. The kernel's filter spares the
-// process every other packet on the host; the TypeScript test is applied again to what arrives, because a packet
-// socket may queue packets in the moment between its creation and the filter's attachment.
+// process every other packet on the host (the socket receives nothing before it is attached); the TypeScript test is
+// applied again to what arrives, as a guard, and counts what it would have left out.
 
 import * as os from 'node:os';
 import { rangeError, typeError } from '../errors';

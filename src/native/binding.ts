@@ -220,9 +220,10 @@ export interface NativePacketSocket {
 }
 
 /**
- * Open a Linux packet socket (AF_PACKET, SOCK_DGRAM: network-layer packets, every protocol) in capture mode:
- * kernel receive times (SO_TIMESTAMPNS), the sockaddr_ll of each packet. Errors carry the 'capture' advice (privilege:
- * CAP_NET_RAW). NattUnsupportedError-like ENOPROTOOPT where the OS or an old addon has no packet socket.
+ * Open a Linux packet socket (AF_PACKET, SOCK_DGRAM: network-layer packets) in capture mode: kernel receive times
+ * (SO_TIMESTAMPNS), the sockaddr_ll of each packet. It is opened with protocol 0, so it receives nothing until bind()
+ * names a protocol (sockaddr_ll with ETH_P_ALL): attach the filter first, and no unfiltered packet is ever queued.
+ * Errors carry the 'capture' advice (privilege: CAP_NET_RAW); ENOPROTOOPT where the OS or an old addon has none.
  */
 export function openPacketSocket(onPacket: CapturedPacket, onError: (err: Error) => void): NativePacketSocket {
   const addon = requireNative();
@@ -233,11 +234,9 @@ export function openPacketSocket(onPacket: CapturedPacket, onError: (err: Error)
   if (family < 0 || proto < 0 || typeof (addon.MessageSocket.prototype as { recvFrom?: unknown }).recvFrom !== 'function') {
     throw withAdvice(Object.assign(new Error('no packet socket'), { code: 'ENOPROTOOPT', errno: -92, syscall: 'socket' }), 'capture');
   }
-  // The protocol of an AF_PACKET socket is in network byte order.
-  const protoBe = ((proto & 0xff) << 8) | ((proto >> 8) & 0xff);
   let sock: NativeMessageSocket;
   try {
-    sock = new addon.MessageSocket(family, c.SOCK_DGRAM, protoBe, onPacket as (msg: Buffer) => void, adviceOnError(onError, 'capture'));
+    sock = new addon.MessageSocket(family, c.SOCK_DGRAM, 0, onPacket as (msg: Buffer) => void, adviceOnError(onError, 'capture'));
   } catch (e) {
     throw withAdvice(e, 'capture');
   }
