@@ -3,7 +3,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { probe, type Fact, type ProbeResult } from '../probe';
+import { nativeCipherStatus, type NativeCipherStatus } from '../fastpath';
 import type { Command } from './args';
+
+/** What `natt probe` reports: probe()'s result and the native fast path (src/fastpath/, above probe()'s floor). */
+export interface ProbeReport extends ProbeResult {
+  /** Whether ESP is sealed and opened with reused native OpenSSL contexts (else node:crypto), and why not. */
+  fastPath: NativeCipherStatus;
+}
+
+/** probe() and the fast path's status: what `natt probe --json` prints. */
+export function probeReport(): ProbeReport {
+  return { ...probe(), fastPath: nativeCipherStatus() };
+}
+
+const yesNo = (v: boolean | null): string => (v === null ? 'unknown' : v ? 'yes' : 'no');
 
 /** natt's version, from its package.json. */
 export function version(): string {
@@ -15,8 +29,8 @@ function line(label: string, f: Fact): string {
   return `  ${label.padEnd(16)}${f.ok ? 'yes' : `no   ${f.code}: ${f.reason}`}\n`;
 }
 
-/** The human-readable report of a probe. */
-export function formatProbe(p: ProbeResult): string {
+/** The human-readable report of a probe (the fast path's line when given a ProbeReport). */
+export function formatProbe(p: ProbeResult | ProbeReport): string {
   let s = `natt ${version()} on ${p.platform} ${p.release} (${p.arch}), node ${p.node}\n`;
   s += `  native addon    ${p.native.loaded ? `loaded from ${p.native.path}` : `not loaded: ${p.native.reason}`}\n`;
   s += line('PF_KEY', p.facts.pfkey);
@@ -26,6 +40,21 @@ export function formatProbe(p: ProbeResult): string {
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
   s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
+  if (p.privileges) {
+    const v = p.privileges;
+    s += `  CAP_NET_ADMIN   ${yesNo(v.netAdmin)}   (CAP_NET_RAW ${yesNo(v.netRaw)}, CAP_NET_BIND_SERVICE ${yesNo(v.netBindService)}) ${v.reason}\n`;
+  }
+  if (p.ikeBypass) s += `  IKE bypass      ${p.ikeBypass.ok ? 'yes' : 'no'}   ${p.ikeBypass.reason}\n`;
+  if (p.cryptoTemplates) {
+    const t = p.cryptoTemplates;
+    s += `  AEAD templates  ${t.aead.length ? t.aead.join(', ') : 'none'}\n`;
+    s += `  crypto          ${Object.entries(t.templates).map(([n, st]) => `${n} ${st}`).join(', ')}; ${t.reason}\n`;
+  }
+  if ('fastPath' in p) {
+    const f = p.fastPath;
+    s += `  fast path       ${f.available ? `yes   native OpenSSL cipher contexts (${f.openssl ?? 'OpenSSL'})` : `no   ${f.reason}; ESP uses node:crypto`}\n`;
+  }
+  for (const [i, n] of (p.kernelNotes ?? []).entries()) s += `  ${i === 0 ? 'kernel notes    ' : '                '}${n}\n`;
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
@@ -45,7 +74,10 @@ export const probeCommand: Command<typeof PROBE_OPTIONS> = {
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and
 /dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether the native
 addon loaded and from which file, and which backend 'auto' picks for the NAT-T socket and the SA database, and why.
-Opens and closes a few sockets; changes nothing.
+Also: CAP_NET_ADMIN (and CAP_NET_RAW, CAP_NET_BIND_SERVICE) in this process, whether an IKE socket can be exempted
+from the kernel's IPsec policies (the bypass), which kernel crypto templates natt's XFRM suites need are there (the
+AEADs named), whether the native fast path (reused OpenSSL cipher contexts) works, and what this kernel version
+means for natt. Opens and closes a few sockets; changes nothing.
 
   --json             print probe()'s result as JSON (for programs; fields may be added, never renamed)
   -h, --help         show this help
@@ -54,7 +86,7 @@ Exit status: 0 done, 1 a failure, 2 a usage error.
 `,
   options: PROBE_OPTIONS,
   run({ values }, io) {
-    const p = probe();
+    const p = probeReport();
     io.out.write(values.json ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
     return 0;
   },
