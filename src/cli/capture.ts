@@ -104,6 +104,16 @@ async function openForKeys(backend: string, control: string | undefined, io: Cap
   return open({ ...base, backend: (backend === 'auto' ? 'daemon' : backend) as OpenSadbOptions['backend'] });
 }
 
+/** ERR_NATT_KEYS_HIDDEN in the operator's words: which side keeps the keys back and what to do. */
+function keysHidden(e: unknown, backend: string): unknown {
+  if ((e as { code?: unknown })?.code !== 'ERR_NATT_KEYS_HIDDEN') return e;
+  const why =
+    backend === 'daemon'
+      ? 'the daemon gives no key material to its clients (its control socket was started without revealKeys): allow it there to write an esp_sa table'
+      : `the ${backend} database returned SAs without their keys`;
+  return Object.assign(new Error(`${(e as Error).message.replace(/ \(open the SA database.*\)$/, '')}: ${why}`), { code: 'ERR_NATT_KEYS_HIDDEN' });
+}
+
 async function dumpEsp(db: Sadb, into: Map<string, SecurityAssociation>): Promise<void> {
   for await (const sa of db.dump('esp')) into.set(`${sa.src} ${sa.dst} ${sa.spi}`, sa);
 }
@@ -148,8 +158,14 @@ export const captureCommand: Command<typeof OPTIONS, CaptureIo> = {
       }
       db.on('add', onAdd);
       db.on('error', () => {}); // a backend's stray error must not end the capture; the final dump reports failures
-      await dumpEsp(db, sas);
-      writeEspSaFile(espSa, sas.values());
+      try {
+        await dumpEsp(db, sas);
+        writeEspSaFile(espSa, sas.values());
+      } catch (e) {
+        db.off('add', onAdd);
+        if (opened) await db.close();
+        throw keysHidden(e, db.backend);
+      }
     }
     const json = values.json === true;
     let stopNow!: (why: string) => void;
@@ -186,8 +202,13 @@ export const captureCommand: Command<typeof OPTIONS, CaptureIo> = {
       if (db) {
         try {
           if (espSa !== undefined) {
-            await dumpEsp(db, sas);
-            const t = writeEspSaFile(espSa, sas.values());
+            let t;
+            try {
+              await dumpEsp(db, sas);
+              t = writeEspSaFile(espSa, sas.values());
+            } catch (e) {
+              throw keysHidden(e, db.backend);
+            }
             tableNote = `${t.entries} ESP SA${t.entries === 1 ? '' : 's'} with keys in ${espSa} (mode 0600)`;
             for (const s of t.skipped) io.err.write(`natt capture: not in ${espSa}: ${s}\n`);
           }

@@ -109,6 +109,38 @@ describe.skipIf(why !== '')(`natt capture on loopback${why}`, () => {
 
   beforeAll(() => ensureDist(), 240_000);
 
+  it('--backend daemon --control: the table comes from a daemon that allows revealing keys; one that does not is exit 1 and no capture', async () => {
+    const { serveControl } = await import('../../src/control/server');
+    const daemonDb = new UserlandSadb();
+    await daemonDb.add({ src: '127.0.0.1', dst: '127.0.0.2', spi: 0x6006, mode: 'tunnel', encryption: { algorithm: 'aes-gcm-16', key: GCM_KEY_AB }, natt: { type: 'espinudp', sport: 4500, dport: 4500 } });
+    const open = await serveControl(daemonDb, { path: join(dir, 'open.sock'), revealKeys: true });
+    const closed = await serveControl(daemonDb, { path: join(dir, 'closed.sock') });
+    cleanup.push(() => open.close(), () => closed.close());
+    const run = async (sock: string, pcap: string, espSa: string) => {
+      const out = collector();
+      const err = collector();
+      let stop!: (s: string) => void;
+      const stopSignal = new Promise<string>((r) => (stop = r));
+      const code = runCommand(captureCommand, ['-w', pcap, '-i', 'lo', '--udp-port', '9', '--tcp-port', '0', '--esp-sa', espSa, '--backend', 'daemon', '--control', sock], {
+        out,
+        err,
+        stopSignal,
+        onReady: () => setTimeout(() => stop('SIGTERM'), 50),
+      });
+      return { code: await code, out: out.text.join(''), err: err.text.join('') };
+    };
+    const ok = await run(join(dir, 'open.sock'), join(dir, 'd1.pcapng'), join(dir, 'd1.esp_sa'));
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/1 ESP SA with keys in .*d1\.esp_sa/);
+    expect(readFileSync(join(dir, 'd1.esp_sa'), 'utf8')).toContain(`"0x00006006","AES-GCM with 16 octet ICV [RFC4106]","0x${hexOf(GCM_KEY_AB)}","NULL",""`);
+    const no = await run(join(dir, 'closed.sock'), join(dir, 'd2.pcapng'), join(dir, 'd2.esp_sa'));
+    expect(no.code).toBe(1);
+    expect(no.err).toMatch(/^natt capture: SPI 0x00006006 \(127\.0\.0\.1 -> 127\.0\.0\.2\): its keys are hidden: the daemon gives no key material to its clients/);
+    expect(existsSync(join(dir, 'd2.pcapng'))).toBe(false);
+    expect(existsSync(join(dir, 'd2.esp_sa'))).toBe(false);
+    expect(no.out + no.err).not.toContain(hexOf(GCM_KEY_AB).slice(0, 16));
+  });
+
   it('the installed command: -c stops it, exit 0; without --esp-sa no SA database is opened and no key file exists', async () => {
     const rx = dgram.createSocket('udp4');
     const tx = dgram.createSocket('udp4');
