@@ -18,6 +18,15 @@ namespace natt {
 // At most this many datagrams per readable wake, so one busy socket cannot starve the loop.
 static constexpr int kMaxPerWake = 64;
 
+// The first three arguments as int32s (setsockopt's and getsockoptBytes' level, name, value/length); false if not numbers.
+static bool ThreeInts(const Napi::CallbackInfo& info, int* a, int* b, int* c) {
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) return false;
+  *a = info[0].As<Napi::Number>().Int32Value();
+  *b = info[1].As<Napi::Number>().Int32Value();
+  *c = info[2].As<Napi::Number>().Int32Value();
+  return true;
+}
+
 Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon) {
   Napi::Function ctor = MessageSocket::DefineClass(
       env, "MessageSocket",
@@ -272,12 +281,9 @@ Napi::Value MessageSocket::AttachFilter(const Napi::CallbackInfo& info) {
 
 Napi::Value MessageSocket::GetSockOptBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber())
-    return ThrowType(env, "getsockoptBytes(level, name, length) takes three numbers");
+  int level, name, length;
+  if (!ThreeInts(info, &level, &name, &length)) return ThrowType(env, "getsockoptBytes(level, name, length) takes three numbers");
   if (fd_ < 0) return ThrowErrno(env, EBADF, "getsockopt");
-  int level = info[0].As<Napi::Number>().Int32Value();
-  int name = info[1].As<Napi::Number>().Int32Value();
-  int length = info[2].As<Napi::Number>().Int32Value();
   if (length < 0 || length > 4096) return ThrowType(env, "length must be 0..4096");
   std::vector<uint8_t> out(static_cast<size_t>(length));
   socklen_t len = static_cast<socklen_t>(length);
@@ -299,12 +305,9 @@ Napi::Value MessageSocket::Bind(const Napi::CallbackInfo& info) {
 
 Napi::Value MessageSocket::SetSockOpt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber())
-    return ThrowType(env, "setsockopt(level, name, value) takes three numbers");
+  int level, name, value;
+  if (!ThreeInts(info, &level, &name, &value)) return ThrowType(env, "setsockopt(level, name, value) takes three numbers");
   if (fd_ < 0) return ThrowErrno(env, EBADF, "setsockopt");
-  int level = info[0].As<Napi::Number>().Int32Value();
-  int name = info[1].As<Napi::Number>().Int32Value();
-  int value = info[2].As<Napi::Number>().Int32Value();
   if (setsockopt(fd_, level, name, &value, sizeof value) != 0) return ThrowErrno(env, errno, "setsockopt");
   return env.Undefined();
 }

@@ -5,6 +5,7 @@ import { longTimeout } from '../core/timers';
 import { openSadb, type OpenSadbOptions } from '../open';
 import type { Sadb, SecurityAssociation } from '../sadb/types';
 import { UsageError, type Command, type Io } from './args';
+import { untilSignal } from './signals';
 
 export interface CaptureIo extends Io {
   /** Read SAs (for --esp-sa) from this database (not closed at the end) instead of opening one. */
@@ -75,20 +76,6 @@ function ports(v: string[] | undefined, name: string, dflt: number[]): number[] 
   const real = out.filter((p) => p !== 0);
   if (real.length > 32) throw new UsageError(`${name}: at most 32 ports`);
   return real;
-}
-
-function signals(): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (sig: string) => (): void => {
-      process.off('SIGINT', int);
-      process.off('SIGTERM', term);
-      resolve(sig);
-    };
-    const int = done('SIGINT');
-    const term = done('SIGTERM');
-    process.once('SIGINT', int);
-    process.once('SIGTERM', term);
-  });
 }
 
 /** The SA database --esp-sa reads: 'auto' is the kernel's where the kernel does ESP, else the daemon's. */
@@ -195,7 +182,7 @@ export const captureCommand: Command<typeof OPTIONS, CaptureIo> = {
     let stats: CaptureStats;
     let tableNote = '';
     try {
-      why = await Promise.race([io.stopSignal ?? signals(), stoppedByItself]);
+      why = await Promise.race([io.stopSignal ?? untilSignal(), stoppedByItself]);
       stats = await cap.stop();
     } finally {
       timer?.clear();

@@ -1,19 +1,9 @@
 // More host facts for probe(): capabilities, the IKE-socket bypass, the kernel's crypto templates for natt's suites, kernel-version notes.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { loadNative, nativeStatus, openEncapSocket } from '../native/binding';
 import { applyBypass } from '../native/bypass';
-
-function readText(file: string): string | undefined {
-  try {
-    const data = fs.readFileSync(file);
-    return file.endsWith('.gz') ? zlib.gunzipSync(data).toString('latin1') : data.toString('latin1');
-  } catch {
-    return undefined;
-  }
-}
+import { readText } from './text';
 
 /** The capabilities natt's work needs, in this process's effective set. */
 export interface Privileges {

@@ -1,10 +1,9 @@
 // Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP (in UDP and in TCP), /proc/crypto.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { loadNative, nativeStatus, type NativeStatus } from '../native/binding';
 import { adviceFor, type ErrorContext } from '../native/advice';
+import { readText } from './text';
 import { cryptoTemplateSupport, ikeBypassSupport, kernelNotes, privileges, type BypassSupport, type CryptoTemplateSupport, type Privileges } from './extra';
 
 export interface Fact {
@@ -71,15 +70,6 @@ export interface HostFacts {
   cryptoTemplates: CryptoTemplateSupport;
   /** What this kernel version means for natt, in plain words. */
   kernelNotes: string[];
-}
-
-function readText(file: string): string | undefined {
-  try {
-    const data = fs.readFileSync(file);
-    return file.endsWith('.gz') ? zlib.gunzipSync(data).toString('latin1') : data.toString('latin1');
-  } catch {
-    return undefined;
-  }
 }
 
 /** Texts kernelEspSupport() reads on Linux (undefined: file absent). */

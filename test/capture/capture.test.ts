@@ -8,13 +8,11 @@ import { join } from 'node:path';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { UserlandEngine } from '../../src/userland/engine';
-import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket } from '../../src/ip/packet';
 import { loadNative } from '../../src/native/binding';
 import { startCapture, writeEspSaFile } from '../../src/capture';
 import type { SecurityAssociation } from '../../src/sadb/types';
-import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, until } from '../userland/helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, enginePair, until } from '../userland/helpers';
 
 const hasTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 const root = process.getuid?.() === 0;
@@ -45,19 +43,7 @@ describe.skipIf(why !== '')(`natt capture: ESP-in-UDP on loopback into pcapng, d
   });
 
   it.each([4, 6] as const)('IPv%i: the pcapng holds every datagram once; with the esp_sa table tshark shows the inner payloads', async (family) => {
-    const lo = family === 4 ? '127.0.0.1' : '::1';
-    const a = await openSocket(family, lo);
-    const b = await openSocket(family, lo);
-    cleanup.push(() => closeSocket(a), () => closeSocket(b));
-    const dbA = new UserlandSadb();
-    const dbB = new UserlandSadb();
-    const A = { address: lo, port: a.address().port, net: '10.1.0.0/16' };
-    const B = { address: lo, port: b.address().port, net: '10.2.0.0/16' };
-    await installPair(dbA, 'tunnel', A, B, { out: 0x1001, in: 0x2002 }, { out: GCM_KEY_AB, in: GCM_KEY_BA });
-    await installPair(dbB, 'tunnel', B, A, { out: 0x2002, in: 0x1001 }, { out: GCM_KEY_BA, in: GCM_KEY_AB });
-    const ea = new UserlandEngine({ socket: a, sadb: dbA });
-    const eb = new UserlandEngine({ socket: b, sadb: dbB });
-    cleanup.push(() => ea.close(), () => eb.close());
+    const { dbA, A, B, ea, eb } = await enginePair(family, 'tunnel', { ab: 0x1001, ba: 0x2002 }, cleanup);
 
     const file = join(dir, `esp${family}.pcapng`);
     const cap = startCapture({ out: file, interface: 'lo', udpPorts: [A.port, B.port], tcpPorts: [] });

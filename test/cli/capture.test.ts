@@ -9,12 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureCommand, type CaptureIo } from '../../src/cli/capture';
 import { runCommand } from '../../src/cli/args';
-import { UserlandEngine } from '../../src/userland/engine';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket } from '../../src/ip/packet';
 import { loadNative } from '../../src/native/binding';
 import { ensureDist, ROOT } from '../lib/dist';
-import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, until } from '../userland/helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, enginePair, until } from '../userland/helpers';
 
 const hasTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 const root = process.getuid?.() === 0;
@@ -56,18 +55,7 @@ describe.skipIf(why !== '')(`natt capture on loopback${why}`, () => {
   });
 
   it('--esp-sa writes the table (mode 0600) that lets tshark decrypt the pcapng; stdout and stderr hold no key', async () => {
-    const a = await openSocket(4);
-    const b = await openSocket(4);
-    cleanup.push(() => closeSocket(a), () => closeSocket(b));
-    const dbA = new UserlandSadb();
-    const dbB = new UserlandSadb();
-    const A = { address: '127.0.0.1', port: a.address().port, net: '10.1.0.0/16' };
-    const B = { address: '127.0.0.1', port: b.address().port, net: '10.2.0.0/16' };
-    await installPair(dbA, 'tunnel', A, B, { out: 0x3001, in: 0x4002 }, { out: GCM_KEY_AB, in: GCM_KEY_BA });
-    await installPair(dbB, 'tunnel', B, A, { out: 0x4002, in: 0x3001 }, { out: GCM_KEY_BA, in: GCM_KEY_AB });
-    const ea = new UserlandEngine({ socket: a, sadb: dbA });
-    const eb = new UserlandEngine({ socket: b, sadb: dbB });
-    cleanup.push(() => ea.close(), () => eb.close());
+    const { dbA, A, B, ea, eb } = await enginePair(4, 'tunnel', { ab: 0x3001, ba: 0x4002 }, cleanup);
     let got = 0;
     eb.on('packet', () => got++);
 
