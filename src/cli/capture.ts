@@ -96,7 +96,7 @@ function keysHidden(e: unknown, backend: string): unknown {
   if ((e as { code?: unknown })?.code !== 'ERR_NATT_KEYS_HIDDEN') return e;
   const why =
     backend === 'daemon'
-      ? 'the daemon gives no key material to its clients (its control socket was started without revealKeys): allow it there to write an esp_sa table'
+      ? 'the daemon gives no key material to its clients (its control socket serves without revealKeys; a daemon must allow it for an esp_sa table)'
       : `the ${backend} database returned SAs without their keys`;
   return Object.assign(new Error(`${(e as Error).message.replace(/ \(open the SA database.*\)$/, '')}: ${why}`), { code: 'ERR_NATT_KEYS_HIDDEN' });
 }
