@@ -69,7 +69,7 @@ describe('probe() and natt probe on this host', () => {
     expect(probe()).not.toHaveProperty('fastPath'); // the fast path sits above probe(): the CLI adds it
     if (process.platform === 'linux' && process.getuid?.() === 0) expect(p.privileges.netAdmin).toBe(true);
     if (process.platform === 'linux' && process.getuid?.() === 0 && loadNative()) expect(p.ikeBypass).toMatchObject({ ok: true });
-    expect(p.fastPath.available).toBe(loadNative() !== null && typeof loadNative()!.EspCipher === 'function');
+    expect(p.fastPath.cipher.available).toBe(loadNative() !== null && typeof loadNative()!.EspCipher === 'function');
     const text = formatProbe(p);
     for (const label of ['CAP_NET_ADMIN', 'IKE bypass', 'AEAD templates', 'fast path']) expect(text).toContain(`  ${label}`);
     if (p.kernelNotes.length) expect(text).toContain('  kernel notes    ');
