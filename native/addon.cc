@@ -107,6 +107,12 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("IPV6_XFRM_POLICY", static_cast<int>(NATT_IPV6_XFRM_POLICY));
   c.Set("IP_IPSEC_POLICY", static_cast<int>(NATT_IP_IPSEC_POLICY));
   c.Set("IPV6_IPSEC_POLICY", static_cast<int>(NATT_IPV6_IPSEC_POLICY));
+  // Packet capture (Linux AF_PACKET); -1 where the OS has none.
+  c.Set("AF_PACKET", static_cast<int>(NATT_AF_PACKET));
+  c.Set("SOL_PACKET", static_cast<int>(NATT_SOL_PACKET));
+  c.Set("ETH_P_ALL", static_cast<int>(NATT_ETH_P_ALL));
+  c.Set("PACKET_STATISTICS", static_cast<int>(NATT_PACKET_STATISTICS));
+  c.Set("SO_TIMESTAMPNS", static_cast<int>(NATT_SO_TIMESTAMPNS));
   c.Freeze();
   return c;
 }

@@ -134,3 +134,15 @@ export {
   type FrameDecoderOptions,
 } from './tcp';
 export { espInTcpSupport, type EspInTcpSupport } from './probe';
+export {
+  startCapture,
+  PcapngWriter,
+  espSaTable,
+  writeEspSaFile,
+  LINKTYPE_RAW,
+  type CaptureOptions,
+  type CaptureStats,
+  type CapturedPacketInfo,
+  type NattCapture,
+  type EspSaTable,
+} from './capture';

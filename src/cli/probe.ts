@@ -43,6 +43,19 @@ export function formatFastPath(f: FastPathFacts): string {
   return `  fast path       ${cipher}; ${io}; ${buf}\n`;
 }
 
+/** What `natt probe --json` prints: probe()'s result and the fast path's facts (src/fastpath/, above probe()'s floor). */
+export interface ProbeReport extends ProbeResult {
+  fastPath: FastPathFacts;
+}
+
+/** probe() and the fast-path facts. */
+export function probeReport(): ProbeReport {
+  const p = probe();
+  return { ...p, fastPath: fastPathFacts(p) };
+}
+
+const yesNo = (v: boolean | null): string => (v === null ? 'unknown' : v ? 'yes' : 'no');
+
 /** The human-readable report of a probe. */
 export function formatProbe(p: ProbeResult): string {
   let s = `natt ${version()} on ${p.platform} ${p.release} (${p.arch}), node ${p.node}\n`;
@@ -54,6 +67,13 @@ export function formatProbe(p: ProbeResult): string {
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
   s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
+  const v = p.privileges;
+  s += `  CAP_NET_ADMIN   ${yesNo(v.netAdmin)}   (CAP_NET_RAW ${yesNo(v.netRaw)}, CAP_NET_BIND_SERVICE ${yesNo(v.netBindService)}) ${v.reason}\n`;
+  s += `  IKE bypass      ${p.ikeBypass.ok ? 'yes' : 'no'}   ${p.ikeBypass.reason}\n`;
+  const t = p.cryptoTemplates;
+  s += `  AEAD templates  ${t.aead.length ? t.aead.join(', ') : 'none'}\n`;
+  s += `  crypto          ${Object.entries(t.templates).map(([n, st]) => `${n} ${st}`).join(', ')}; ${t.reason}\n`;
+  for (const [i, n] of p.kernelNotes.entries()) s += `  ${i === 0 ? 'kernel notes    ' : '                '}${n}\n`;
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
@@ -74,7 +94,10 @@ export const probeCommand: Command<typeof PROBE_OPTIONS> = {
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and
 /dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether the native
 addon loaded and from which file, and which backend 'auto' picks for the NAT-T socket and the SA database, and why.
-Opens and closes a few sockets; changes nothing.
+Also: CAP_NET_ADMIN (and CAP_NET_RAW, CAP_NET_BIND_SERVICE) in this process, whether an IKE socket can be exempted
+from the kernel's IPsec policies (the bypass), which kernel crypto templates natt's XFRM suites need are there (the
+AEADs named), the fast path (native cipher contexts, batched I/O, socket buffers), and what this kernel version
+means for natt. Opens and closes a few sockets; changes nothing.
 
   --json             print probe()'s result as JSON (for programs; fields may be added, never renamed)
   -h, --help         show this help
@@ -83,8 +106,8 @@ Exit status: 0 done, 1 a failure, 2 a usage error.
 `,
   options: PROBE_OPTIONS,
   run({ values }, io) {
-    const p = probe();
-    io.out.write(values.json ? `${JSON.stringify({ ...p, fastPath: fastPathFacts(p) }, null, 2)}\n` : formatProbe(p));
+    const p = probeReport();
+    io.out.write(values.json ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
     return 0;
   },
 };

@@ -49,6 +49,12 @@ export interface NativeConstants {
   /** Linux: per-socket policy as struct xfrm_userpolicy_info (xfrm_user). */
   IP_XFRM_POLICY: number;
   IPV6_XFRM_POLICY: number;
+  /** Packet capture (Linux; -1 elsewhere): AF_PACKET, its option level, every protocol, drop counters, ns timestamps. */
+  AF_PACKET?: number;
+  SOL_PACKET?: number;
+  ETH_P_ALL?: number;
+  PACKET_STATISTICS?: number;
+  SO_TIMESTAMPNS?: number;
   /** Per-socket policy as PF_KEY's struct sadb_x_policy (the BSDs; Linux with af_key). */
   IP_IPSEC_POLICY: number;
   IPV6_IPSEC_POLICY: number;
@@ -76,6 +82,17 @@ export interface NativeMessageSocket {
   unref(): void;
   /** Stop polling and close the fd. Idempotent. */
   close(): void;
+  /**
+   * Packet capture mode: from now on each datagram is read with recvmsg(2) and onMessage is called as
+   * `(bytes, sockaddr, seconds, nanoseconds, length)`: the source sockaddr as the kernel wrote it, the receive time
+   * (SO_TIMESTAMPNS when set, else the time of reading), and the datagram's full length (more than `bytes.length`
+   * when it did not fit the receive buffer). Absent from addons built before it.
+   */
+  recvFrom?(on: boolean): void;
+  /** setsockopt(SOL_SOCKET, SO_ATTACH_FILTER) with a classic BPF program (8-byte struct sock_filter each). Linux. */
+  attachFilter?(program: Uint8Array): void;
+  /** getsockopt(2) into at most `length` bytes; returns what the kernel wrote. */
+  getsockoptBytes?(level: number, name: number, length: number): Buffer;
 }
 
 export interface NativeMessageSocketConstructor {
@@ -83,7 +100,7 @@ export interface NativeMessageSocketConstructor {
     family: number,
     type: number,
     protocol: number,
-    onMessage: (msg: Buffer) => void,
+    onMessage: (msg: Buffer, from?: Buffer, seconds?: number, nanoseconds?: number, length?: number) => void,
     onError: (err: Error & NativeErrorFields) => void,
     onWritable?: () => void,
   ): NativeMessageSocket;
