@@ -8,6 +8,7 @@ import { parseDaemonConfig } from '../daemon/config';
 import { runDaemon, type RunningDaemon } from '../daemon/daemon';
 import type { DaemonStatus } from '../daemon/status';
 import { UsageError, quotedArg, runEntry, type Command, type Group, type Io } from './args';
+import { untilSignal } from './signals';
 
 export interface TunnelIo extends Io {
   /** Resolves when the daemon should stop (default: the first SIGTERM or SIGINT). */
@@ -32,26 +33,6 @@ routes and the TUN and exit 0.
 Exit status: 0 stopped cleanly, 1 could not start or failed, 2 a usage error.
 `;
 
-/** The first SIGTERM or SIGINT; `dispose` removes the handlers (when the daemon stops for another reason). */
-function signals(): { promise: Promise<string>; dispose: () => void } {
-  let dispose = (): void => {};
-  const promise = new Promise<string>((resolve) => {
-    const on = (sig: string) => (): void => {
-      dispose();
-      resolve(sig);
-    };
-    const term = on('SIGTERM');
-    const int = on('SIGINT');
-    dispose = () => {
-      process.off('SIGTERM', term);
-      process.off('SIGINT', int);
-    };
-    process.once('SIGTERM', term);
-    process.once('SIGINT', int);
-  });
-  return { promise, dispose };
-}
-
 /** `natt tunnel up`. */
 export const tunnelUp: Command<typeof UP_OPTIONS, TunnelIo> = {
   name: 'up',
@@ -75,9 +56,9 @@ export const tunnelUp: Command<typeof UP_OPTIONS, TunnelIo> = {
       throw new Error(`could not start: ${(e as Error).message}`);
     }
     io.onUp?.(d);
-    const sigs = io.stopSignal ? { promise: io.stopSignal, dispose: () => {} } : signals();
-    const why = await Promise.race([sigs.promise, d.stopRequested]);
-    sigs.dispose();
+    const done = new AbortController(); // stopped by `down`: the signal listeners go
+    const why = await Promise.race([io.stopSignal ?? untilSignal(done.signal), d.stopRequested]);
+    done.abort();
     log(`${why}: stopping`);
     await d.stop();
     return 0;

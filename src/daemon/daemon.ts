@@ -149,6 +149,8 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     undo.push(() => new Promise<void>((res) => socket.close(() => res())));
     const at = socket.address();
     log(`listening on ${at.address}:${at.port} (NAT-T, userland ESP${socket.zeroChecksum ? ', UDP checksum 0' : ''})`);
+    const b = socket.buffers;
+    log(`socket buffers: receive ${b.receive} bytes, send ${b.send} bytes (${b.reason})`);
 
     const tun = await createTun({ name: config.tun.name, mtu: config.tun.mtu, addresses: config.tun.addresses, routes: config.tun.routes });
     parts.tun = tun;
@@ -170,7 +172,8 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     socket.on('error', (e) => log(`socket error: ${e.message}`));
     tun.on('error', (e) => log(`tun error: ${e.message}`));
     parts.startedAt = Date.now();
-    log(`tunnel up: ${config.sas.length} SAs, ${config.policies.length} policies, outer MTU ${config.outerMtu}`);
+    const paths = [...new Set([...sadb.entries()].map((e) => e.transform?.cipherPath).filter((x) => x))].join(', ') || '-';
+    log(`tunnel up: ${config.sas.length} SAs, ${config.policies.length} policies, outer MTU ${config.outerMtu}; cipher ${paths}, batched receive ${tunnel.batchedReceive ? 'yes' : 'no'}`);
     control.publish('tunnelUp', { tun: tun.name, mtu: tun.mtu, pid: process.pid, listen: { address: at.address, port: at.port } });
 
     let stopping: Promise<void> | null = null;
@@ -206,6 +209,12 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
             .split('\n')
             .filter((l) => !/\s0$/.test(l));
           if (moved.length) log(`drops: ${moved.map((l) => l.replace(/\s+/, '=')).join(' ')}`);
+          const td = Object.entries(s.tun.drops).filter(([, n]) => n > 0);
+          const so = socket.stats();
+          log(
+            `tun: in ${s.tun.packetsIn} out ${s.tun.packetsOut}, drops ${td.length ? td.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}; ` +
+              `socket: esp in ${so.esp}, sent ${so.sentEsp}, send errors ${so.sendErrors}, deferred ${so.sendDeferred}, receive errors ${so.receiveErrors}`,
+          );
           try {
             control.publish('tunnelDown', { tun: tun.name, pid: process.pid });
           } catch {
