@@ -11,7 +11,7 @@ export type { OpenSadbOptions } from './sadb/types';
 export { chooseSadbBackend } from './probe';
 
 const BACKENDS = ['auto', 'pfkey', 'xfrm', 'userland'] as const;
-const OPTION_NAMES = ['backend', 'dialect', 'revealKeys', 'timeout'] as const;
+const OPTION_NAMES = ['backend', 'dialect', 'revealKeys', 'timeout', 'mapping'] as const;
 
 // Each backend's module is loaded only when asked for (the kernel ones need the native addon).
 const factories: Record<SadbBackendName, () => Promise<SadbFactory>> = {
@@ -36,6 +36,7 @@ export async function openSadb(opts: OpenSadbOptions = {}): Promise<Sadb> {
     dialect: oneOf(o.dialect, 'dialect', ['linux', 'netbsd', 'freebsd'] as const, undefined),
     revealKeys: boolOption(o.revealKeys, 'revealKeys', undefined),
     timeout: durationMs(o.timeout, 'timeout', 1, undefined),
+    mapping: oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, undefined),
   };
   const name: SadbBackendName = want === 'auto' ? chooseSadbBackend().backend : want;
   const factory = await factories[name]();

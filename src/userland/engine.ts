@@ -377,9 +377,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     // Only a packet newer than every one before on this SA may move the peer: a held-back genuine packet re-sent from
     // elsewhere (authentic, inside the window, but not the newest) must not redirect the replies (D15).
     if (e.sa.natt && r.advanced && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
-      this.#t.newMappings++;
-      const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port);
-      this.emit('newMapping', ev);
+      const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port); // null: 'notify' and told already
+      if (ev) {
+        this.#t.newMappings++;
+        this.emit('newMapping', ev);
+      }
     }
     if (r.nextHeader === NH_NONE) {
       this.#t.inPackets++;

@@ -240,7 +240,7 @@ describe('PfKey over a scripted transport', () => {
     p.on('error', (e) => errors.push(e));
     t.deliver(Buffer.from('not a pf_key message'));
     t.deliver(Buffer.alloc(3));
-    expect(p.stats()).toEqual({ decodeErrors: 2, badEvents: 0, pending: 0 });
+    expect(p.stats()).toEqual({ decodeErrors: 2, badEvents: 0, mappingFailures: 0, pending: 0 });
     // A decodable message missing what its event needs (EXPIRE without addresses) is counted too.
     t.deliver(encode({ type: SADB.EXPIRE, satype: 3, seq: 0, pid: 0, extensions: [saExt(1)] }, L));
     expect(p.stats().badEvents).toBe(1);

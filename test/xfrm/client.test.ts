@@ -210,7 +210,7 @@ describe('Xfrm client over a scripted transport', () => {
     expect(first).toEqual([100]);
     expect(second).toEqual([100, 101, 102, 103]);
     expect(order).toEqual(['dump 1', 'done', 'dump 3', 'done']);
-    expect(x.stats()).toEqual({ drops: 0, pending: 0 });
+    expect(x.stats()).toEqual({ drops: 0, pending: 0, mappingFailures: 0 });
     await x.close();
   });
 
