@@ -7,6 +7,7 @@
         "native/cipher.cc",
         "native/encap_socket.cc",
         "native/message_socket.cc",
+        "native/peer_cred.cc",
         "native/poll_handle.cc",
         "native/probe.cc",
         "native/tun.cc",

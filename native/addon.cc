@@ -116,6 +116,7 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
                            InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
+                           InstanceMethod("getPeerCred", &NattAddon::GetPeerCred),
                            InstanceMethod("setSockOptBytes", &NattAddon::SetSockOptBytes),
                            InstanceMethod("getSockName", &NattAddon::GetSockName),
                            InstanceMethod("ifNameToIndex", &NattAddon::IfNameToIndex),

@@ -43,6 +43,7 @@ class NattAddon : public Napi::Addon<NattAddon> {
   Napi::Value GetEncap(const Napi::CallbackInfo& info);
   Napi::Value GetNoCheck(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
+  Napi::Value GetPeerCred(const Napi::CallbackInfo& info);
   Napi::Value SetSockOptBytes(const Napi::CallbackInfo& info);
   Napi::Value GetSockName(const Napi::CallbackInfo& info);
   Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);

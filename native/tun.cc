@@ -87,8 +87,8 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevic
   onWritable_ = Napi::Persistent(info[3].As<Napi::Function>());
   onError_ = Napi::Persistent(info[4].As<Napi::Function>());
   async_ = new Napi::AsyncContext(env, "natt:Tun");
-  // Keep the JS object alive while the device is open: it may still receive.
-  Napi::ObjectWrap<TunDevice>::Ref();
+  // No self-reference: a device JS drops without close() is collected, and its destructor closes the fd (the TUN
+  // device goes with it) through PollHandle, worker-safe. The JS Tun holds it while it is open and ref'd.
 #else
   (void)name;
   (void)flags;
@@ -125,7 +125,15 @@ int TunDevice::Rewatch() {
   return poll_->SetEvents(events);
 }
 
+void TunDevice::ReleaseCallbacks() {
+  // Once closed, nothing must keep the JS callbacks (and what they reach) alive: these references are GC roots.
+  onPackets_.Reset();
+  onWritable_.Reset();
+  onError_.Reset();
+}
+
 bool TunDevice::Deliver(Napi::FunctionReference& fn, size_t argc, const napi_value* argv) {
+  if (fn.IsEmpty()) return false;  // released by close()
   return CallJs(Env(), *async_, Value(), fn.Value(), argc, argv);
 }
 
@@ -139,7 +147,14 @@ void TunDevice::OnEvent(void* owner, int status, int events) {
   Napi::HandleScope scope(self->Env());
   // A local handle on our JS object: it cannot be collected (and this deleted) while callbacks run, even after close().
   Napi::Object keep = self->Value();
-  (void)keep;
+  if (keep.IsEmpty()) {
+    // Collected, its finalizer not run yet (the object is held weakly): close now.
+    self->CloseNow();
+    self->slab_.Reset();
+    self->lengths_.Reset();
+    self->ReleaseCallbacks();
+    return;
+  }
   if (status < 0) {
     // The poll itself failed: stop watching and report once; close() still cleans up.
     self->paused_ = true;
@@ -366,12 +381,10 @@ Napi::Value TunDevice::Unref(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TunDevice::Close(const Napi::CallbackInfo& info) {
-  if (poll_ != nullptr) {
-    CloseNow();
-    slab_.Reset();
-    lengths_.Reset();
-    Napi::ObjectWrap<TunDevice>::Unref();  // the JS object may now be collected
-  }
+  CloseNow();
+  slab_.Reset();
+  lengths_.Reset();
+  ReleaseCallbacks();
   return info.Env().Undefined();
 }
 

@@ -18,6 +18,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // Start / stop watching readable and writable as reading_ and wantWritable_ say.
   int Rewatch();
   void CloseNow();
+  // Drop the JS callbacks (after close: they must not keep anything alive). Not at env teardown: refs may be gone.
+  void ReleaseCallbacks();
   // Call a JS callback through MakeCallback; false when it threw (or the env is stopping).
   bool Deliver(Napi::FunctionReference& fn, size_t argc, const napi_value* argv);
   bool ReportError(int err, const char* syscall);

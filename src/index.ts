@@ -98,3 +98,27 @@ export {
 export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
 export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
 export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';
+export {
+  listenNattTcp,
+  connectNattTcp,
+  NattTcpListener,
+  NattTcpClient,
+  NattTcpConnection,
+  TCP_CLOSE_REASONS,
+  LISTENER_DEFAULTS,
+  CLIENT_DEFAULTS,
+  FrameDecoder,
+  encodeFrame,
+  streamPrefix,
+  type ListenNattTcpOptions,
+  type ConnectNattTcpOptions,
+  type NattTcpServerTlsOptions,
+  type NattTcpClientTlsOptions,
+  type NattTcpListenerStats,
+  type NattTcpClientStats,
+  type NattTcpConnectionStats,
+  type TcpCloseReason,
+  type TcpFrame,
+  type FrameDecoderOptions,
+} from './tcp';
+export { espInTcpSupport, type EspInTcpSupport } from './probe';

@@ -4,6 +4,8 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, commandList, runCli, type Entry, typ
 import { probeCommand, version } from './probe';
 import { setkey } from './setkey';
 import { tunnel } from './tunnel';
+import { monitorCommand } from './monitor';
+import { statsCommand } from './stats';
 
 export { formatProbe } from './probe';
 
@@ -19,7 +21,7 @@ export { formatProbe } from './probe';
  * listing, `natt help tunnel up`, --help, usage errors, exit codes) follows; test/cli/cli.test.ts checks every
  * command in this table for --help, `natt help`, a bad flag and an option table that its usage text describes.
  */
-export const COMMANDS: readonly Entry[] = [probeCommand, setkey, tunnel];
+export const COMMANDS: readonly Entry[] = [probeCommand, setkey, monitorCommand, statsCommand, tunnel];
 
 /** `natt --help`. */
 export const USAGE = `Usage: natt <command> [options]

@@ -25,6 +25,7 @@ export function formatProbe(p: ProbeResult): string {
   s += line('UDP_ENCAP IPv6', p.facts.udpEncap6);
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
+  s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
@@ -38,7 +39,7 @@ const PROBE_OPTIONS = {
 export const probeCommand: Command<typeof PROBE_OPTIONS> = {
   name: 'probe',
   synopsis: '[--json]',
-  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP), which backends 'auto' picks, and why",
+  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP in UDP and in TCP), which backends 'auto' picks, and why",
   usage: `Usage: natt probe [--json]
 
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and

@@ -91,7 +91,7 @@ async function readStdin(io: SetkeyIo): Promise<string> {
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-/** An SA for JSON: its keys (non-enumerable, so JSON would drop them) as hex when revealed, else left out. */
+/** An SA for JSON: its keys (in key holders, which JSON shows as their length) as hex when revealed, else left out. */
 function jsonSa(sa: SecurityAssociation, reveal: boolean): unknown {
   const out: Record<string, unknown> = { ...sa };
   for (const k of ['encryption', 'integrity'] as const) {

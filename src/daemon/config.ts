@@ -7,11 +7,13 @@
 import { typeError, rangeError } from '../errors';
 import { intOption, oneOf, readOptions, stringOption, durationSeconds } from '../core/options';
 import { checkPolicy, checkSa } from '../sadb/validate';
+import { hideSaKeys } from '../sadb/keys';
 import type { SecurityAssociation, SecurityPolicy } from '../sadb/types';
 import { isIP } from 'node:net';
+import { CONTROL_DIR, controlPathFor } from '../control/protocol';
 
-/** Where the control socket lives by default: /run/natt/<tun name>.sock. */
-export const CONTROL_DIR = '/run/natt';
+/** Where the control socket lives by default: /run/natt/<tun name>.sock (the constant lives with the protocol). */
+export { CONTROL_DIR };
 
 export interface DaemonConfig {
   tun: { name: string; mtu: number; addresses: string[]; routes: Array<{ dst: string; via?: string; metric?: number; table?: number; src?: string }> };
@@ -44,7 +46,7 @@ function saOf(v: unknown, i: number): SecurityAssociation {
     }
   }
   try {
-    return checkSa(raw);
+    return hideSaKeys(checkSa(raw)); // the keys read from the file sit in key holders: a config printed shows none
   } catch (e) {
     throw withPath(e, where);
   }
@@ -64,6 +66,18 @@ function address(v: unknown, field: string, family?: 4 | 6): string {
   return a;
 }
 
+/**
+ * What JSON.parse said, without the excerpt of the text V8 quotes (`Unexpected token 'a', "{"key": a5a5"... is not
+ * valid JSON`): the file holds keys, and an error never shows them. The position is kept where V8 gives one.
+ */
+function jsonProblem(e: Error): string {
+  const m = String(e.message);
+  const pos = /at position (\d+)/.exec(m)?.[1];
+  // `Unexpected token 'a', <excerpt> is not valid JSON`: keep what comes before the excerpt.
+  const head = m.includes(' is not valid JSON') && m.includes(', ') ? m.slice(0, m.indexOf(', ')) : m.replace(/\s*(?:in JSON )?at position \d+.*$/s, '');
+  return pos === undefined ? head : `${head} at position ${pos}`;
+}
+
 /** Parse and check a daemon configuration (the file's text, or an already parsed object). */
 export function parseDaemonConfig(input: string | unknown): DaemonConfig {
   let json: unknown = input;
@@ -71,7 +85,7 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     try {
       json = JSON.parse(input);
     } catch (e) {
-      throw new SyntaxError(`the configuration is not valid JSON: ${(e as Error).message}`);
+      throw new SyntaxError(`the configuration is not valid JSON: ${jsonProblem(e as Error)}`);
     }
   }
   const o = readOptions(json, ['tun', 'listen', 'outerMtu', 'keepaliveSeconds', 'control', 'sas', 'policies'] as const, 'config');
@@ -99,7 +113,7 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
   };
   const c = readOptions(o.control, ['path', 'allowUids'] as const, 'control');
   const control = {
-    path: stringOption(c.path, 'control.path', undefined, `${CONTROL_DIR}/${name}.sock`),
+    path: stringOption(c.path, 'control.path', undefined, controlPathFor(name)),
     allowUids: (c.allowUids === undefined ? [] : arrayOf(c.allowUids, 'control.allowUids')).map((u, i) => intOption(u, `control.allowUids[${i}]`, 0, 0xffff_ffff)),
   };
   const sas = (o.sas === undefined ? [] : arrayOf(o.sas, 'sas')).map(saOf);

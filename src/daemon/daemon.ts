@@ -85,6 +85,11 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
           const s = tunnel.stats();
           await rollback();
           log(`tunnel down: ${s.tunnel.fromTun} packets out of the tun, ${s.tunnel.toTun} into it`);
+          const t = s.traffic;
+          log(
+            `traffic: esp in ${t.inPackets} packets ${t.inBytes} bytes, out ${t.outPackets} packets ${t.outBytes} bytes, ` +
+              `${t.newMappings} nat mappings followed, ${t.keepalivesSent} keepalives sent`,
+          );
           const moved = formatStats(s.engine)
             .split('\n')
             .filter((l) => !/\s0$/.test(l));

@@ -14,8 +14,11 @@ export type ErrorContext =
   | 'rtnetlink'
   | 'udp-encap'
   | 'udp'
+  | 'tcp'
   | 'ipsec-bypass'
   | 'tun'
+  | 'control'
+  | 'peercred'
   | 'other'
   | 'pfkey-reply'
   | 'xfrm-reply'
@@ -25,7 +28,7 @@ export type ErrorContext =
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
 
 export interface AdviceDetails {
-  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type. */
+  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type (7 = ESP in TCP). */
   encapType?: number;
   /** Port being bound. */
   port?: number;
@@ -42,6 +45,11 @@ const NON_IKE =
   "the kernel refuses the non-IKE encapsulation (UDP_ENCAP_ESPINUDP_NON_IKE): Linux >= 6.10 removed it; use encap 'espinudp' or backend 'userland'";
 const NON_IKE_SA =
   "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'";
+
+const ESPINTCP_SA =
+  "the kernel refused ESP in TCP (natt.type 'espintcp', TCP_ENCAP_ESPINTCP 7): it was built without CONFIG_INET_ESPINTCP " +
+  "(Debian's cloud kernels are; `natt probe` says), or its ESP module lacks it; run the userland engine over " +
+  'connectNattTcp / listenNattTcp instead';
 
 type Rule = {
   codes: readonly string[];
@@ -77,6 +85,17 @@ const RULES: readonly Rule[] = [
     codes: ['EPERM', 'EACCES'],
     ctx: ['rtnetlink', 'rtnetlink-reply'],
     say: `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`,
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    when: (d) => d.requestName === 'listen',
+    say: "this user may not create the control socket there (/run/natt needs root): run the daemon as root, or give it a control path in a directory this user owns",
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    say: "the control socket is open only to root and the daemon's user (mode 0600): run as one of them, or list this uid in the daemon's control.allowUids",
   },
   {
     codes: ['EPERM', 'EACCES'],
@@ -149,6 +168,7 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['EINVAL'], ctx: ['udp-encap'], say: 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)' },
   { codes: ['EINVAL'], ctx: isReply, when: (d) => sa(d) && d.encapType === 1, say: NON_IKE_SA },
+  { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: (d) => sa(d) && d.encapType === 7, say: ESPINTCP_SA },
   {
     codes: ['EINVAL'],
     ctx: ['pfkey-reply'],
@@ -242,6 +262,27 @@ const RULES: readonly Rule[] = [
   { codes: ['ENETDOWN'], ctx: ['rtnetlink-reply'], say: 'the interface is down: bring it up before adding IPv4 routes through it' },
   { codes: ['EADDRNOTAVAIL'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_DELADDR'), say: 'no such address on this interface' },
   { codes: ['EOPNOTSUPP'], ctx: ['pfkey-reply'], say: (d) => `the kernel does not take ${d.requestName ?? 'this message'} from userland` },
+  // The daemon's control socket (src/control/)
+  {
+    codes: ['EADDRINUSE'],
+    ctx: ['control'],
+    say: 'a natt daemon is already serving this control socket (natt tunnel up already running?): stop it, or give this one another control path',
+  },
+  {
+    codes: ['ENOENT', 'ECONNREFUSED'],
+    ctx: ['control'],
+    say: 'no natt daemon is listening on this control socket: start one (natt tunnel up --config FILE), or check the path',
+  },
+  {
+    codes: ['EEXIST', 'ENOTSOCK'],
+    ctx: ['control'],
+    say: 'the control path exists and is not a socket: natt does not replace it; remove it or pick another path',
+  },
+  {
+    codes: ['ENOPROTOOPT', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['peercred'],
+    say: 'this OS cannot tell who is on the other end of a Unix socket (no SO_PEERCRED or getpeereid): the control socket will not serve unchecked',
+  },
   // Sockets and resources
   {
     codes: ['EADDRINUSE'],
@@ -251,6 +292,18 @@ const RULES: readonly Rule[] = [
       '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
   },
   { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
+  // ESP in TCP (src/tcp/)
+  {
+    codes: ['ECONNREFUSED'],
+    ctx: ['tcp'],
+    say: (d) => `nothing accepts TCP on ${d.port !== undefined ? `port ${d.port}` : 'that port'} there: is the responder's listenNattTcp running, or does a firewall reject TCP to it?`,
+  },
+  {
+    codes: ['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'],
+    ctx: ['tcp'],
+    say: 'the responder did not answer: check the address and route, and whether a firewall drops TCP to that port',
+  },
+  { codes: ['ECONNRESET', 'EPIPE'], ctx: ['tcp'], say: 'the peer or a middlebox reset the connection (the initiator reconnects if reconnect is on)' },
   {
     codes: ['ENOENT', 'ENODEV', 'ENXIO'],
     ctx: ['tun'],

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NattError } from '../errors';
 import { withAdvice, type ErrorContext } from './advice';
-import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, NativeUdpSocket } from './types';
+import type { NativeAddon, NativeErrorFields, NativeMessageSocket, NativeTun, NativeUdpSocket, PeerCred } from './types';
 
 export interface NativeStatus {
   loaded: boolean;
@@ -137,6 +137,11 @@ export function getEncap(fd: number): number {
   }
 }
 
+/** The peer credentials of a connected Unix socket's fd (SO_PEERCRED and kin), errors with advice. */
+export function getPeerCred(fd: number): PeerCred {
+  return withAdviceFor('peercred')(() => requireNative().getPeerCred(fd))();
+}
+
 /** Wrap a function so that what it throws is re-thrown with advice for `ctx`. */
 const withAdviceFor =
   (ctx: ErrorContext) =>
@@ -157,8 +162,17 @@ function contextOf(addon: NativeAddon, family: number, protocol: number): ErrorC
 }
 
 /**
+ * onError with advice added. Made apart from openMessageSocket's and openTun's closures: the native object holds its
+ * callbacks as GC roots, and a callback sharing a scope with the object would keep it alive after JS dropped it.
+ */
+function adviceOnError(onError: (err: Error) => void, ctx: ErrorContext): (err: Error & NativeErrorFields) => void {
+  return (err) => onError(withAdvice(err, ctx) as Error);
+}
+
+/**
  * Open a kernel message socket (PF_KEY: AF_KEY, SOCK_RAW, PF_KEY_V2; XFRM: AF_NETLINK, SOCK_RAW, NETLINK_XFRM).
- * Every error, thrown or passed to onError, is a NattSystemError with advice for that kind of socket.
+ * Every error, thrown or passed to onError, is a NattSystemError with advice for that kind of socket. The socket is
+ * not kept alive by itself: dropped without close(), it is collected and its fd closed (the native destructor).
  */
 export function openMessageSocket(
   family: number,
@@ -172,14 +186,7 @@ export function openMessageSocket(
   const ctx = contextOf(addon, family, protocol);
   let sock: NativeMessageSocket;
   try {
-    sock = new addon.MessageSocket(
-      family,
-      type,
-      protocol,
-      onMessage,
-      (err: Error & NativeErrorFields) => onError(withAdvice(err, ctx) as Error),
-      onWritable,
-    );
+    sock = new addon.MessageSocket(family, type, protocol, onMessage, adviceOnError(onError, ctx), onWritable);
   } catch (e) {
     throw withAdvice(e, ctx);
   }
@@ -288,7 +295,7 @@ export function openTun(
   }
   let tun: NativeTun;
   try {
-    tun = new addon.Tun(name, flags, onPackets, onWritable, (err: Error & NativeErrorFields) => onError(withAdvice(err, 'tun') as Error));
+    tun = new addon.Tun(name, flags, onPackets, onWritable, adviceOnError(onError, 'tun'));
   } catch (e) {
     throw withAdvice(e, 'tun');
   }

@@ -194,6 +194,14 @@ export interface NativeTunConstructor {
   ): NativeTun;
 }
 
+/** The credentials of a Unix socket's peer. */
+export interface PeerCred {
+  /** -1 where the OS does not say. */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
 export interface ProbeFact {
   ok: boolean;
   /** errno name when !ok, e.g. 'EAFNOSUPPORT'. */
@@ -259,6 +267,12 @@ export interface NativeAddon {
   getEncap(fd: number): number;
   /** getsockopt(SOL_SOCKET, SO_NO_CHECK) read-back (Linux; ENOPROTOOPT elsewhere). */
   getNoCheck(fd: number): boolean;
+  /**
+   * Who is connected on the other end of a Unix stream socket, as the kernel recorded it at connect time:
+   * getsockopt(SOL_SOCKET, SO_PEERCRED) on Linux, LOCAL_PEEREID on NetBSD, getpeereid(3) on FreeBSD and macOS
+   * (`pid` -1 there: not told). Throws ENOPROTOOPT where the OS has none of these.
+   */
+  getPeerCred(fd: number): PeerCred;
   /** close(2) an fd the addon opened, when it was never adopted. */
   closeFd(fd: number): void;
   MessageSocket: NativeMessageSocketConstructor;

@@ -56,10 +56,13 @@ export class Rtnetlink {
 
   private constructor(timeout: number) {
     const c = requireNative().constants;
+    // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
+    // closed (while a request is outstanding it is held: src/kernel/socket.ts).
     const { socket, transport } = openKernelTransport(
       (onMessage, onError, onWritable) => openMessageSocket(c.AF_NETLINK, c.SOCK_RAW, c.NETLINK_ROUTE, onMessage, onError, onWritable),
-      (m) => this.#onMessage(m),
-      () => this.#drops++, // ENOBUFS and the like: a lost reply times its request out
+      this,
+      Rtnetlink.#deliver,
+      Rtnetlink.#lost,
     );
     try {
       socket.bind!(sockaddrNl(c.AF_NETLINK));
@@ -86,6 +89,15 @@ export class Rtnetlink {
       closedError: (what) => new NattError('ERR_NATT_CLOSED', `${what}: the Rtnetlink client is closed`),
       seqStart: Math.floor(Math.random() * 0x7fff_ffff),
     });
+  }
+
+  static #deliver(r: Rtnetlink, m: Buffer): void {
+    r.#onMessage(m);
+  }
+
+  /** ENOBUFS and the like: a lost reply times its request out. */
+  static #lost(r: Rtnetlink): void {
+    r.#drops++;
   }
 
   /** Open a NETLINK_ROUTE socket in this process's network namespace. */

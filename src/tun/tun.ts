@@ -90,6 +90,56 @@ const EAGAIN = 11;
 const TOKEN = Symbol('createTun');
 let configure: (t: Tun, o: CheckedTunOptions) => Promise<void>;
 
+/** What a Tun owns that must be closed if the Tun is collected without close(): the device, its rtnetlink client. */
+interface Owned {
+  dev: NativeTun | null;
+  rt: Rtnetlink | null;
+}
+
+/**
+ * Devices that keep Node running (ref'd, the default, like a listening socket): held here, so a ref'd device works
+ * (and reads) even when no one references its Tun. An unref'd one that no one references is collected and closed.
+ */
+const held = new Set<object>();
+
+/** Closes the device of a Tun collected without close() (the kernel removes a non-persistent TUN with its fd). */
+const orphans = new FinalizationRegistry<Owned>((owned) => {
+  try {
+    owned.dev?.close();
+    owned.rt?.close();
+  } catch {
+    // a finalizer must not throw: the device is gone either way
+  }
+});
+
+/**
+ * The callbacks the native device keeps (as GC roots): they reach the Tun only through a WeakRef, and are made here,
+ * apart from the constructor's scope, so that they capture nothing else.
+ */
+function tunCallbacks(weak: WeakRef<Tun>, handlers: TunHandlers): [(n: number) => void, () => void, (e: Error) => void] {
+  return [
+    (n) => {
+      const t = weak.deref();
+      if (t) handlers.packets(t, n);
+    },
+    () => {
+      const t = weak.deref();
+      if (t) handlers.writable(t);
+    },
+    (e) => {
+      const t = weak.deref();
+      if (t) handlers.error(t, e);
+    },
+  ];
+}
+
+interface TunHandlers {
+  packets(t: Tun, n: number): void;
+  writable(t: Tun): void;
+  error(t: Tun, e: Error): void;
+}
+let handlers: TunHandlers;
+
 /** A TUN device made by createTun(). */
 export class Tun extends EventEmitter<TunEvents> {
   /** The interface name the kernel gave. */
@@ -120,6 +170,8 @@ export class Tun extends EventEmitter<TunEvents> {
   #waiting = false;
   #status = new Int32Array(64);
   #closing: Promise<void> | null = null;
+  readonly #owned: Owned = { dev: null, rt: null };
+  readonly #token = {};
   readonly #s = {
     packetsIn: 0,
     bytesIn: 0,
@@ -154,18 +206,30 @@ export class Tun extends EventEmitter<TunEvents> {
     this.#qLengths = new Uint32Array(o.queue);
     this.#qStatus = new Int32Array(o.queue);
     // IFF_TUN_EXCL: a name in use is EBUSY, never an existing device adopted (and later torn down) by mistake.
-    this.#dev = openTun(
-      o.name,
-      c.IFF_TUN | c.IFF_NO_PI | c.IFF_TUN_EXCL,
-      (n) => this.#onPackets(n),
-      () => this.#onWritable(),
-      (e) => this.#onError(e),
-    );
+    // The device reaches this Tun only weakly: an unref'd Tun dropped without close() is collected and its device
+    // closed; a ref'd one is held (module-level) until close() or unref().
+    this.#dev = openTun(o.name, c.IFF_TUN | c.IFF_NO_PI | c.IFF_TUN_EXCL, ...tunCallbacks(new WeakRef(this), handlers));
     this.name = this.#dev.name;
+    this.#owned.dev = this.#dev;
+    orphans.register(this, this.#owned, this.#token);
+    held.add(this);
   }
 
   static {
     configure = (t, o) => t.#configure(o);
+    handlers = {
+      packets: (t, n) => t.#onPackets(n),
+      writable: (t) => t.#onWritable(),
+      error: (t, e) => t.#onError(e),
+    };
+  }
+
+  /** Closed: nothing to hold or to close on collection any more. */
+  #released(): void {
+    held.delete(this);
+    orphans.unregister(this.#token);
+    this.#owned.dev = null;
+    this.#owned.rt = null;
   }
 
   /** Configure over rtnetlink; on failure close the device (which takes its addresses and routes with it). */
@@ -175,6 +239,7 @@ export class Tun extends EventEmitter<TunEvents> {
       if (o.sndbuf !== undefined) dev.setSndbuf(o.sndbuf);
       const rt = await Rtnetlink.open({ timeout: o.timeout });
       this.#rt = rt;
+      this.#owned.rt = rt;
       const index = await rt.linkIndex(dev.name);
       this.#index = index;
       await rt.setLink(index, { mtu: o.mtu });
@@ -189,6 +254,7 @@ export class Tun extends EventEmitter<TunEvents> {
       }
       dev.setSlab(this.#slab, this.slotSize, this.#lengths);
     } catch (e) {
+      this.#released();
       this.#dev = null;
       dev.close();
       this.#rt?.close();
@@ -369,14 +435,23 @@ export class Tun extends EventEmitter<TunEvents> {
     this.#dev?.resume();
   }
 
-  /** An open device keeps Node running (like a listening socket); unref() lets the process exit anyway. */
+  /**
+   * An open device keeps Node running (like a listening socket) and stays open without a reference to it; unref()
+   * lets the process exit anyway, and lets an unreferenced Tun be collected (its device closed, as by close()).
+   */
   ref(): this {
-    this.#dev?.ref();
+    if (this.#dev) {
+      this.#dev.ref();
+      held.add(this);
+    }
     return this;
   }
 
   unref(): this {
-    this.#dev?.unref();
+    if (this.#dev) {
+      this.#dev.unref();
+      held.delete(this);
+    }
     return this;
   }
 
@@ -435,6 +510,7 @@ export class Tun extends EventEmitter<TunEvents> {
     this.#oversizeAtClose = dev.oversize;
     this.#s.closed += this.#qCount;
     this.#qCount = 0;
+    this.#released();
     this.#dev = null;
     dev.close();
     rt.close();

@@ -126,6 +126,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
+  /** The transport carries ESP in TCP (RFC 9329): only 'espintcp' SAs travel over it, and no NAT-keepalives. */
+  readonly #tcp: boolean;
   #keepaliveTimer: LongTimer | null = null;
   /** Payload lengths of sends not completed yet, in send order (completions come in that order): a bounded ring. */
   readonly #sentLens = new Uint32Array(SENT_RING);
@@ -153,6 +155,9 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if ((s as { kernelEncap?: boolean }).kernelEncap === true) {
       throw typeError('socket', "a userland NAT-T socket (createNattSocket({ backend: 'userland' })): this one has kernel UDP_ENCAP, the kernel does its ESP", 'a kernel-mode NattSocket');
     }
+    if (s.encap === 'none') {
+      throw typeError('socket', "a NAT-T socket that carries ESP: this one is a plain IKE socket (encap 'none')", 'a socket with encap none');
+    }
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
     }
@@ -161,6 +166,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     this.sadb = (opts.sadb as UserlandSadb | undefined) ?? new UserlandSadb();
     this.#unregisterStats = this.sadb.addStatsSource(() => this.#c);
     this.#keepaliveMs = ka * 1000;
+    this.#tcp = s.encap === 'espintcp';
     this.#onEsp = (esp, rinfo) => {
       // A listener on the transport never throws: whatever a datagram does is counted.
       try {
@@ -184,7 +190,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       this.#t.outBytes += len;
     };
     s.on('esp', this.#onEsp);
-    if (this.#keepaliveMs > 0) {
+    // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP.
+    if (this.#keepaliveMs > 0 && !this.#tcp) {
       // A long interval: keepaliveSeconds of 30 days means one keepalive a month, not ~900 a second.
       this.#keepaliveTimer = longInterval(() => this.#keepalives(), this.#keepaliveMs).unref();
     }
@@ -233,6 +240,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       c.OutStateExpired++;
       return 'dropped';
     }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // The SA travels in TCP and this transport is UDP, or the reverse: ESP output fails, as Linux counts it.
+      c.OutStateProtoError++;
+      return 'dropped';
+    }
     let payload: Uint8Array;
     let nh: number;
     if (e.sa.mode === 'tunnel') {
@@ -246,14 +258,15 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       payload = packet.subarray(v.headerLength, v.totalLength);
       nh = v.nextHeader;
     }
-    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
-    const outerHeaders = (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet (over
+    // TCP: whose RFC 9329 frame, Length included, would pass 65535; TCP segments it, so no path-MTU check there).
+    const outerHeaders = this.#tcp ? 2 : (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
     const sealed = e.transform!.sealedLength(payload.length);
     if (sealed + outerHeaders > 65535) {
       c.OutStateModeError++;
       return 'dropped';
     }
-    if (this.#outerMtu && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+    if (this.#outerMtu && !this.#tcp && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
       // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
       let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
       while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
@@ -362,6 +375,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     }
     if (e.lifetime.dead || !e.usable) {
       c.InStateExpired++;
+      return false;
+    }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // Linux xfrm_input: the SA's encapsulation is not the one the packet came in (XfrmInStateMismatch).
+      c.InStateMismatch++;
       return false;
     }
     const r = e.transform!.open(esp);

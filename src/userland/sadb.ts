@@ -40,7 +40,7 @@ import { addStats, newStats, type UserlandCounters } from './counters';
 import { UserlandSa } from './sa';
 
 export interface UserlandSadbOptions {
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;

@@ -121,6 +121,8 @@ export const IPSEC_PROTO_ANY = 255;
 
 export const UDP_ENCAP_ESPINUDP_NON_IKE = 1;
 export const UDP_ENCAP_ESPINUDP = 2;
+/** include/uapi/linux/udp.h: ESP in TCP (RFC 8229 / 9329), the kernel's espintcp (Linux >= 5.6, CONFIG_INET_ESPINTCP). */
+export const TCP_ENCAP_ESPINTCP = 7;
 
 /** Fixed sizes of the uapi structures as laid out on x86-64 (u64 aligned to 8). */
 export const SIZE = {

@@ -7,6 +7,7 @@ import type {
   LifetimeCurrent,
   PolicyTemplate,
   SaId,
+  SaNattType,
   SecurityAssociation,
   SecurityPolicy,
   TrafficSelector,
@@ -20,6 +21,7 @@ import {
   IPPROTO_AH,
   IPPROTO_COMP,
   IPPROTO_ESP,
+  TCP_ENCAP_ESPINTCP,
   UDP_ENCAP_ESPINUDP,
   UDP_ENCAP_ESPINUDP_NON_IKE,
   XFRM_MODE,
@@ -215,6 +217,24 @@ export function saIdToStruct(id: SaId): { id: XfrmUsersaId; attrs: XfrmAttribute
   return { id: { daddr: id.dst, spi: u32(id.spi, 'spi'), family, proto: protoNumber(id.protocol) }, attrs };
 }
 
+/** natt.type → xfrm_encap_tmpl.encap_type. */
+const ENCAP_TYPES: Readonly<Record<SaNattType, number>> = {
+  espinudp: UDP_ENCAP_ESPINUDP,
+  'espinudp-non-ike': UDP_ENCAP_ESPINUDP_NON_IKE,
+  espintcp: TCP_ENCAP_ESPINTCP,
+};
+
+/**
+ * xfrm_encap_tmpl.encap_type → natt.type. A type natt has no name for comes back as `'encap-<n>'` (as unknown
+ * algorithm names come back raw), never silently as another encapsulation.
+ */
+export function encapTypeName(t: number): SaNattType {
+  if (t === UDP_ENCAP_ESPINUDP) return 'espinudp';
+  if (t === UDP_ENCAP_ESPINUDP_NON_IKE) return 'espinudp-non-ike';
+  if (t === TCP_ENCAP_ESPINTCP) return 'espintcp';
+  return `encap-${t}` as SaNattType;
+}
+
 /** A model SA → usersa_info and its attributes (algorithms, encap, ESN replay state). Validates every field. */
 export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs: XfrmAttribute[] } {
   if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an SA object', sa);
@@ -256,9 +276,8 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   if (sa.natt) {
     const n = sa.natt;
     if (n === null || typeof n !== 'object') throw typeError('natt', 'an object', n);
-    const encapType =
-      n.type === 'espinudp' ? UDP_ENCAP_ESPINUDP : n.type === 'espinudp-non-ike' ? UDP_ENCAP_ESPINUDP_NON_IKE : -1;
-    if (encapType < 0) throw typeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);
+    const encapType = ENCAP_TYPES[n.type as SaNattType] ?? -1;
+    if (encapType < 0) throw typeError('natt.type', "'espinudp', 'espinudp-non-ike' or 'espintcp'", n.type);
     const oa = n.oa?.initiator ?? n.oa?.responder ?? '';
     if (oa) familyOf(oa, 'natt.oa');
     attrs.push({ kind: 'encap', encapType, sport: port(n.sport, 'natt.sport'), dport: port(n.dport, 'natt.dport'), oa });
@@ -301,7 +320,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   };
 }
 
-/** usersa_info + attributes → a model SA, keys hidden (non-enumerable). */
+/** usersa_info + attributes → a model SA, its keys in key holders (src/sadb/keys.ts). */
 export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]): SecurityAssociation {
   const sa: SecurityAssociation = {
     src: info.saddr,
@@ -330,7 +349,7 @@ export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]
   const encap = findAttr(attrs, 'encap');
   if (encap) {
     sa.natt = {
-      type: encap.encapType === UDP_ENCAP_ESPINUDP_NON_IKE ? 'espinudp-non-ike' : 'espinudp',
+      type: encapTypeName(encap.encapType),
       sport: encap.sport,
       dport: encap.dport,
     };

@@ -12,6 +12,7 @@ import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import type { AcquireEvent, ExpireEvent, NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';
 import { kernelEspMissing, nextEvent, udpPortsInUse, until } from './lib/guest';
 import { PeerClient, peerAddress } from './lib/peer-client';
+import { espInTcpSupport } from '../../src/probe';
 
 const missing = kernelEspMissing();
 const A = '127.0.0.1';
@@ -103,6 +104,22 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
     expect(spis).toEqual([0x1001]);
     await x.delete({ src: A, dst: B, spi: 0x1001 });
     await expect(x.get({ src: A, dst: B, spi: 0x1001 })).rejects.toMatchObject({ code: 'ESRCH', messageType: 'XFRM_MSG_GETSA' });
+  });
+
+  const tcp = espInTcpSupport();
+  it(`natt.type 'espintcp' (encap type 7): ${tcp.ok ? 'installed and read back' : `refused with EINVAL and advice (this kernel: ${tcp.reason.split(';')[0]})`}`, async () => {
+    const sa: SecurityAssociation = {
+      src: A, dst: B, spi: 0x1071, mode: 'tunnel', reqid: 7,
+      encryption: { algorithm: 'aes-gcm-16', key: gcmKey }, natt: { type: 'espintcp', sport: 40123, dport: 4500 },
+    };
+    if (tcp.ok) {
+      await x.add(sa);
+      expect((await x.get(sa)).natt).toEqual(sa.natt);
+      await x.delete(sa);
+    } else {
+      // esp_init_state: an encap type the kernel was not built for is EINVAL ("Unsupported encapsulation type for ESP").
+      await expect(x.add(sa)).rejects.toMatchObject({ code: 'EINVAL', messageType: 'XFRM_MSG_NEWSA', message: expect.stringMatching(/CONFIG_INET_ESPINTCP/) });
+    }
   });
 
   it('a ChaCha20-Poly1305 NAT-T SA (rfc7539esp) and an AES-CBC + HMAC-SHA2-256-128 SA (not truncated to 96)', async () => {

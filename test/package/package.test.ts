@@ -31,11 +31,12 @@ const API = [
   'createTun', 'Tun', 'Rtnetlink', 'RtnetlinkDecodeError', 'createTunnel', 'Tunnel',
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
   'EspBatch', 'createEspTransform', 'nativeCipherStatus',
+  'listenNattTcp', 'connectNattTcp', 'NattTcpListener', 'NattTcpClient', 'NattTcpConnection', 'FrameDecoder', 'encodeFrame', 'streamPrefix', 'espInTcpSupport',
   'createIkeSockets', 'IkeSockets', 'decideFloat', 'natdPayloads',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
-  pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
+  pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', TCP_CLOSE_REASONS: 'object', LISTENER_DEFAULTS: 'object', CLIENT_DEFAULTS: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
   ESP_DESC_WORDS: 'number', ESP_META_WORDS: 'number', ESP_BATCH_OK: 'number', ESP_BATCH_SEQ_EXHAUSTED: 'number',
   ESP_BATCH_DROP: 'number', MAX_ESP_BATCH: 'number',

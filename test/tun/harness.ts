@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNative, nativeStatus } from '../../src/native/binding';
+import { bundleDriver } from '../lib/bundle';
 
 /** Why the netns tests cannot run here, or undefined when they can. */
 export function netnsSkipReason(): string | undefined {
@@ -31,18 +32,7 @@ export type Reply = { ok: true; value: any } | { ok: false; error: Failure };
 
 /** Bundle a test TS file (and what it imports from src/) into one .js for a child process; returns its path. */
 export async function bundle(entry: string, dir: string): Promise<string> {
-  const { buildSync } = await import('esbuild');
-  const out = path.join(dir, `${path.basename(entry, '.ts')}.js`);
-  buildSync({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    outfile: out,
-    logLevel: 'error',
-    // The addon loader finds the package root from its own directory.
-    define: { __dirname: JSON.stringify(path.resolve(__dirname, '../../src/native')) },
-  });
-  return out;
+  return bundleDriver(entry, path.join(dir, `${path.basename(entry, '.ts')}.js`));
 }
 
 export class NetnsDriver {

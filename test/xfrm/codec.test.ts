@@ -126,9 +126,12 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(findAttr(m.attrs, 'encap')).toEqual({ kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '10.9.9.9' });
     expect(findAttr(m.attrs, 'saExtraFlags')).toEqual({ kind: 'saExtraFlags', value: 1 });
     expect(encode(m).equals(f.b)).toBe(true);
-    // Key bytes never show in inspect or JSON.
+    // Key bytes never show in inspect (any mode) or JSON: the attribute is a key holder.
     expect(inspect(m, { depth: 10 })).not.toContain('0c0d0e0f');
-    expect(JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toMatch(/"key"/);
+    expect(inspect(m, { depth: Infinity, showHidden: true, getters: true, customInspect: false })).not.toMatch(/0c0d0e0f|12, 13, 14/);
+    const json = JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+    expect(json).not.toMatch(/12,13,14/);
+    expect(json).toContain('"key":"[hidden 20 bytes]"');
   });
 
   it('XFRM_MSG_MAPPING (xfrm_user_mapping, 64 bytes)', () => {
@@ -692,7 +695,7 @@ const message: fc.Arbitrary<XfrmMessage> = fc.oneof(
   fc.record({ type: fc.constant('done' as const), ...hdr, data: fc.array(u32, { maxLength: 4 }).map((a) => new Uint8Array(Uint32Array.from(a).buffer)) }),
 );
 
-/** A deep copy where hidden (non-enumerable) `key` fields become ordinary ones, so toEqual compares them. */
+/** A deep copy where key holders become ordinary ones, so toEqual compares them. */
 function withKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withKeys);
   if (v instanceof Uint8Array || v === null || typeof v !== 'object') return v;
