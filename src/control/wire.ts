@@ -8,7 +8,7 @@
 
 import { KernelReplyError, NattError, NattSystemError, NattTimeoutError, NattUnsupportedError, typeError } from '../errors';
 import { readOptions } from '../core/options';
-import { hideSaKeys } from '../sadb/keys';
+import { heldKey, hideSaKeys } from '../sadb/keys';
 import type { SecurityAssociation } from '../sadb/types';
 import { ControlProtocolError, type SadbEventName, type WireError } from './protocol';
 
@@ -160,8 +160,10 @@ export function toWire(v: unknown, s: Schema, keys: boolean): unknown {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
       const out: Record<string, unknown> = {};
       for (const [k, fs] of Object.entries(s.fields)) {
-        // Keys are non-enumerable on SAs natt hands out: each field is read by name (own, enumerable or not).
-        const x = Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
+        // Each field is read by name, own properties only; key bytes live in a key holder (src/sadb/keys.ts), not in
+        // an own property, and are read from it.
+        const own = Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
+        const x = fs.t === 'hex' ? (heldKey(v) ?? own) : own;
         if (x === undefined) continue;
         const w = toWire(x, fs, keys);
         if (w !== undefined) out[k] = w;
