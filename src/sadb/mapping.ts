@@ -68,7 +68,8 @@ export interface FollowResult {
  * set its NAT-T source port (and, when the address moved, its source: the SA is deleted and added again, since its
  * id keeps the destination only); then every NAT-T SA that sends to the old peer (destination and destination port
  * = `ev.old`) gets the new port (and address: added under the new destination, then the old one deleted). Throws
- * when the inbound SA is not there, or a kernel call fails (what was done stays done).
+ * when the inbound SA is not there, or a kernel call fails (what was done stays done; an inbound SA whose re-add failed
+ * is put back as it was). The SAs must come with their keys (every backend gives them; a daemon when it reveals them).
  */
 export async function followMapping(sadb: Sadb, ev: NewMappingEvent): Promise<FollowResult> {
   const protocol = ev.sa.protocol ?? 'esp';
@@ -83,7 +84,13 @@ export async function followMapping(sadb: Sadb, ev: NewMappingEvent): Promise<Fo
   if (moved) {
     inNew.src = ev.new.address;
     await sadb.delete({ src: inbound.src, dst: inbound.dst, spi: inbound.spi, protocol });
-    await sadb.add(inNew);
+    try {
+      await sadb.add(inNew);
+    } catch (e) {
+      // Not lost: the SA goes back as it was (its id allows one SPI per destination, so it had to go first).
+      await sadb.add(inbound).catch(() => undefined);
+      throw e;
+    }
   } else {
     await sadb.update(inNew);
   }

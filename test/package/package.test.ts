@@ -32,14 +32,14 @@ const API = [
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
   'EspBatch', 'createEspTransform', 'nativeCipherStatus',
   'listenNattTcp', 'connectNattTcp', 'NattTcpListener', 'NattTcpClient', 'NattTcpConnection', 'FrameDecoder', 'encodeFrame', 'streamPrefix', 'espInTcpSupport',
-  'createIkeSockets', 'IkeSockets', 'decideFloat', 'natdPayloads',
+  'createIkeSockets', 'IkeSockets', 'decideFloat', 'natdPayloads', 'followMapping',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
   pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', TCP_CLOSE_REASONS: 'object', LISTENER_DEFAULTS: 'object', CLIENT_DEFAULTS: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
   ESP_DESC_WORDS: 'number', ESP_META_WORDS: 'number', ESP_BATCH_OK: 'number', ESP_BATCH_SEQ_EXHAUSTED: 'number',
-  ESP_BATCH_DROP: 'number', MAX_ESP_BATCH: 'number',
+  ESP_BATCH_DROP: 'number', MAX_ESP_BATCH: 'number', MAX_KEEPALIVE_PEERS: 'number',
 };
 const EXPECTED: Record<string, string> = Object.fromEntries([...API.map((k) => [k, 'function']), ...Object.entries(VALUES)].sort());
 const typesOf = 'Object.fromEntries(Object.keys(n).filter((k) => k !== "default" && k !== "__esModule").sort().map((k) => [k, typeof n[k]]))';
