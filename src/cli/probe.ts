@@ -26,6 +26,9 @@ export function formatProbe(p: ProbeResult): string {
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
   s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
+  for (const [v, b] of [['IPv4', p.ipsecBypass.v4], ['IPv6', p.ipsecBypass.v6]] as const) {
+    s += `  IPsec bypass ${v} ${b.active ? 'yes' : 'no '}  ${b.reason}\n`;
+  }
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
@@ -39,11 +42,12 @@ const PROBE_OPTIONS = {
 export const probeCommand: Command<typeof PROBE_OPTIONS> = {
   name: 'probe',
   synopsis: '[--json]',
-  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP in UDP and in TCP), which backends 'auto' picks, and why",
+  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP in UDP and in TCP, the IKE sockets' IPsec bypass), which backends 'auto' picks, and why",
   usage: `Usage: natt probe [--json]
 
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and
-/dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether the native
+/dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether a NAT-T
+socket gets its per-socket IPsec bypass (IKE exempt from the kernel's policies) and why not, whether the native
 addon loaded and from which file, and which backend 'auto' picks for the NAT-T socket and the SA database, and why.
 Opens and closes a few sockets; changes nothing.
 

@@ -1,9 +1,10 @@
-// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP (in UDP and in TCP), /proc/crypto.
+// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, the per-socket IPsec bypass, kernel ESP (UDP, TCP), /proc/crypto.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as zlib from 'node:zlib';
-import { loadNative, nativeStatus, type NativeStatus } from '../native/binding';
+import { loadNative, nativeStatus, openEncapSocket, type NativeStatus } from '../native/binding';
+import { applyBypass, type BypassState } from '../native/bypass';
 import { adviceFor, type ErrorContext } from '../native/advice';
 
 export interface Fact {
@@ -62,6 +63,8 @@ export interface HostFacts {
   kernelEsp: KernelEspSupport;
   /** ESP in TCP in the kernel (espintcp). */
   espInTcp: EspInTcpSupport;
+  /** Whether a NattSocket here gets its per-socket IPsec bypass (option `bypass`), per family, and why not. */
+  ipsecBypass: { v4: BypassState; v6: BypassState };
 }
 
 function readText(file: string): string | undefined {
@@ -181,6 +184,26 @@ export function nativeFacts(): SocketFacts {
   return out;
 }
 
+/**
+ * Whether a UDP socket of `family` takes the per-socket IPsec bypass NattSocket applies (option `bypass`): a loopback
+ * socket opened, the bypass applied, the socket closed.
+ */
+export function ipsecBypassFact(family: 4 | 6): BypassState {
+  const addon = loadNative();
+  if (!addon) return { active: false, reason: `the native addon is not loaded: ${nativeStatus().reason}` };
+  let fd: number;
+  try {
+    fd = openEncapSocket(family, family === 4 ? '127.0.0.1' : '::1', 0, 0);
+  } catch (e) {
+    return { active: false, reason: `no IPv${family} UDP socket to try it on (${(e as { code?: string }).code ?? String(e)})` };
+  }
+  try {
+    return applyBypass(addon, fd, family);
+  } finally {
+    addon.closeFd(fd);
+  }
+}
+
 /** The host's facts. Opens and closes a few sockets; changes nothing. */
 export function hostFacts(): HostFacts {
   const kernelEsp = kernelEspSupport();
@@ -193,6 +216,7 @@ export function hostFacts(): HostFacts {
     facts: nativeFacts(),
     kernelEsp,
     espInTcp: espInTcpSupport(kernelEsp),
+    ipsecBypass: { v4: ipsecBypassFact(4), v6: ipsecBypassFact(6) },
   };
 }
 
