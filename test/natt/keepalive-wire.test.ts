@@ -2,10 +2,11 @@
 // one-byte 0xFF datagrams from the NAT-T socket's port, one per interval, none after stopKeepalive().
 
 import * as dgram from 'node:dgram';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { loadNative } from '../../src/native/binding';
+import { captureLo } from '../lib/tshark-capture';
 
 const native = loadNative();
 const encap4 = native?.probe().udpEncap4.ok === true;
@@ -13,32 +14,8 @@ const hasTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status
 const noTshark = !hasTshark ? 'tshark not installed' : process.getuid?.() !== 0 ? 'not root: capturing on lo needs CAP_NET_RAW' : '';
 
 const open: (NattSocket | dgram.Socket)[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) {
-    try {
-      s.close();
-    } catch {
-      // closed already
-    }
-  }
-});
-
-/** tshark on lo: `count` UDP datagrams from `sport` to `dport`, as "udp length,payload hex" lines. */
-async function capture(sport: number, dport: number, count: number): Promise<{ done: Promise<string[]> }> {
-  const ts = spawn('tshark', ['-i', 'lo', '-n', '-l', '-f', `udp src port ${sport} and udp dst port ${dport}`, '-c', String(count),
-    '-a', 'duration:15', '-T', 'fields', '-E', 'separator=,', '-e', 'udp.length', '-e', 'data.data']);
-  let out = '';
-  ts.stdout.on('data', (d: Buffer) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    ts.stderr.on('data', (d: Buffer) => {
-      err += d;
-      if (/Capture started/.test(err)) resolve();
-    });
-    ts.on('exit', () => reject(new Error(`tshark ended before capturing: ${err}`)));
-  });
-  return { done: new Promise((resolve) => ts.on('close', () => resolve(out.trim().split('\n').filter(Boolean)))) };
-}
+// Both kinds take a close callback; each socket here is closed once, by this.
+afterEach(() => Promise.all(open.splice(0).map((s) => new Promise<void>((r) => s.close(() => r())))));
 
 const backends = encap4 ? (['userland', 'kernel'] as const) : (['userland'] as const);
 
@@ -53,7 +30,8 @@ describe('NAT-keepalives on the wire', () => {
       await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
       const got: { msg: Buffer; port: number; at: number }[] = [];
       rx.on('message', (msg, rinfo) => got.push({ msg, port: rinfo.port, at: Date.now() }));
-      const wire = noTshark ? null : (await capture(s.address().port, rx.address().port, 3)).done;
+      const filter = `udp src port ${s.address().port} and udp dst port ${rx.address().port}`;
+      const wire = noTshark ? null : (await captureLo(filter, 3, ['udp.length', 'data.data'], 15)).done;
       const t0 = Date.now();
       expect(s.keepalive(rx.address().port, '127.0.0.1', 0.25)).toBe(true);
       // Until the receiver has three and tshark (whose capture may start late after saying so) has three too.
