@@ -3,6 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { probe, type Fact, type ProbeResult } from '../probe';
+import { nativeCipherStatus, type NativeCipherStatus } from '../fastpath';
+import { probeSocketBuffers, type SocketBuffers } from '../natt/socket';
 import type { Command } from './args';
 
 /** natt's version, from its package.json. */
@@ -13,6 +15,32 @@ export function version(): string {
 
 function line(label: string, f: Fact): string {
   return `  ${label.padEnd(16)}${f.ok ? 'yes' : `no   ${f.code}: ${f.reason}`}\n`;
+}
+
+/** Which datapath the userland engine takes here: the native cipher, batched I/O, the socket buffers it gets. */
+export interface FastPathFacts {
+  cipher: NativeCipherStatus;
+  /** recvmmsg / sendmmsg on the NAT-T socket, batched TUN reads and writes (the native addon). */
+  batchedIo: { ok: boolean; reason: string };
+  /** What a NAT-T socket gets (null without the addon). */
+  buffers: SocketBuffers | null;
+}
+
+/** The fast-path facts of this host. */
+export function fastPathFacts(p: ProbeResult): FastPathFacts {
+  const batchedIo = p.native.loaded
+    ? { ok: true, reason: process.platform === 'linux' ? 'recvmmsg / sendmmsg, TUN reads and writes in batches' : 'one sendmsg / recvmsg at a time (no *mmsg here), TUN batches' }
+    : { ok: false, reason: `node:dgram, one datagram per call: the native addon is not loaded (${p.native.reason})` };
+  return { cipher: nativeCipherStatus(), batchedIo, buffers: probeSocketBuffers() };
+}
+
+/** The "fast path" line of the report. */
+export function formatFastPath(f: FastPathFacts): string {
+  const cipher = f.cipher.available ? `native cipher (reused OpenSSL contexts, ${f.cipher.openssl})` : `node:crypto (${f.cipher.reason})`;
+  const io = f.batchedIo.ok ? `batched I/O (${f.batchedIo.reason})` : f.batchedIo.reason;
+  const b = f.buffers;
+  const buf = b ? `buffers rcv ${b.receive} / snd ${b.send} bytes${b.forced ? ' (forced)' : ` (${b.reason})`}` : "buffers: the kernel's default (node:dgram)";
+  return `  fast path       ${cipher}; ${io}; ${buf}\n`;
 }
 
 /** The human-readable report of a probe. */
@@ -32,6 +60,7 @@ export function formatProbe(p: ProbeResult): string {
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
+  s += formatFastPath(fastPathFacts(p));
   return s;
 }
 
@@ -59,7 +88,7 @@ Exit status: 0 done, 1 a failure, 2 a usage error.
   options: PROBE_OPTIONS,
   run({ values }, io) {
     const p = probe();
-    io.out.write(values.json ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
+    io.out.write(values.json ? `${JSON.stringify({ ...p, fastPath: fastPathFacts(p) }, null, 2)}\n` : formatProbe(p));
     return 0;
   },
 };

@@ -178,6 +178,14 @@ const RULES: readonly Rule[] = [
   { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: sa, say: 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses' },
   {
     codes: ['EINVAL'],
+    ctx: isReply,
+    when: (d) => d.request === 'policy',
+    say:
+      'the kernel rejected the policy: Linux refuses an optional (level use) tunnel-mode rule in an out policy ' +
+      '(use require there); else check the selector prefixes, the direction and the rules\' address families',
+  },
+  {
+    codes: ['EINVAL'],
     ctx: ['tun'],
     say:
       'the kernel refused the interface name or the flags: a name has at most 15 bytes and no "/", ":" or white space, ' +

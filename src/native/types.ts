@@ -41,6 +41,9 @@ export interface NativeConstants {
   SOL_SOCKET: number;
   SO_RCVBUF: number;
   SO_SNDBUF: number;
+  /** Linux: set the buffer past rmem_max / wmem_max (CAP_NET_ADMIN); -1 where the OS has none. */
+  SO_RCVBUFFORCE: number;
+  SO_SNDBUFFORCE: number;
   IPPROTO_IP: number;
   IPPROTO_IPV6: number;
   /** Linux: per-socket policy as struct xfrm_userpolicy_info (xfrm_user). */
@@ -279,6 +282,10 @@ export interface NativeAddon {
   UdpSocket: NativeUdpSocketConstructor;
   /** setsockopt(2) with raw bytes (a level or name of -1, which the OS lacks, is ENOPROTOOPT). */
   setSockOptBytes(fd: number, level: number, name: number, bytes: Uint8Array): void;
+  /** getsockopt of an int option. */
+  getSockOptInt?(fd: number, level: number, name: number): number;
+  /** Native ESP cipher contexts of this env not freed yet. */
+  espCipherContexts?(): number;
   /** getsockname(2): the bound address and port. */
   getSockName(fd: number): { family: 4 | 6; address: string; port: number };
   /** if_nametoindex(3); 0 when there is no such interface. */

@@ -40,6 +40,9 @@ const VALUES: Record<string, string> = {
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
   ESP_DESC_WORDS: 'number', ESP_META_WORDS: 'number', ESP_BATCH_OK: 'number', ESP_BATCH_SEQ_EXHAUSTED: 'number',
   ESP_BATCH_DROP: 'number', MAX_ESP_BATCH: 'number', MAX_KEEPALIVE_PEERS: 'number',
+  BATCH_SENT: 'number', BATCH_BYPASS: 'number', BATCH_BLOCKED: 'number', BATCH_ACQUIRE: 'number', BATCH_DROPPED: 'number', BATCH_TOO_BIG: 'number',
+  SEAL_HEADROOM: 'number', SEAL_TAILROOM: 'number', LARGE_SOCKET_BUFFER: 'number', ESP_RUN_HEADROOM: 'number',
+  TUN_HEADROOM: 'number', TUN_SLOT_ROOM: 'number', TUN_TX_QUEUE: 'number',
 };
 const EXPECTED: Record<string, string> = Object.fromEntries([...API.map((k) => [k, 'function']), ...Object.entries(VALUES)].sort());
 const typesOf = 'Object.fromEntries(Object.keys(n).filter((k) => k !== "default" && k !== "__esModule").sort().map((k) => [k, typeof n[k]]))';
