@@ -809,9 +809,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
         const port = from.port(i);
         const address = from.address(i);
         if (port !== e.inboundPeer.port || (address !== e.inboundPeer.address && !sameAddress(address, e.inboundPeer.address))) {
-          this.#t.newMappings++;
-          const ev = this.sadb.newMapping(e, address, port);
-          this.emit('newMapping', ev);
+          const ev = this.sadb.newMapping(e, address, port); // null: 'notify' and told already
+          if (ev) {
+            this.#t.newMappings++;
+            this.emit('newMapping', ev);
+          }
         }
       }
       if (nh === NH_NONE) {
