@@ -3,6 +3,7 @@
 export { NattError, NattSystemError, KernelReplyError, NattTimeoutError, NattUnsupportedError, errnoName, errnoNumber } from './errors';
 export * from './sadb/types';
 export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
+export { followMapping, type FollowResult, type MappingMode } from './sadb/mapping';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
@@ -40,6 +41,7 @@ export {
 export {
   createNattSocket,
   NattSocket,
+  MAX_KEEPALIVE_PEERS,
   type NattSocketOptions,
   type NattSocketStats,
   type NattRemoteInfo,

@@ -13,7 +13,7 @@ export type { OpenSadbOptions } from './sadb/types';
 export { chooseSadbBackend } from './probe';
 
 const BACKENDS = ['auto', 'pfkey', 'xfrm', 'userland', 'daemon'] as const;
-const OPTION_NAMES = ['backend', 'dialect', 'revealKeys', 'timeout', 'path'] as const;
+const OPTION_NAMES = ['backend', 'dialect', 'revealKeys', 'timeout', 'path', 'mapping'] as const;
 
 // Each backend's module is loaded only when asked for (the kernel ones need the native addon).
 const factories: Record<SadbBackendName, () => Promise<SadbFactory>> = {
@@ -40,10 +40,14 @@ export async function openSadb(opts: OpenSadbOptions = {}): Promise<Sadb> {
     dialect: oneOf(o.dialect, 'dialect', ['linux', 'netbsd', 'freebsd'] as const, undefined),
     revealKeys: boolOption(o.revealKeys, 'revealKeys', undefined),
     timeout: durationMs(o.timeout, 'timeout', 1, undefined),
+    mapping: oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, undefined),
   };
   if (o.path !== undefined) {
     if (want !== 'daemon') throw rangeError('path', "absent unless backend is 'daemon' (the daemon's control socket)", o.path);
     shared.path = stringOption(o.path, 'path');
+  }
+  if (shared.mapping !== undefined && want === 'daemon') {
+    throw rangeError('mapping', "absent when backend is 'daemon' (the daemon's own SA database follows or notifies)", o.mapping);
   }
   const name: SadbBackendName = want === 'auto' ? chooseSadbBackend().backend : want;
   const factory = await factories[name]();

@@ -69,7 +69,9 @@ export function formatProbe(p: ProbeResult): string {
   s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
   const v = p.privileges;
   s += `  CAP_NET_ADMIN   ${yesNo(v.netAdmin)}   (CAP_NET_RAW ${yesNo(v.netRaw)}, CAP_NET_BIND_SERVICE ${yesNo(v.netBindService)}) ${v.reason}\n`;
-  s += `  IKE bypass      ${p.ikeBypass.ok ? 'yes' : 'no'}   ${p.ikeBypass.reason}\n`;
+  for (const [v, b] of [['IPv4', p.ipsecBypass.v4], ['IPv6', p.ipsecBypass.v6]] as const) {
+    s += `  IPsec bypass ${v} ${b.active ? 'yes' : 'no '}  ${b.reason}\n`;
+  }
   const t = p.cryptoTemplates;
   s += `  AEAD templates  ${t.aead.length ? t.aead.join(', ') : 'none'}\n`;
   s += `  crypto          ${Object.entries(t.templates).map(([n, st]) => `${n} ${st}`).join(', ')}; ${t.reason}\n`;
@@ -88,11 +90,12 @@ const PROBE_OPTIONS = {
 export const probeCommand: Command<typeof PROBE_OPTIONS> = {
   name: 'probe',
   synopsis: '[--json]',
-  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP in UDP and in TCP), which backends 'auto' picks, and why",
+  summary: "what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,\nkernel ESP in UDP and in TCP, the IKE sockets' IPsec bypass), which backends 'auto' picks, and why",
   usage: `Usage: natt probe [--json]
 
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and
-/dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether the native
+/dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether a NAT-T
+socket gets its per-socket IPsec bypass (IKE exempt from the kernel's policies) and why not, whether the native
 addon loaded and from which file, and which backend 'auto' picks for the NAT-T socket and the SA database, and why.
 Also: CAP_NET_ADMIN (and CAP_NET_RAW, CAP_NET_BIND_SERVICE) in this process, whether an IKE socket can be exempted
 from the kernel's IPsec policies (the bypass), which kernel crypto templates natt's XFRM suites need are there (the

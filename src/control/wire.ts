@@ -118,7 +118,7 @@ export const EVENT_DATA: Readonly<Record<SadbEventName, Schema>> = {
     ['seq', 'src', 'dst', 'protocol'],
   ),
   expire: obj({ kind: { t: 'enum', values: ['soft', 'hard'] }, sa: SA }, ['kind', 'sa']),
-  newMapping: obj({ sa: SA_ID, reqid: u32, old: ENDPOINT, new: ENDPOINT }, ['sa', 'old', 'new']),
+  newMapping: obj({ sa: SA_ID, reqid: u32, old: ENDPOINT, new: ENDPOINT, followed: bool }, ['sa', 'old', 'new']),
   add: SA,
   delete: SA_ID,
   register: SUPPORTED,

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
-import { boolOption, callbackOption, durationMs, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationMs, oneOf, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import {
   checkGetSpi,
@@ -18,6 +18,7 @@ import {
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
+import { handleMapping, MappingGate, type MappingMode } from '../sadb/mapping';
 import type {
   Address,
   CallOptions,
@@ -62,6 +63,8 @@ export interface PfKeyOptions {
   timeout?: number;
   /** Build the transport yourself (default: the native PF_KEY v2 socket). */
   transport?: KernelSocketFactory;
+  /** On SADB_X_NAT_T_NEW_MAPPING: re-point the SA and its outbound twins ('follow', default), or only emit ('notify'). */
+  mapping?: MappingMode;
 }
 
 /** Messages this client dropped instead of acting on. */
@@ -70,6 +73,8 @@ export interface PfKeyStats {
   decodeErrors: number;
   /** Decoded messages that could not become an event (missing extensions). */
   badEvents: number;
+  /** Mapping changes that mapping 'follow' could not apply to the SAs (the event says followed: false). */
+  mappingFailures: number;
   /** Requests waiting for the kernel's answer now. */
   pending: number;
 }
@@ -101,7 +106,7 @@ export function replyAdvice(type: number, code: string, request?: PfKeyMessage):
 
 /** Open a PF_KEY client (openSadb({ backend: 'pfkey' }) calls this). */
 export async function openPfKey(opts: Omit<OpenSadbOptions, 'backend'> = {}): Promise<PfKey> {
-  return new PfKey({ dialect: opts.dialect, revealKeys: opts.revealKeys, timeout: opts.timeout });
+  return new PfKey({ dialect: opts.dialect, revealKeys: opts.revealKeys, timeout: opts.timeout, mapping: opts.mapping });
 }
 
 export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
@@ -112,13 +117,16 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
   readonly #pid = process.pid >>> 0;
   readonly #reveal: boolean;
   readonly #timeout: number;
+  readonly #mapping: MappingMode;
+  readonly #mappings = new MappingGate();
   #promisc = false;
   #closed = false;
-  readonly #stats = { decodeErrors: 0, badEvents: 0 };
+  readonly #stats = { decodeErrors: 0, badEvents: 0, mappingFailures: 0 };
 
   constructor(options: PfKeyOptions = {}) {
     super();
-    const opts = readOptions(options, ['dialect', 'revealKeys', 'timeout', 'transport'] as const);
+    const opts = readOptions(options, ['dialect', 'revealKeys', 'timeout', 'transport', 'mapping'] as const);
+    this.#mapping = oneOf(opts.mapping, 'mapping', ['follow', 'notify'] as const, 'follow');
     this.dialect = resolveDialect(opts.dialect as PfKeyOptions['dialect']);
     this.#reveal = boolOption(opts.revealKeys, 'revealKeys', false);
     const t = durationMs(opts.timeout, 'timeout', 1, 5000);
@@ -272,8 +280,14 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         if (d.msgMax >= SADB.X_NAT_T_NEW_MAPPING) {
           const ev = messageToNewMapping(msg);
           void this.#completeMapping(ev)
-            .then((e) => {
-              if (!this.#closed) this.emit('newMapping', e);
+            .then((e) => handleMapping(this, e, this.#mapping, this.#mappings))
+            .then((r) => {
+              if (!r || this.#closed) return;
+              if (r.error) {
+                this.#stats.mappingFailures++;
+                if (this.listenerCount('error') > 0) this.emit('error', r.error);
+              }
+              this.emit('newMapping', r.ev);
             })
             .catch((err: unknown) =>
               process.nextTick(() => {

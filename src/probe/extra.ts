@@ -51,34 +51,6 @@ export function privileges(): Privileges {
   return linuxPrivileges(readText('/proc/self/status'), process.getuid?.());
 }
 
-/** Whether an IKE socket can be exempted from the kernel's IPsec policies (what createIkeSockets and NattSockets do). */
-export interface BypassSupport {
-  ok: boolean;
-  reason: string;
-}
-
-/** Try the per-socket bypass policy on a fresh loopback UDP socket (closed at once); changes nothing else. */
-export function ikeBypassSupport(): BypassSupport {
-  const addon = loadNative();
-  if (!addon) return { ok: false, reason: `the native addon is not loaded: ${nativeStatus().reason}` };
-  let fd: number;
-  try {
-    fd = openEncapSocket(4, '127.0.0.1', 0, 0);
-  } catch (e) {
-    return { ok: false, reason: `no UDP socket to try it on: ${(e as Error).message}` };
-  }
-  try {
-    const s = applyBypass(addon, fd, 4);
-    return { ok: s.active, reason: s.reason };
-  } finally {
-    try {
-      addon.closeFd(fd);
-    } catch {
-      // closed already
-    }
-  }
-}
-
 /** How the kernel stands with one crypto template natt's XFRM suites need. */
 export type TemplateState = 'present' | 'loadable' | 'absent';
 

@@ -1,10 +1,11 @@
-// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP (in UDP and in TCP), /proc/crypto.
+// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, the per-socket IPsec bypass, kernel ESP (UDP, TCP), /proc/crypto.
 
 import * as os from 'node:os';
-import { loadNative, nativeStatus, type NativeStatus } from '../native/binding';
+import { loadNative, nativeStatus, openEncapSocket, type NativeStatus } from '../native/binding';
+import { applyBypass, type BypassState } from '../native/bypass';
 import { adviceFor, type ErrorContext } from '../native/advice';
 import { readText } from './text';
-import { cryptoTemplateSupport, ikeBypassSupport, kernelNotes, privileges, type BypassSupport, type CryptoTemplateSupport, type Privileges } from './extra';
+import { cryptoTemplateSupport, kernelNotes, privileges, type CryptoTemplateSupport, type Privileges } from './extra';
 
 export interface Fact {
   ok: boolean;
@@ -64,8 +65,8 @@ export interface HostFacts {
   espInTcp: EspInTcpSupport;
   /** CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE in this process's effective set. */
   privileges: Privileges;
-  /** Whether an IKE socket can be exempted from the kernel's IPsec policies (tried on a loopback UDP socket). */
-  ikeBypass: BypassSupport;
+  /** Whether a NattSocket here gets its per-socket IPsec bypass (option `bypass`), per family, and why not. */
+  ipsecBypass: { v4: BypassState; v6: BypassState };
   /** The kernel crypto templates natt's XFRM suites map to (the AEADs among them). */
   cryptoTemplates: CryptoTemplateSupport;
   /** What this kernel version means for natt, in plain words. */
@@ -180,6 +181,26 @@ export function nativeFacts(): SocketFacts {
   return out;
 }
 
+/**
+ * Whether a UDP socket of `family` takes the per-socket IPsec bypass NattSocket applies (option `bypass`): a loopback
+ * socket opened, the bypass applied, the socket closed.
+ */
+export function ipsecBypassFact(family: 4 | 6): BypassState {
+  const addon = loadNative();
+  if (!addon) return { active: false, reason: `the native addon is not loaded: ${nativeStatus().reason}` };
+  let fd: number;
+  try {
+    fd = openEncapSocket(family, family === 4 ? '127.0.0.1' : '::1', 0, 0);
+  } catch (e) {
+    return { active: false, reason: `no IPv${family} UDP socket to try it on (${(e as { code?: string }).code ?? String(e)})` };
+  }
+  try {
+    return applyBypass(addon, fd, family);
+  } finally {
+    addon.closeFd(fd);
+  }
+}
+
 /** The host's facts. Opens and closes a few sockets; changes nothing. */
 export function hostFacts(): HostFacts {
   const kernelEsp = kernelEspSupport();
@@ -193,7 +214,7 @@ export function hostFacts(): HostFacts {
     kernelEsp,
     espInTcp: espInTcpSupport(kernelEsp),
     privileges: privileges(),
-    ikeBypass: ikeBypassSupport(),
+    ipsecBypass: { v4: ipsecBypassFact(4), v6: ipsecBypassFact(6) },
     cryptoTemplates: cryptoTemplateSupport(),
     kernelNotes: kernelNotes(os.release(), process.platform, kernelEsp.v4 || kernelEsp.v6),
   };

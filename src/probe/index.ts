@@ -9,13 +9,11 @@ export type { Fact, KernelEspSupport, EspInTcpSupport, LinuxKernelTexts, HostFac
 export {
   privileges,
   linuxPrivileges,
-  ikeBypassSupport,
   cryptoTemplateSupport,
   linuxCryptoTemplates,
   kernelNotes,
   linuxVersion,
   type Privileges,
-  type BypassSupport,
   type CryptoTemplateSupport,
   type TemplateState,
 } from './extra';

@@ -230,6 +230,11 @@ export interface NewMappingEvent {
   reqid?: number;
   old: { address: Address; port: number };
   new: { address: Address; port: number };
+  /**
+   * Whether the backend re-pointed the SA and its outbound twins to the new address and port itself (mapping
+   * 'follow', the default of openSadb); false with 'notify', or when following failed (then 'error' says why).
+   */
+  followed?: boolean;
 }
 
 export interface SadbEvents {
@@ -273,6 +278,13 @@ export interface OpenSadbOptions {
   timeout?: number;
   /** Daemon only: the daemon's control socket (default /run/natt/natt0.sock). */
   path?: string;
+  /**
+   * A NAT-T peer's mapping changed (an authenticated packet from a new address or port): `'follow'` (default) re-points
+   * the SA and its outbound twins on every backend (XFRM: UPDSA, PF_KEY: UPDATE, userland: at once) and emits
+   * 'newMapping' with `followed: true`; `'notify'` only emits (the kernels leave the SAs as they were; so does the
+   * userland backend then). The userland backend moves a peer only for a packet newer than every one before.
+   */
+  mapping?: 'follow' | 'notify';
 }
 
 /** How openSadb() opens one backend. */

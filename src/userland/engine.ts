@@ -628,9 +628,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     // Only a packet newer than every one before on this SA may move the peer: a held-back genuine packet re-sent from
     // elsewhere (authentic, inside the window, but not the newest) must not redirect the replies (D15).
     if (e.sa.natt && r.advanced && (rinfo.port !== e.inboundPeer.port || !sameAddress(rinfo.address, e.inboundPeer.address))) {
-      this.#t.newMappings++;
-      const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port);
-      this.emit('newMapping', ev);
+      const ev = this.sadb.newMapping(e, rinfo.address, rinfo.port); // null: 'notify' and told already
+      if (ev) {
+        this.#t.newMappings++;
+        this.emit('newMapping', ev);
+      }
     }
     if (r.nextHeader === NH_NONE) {
       this.#t.inPackets++;
@@ -807,9 +809,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
         const port = from.port(i);
         const address = from.address(i);
         if (port !== e.inboundPeer.port || (address !== e.inboundPeer.address && !sameAddress(address, e.inboundPeer.address))) {
-          this.#t.newMappings++;
-          const ev = this.sadb.newMapping(e, address, port);
-          this.emit('newMapping', ev);
+          const ev = this.sadb.newMapping(e, address, port); // null: 'notify' and told already
+          if (ev) {
+            this.#t.newMappings++;
+            this.emit('newMapping', ev);
+          }
         }
       }
       if (nh === NH_NONE) {

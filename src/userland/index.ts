@@ -26,4 +26,4 @@ export { XFRM_STAT_NAMES, formatStats, type UserlandCounters, type UserlandCount
 export type { UserlandSa } from './sa';
 
 /** openSadb({ backend: 'userland' }) lands here. */
-export const createUserlandSadb: SadbFactory<UserlandSadb> = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys });
+export const createUserlandSadb: SadbFactory<UserlandSadb> = async (opts) => new UserlandSadb({ revealKeys: opts.revealKeys, mapping: opts.mapping });

@@ -17,6 +17,7 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { MappingGate, type MappingMode } from '../sadb/mapping';
 import { supportedFromTable } from '../sadb/algorithms';
 import { NattError, NattSystemError, typeError } from '../errors';
 import { boolOption, durationSeconds, oneOf, readCallOptions, readOptions } from '../core/options';
@@ -47,6 +48,8 @@ export interface UserlandSadbOptions {
   larvalSeconds?: number;
   /** The SAs' ESP cipher: 'auto' (default: the native fast path where available), 'native', or 'node' (node:crypto). */
   cipher?: EspCipherChoice;
+  /** A NAT-T peer moved: re-point its SAs at once ('follow', default) or only emit 'newMapping' ('notify'). */
+  mapping?: MappingMode;
 }
 
 /** Acquires remembered for rate limiting at most (the oldest are forgotten first): one map entry per destination. */
@@ -107,11 +110,14 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   #acquireMs: number;
   #larvalSeconds: number;
   #cipher: EspCipherChoice;
+  readonly #mapping: MappingMode;
+  readonly #mappings = new MappingGate();
   #closed = false;
 
   constructor(options: UserlandSadbOptions = {}) {
     super();
-    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds', 'cipher'] as const);
+    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds', 'cipher', 'mapping'] as const);
+    this.#mapping = oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, 'follow');
     this.#revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
     this.#acquireMs = durationSeconds(o.acquireSeconds, 'acquireSeconds', 0, 30) * 1000;
     this.#larvalSeconds = durationSeconds(o.larvalSeconds, 'larvalSeconds', 0, 30);
@@ -418,14 +424,29 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   /**
-   * An authenticated packet of inbound SA `e` came from `address`:`port`, not the recorded peer. Update it and the
-   * outbound SAs that went to the old peer, then raise 'newMapping' (as Linux's km_new_mapping, with the update
-   * the IKE daemon would make applied here).
+   * An authenticated packet of inbound SA `e` came from `address`:`port`, not the recorded peer. With mapping
+   * 'follow' (default): update it and the outbound SAs that went to the old peer, then raise 'newMapping' (as Linux's
+   * km_new_mapping, with the update the IKE daemon would make applied here). With 'notify': only raise it, once per
+   * new mapping (null when this one was reported already). The engine calls this only for a packet newer than all
+   * before on the SA.
    */
-  newMapping(e: UserlandSa, address: string, port: number): NewMappingEvent {
+  newMapping(e: UserlandSa, address: string, port: number): NewMappingEvent | null {
     const old = { ...e.inboundPeer };
     const addrBytes = addressToBytes(address, 'address');
     const addr = bytesToAddress(addrBytes, 0, addrBytes.length === 4 ? 4 : 16);
+    const ev: NewMappingEvent = {
+      sa: { src: e.sa.src, dst: e.sa.dst, spi: e.sa.spi, protocol: e.sa.protocol },
+      reqid: e.sa.reqid,
+      old,
+      new: { address: addr, port },
+      followed: this.#mapping === 'follow',
+    };
+    if (this.#mapping === 'notify') {
+      // The peer stays where it was: every later packet from the new place would report it again; once is news.
+      if (!this.#mappings.admit(ev)) return null;
+      this.emit('newMapping', ev);
+      return ev;
+    }
     for (const o of this.#byKey.values()) {
       if (o !== e && o.sa.natt && o.peer.address === old.address && o.peer.port === old.port) {
         o.peer = { address: addr, port };
@@ -435,12 +456,6 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     e.inboundPeer = { address: addr, port };
     if (e.sa.natt) e.sa.natt.sport = port;
     this.generation++;
-    const ev: NewMappingEvent = {
-      sa: { src: e.sa.src, dst: e.sa.dst, spi: e.sa.spi, protocol: e.sa.protocol },
-      reqid: e.sa.reqid,
-      old,
-      new: { address: addr, port },
-    };
     this.emit('newMapping', ev);
     return ev;
   }

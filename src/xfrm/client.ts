@@ -15,10 +15,11 @@ import type {
   SupportedAlgorithms,
 } from '../sadb/types';
 import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
+import { handleMapping, MappingGate, type MappingMode } from '../sadb/mapping';
 import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
-import { boolOption, callbackOption, durationMs, intOption, readCallOptions, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationMs, intOption, oneOf, readCallOptions, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import {
   checkGetSpi,
@@ -73,6 +74,8 @@ export interface XfrmOptions {
   groups?: number[];
   /** Build the transport yourself (default: the native NETLINK_XFRM socket). */
   transport?: KernelSocketFactory;
+  /** On XFRM_MSG_MAPPING: re-point the SA and its outbound twins ('follow', default), or only emit ('notify'). */
+  mapping?: MappingMode;
 }
 
 /** What the matcher keeps per request: the reply type that belongs to it (-1: an ACK only) and the replies so far. */
@@ -122,12 +125,16 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'xfrm' as const;
   readonly #revealKeys: boolean;
   readonly #timeout: number;
+  readonly #mapping: MappingMode;
+  readonly #mappings = new MappingGate();
   #sock: XfrmTransport | null;
   readonly #req: RequestLayer<XfrmCtx>;
   #drops = 0;
+  #mappingFailures = 0;
 
   private constructor(opts: XfrmOptions) {
     super();
+    this.#mapping = opts.mapping ?? 'follow';
     this.#revealKeys = opts.revealKeys === true;
     this.#timeout = opts.timeout ?? 5000;
     const factory: KernelSocketFactory =
@@ -161,7 +168,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Open a NETLINK_XFRM socket joined to the event groups. Needs CAP_NET_ADMIN for the groups and every request. */
   static async open(options: XfrmOptions = {}): Promise<Xfrm> {
-    const o = readOptions(options, ['revealKeys', 'timeout', 'groups', 'transport'] as const);
+    const o = readOptions(options, ['revealKeys', 'timeout', 'groups', 'transport', 'mapping'] as const);
     let groups: number[] | undefined;
     if (o.groups !== undefined) {
       if (!Array.isArray(o.groups)) throw typeError('groups', 'an array of XFRMNLGRP numbers', o.groups);
@@ -172,12 +179,16 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       timeout: durationMs(o.timeout, 'timeout', 1, 5000),
       groups,
       transport: callbackOption<KernelSocketFactory>(o.transport, 'transport'),
+      mapping: oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, 'follow'),
     });
   }
 
-  /** Messages received that could not be decoded or matched (counted, never thrown). */
-  stats(): { drops: number; pending: number } {
-    return { drops: this.#drops, pending: this.#req.size };
+  /**
+   * Messages received that could not be decoded or matched (counted, never thrown); mapping changes that mapping
+   * 'follow' could not apply (their event says followed: false).
+   */
+  stats(): { drops: number; pending: number; mappingFailures: number } {
+    return { drops: this.#drops, pending: this.#req.size, mappingFailures: this.#mappingFailures };
   }
 
   // ---- requests (the shared layer: src/kernel/requests.ts; at most MAX_IN_FLIGHT wait for the kernel at once,
@@ -289,7 +300,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
           new: { address: mp.newSaddr, port: mp.newSport },
         };
         if (mp.reqid) ev.reqid = mp.reqid;
-        this.emit('newMapping', ev);
+        this.#onMapping(ev);
         return;
       }
       case 'newsa':
@@ -308,6 +319,18 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
         // Policy notifications (newpolicy/updpolicy/delpolicy/polexpire), flushes and anything else: decoded.
         this.emit('message', this.#revealKeys ? withoutEcho(m) : redacted(m));
     }
+  }
+
+  /** A mapping report: followed or only told (src/sadb/mapping.ts), repeats held back; never throws. */
+  #onMapping(ev: NewMappingEvent): void {
+    void handleMapping(this, ev, this.#mapping, this.#mappings, (r) => {
+      if (!this.#sock) return;
+      if (r.error) {
+        this.#mappingFailures++;
+        if (this.listenerCount('error') > 0) this.emit('error', r.error);
+      }
+      this.emit('newMapping', r.ev);
+    });
   }
 
   #onSocketError(err: Error): void {
@@ -485,6 +508,6 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 }
 
 /** The factory openSadb({ backend: 'xfrm' }) uses. */
-export async function openXfrm(opts: { revealKeys?: boolean; timeout?: number } = {}): Promise<Xfrm> {
-  return Xfrm.open({ revealKeys: opts.revealKeys, timeout: opts.timeout });
+export async function openXfrm(opts: { revealKeys?: boolean; timeout?: number; mapping?: MappingMode } = {}): Promise<Xfrm> {
+  return Xfrm.open({ revealKeys: opts.revealKeys, timeout: opts.timeout, mapping: opts.mapping });
 }

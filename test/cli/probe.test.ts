@@ -65,13 +65,13 @@ describe('probe() and natt probe on this host', () => {
   it('the new facts are there, and every old field keeps its name', () => {
     const p = probeReport();
     for (const k of ['platform', 'release', 'arch', 'node', 'native', 'facts', 'kernelEsp', 'espInTcp', 'auto']) expect(p).toHaveProperty(k);
-    for (const k of ['privileges', 'ikeBypass', 'cryptoTemplates', 'kernelNotes', 'fastPath']) expect(p).toHaveProperty(k);
+    for (const k of ['privileges', 'ipsecBypass', 'cryptoTemplates', 'kernelNotes', 'fastPath']) expect(p).toHaveProperty(k);
     expect(probe()).not.toHaveProperty('fastPath'); // the fast path sits above probe(): the CLI adds it
     if (process.platform === 'linux' && process.getuid?.() === 0) expect(p.privileges.netAdmin).toBe(true);
-    if (process.platform === 'linux' && process.getuid?.() === 0 && loadNative()) expect(p.ikeBypass).toMatchObject({ ok: true });
+    if (process.platform === 'linux' && process.getuid?.() === 0 && loadNative()) expect(p.ipsecBypass.v4).toMatchObject({ active: true });
     expect(p.fastPath.cipher.available).toBe(loadNative() !== null && typeof loadNative()!.EspCipher === 'function');
     const text = formatProbe(p);
-    for (const label of ['CAP_NET_ADMIN', 'IKE bypass', 'AEAD templates', 'fast path']) expect(text).toContain(`  ${label}`);
+    for (const label of ['CAP_NET_ADMIN', 'IPsec bypass IPv4', 'AEAD templates', 'fast path']) expect(text).toContain(`  ${label}`);
     if (p.kernelNotes.length) expect(text).toContain('  kernel notes    ');
   });
 
@@ -86,8 +86,8 @@ describe('probe() and natt probe on this host', () => {
       expect(r.status).toBe(0);
       const p = JSON.parse(r.stdout);
       expect(p.privileges).toMatchObject({ netAdmin: false, netRaw: false });
-      expect(p.ikeBypass.ok).toBe(false);
-      expect(p.ikeBypass.reason).toMatch(/EPERM.*needs privilege/);
+      expect(p.ipsecBypass.v4.active).toBe(false);
+      expect(p.ipsecBypass.v4.reason).toMatch(/EPERM.*needs privilege/);
     });
 
     it('natt capture fails with exit 1 and says CAP_NET_RAW', () => {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
 import type { Sadb, SecurityAssociation, SecurityPolicy } from '../../src/sadb/types';
+import { followMapping } from '../../src/sadb/mapping';
 
 export interface ContractOptions {
   /** Skip the whole suite, with this reason in its title. */
@@ -99,6 +100,31 @@ export function defineSadbContract(name: string, open: () => Promise<Sadb>, opts
       await db.add(cbcSa(0x2004));
       await db.update({ ...cbcSa(0x2004), natt: { type: 'espinudp', sport: 4500, dport: 4501 } });
       expect((await db.get({ src: A, dst: B, spi: 0x2004 })).natt?.dport).toBe(4501);
+    });
+
+    it("followMapping (the IKE daemon's move after a 'newMapping'): the inbound SA and its outbound twin to a new port, then a new address", async () => {
+      // Inbound from B's NAT mapping, its outbound twin to it; a third SA to B on another port is not a twin.
+      await db.add({ ...cbcSa(0x2101), src: B, dst: A });
+      await db.add(cbcSa(0x2102));
+      await db.add({ ...cbcSa(0x2103), natt: { type: 'espinudp', sport: 4500, dport: 4600 } });
+      const sa = { src: B, dst: A, spi: 0x2101, protocol: 'esp' as const };
+      const moved = await followMapping(db, { sa, old: { address: B, port: 4500 }, new: { address: B, port: 31001 } });
+      expect(moved.outbound.map((o) => o.spi)).toEqual([0x2102]);
+      expect((await db.get({ src: B, dst: A, spi: 0x2101 })).natt).toMatchObject({ sport: 31001, dport: 4500 });
+      const out = await db.get({ src: A, dst: B, spi: 0x2102 });
+      expect(out.natt).toMatchObject({ sport: 4500, dport: 31001 });
+      expect(Buffer.from(out.encryption!.key).toString('hex')).toBe('11'.repeat(16)); // the keys went along
+      expect((await db.get({ src: A, dst: B, spi: 0x2103 })).natt?.dport).toBe(4600);
+      if (!B.includes('.')) return; // the address move below is written for IPv4 peers
+      const C = B.replace(/\.\d+$/, '.77');
+      await followMapping(db, { sa, old: { address: B, port: 31001 }, new: { address: C, port: 31002 } });
+      expect((await db.get({ src: C, dst: A, spi: 0x2101 })).natt).toMatchObject({ sport: 31002 });
+      expect(await db.get({ src: A, dst: C, spi: 0x2102 })).toMatchObject({ reqid: 11, natt: { dport: 31002 } });
+      await expect(db.get({ src: A, dst: B, spi: 0x2102 })).rejects.toMatchObject({ code: 'ESRCH' });
+      // One inbound SA with that SPI remains, from C (the kernels identify an SA by destination and SPI alone).
+      const inbound: string[] = [];
+      for await (const x of db.dump('esp')) if (x.spi === 0x2101) inbound.push(x.src);
+      expect(inbound).toEqual([C]);
     });
 
     it('dump lists the SAs; delete removes one (get then fails); deleteAll and flush empty the table', async () => {

@@ -1,7 +1,8 @@
 // RFC 3948 §2.1 on the wire: a userland IPv4 NattSocket sends UDP with checksum 0 (SO_NO_CHECK), seen by tshark on lo.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { captureLo } from '../lib/tshark-capture';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { getNoCheck, loadNative } from '../../src/native/binding';
 
@@ -18,19 +19,8 @@ const why = process.platform !== 'linux'
 
 /** Capture `count` UDP datagrams to `port` on lo and give their checksum fields; resolves once tshark is listening. */
 async function capture(port: number, count: number): Promise<{ done: Promise<number[]> }> {
-  const ts = spawn('tshark', ['-i', 'lo', '-n', '-l', '-f', `udp dst port ${port}`, '-c', String(count), '-a', 'duration:20', '-T', 'fields', '-e', 'udp.checksum']);
-  let out = '';
-  ts.stdout.on('data', (d: Buffer) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    ts.stderr.on('data', (d: Buffer) => {
-      err += d;
-      if (/Capture started/.test(err)) resolve(); // printed once the filter is on the interface
-    });
-    ts.on('exit', () => reject(new Error(`tshark ended before capturing: ${err}`)));
-  });
-  const done = new Promise<number[]>((resolve) => ts.on('exit', () => resolve(out.trim().split('\n').filter(Boolean).map((h) => Number.parseInt(h, 16)))));
-  return { done };
+  const cap = await captureLo(`udp dst port ${port}`, count, ['udp.checksum']);
+  return { done: cap.done.then((lines) => lines.map((h) => Number.parseInt(h, 16))) };
 }
 
 function send(s: NattSocket, what: 'esp' | 'ike' | 'keepalive', port: number): Promise<void> {

@@ -3,6 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { kernelEspSupport, linuxKernelEsp, probe } from '../../src/probe';
 import { chooseSadbBackend } from '../../src/open';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { createNattSocket } from '../../src/natt/socket';
+import { loadNative } from '../../src/native/binding';
+import { formatProbe } from '../../src/cli/probe';
+import { ensureDist } from '../lib/dist';
 
 describe('kernelEspSupport on Linux texts', () => {
   const rel = '6.1.0-test';
@@ -40,5 +47,29 @@ describe('probe() on this host', () => {
     if (!p.facts.udpEncap4.ok) expect(p.auto.nattSocket.backend).toBe('userland');
     expect(chooseSadbBackend()).toEqual(p.auto.sadb);
     expect(p.auto.nattSocket.reason.length).toBeGreaterThan(10);
+  });
+});
+
+describe('probe().ipsecBypass: whether the IKE sockets get their per-socket IPsec bypass', () => {
+  const native = loadNative();
+  it.skipIf(!native)(`says what a NattSocket gets, per family${native ? '' : ' (skipped: the native addon is not built)'}`, async () => {
+    const p = probe();
+    for (const family of [4, 6] as const) {
+      const s = await createNattSocket({ family, address: family === 4 ? '127.0.0.1' : '::1', port: 0, backend: 'userland' });
+      expect(p.ipsecBypass[`v${family}`]).toEqual(s.bypass);
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+    expect(formatProbe(p)).toMatch(/IPsec bypass IPv4 (yes|no )/);
+  });
+
+  const why = !native ? 'the native addon is not built' : process.getuid?.() !== 0 ? 'not root' : !existsSync('/usr/bin/setpriv') ? 'no setpriv' : '';
+  it.skipIf(!!why || process.platform !== 'linux')(`without CAP_NET_ADMIN: not active, and why${why ? ` (skipped: ${why})` : ''}`, () => {
+    ensureDist();
+    const script = `console.log(JSON.stringify(require(${JSON.stringify(join(__dirname, '..', '..', 'dist', 'probe'))}).probe().ipsecBypass))`;
+    const r = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    const b = JSON.parse(r.stdout) as { v4: { active: boolean; reason: string } };
+    expect(b.v4.active).toBe(false);
+    expect(b.v4.reason).toMatch(/refused.*(EPERM|CAP_NET_ADMIN|privilege)/i);
   });
 });

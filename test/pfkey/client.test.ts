@@ -85,12 +85,12 @@ const newMapping = (spi: number): PfKeyMessage => ({
 });
 
 /** A PfKey over a scripted transport that answers with `answer(request)` (undefined: no answer). */
-function scriptedPfKey(answer?: (req: PfKeyMessage) => PfKeyMessage | PfKeyMessage[] | undefined, opts: { revealKeys?: boolean; timeout?: number; dialect?: Dialect } = {}) {
+function scriptedPfKey(answer?: (req: PfKeyMessage) => PfKeyMessage | PfKeyMessage[] | undefined, opts: { revealKeys?: boolean; timeout?: number; dialect?: Dialect; mapping?: 'follow' | 'notify' } = {}) {
   const t = scriptedTransport((bytes, push) => {
     const r = answer?.(decode(bytes, opts.dialect ?? L));
     for (const m of r === undefined ? [] : Array.isArray(r) ? r : [r]) push(encode(m, opts.dialect ?? L));
   });
-  const p = new PfKey({ dialect: opts.dialect ?? 'linux', transport: t.transport, revealKeys: opts.revealKeys, timeout: opts.timeout });
+  const p = new PfKey({ dialect: opts.dialect ?? 'linux', transport: t.transport, revealKeys: opts.revealKeys, timeout: opts.timeout, mapping: opts.mapping });
   return { p, t, sent: () => t.sent.map((b) => decode(b, opts.dialect ?? L)), push: (m: PfKeyMessage) => t.push(encode(m, opts.dialect ?? L)) };
 }
 
@@ -170,11 +170,14 @@ describe('PfKey over a scripted transport', () => {
 
   it("NEW_MAPPING → 'newMapping' with XFRM's shape: the SA's dst and reqid found in a dump, old and new address/port", async () => {
     const inbound = { ...natSa(0xc0ffee01), src: '198.51.100.7', dst: '192.0.2.1', reqid: 31 };
-    const { p, push, sent } = scriptedPfKey((req) => {
-      if (req.type !== SADB.DUMP) return undefined;
-      // Two SAs: another SPI, then the one that moved (last message of a dump has seq 0).
-      return [saToMessage({ ...inbound, spi: 0x99 }, SADB.DUMP, L, 1, req.pid!), saToMessage(inbound, SADB.DUMP, L, 0, req.pid!)];
-    });
+    const { p, push, sent } = scriptedPfKey(
+      (req) => {
+        if (req.type !== SADB.DUMP) return undefined;
+        // Two SAs: another SPI, then the one that moved (last message of a dump has seq 0).
+        return [saToMessage({ ...inbound, spi: 0x99 }, SADB.DUMP, L, 1, req.pid!), saToMessage(inbound, SADB.DUMP, L, 0, req.pid!)];
+      },
+      { mapping: 'notify' },
+    );
     const ev = new Promise<NewMappingEvent>((r) => p.once('newMapping', r));
     push(newMapping(0xc0ffee01));
     expect(await ev).toEqual({
@@ -182,16 +185,45 @@ describe('PfKey over a scripted transport', () => {
       reqid: 31,
       old: { address: '198.51.100.7', port: 4500 },
       new: { address: '203.0.113.9', port: 60000 },
+      followed: false,
     });
     expect(sent().map((m) => m.type)).toEqual([SADB.DUMP]);
     await p.close();
   });
 
-  it("NEW_MAPPING for an SA that is gone (empty dump, ENOENT) still raises 'newMapping', sa.dst ''", async () => {
+  it("mapping 'follow' (default): the SA is re-pointed (a new address: DELETE, then ADD from it) before 'newMapping' says followed", async () => {
+    const inbound = { ...natSa(0xc0ffee01), src: '198.51.100.7', dst: '192.0.2.1', reqid: 31 };
+    const { p, push, sent } = scriptedPfKey((req) => {
+      if (req.type === SADB.DUMP) return saToMessage(inbound, SADB.DUMP, L, 0, req.pid!);
+      if (req.type === SADB.DELETE || req.type === SADB.ADD) return { ...req, extensions: req.extensions.filter((x) => !x.name.startsWith('key')) };
+      return undefined;
+    });
+    const ev = new Promise<NewMappingEvent>((r) => p.once('newMapping', r));
+    push(newMapping(0xc0ffee01));
+    expect(await ev).toMatchObject({ sa: { dst: '192.0.2.1', spi: 0xc0ffee01 }, reqid: 31, new: { address: '203.0.113.9', port: 60000 }, followed: true });
+    const msgs = sent();
+    expect(msgs.map((m) => m.type)).toEqual([SADB.DUMP, SADB.DUMP, SADB.DELETE, SADB.ADD]);
+    const added = msgs[3];
+    expect(added.extensions.find((x) => x.name === 'src')).toMatchObject({ addr: { address: '203.0.113.9' } });
+    expect(added.extensions.find((x) => x.name === 'nattSport')).toMatchObject({ port: 60000 });
+    expect(p.stats().mappingFailures).toBe(0);
+    await p.close();
+  });
+
+  it("NEW_MAPPING for an SA that is gone (empty dump, ENOENT) still raises 'newMapping', sa.dst '', followed: false, with the error", async () => {
     const { p, push } = scriptedPfKey((req) => (req.type === SADB.DUMP ? { type: SADB.DUMP, errno: 2, satype: 3, seq: req.seq, pid: req.pid, extensions: [] } : undefined));
+    const errors: Error[] = [];
+    p.on('error', (e) => errors.push(e));
     const ev = new Promise<NewMappingEvent>((r) => p.once('newMapping', r));
     push(newMapping(7));
-    expect(await ev).toEqual({ sa: { src: '198.51.100.7', dst: '', spi: 7, protocol: 'esp' }, old: { address: '198.51.100.7', port: 4500 }, new: { address: '203.0.113.9', port: 60000 } });
+    expect(await ev).toEqual({
+      sa: { src: '198.51.100.7', dst: '', spi: 7, protocol: 'esp' },
+      old: { address: '198.51.100.7', port: 4500 },
+      new: { address: '203.0.113.9', port: 60000 },
+      followed: false,
+    });
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/not in the database/)]);
+    expect(p.stats().mappingFailures).toBe(1);
     await p.close();
   });
 
@@ -240,7 +272,7 @@ describe('PfKey over a scripted transport', () => {
     p.on('error', (e) => errors.push(e));
     t.deliver(Buffer.from('not a pf_key message'));
     t.deliver(Buffer.alloc(3));
-    expect(p.stats()).toEqual({ decodeErrors: 2, badEvents: 0, pending: 0 });
+    expect(p.stats()).toEqual({ decodeErrors: 2, badEvents: 0, mappingFailures: 0, pending: 0 });
     // A decodable message missing what its event needs (EXPIRE without addresses) is counted too.
     t.deliver(encode({ type: SADB.EXPIRE, satype: 3, seq: 0, pid: 0, extensions: [saExt(1)] }, L));
     expect(p.stats().badEvents).toBe(1);

@@ -1,12 +1,12 @@
 // Xfrm client logic over a scripted transport: seq matching, timeouts, abort, errno advice, dumps, event normalisation.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { inspect } from 'node:util';
 import { MAX_IN_FLIGHT, Xfrm, type XfrmTransport } from '../../src/xfrm/client';
 import { decode, encode, type XfrmMessage } from '../../src/xfrm/codec';
 import { saToStruct } from '../../src/xfrm/convert';
 import { KernelReplyError, NattTimeoutError } from '../../src/errors';
-import type { SecurityAssociation } from '../../src/sadb/types';
+import type { NewMappingEvent, SecurityAssociation } from '../../src/sadb/types';
 
 /** A transport that records requests and lets the test answer them. */
 function scripted(answer?: (req: XfrmMessage, push: (m: XfrmMessage | Uint8Array) => void) => void) {
@@ -210,13 +210,13 @@ describe('Xfrm client over a scripted transport', () => {
     expect(first).toEqual([100]);
     expect(second).toEqual([100, 101, 102, 103]);
     expect(order).toEqual(['dump 1', 'done', 'dump 3', 'done']);
-    expect(x.stats()).toEqual({ drops: 0, pending: 0 });
+    expect(x.stats()).toEqual({ drops: 0, pending: 0, mappingFailures: 0 });
     await x.close();
   });
 
-  it('MAPPING → newMapping (old/new address and port), EXPIRE → expire without keys, DELSA → delete, ACQUIRE → acquire', async () => {
+  it("MAPPING → newMapping (old/new address and port; mapping 'notify': at once, in order), EXPIRE → expire without keys, DELSA → delete, ACQUIRE → acquire", async () => {
     const t = scripted();
-    const x = await Xfrm.open({ transport: t.transport });
+    const x = await Xfrm.open({ transport: t.transport, mapping: 'notify' });
     const events: Array<[string, unknown]> = [];
     for (const name of ['newMapping', 'expire', 'delete', 'acquire', 'message'] as const) x.on(name, (e: unknown) => events.push([name, e]));
     const { sa, attrs } = saToStruct(gcm);
@@ -249,6 +249,7 @@ describe('Xfrm client over a scripted transport', () => {
         reqid: 3,
         old: { address: '192.0.2.1', port: 4500 },
         new: { address: '192.0.2.1', port: 31000 },
+        followed: false,
       },
     ]);
     expect(events[1][0]).toBe('expire');
@@ -260,6 +261,24 @@ describe('Xfrm client over a scripted transport', () => {
       { seq: 77, src: '192.0.2.1', dst: '192.0.2.2', protocol: 'esp', policy: { id: 9, direction: 'out', selector: { src: '10.1.0.0/24', dst: '10.2.0.0/24' } } },
     ]);
     expect(events[4][0]).toBe('message');
+    await x.close();
+  });
+
+  it("mapping 'follow' (default) that cannot reach the SAs: 'newMapping' with followed: false after the try, the error, a counted failure; repeats held", async () => {
+    const t = scripted(); // answers nothing: the dump of the follow times out
+    const x = await Xfrm.open({ transport: t.transport, timeout: 30 });
+    const got: NewMappingEvent[] = [];
+    const errors: Error[] = [];
+    x.on('newMapping', (e) => got.push(e));
+    x.on('error', (e) => errors.push(e));
+    const mapping = { id: { daddr: '192.0.2.2', spi: 0x1234, family: 2, proto: 50 }, reqid: 3, oldSaddr: '192.0.2.1', newSaddr: '192.0.2.1', oldSport: 4500, newSport: 31000 };
+    for (let i = 0; i < 3; i++) t.push({ type: 'mapping', mapping, attrs: [] }); // the kernel repeats it per packet
+    await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 5000 });
+    expect(got[0]).toMatchObject({ sa: { dst: '192.0.2.2', spi: 0x1234 }, new: { port: 31000 }, followed: false });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(NattTimeoutError);
+    expect(x.stats().mappingFailures).toBe(1);
+    expect(t.sent.map((m) => m.type)).toEqual(['getsaDump']);
     await x.close();
   });
 
