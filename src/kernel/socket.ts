@@ -1,6 +1,7 @@
 // A kernel message socket (native, or a test's stand-in) as the request layer's transport: full buffer → wait for writable.
 
 import type { MessageTransport } from './requests';
+import { typeError } from '../errors';
 
 /** What a kernel message client needs from its socket: the native MessageSocket's shape (bind/setsockopt optional). */
 export interface KernelSocket {
@@ -22,6 +23,20 @@ export type KernelSocketFactory = (
   onWritable: () => void,
 ) => KernelSocket;
 
+const SOCKET_METHODS = ['send', 'ref', 'unref', 'close'] as const;
+
+/** What a caller's `transport` factory built must be a socket: send, ref, unref and close at least. */
+function checkSocket(s: unknown): KernelSocket {
+  const expected = 'a function returning a socket { send, ref, unref, close }';
+  if (s === null || typeof s !== 'object') throw typeError('transport', expected, s);
+  try {
+    for (const m of SOCKET_METHODS) if (typeof (s as Record<string, unknown>)[m] !== 'function') throw new TypeError(m);
+  } catch {
+    throw typeError('transport', expected, s);
+  }
+  return s as KernelSocket;
+}
+
 /**
  * Open `factory`'s socket and wrap it as a MessageTransport. The socket starts unref'd (the request layer refs it while
  * requests are outstanding).
@@ -37,7 +52,7 @@ export function openKernelTransport(
     writable = null;
     cb?.();
   };
-  const socket = factory(onMessage, onError, fire);
+  const socket = checkSocket(factory(onMessage, onError, fire));
   socket.unref();
   const transport: MessageTransport = {
     send: (msg) => socket.send(msg) >= 0,
