@@ -1,5 +1,7 @@
-// Bounded fuzz: 10^5 mutated ESP packets over every suite → open() never throws; each is opened or counted once.
+// Bounded fuzz: NATT_FUZZ_RUNS (default 10^5) mutated ESP packets over every suite → open() never throws; each is opened or counted once.
 
+import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 import { describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
 import { SUITES } from './suites';
@@ -15,11 +17,13 @@ function rng(seed: number) {
   };
 }
 
-describe('fuzz: 10^5 mutated packets', () => {
+const TOTAL = fuzzRuns(100_000);
+
+describe(`fuzz: ${TOTAL} mutated packets`, () => {
   it('open() never throws and counts every refusal', () => {
-    const TOTAL = 100_000;
     const n = Math.ceil(TOTAL / SUITES.length / 2); // per suite, per ESN setting
     let done = 0;
+    const outcomes: Record<string, number> = {};
     for (const [si, [name, opts]] of SUITES.entries()) {
       const rand = rng(0x5eed + si);
       for (const esn of [false, true]) {
@@ -64,8 +68,11 @@ describe('fuzz: 10^5 mutated packets', () => {
         const dropped = Object.values(s.drops).reduce((a, b) => a + b, 0);
         expect(s.opened + dropped).toBe(n);
         done += n;
+        outcomes.opened = (outcomes.opened ?? 0) + s.opened;
+        for (const [reason, k] of Object.entries(s.drops)) outcomes[reason] = (outcomes[reason] ?? 0) + k;
       }
     }
     expect(done).toBeGreaterThanOrEqual(TOTAL);
-  }, 120_000);
+    reportFuzz('esp open (test/esp/fuzz)', outcomes, { suites: SUITES.length });
+  }, fuzzTimeout(120_000));
 });

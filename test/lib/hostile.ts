@@ -11,6 +11,11 @@ export function fuzzRuns(fallback = 2000): number {
   return n;
 }
 
+/** A fuzz test's timeout: `ms` in npm test; under NATT_FUZZ_RUNS (npm run fuzz) a day, as the inputs decide the time. */
+export function fuzzTimeout(ms: number): number {
+  return process.env.NATT_FUZZ_RUNS ? 86_400_000 : ms;
+}
+
 /** Key bytes in the hostile inputs are 0xc7: no error message may show them (hex, or as a list of numbers). */
 export const KEY_BYTE = 0xc7;
 const KEY_TRACE = /c7c7|199, ?199/i;

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decode, type PfKeyExtension, type PfKeyMessage, type Sockaddr } from '../../src/pfkey/codec';
 import { pfkeyEncode as encode } from '../lib/encoders';
+import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 import { DIALECTS, COMMON_EXTENSIONS, type Dialect, type DialectName } from '../../src/pfkey/dialects';
 import { bytesToAddress } from '../../src/ip/address';
 
@@ -184,6 +186,7 @@ describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('round-trip in th
   const d = DIALECTS[name];
 
   it('every message type with any mix of extensions: decode(encode(m)) equals m, and re-encodes to the same bytes', () => {
+    let tripped = 0;
     fc.assert(
       fc.property(messageArb(d), (m) => {
         const b = encode(m, name);
@@ -192,10 +195,12 @@ describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('round-trip in th
         const back = decode(b, name);
         expect(plain(back)).toEqual(m);
         expect(encode(back, name).equals(b)).toBe(true);
+        tripped++;
       }),
-      { numRuns: 600 },
+      { numRuns: fuzzRuns(600) },
     );
-  });
+    reportFuzz(`pfkey round trip, ${name} (test/pfkey/roundtrip)`, { 'round-tripped': tripped });
+  }, fuzzTimeout(30_000));
 
   it('each message type 1..SADB_MAX and each extension of the dialect occurs in the runs above', () => {
     // The generator's coverage, checked rather than assumed.
@@ -206,9 +211,9 @@ describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('round-trip in th
         types.add(m.type);
         for (const e of m.extensions) names.add(e.name === 'raw' && e.type === 31 ? 'ifHwOffload' : e.name);
       }),
-      { numRuns: 600 },
+      { numRuns: fuzzRuns(600) },
     );
     expect(types.size).toBe(d.msgMax);
     for (const n of namesOf(d)) expect(names.has(n), n).toBe(true);
-  });
+  }, fuzzTimeout(30_000));
 });

@@ -4,6 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder, encodeFrame, streamPrefix, FRAME_FAIL_REASONS, type TcpFrame } from '../../src/tcp/framing';
+import { fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 
 const RUNS = Number(process.env.NATT_FUZZ_RUNS ?? 100_000);
 const SEED = Number(process.env.NATT_FUZZ_SEED ?? 0x9329);
@@ -251,5 +253,6 @@ describe(`fuzz: ${RUNS} byte streams into FrameDecoder (seed ${SEED})`, () => {
       `framing fuzz: ${RUNS} streams (${JSON.stringify(sources)}), ${bytes} octets, ${frames} frames; outcomes ${JSON.stringify(outcome)}; ` +
         `${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU`,
     );
-  }, 120_000);
+    reportFuzz('tcp FrameDecoder (test/tcp/fuzz)', outcome, { sources, frames, bytes });
+  }, fuzzTimeout(120_000));
 });

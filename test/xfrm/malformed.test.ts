@@ -14,12 +14,14 @@ import {
   decodeInput,
   fieldPaths,
   fuzzRuns,
+  fuzzTimeout,
   isKeyPath,
   mutated,
   outcome,
   withField,
   type Outcome,
 } from '../lib/hostile';
+import { CountingSet, reportFuzz } from '../lib/fuzz-report';
 
 const NESTED = 0x8000;
 const FLUSHPOLICY = 29;
@@ -235,7 +237,7 @@ describe('XFRM: property — arbitrary values at encode, encodingLength and deco
   const messages = fc.oneof(message, fc.array(message, { maxLength: 3 }));
 
   it(`encode and encodingLength (${runs} runs each): success, or a TypeError/RangeError naming a field`, () => {
-    const seen = new Set<Outcome>();
+    const seen = new CountingSet<Outcome>();
     fc.assert(
       fc.property(messages, (m) => {
         let b: Buffer | undefined;
@@ -247,21 +249,24 @@ describe('XFRM: property — arbitrary values at encode, encodingLength and deco
       { numRuns: runs },
     );
     expect([...seen].sort()).toEqual(['RangeError', 'TypeError', 'ok']);
-  });
+    reportFuzz(`xfrm.encode (test/xfrm/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 
   it(`encode into a caller's buffer (${runs} runs): any buf and offset`, () => {
+    const into = new CountingSet<Outcome>();
     fc.assert(
       fc.property(fc.constantFrom(...MESSAGES), callerBuffer(400), (m, [b, o]) => {
         let view: Buffer | undefined;
-        outcome(() => (view = xfrm.encode(m, b as Uint8Array, o as number)));
+        into.add(outcome(() => (view = xfrm.encode(m, b as Uint8Array, o as number))));
         if (view) expect(view.equals(xfrm.encode(m))).toBe(true);
       }),
       { numRuns: runs },
     );
-  });
+    reportFuzz(`xfrm.encode into a caller's buffer (test/xfrm/malformed)`, into.counts);
+  }, fuzzTimeout(30_000));
 
   it(`decode (${runs} runs): anything that is not a byte array is a TypeError; every byte array decodes or is an XfrmDecodeError`, () => {
-    const seen = new Set<Outcome>();
+    const seen = new CountingSet<Outcome>();
     const valid = MESSAGES.map((m) => xfrm.encode(m));
     const bytes = decodeInput(valid, 300);
     fc.assert(
@@ -271,7 +276,8 @@ describe('XFRM: property — arbitrary values at encode, encodingLength and deco
       { numRuns: runs },
     );
     expect(seen.has('decode-error') && seen.has('TypeError') && seen.has('ok')).toBe(true);
-  });
+    reportFuzz(`xfrm.decode (test/xfrm/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 });
 
 describe('XFRM: encode and encodingLength in dns-packet’s shape', () => {

@@ -1,0 +1,320 @@
+// The API boundary under hostile values: every row of surfaces.ts (every public function, constructor, method,
+// namespace member and constant of src/index.ts), every argument and every option field, mutated one at a time, and
+// whole random argument lists. A call may only succeed, fail with a NattError that has a code, or throw a
+// TypeError/RangeError naming the field; never an internal error, a DOMException, a hang, or a key byte in a message.
+// NATT_FUZZ_RUNS sets the inputs for the whole file (spread over the rows); npm test runs a few per row.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import * as api from '../../src/index';
+import { fuzzRuns } from '../lib/hostile';
+import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
+import { release, shared, openShared } from './fixtures';
+import { SURFACES, VALUES, type Surface } from './surfaces';
+import { ABSENT, classifyError, fieldValue, hostile, keyValue, materialize, type Outcome } from './values';
+
+/** Inputs per row: NATT_FUZZ_RUNS over the whole file, else a few (npm test stays near 20 s on 2 loaded cores). */
+const DEFAULT_PER_ROW = 40;
+const PER_ROW = process.env.NATT_FUZZ_RUNS ? Math.max(1, Math.ceil(fuzzRuns() / SURFACES.length)) : DEFAULT_PER_ROW;
+const SEED = Number(process.env.NATT_FUZZ_SEED ?? 0xb0da);
+/** A call (or its promise) that takes longer than this hangs. */
+const HANG_MS = 3000;
+/** NATT_BOUNDARY_KNOWN=run: run the skipped cases of known findings too (to see whether their branch fixed them). */
+const RUN_KNOWN = process.env.NATT_BOUNDARY_KNOWN === 'run';
+
+/** What an argument builder returns for an input a known finding covers: not run. */
+const SKIP = Symbol('skip');
+
+type Path = readonly (string | number)[];
+
+/** Paths into plain objects and arrays only (a fixture such as a database or a socket is a leaf), the arguments first. */
+function fieldPaths(v: unknown, prefix: Path = []): Path[] {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return [];
+  const proto = Object.getPrototypeOf(v);
+  if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return [];
+  const keys = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+  const out: Path[] = [];
+  for (const k of keys) {
+    out.push([...prefix, k]);
+    out.push(...fieldPaths((v as Record<string | number, unknown>)[k], [...prefix, k]));
+  }
+  return out;
+}
+
+/** Paths whose value is a plain object (where extra option names can be added). */
+const objectPaths = (args: unknown[], paths: Path[]): Path[] =>
+  paths.filter((p) => {
+    const v = get(args, p);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+  });
+
+function get(v: unknown, p: Path): unknown {
+  for (const k of p) v = (v as Record<string | number, unknown>)[k];
+  return v;
+}
+
+/** A copy of a plain object, its own properties as they are (getters stay getters, keys stay non-enumerable) but writable. */
+function copyOf(v: object): Record<string | number, unknown> {
+  const ds = Object.getOwnPropertyDescriptors(v);
+  for (const d of Object.values(ds)) {
+    d.configurable = true;
+    if ('value' in d) d.writable = true;
+  }
+  return Object.defineProperties({}, ds);
+}
+
+/** A copy of `v` with the field at `path` replaced (or deleted, for ABSENT), keeping non-enumerable keys. */
+function withField(v: unknown, path: Path, value: unknown): unknown {
+  if (path.length === 0) return value;
+  const [k, ...rest] = path;
+  const copy = (Array.isArray(v) ? [...v] : copyOf(v as object)) as Record<string | number, unknown>;
+  if (rest.length === 0 && value === ABSENT) delete copy[k];
+  else copy[k] = withField((v as Record<string | number, unknown>)[k], rest, value);
+  return copy;
+}
+
+/** The object at `path` with extra own properties (defined, so `__proto__` is an own key, not the prototype). */
+function withExtra(args: unknown[], path: Path, extra: [string, unknown][]): unknown[] {
+  const copy = copyOf(get(args, path) as object);
+  for (const [k, x] of extra) Object.defineProperty(copy, k, { value: x, enumerable: true, writable: true, configurable: true });
+  return withField(args, path, copy) as unknown[];
+}
+
+type Plan =
+  | { kind: 'field'; path: number; value: unknown }
+  | { kind: 'extra'; path: number; extra: [string, unknown][] }
+  | { kind: 'list'; args: unknown[] }
+  | { kind: 'tail'; keep: number; more: unknown[] };
+
+function planArb(paths: Path[], objects: Path[], argc: number): fc.Arbitrary<Plan> {
+  const isKey = (p: Path) => p[p.length - 1] === 'key';
+  const field = fc
+    .nat({ max: Math.max(0, paths.length - 1) })
+    .chain((i) => (isKey(paths[i]) ? keyValue : fieldValue).map((value): Plan => ({ kind: 'field', path: i, value })));
+  const name = fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'then', 'length'));
+  const extra = fc
+    .tuple(fc.nat({ max: Math.max(0, objects.length - 1) }), fc.array(fc.tuple(name, hostile), { minLength: 1, maxLength: 3 }))
+    .map(([i, extra]): Plan => ({ kind: 'extra', path: i, extra }));
+  const list = fc.array(hostile, { maxLength: 5 }).map((args): Plan => ({ kind: 'list', args }));
+  const tail = fc.tuple(fc.nat({ max: argc }), fc.array(hostile, { maxLength: 3 })).map(([keep, more]): Plan => ({ kind: 'tail', keep, more }));
+  const arbs: { arbitrary: fc.Arbitrary<Plan>; weight: number }[] = [
+    { arbitrary: list, weight: 2 },
+    { arbitrary: tail, weight: 1 },
+  ];
+  if (paths.length) arbs.push({ arbitrary: field, weight: 6 });
+  if (objects.length) arbs.push({ arbitrary: extra, weight: 1 });
+  return fc.oneof(...arbs);
+}
+
+function applyPlan(plan: Plan, args: unknown[], paths: Path[], objects: Path[]): unknown[] {
+  switch (plan.kind) {
+    case 'field':
+      return withField(args, paths[plan.path], materialize(plan.value)) as unknown[];
+    case 'extra':
+      return withExtra(args, objects[plan.path], plan.extra.map(([k, v]) => [k, materialize(v)]));
+    case 'list':
+      return plan.args.map(materialize);
+    case 'tail':
+      return [...args.slice(0, plan.keep), ...plan.more.map(materialize)];
+  }
+}
+
+/** Run one call of `row` with `args` on a fresh receiver; how it ended, or throws the violation. */
+async function attempt(row: Surface, args: (r: unknown) => unknown[] | typeof SKIP): Promise<Outcome> {
+  const r = row.make ? await row.make() : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const a = args(r);
+    if (a === SKIP) return 'skipped-known';
+    const t0 = performance.now();
+    let p: unknown;
+    try {
+      p = row.run(r, a);
+    } catch (e) {
+      return classifyError(e);
+    }
+    const ms = performance.now() - t0;
+    if (ms > HANG_MS) throw new Error(`a synchronous call took ${ms.toFixed(0)} ms`);
+    if (!(p instanceof Promise)) return 'ok';
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${HANG_MS} ms (a hang)`)), HANG_MS);
+    });
+    try {
+      await Promise.race([p, hang]);
+      return 'ok';
+    } catch (e) {
+      if (e instanceof Error && e.message.endsWith('(a hang)')) throw e;
+      return classifyError(e);
+    }
+  } finally {
+    clearTimeout(timer);
+    if (row.dispose) await row.dispose(r as never);
+  }
+}
+
+/** Is this input one a known finding (another branch's) covers? */
+function knownCase(row: Surface, args: unknown[]): string | undefined {
+  if (RUN_KNOWN) return undefined;
+  for (const k of row.known ?? []) {
+    let hit: boolean;
+    try {
+      hit = k.skip(args);
+    } catch {
+      hit = true; // a value the predicate cannot even look at is hostile: the known finding covers it
+    }
+    if (hit) return k.reason;
+  }
+  return undefined;
+}
+
+const knownTitle = (known?: { reason: string }[]): string => (known?.length && !RUN_KNOWN ? ` (skips the cases of a known finding: ${known.map((k) => k.reason).join('; ')})` : '');
+
+const totals = new OutcomeCounts();
+
+beforeAll(async () => {
+  await openShared();
+}, 30_000);
+
+afterAll(async () => {
+  await release(shared.socket);
+  shared.socket = null;
+  reportFuzz('boundary (test/boundary)', totals.counts, { rows: SURFACES.length, perRow: PER_ROW, seed: SEED });
+});
+
+// ---- the table covers the whole public surface ----
+
+/** The row names src/index.ts requires: each function, constructor, method, static method, namespace member, constant. */
+function requiredRows(): string[] {
+  const out: string[] = [];
+  for (const [name, v] of Object.entries(api)) {
+    if (typeof v === 'function') {
+      const isClass = /^class\b/.test(Function.prototype.toString.call(v));
+      if (!isClass) {
+        out.push(name);
+        continue;
+      }
+      out.push(`new ${name}`);
+      for (const m of Object.getOwnPropertyNames(v.prototype)) {
+        const d = Object.getOwnPropertyDescriptor(v.prototype, m)!;
+        if (m !== 'constructor' && typeof d.value === 'function') out.push(`${name}#${m}`);
+      }
+      for (const m of Object.getOwnPropertyNames(v)) {
+        const d = Object.getOwnPropertyDescriptor(v, m)!;
+        if (!['length', 'name', 'prototype'].includes(m) && typeof d.value === 'function') out.push(`${name}.${m}`);
+      }
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      // A namespace: each member; and each function inside a table it holds (xfrm.constants.messageTypeName).
+      for (const [m, x] of Object.entries(v)) {
+        out.push(`${name}.${m}`);
+        if (x !== null && typeof x === 'object') for (const [f, y] of Object.entries(x)) if (typeof y === 'function') out.push(`${name}.${m}.${f}`);
+      }
+    } else out.push(name);
+  }
+  return out.sort();
+}
+
+describe('the boundary table', () => {
+  it('has a row for every runtime export of src/index.ts, and every method and member of each (add one: surfaces.ts)', () => {
+    const have = new Set([...SURFACES.map((s) => s.name), ...VALUES.map((v) => v.name)]);
+    const missing = requiredRows().filter((n) => !have.has(n));
+    expect(missing, 'public surfaces without a boundary row').toEqual([]);
+  });
+
+  it('has no row for a surface that does not exist, and no row twice', () => {
+    const required = new Set(requiredRows());
+    const names = [...SURFACES.map((s) => s.name), ...VALUES.map((v) => v.name)];
+    expect(names.filter((n) => !required.has(n)), 'rows for nothing').toEqual([]);
+    expect(names.filter((n, i) => names.indexOf(n) !== i), 'rows twice').toEqual([]);
+  });
+});
+
+// ---- constants: frozen all the way down ----
+
+/** Objects reachable from `v` that are not frozen (functions are rows of their own, not data). */
+function unfrozen(v: unknown, path: string, seen = new Set<unknown>()): string[] {
+  if (v === null || typeof v !== 'object' || seen.has(v)) return [];
+  seen.add(v);
+  const out = Object.isFrozen(v) ? [] : [path];
+  for (const k of Reflect.ownKeys(v)) {
+    const d = Object.getOwnPropertyDescriptor(v, k)!;
+    if ('value' in d) out.push(...unfrozen(d.value, `${path}.${String(k)}`, seen));
+  }
+  return out;
+}
+
+describe('constants', () => {
+  for (const v of VALUES) {
+    const skip = v.known?.length && !RUN_KNOWN;
+    it.skipIf(skip)(`${v.name} is frozen all the way down (the library reads it)${knownTitle(v.known)}`, () => {
+      expect(unfrozen(v.value(), v.name)).toEqual([]);
+    });
+  }
+});
+
+// ---- every surface under hostile input ----
+
+describe(`every public surface under hostile values (${PER_ROW} inputs per row, seed ${SEED})`, () => {
+  for (const row of SURFACES) {
+    describe(`${row.name}${knownTitle(row.known)}`, () => {
+      it(`the valid example ${row.valid === 'error' ? 'ends in an allowed error or succeeds' : 'succeeds'}`, async () => {
+        const out = await attempt(row, (r) => row.args(r));
+        if (row.valid !== 'error') expect(out).toBe('ok');
+      });
+
+      if (row.options) {
+        const { at, names } = row.options;
+        const skip = !RUN_KNOWN && (row.known ?? []).some((k) => k.options);
+        it.skipIf(skip)(`options (argument ${at}): an unknown name is refused; inherited values and a polluted Object.prototype are never read`, async () => {
+          const unknown = await attempt(row, (r) => withExtra(row.args(r), [at], [['notAnOption', 1]]));
+          expect(unknown).toBe('TypeError');
+          const empty = await attempt(row, (r) => withField(row.args(r), [at], {}) as unknown[]);
+          const inherited = await attempt(row, (r) => withField(row.args(r), [at], Object.create(row.args(r)[at] as object)) as unknown[]);
+          expect(inherited, 'options inherited from a prototype are read').toBe(empty);
+          const proto = Object.prototype as Record<string, unknown>;
+          for (const name of names) {
+            proto[name] = Symbol('polluted');
+            let polluted: Outcome;
+            try {
+              polluted = await attempt(row, (r) => withField(row.args(r), [at, name], ABSENT) as unknown[]);
+            } finally {
+              delete proto[name];
+            }
+            const clean = await attempt(row, (r) => withField(row.args(r), [at, name], ABSENT) as unknown[]);
+            expect(polluted, `Object.prototype.${name} is read`).toBe(clean);
+          }
+        });
+      }
+
+      it(`hostile arguments and fields: only success, a NattError with a code, or a TypeError/RangeError naming the field`, async () => {
+        const sample = await (async () => {
+          const r = row.make ? await row.make() : undefined;
+          try {
+            return row.args(r);
+          } finally {
+            if (row.dispose) await row.dispose(r as never);
+          }
+        })();
+        const paths = fieldPaths(sample);
+        const objects = objectPaths(sample, paths);
+        const counts = new OutcomeCounts();
+        await fc.assert(
+          fc.asyncProperty(planArb(paths, objects, sample.length), async (plan) => {
+            const out = await attempt(row, (r) => {
+              const a = applyPlan(plan, row.args(r), paths, objects);
+              return knownCase(row, a) ? SKIP : a;
+            });
+            counts.add(out);
+          }),
+          { numRuns: PER_ROW, seed: SEED ^ hash(row.name), endOnFailure: true, includeErrorInReport: true },
+        );
+        for (const [k, n] of Object.entries(counts.counts)) totals.add(k, n);
+      }, 120_000);
+    });
+  }
+});
+
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
