@@ -4,6 +4,8 @@
 //   npm run fuzz -- --runs 20000      fewer (or more) inputs
 //   npm run fuzz -- pfkey boundary    only the files whose path contains one of the words
 //   npm run fuzz -- --seed 7          NATT_FUZZ_SEED for the tests that take one (boundary, tcp)
+//   npm run fuzz -- --cap roundtrip=200000   at most 200,000 inputs for the files whose path contains 'roundtrip'
+//                                     (for a file whose tests would take hours at 10^6; the table says what ran)
 //
 // Each test writes one JSON line with its counts per outcome to the file named by NATT_FUZZ_REPORT (test/lib/fuzz-report.ts);
 // this script runs vitest on each file with that variable set, then prints a table (test, inputs, outcomes, time) and
@@ -22,11 +24,20 @@ const args = process.argv.slice(2);
 let runs = 1_000_000;
 let seed;
 const only = [];
+const caps = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--runs') runs = Number(args[++i]);
   else if (args[i] === '--seed') seed = args[++i];
+  else if (args[i] === '--cap') {
+    const [word, n] = String(args[++i]).split('=');
+    if (!word || !Number.isSafeInteger(Number(n)) || Number(n) < 1) {
+      console.error(`--cap takes word=N, got ${args[i]}`);
+      process.exit(2);
+    }
+    caps.push([word, Number(n)]);
+  }
   else if (args[i] === '--help' || args[i] === '-h') {
-    console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(0, 12).join('\n'));
+    console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(0, 14).join('\n'));
     process.exit(0);
   } else only.push(args[i]);
 }
@@ -68,7 +79,10 @@ for (const file of files) {
   const before = fs.existsSync(report) ? fs.readFileSync(report, 'utf8').split('\n').filter(Boolean).length : 0;
   const t0 = Date.now();
   process.stdout.write(`\n== ${file} (started ${new Date(t0).toISOString().slice(11, 19)})\n`);
-  const env = { ...process.env, NATT_FUZZ_RUNS: String(runs), NATT_FUZZ_REPORT: report };
+  const cap = caps.find(([w]) => file.includes(w));
+  const fileRuns = cap ? Math.min(runs, cap[1]) : runs;
+  if (cap) console.log(`   (capped: NATT_FUZZ_RUNS=${fileRuns} for this file)`);
+  const env = { ...process.env, NATT_FUZZ_RUNS: String(fileRuns), NATT_FUZZ_REPORT: report };
   if (seed !== undefined) env.NATT_FUZZ_SEED = seed;
   const r = spawnSync(process.execPath, [vitest, 'run', file, '--testTimeout=86400000', '--hookTimeout=600000', '--reporter=dot'], { cwd: root, env, stdio: 'inherit' });
   const ms = Date.now() - t0;
@@ -77,7 +91,7 @@ for (const file of files) {
   let prev = t0;
   for (const l of lines) {
     const e = JSON.parse(l);
-    rows.push({ file, ...e, seconds: Math.round((e.at - prev) / 100) / 10 });
+    rows.push({ file, ...e, capped: cap ? fileRuns : undefined, seconds: Math.round((e.at - prev) / 100) / 10 });
     prev = e.at;
   }
   console.log(`   ${file}: ${r.status === 0 ? 'passed' : `FAILED (${r.status ?? r.signal})`} in ${(ms / 1000).toFixed(0)} s, ${lines.length} summary line(s)`);
@@ -92,7 +106,7 @@ const outcomes = (o) =>
     .map(([k, n]) => `${k} ${fmt(n)}`)
     .join(', ');
 const table = [['test', 'inputs', 'outcomes', 'time']];
-for (const r of rows) table.push([r.test, fmt(r.runs), outcomes(r.outcomes), `${r.seconds} s`]);
+for (const r of rows) table.push([r.test, `${fmt(r.runs)}${r.capped ? ' (capped)' : ''}`, outcomes(r.outcomes), `${r.seconds} s`]);
 const widths = [0, 1, 3].map((c) => Math.max(...table.map((row) => row[c].length)));
 console.log(`\nnatt fuzz at NATT_FUZZ_RUNS=${fmt(runs)}: ${rows.length} tests in ${files.length} files, ${fmt(wall)} s wall\n`);
 for (const [i, row] of table.entries()) {
@@ -104,7 +118,7 @@ if (failedFiles.length) {
 }
 console.log(
   JSON.stringify({
-    fuzz: { runsPerTest: runs, wallSeconds: wall, files: files.length, failed: failedFiles, tests: rows.map(({ test, runs: n, outcomes: o, seconds, file }) => ({ test, file, inputs: n, outcomes: o, seconds })) },
+    fuzz: { runsPerTest: runs, wallSeconds: wall, files: files.length, failed: failedFiles, caps: Object.fromEntries(caps), tests: rows.map(({ test, runs: n, outcomes: o, seconds, file, capped }) => ({ test, file, inputs: n, ...(capped && { capped }), outcomes: o, seconds })) },
   }),
 );
 process.exitCode = failedFiles.length ? 1 : 0;

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ReplayWindow, REPLAY_REPLAYED, REPLAY_TOO_OLD, EspTransform } from '../../src/esp';
-import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { assertRuns, fuzzRuns, fuzzTimeout } from '../lib/hostile';
 import { reportFuzz } from '../lib/fuzz-report';
 
 const TWO32 = 1n << 32n;
@@ -56,8 +56,8 @@ function reportWalks(test: string): void {
 const sizes = fc.constantFrom(32, 33, 64, 100, 128, 1024, 4096);
 
 describe('ReplayWindow vs the reference model', () => {
-  it('32-bit sequence numbers: random walks with reordering, duplicates and jumps', () => {
-    fc.assert(
+  it('32-bit sequence numbers: random walks with reordering, duplicates and jumps', async () => {
+    await assertRuns(
       fc.property(
         sizes,
         fc.nat(0xfff00000),
@@ -77,15 +77,15 @@ describe('ReplayWindow vs the reference model', () => {
           expect(win.highest).toBe(model.top);
         },
       ),
-      { numRuns: fuzzRuns(300) },
+      fuzzRuns(300),
     );
     reportWalks('replay window, 32-bit walks (test/esp/replay)');
   }, fuzzTimeout(30_000));
 
   let runs = 0;
   let crossed = 0;
-  it('ESN: walks that start just below 2^32·k and cross the boundary, reordered and replayed', () => {
-    fc.assert(
+  it('ESN: walks that start just below 2^32·k and cross the boundary, reordered and replayed', async () => {
+    await assertRuns(
       fc.property(
         sizes,
         fc.nat(5),
@@ -122,7 +122,8 @@ describe('ReplayWindow vs the reference model', () => {
       ),
       // Pinned seed: the coverage check below counts how many random walks crossed 2^32·k, which is a property of
       // the generated walks, not of the code; with a free seed it failed now and then (68 of 750).
-      { numRuns: fuzzRuns(300), seed: 0x5eed },
+      fuzzRuns(300),
+      { seed: 0x5eed },
     );
     expect(crossed).toBeGreaterThan(runs / 10); // the boundary really was crossed, often (typically 20-30% of runs)
     reportWalks('replay window, ESN walks across 2^32 (test/esp/replay)');

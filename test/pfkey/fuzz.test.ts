@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decode, PfKeyDecodeError, type PfKeyMessage } from '../../src/pfkey/codec';
 import { pfkeyEncode as encode } from '../lib/encoders';
 import type { DialectName } from '../../src/pfkey/dialects';
-import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
 import { reportFuzz } from '../lib/fuzz-report';
 
 /** Buffers per dialect: 30/34 mutated valid messages, 4/34 noise. */
@@ -171,17 +171,19 @@ function check(b: Buffer, d: DialectName, stats: { ok: number; rejected: number 
 }
 
 describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('fuzz (%s dialect)', (d) => {
-  it(`${PER_DIALECT} mutated and random buffers: only PfKeyDecodeError; every accepted buffer re-encodes byte for byte`, () => {
+  it(`${PER_DIALECT} mutated and random buffers: only PfKeyDecodeError; every accepted buffer re-encodes byte for byte`, async () => {
     const r = rng(0x5eed + d.length);
     const base = seeds(d);
     const stats = { ok: 0, rejected: 0 };
     for (let i = 0; i < MUTATED; i++) {
+      if ((i & 0x3fff) === 0x3fff) await breathe();
       let b = base[r() % base.length];
       for (let k = 0, n = 1 + (r() % 3); k < n; k++) b = mutate(b, r);
       check(b, d, stats);
     }
     // Pure noise, with a plausible header half the time.
     for (let i = 0; i < NOISE; i++) {
+      if ((i & 0x3fff) === 0x3fff) await breathe();
       const b = Buffer.alloc(r() % 96);
       for (let j = 0; j < b.length; j++) b[j] = r() & 0xff;
       if (b.length >= 16 && r() & 1) {

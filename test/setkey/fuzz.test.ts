@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NattUnsupportedError } from '../../src/errors';
 import { prng } from '../userland/helpers';
-import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { assertRuns, breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
 import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import { UserlandSadb } from '../../src/userland';
 import { SETKEY_PLATFORMS, SetkeyParseError, applySetkey, formatSadDump, formatSpdDump, parseSetkey, toSetkey, type SetkeyOp } from '../../src/setkey';
@@ -55,20 +55,21 @@ const WORDS = [
 ];
 
 describe('parseSetkey under fuzz', () => {
-  it(`random strings (fast-check, ${RANDOM} runs): only setkey errors`, () => {
-    fc.assert(
+  it(`random strings (fast-check, ${RANDOM} runs): only setkey errors`, async () => {
+    await assertRuns(
       fc.property(fc.string({ maxLength: 120, unit: 'binary' }), fc.constantFrom(...SETKEY_PLATFORMS), (s, platform) => {
         tryParse(s, platform);
       }),
-      { numRuns: RANDOM, seed: 0x5e7c },
+      RANDOM,
+      { seed: 0x5e7c },
     );
     report('parseSetkey, random strings (test/setkey/fuzz)');
   }, fuzzTimeout(30_000));
 
-  it(`setkey-like token soups (fast-check, ${SOUPS} runs): only setkey errors; what parses formats and writes back`, () => {
+  it(`setkey-like token soups (fast-check, ${SOUPS} runs): only setkey errors; what parses formats and writes back`, async () => {
     const soup = fc.array(fc.constantFrom(...WORDS), { maxLength: 40 }).map((ws) => ws.join(' '));
     let parsed = 0;
-    fc.assert(
+    await assertRuns(
       fc.property(soup, fc.constantFrom(...SETKEY_PLATFORMS), (s, platform) => {
         const ops = tryParse(s, platform);
         if (!ops) return;
@@ -80,16 +81,18 @@ describe('parseSetkey under fuzz', () => {
         const again = tryParse(toSetkey(sas, pols, { revealKeys: true, platform }), platform, 'kernel');
         expect(again?.length ?? -1).toBe(sas.length + pols.length);
       }),
-      { numRuns: SOUPS, seed: 0x5e7d },
+      SOUPS,
+      { seed: 0x5e7d },
     );
     expect(parsed).toBeGreaterThan(SOUPS / 300); // the soups do reach whole statements
     report('parseSetkey, token soups, re-parsed (test/setkey/fuzz)', SOUPS);
   }, fuzzTimeout(30_000));
 
-  it(`mutated corpus files (${MUTATED}: deletions, duplications, insertions, byte flips): only setkey errors`, () => {
+  it(`mutated corpus files (${MUTATED}: deletions, duplications, insertions, byte flips): only setkey errors`, async () => {
     const r = prng(0x5e7ce);
     let ok = 0;
     for (let i = 0; i < MUTATED; i++) {
+      if ((i & 0xfff) === 0xfff) await breathe();
       let t = corpus[r() % corpus.length];
       const n = 1 + (r() % 4);
       for (let k = 0; k < n; k++) {

@@ -10,7 +10,7 @@ import { inboundDrops } from '../../src/userland/counters';
 import { buildUdpPacket } from '../../src/ip/packet';
 import dgram from 'node:dgram';
 import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, prng, until } from './helpers';
-import { fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
 import { reportFuzz } from '../lib/fuzz-report';
 import { XFRM_STAT_NAMES } from '../../src/userland/counters';
 
@@ -83,6 +83,7 @@ describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
     const mutate = mutator(sender, inner, rnd);
     let accepted = 0;
     for (let i = 0; i < N; i++) {
+      if ((i & 0x3fff) === 0x3fff) await breathe();
       const d = mutate();
       if (engine.receive(d, rinfo)) accepted++;
     }
