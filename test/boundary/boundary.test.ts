@@ -7,6 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as api from '../../src/index';
+import { UserlandSadb } from '../../src/userland/sadb';
+import { UserlandEngine } from '../../src/userland/engine';
+import { PfKey } from '../../src/pfkey/client';
+import { Xfrm } from '../../src/xfrm/client';
 import { fuzzRuns } from '../lib/hostile';
 import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import { release, shared, openShared } from './fixtures';
@@ -318,3 +322,102 @@ function hash(s: string): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
+
+// ---- each finding of the property test, pinned (the random inputs above need not hit it again) ----
+
+describe('what the property test found, pinned', () => {
+  const proxy = <T extends object>(t: T): T =>
+    new Proxy(t, {
+      get() {
+        throw new Error('trap');
+      },
+      ownKeys() {
+        throw new Error('trap');
+      },
+      getOwnPropertyDescriptor() {
+        throw new Error('trap');
+      },
+    });
+  const named = (f: () => unknown, field: RegExp) => expect(f).toThrow(field);
+
+  it('errors: constructors check their arguments; errnoName/errnoNumber refuse what is not an errno', () => {
+    named(() => new api.NattError(Symbol() as never, 'x'), /option "code"/);
+    named(() => new api.NattError('E', proxy(() => 1) as never), /option "message"/);
+    named(() => new api.NattError('E', 'x', proxy({}) as never), /option "options"/);
+    named(() => new api.NattSystemError(1, 'bind', undefined, proxy([]) as never), /option "extra"/);
+    named(() => new api.NattTimeoutError('x', Symbol() as never), /option "ms"/);
+    named(() => new api.PfKeyDecodeError(Symbol() as never, 'r'), /option "offset"/);
+    named(() => new api.XfrmDecodeError(0, 5 as never), /option "rule"/);
+    named(() => new api.SetkeyParseError(null as never, 'r'), /option "at"/);
+    named(() => new api.SetkeyUnsupportedError([] as never, 'userland'), /option "features"/);
+    named(() => api.errnoName(Symbol() as never), /option "errno"/);
+    expect(api.errnoNumber('constructor')).toBeUndefined();
+    expect(api.errnoNumber('toString')).toBeUndefined();
+  });
+
+  it('a hostile value in an error message is described, never read (an array Proxy, a getter)', async () => {
+    const db = new UserlandSadb();
+    await expect(db.get(proxy([]) as never)).rejects.toThrow(/option "sa" must be .*got a value that cannot be inspected/);
+    await expect(db.spdAdd({ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'out', action: 'ipsec', templates: proxy([]) as never })).rejects.toThrow(/option "templates"/);
+    await db.close();
+  });
+
+  it('codecs: findExt, findAttr, messageName, messageTypeName, attributeName check their arguments; a throwing getter is named', () => {
+    named(() => api.pfkey.findExt(null as never, 'sa'), /option "msg"/);
+    named(() => api.xfrm.findAttr(5 as never, 'encap'), /option "attrs"/);
+    expect(api.pfkey.messageName(3)).toBe('SADB_ADD');
+    named(() => api.pfkey.messageName('constructor' as never), /option "type"/);
+    named(() => api.xfrm.constants.messageTypeName(Symbol() as never), /option "type"/);
+    named(() => api.xfrm.constants.attributeName('constructor' as never), /option "type"/);
+    named(() => api.pfkey.encode(proxy({}) as never, 'linux'), /option "msg"/);
+    named(() => api.xfrm.encodingLength(proxy({}) as never), /option "messages"/);
+    named(() => api.pfkey.decode(Buffer.alloc(16), proxy({}) as never), /option "dialect"/);
+  });
+
+  it('ReplayWindow, probeXfrm, new Xfrm: own options only, unknown names refused, arguments checked', async () => {
+    named(() => new api.ReplayWindow({ size: 64, sise: 1 } as never), /unknown option "sise"/);
+    expect(new api.ReplayWindow(Object.create({ size: 0 })).size).toBe(64);
+    named(() => new api.ReplayWindow().check(Symbol() as never), /option "seqLow"/);
+    named(() => new api.ReplayWindow().commit(1, Symbol() as never), /option "seqHigh"/);
+    await expect(api.probeXfrm({ askKernel: 'no' } as never)).rejects.toThrow(/option "askKernel"/);
+    named(() => Reflect.construct(Xfrm, [{ revealKeys: 1 }]), /option "revealKeys"/);
+  });
+
+  it('a transport factory must build a socket; UserlandSadb engine hooks and formatStats check what they get', async () => {
+    named(() => new PfKey({ dialect: 'linux', transport: () => 1 as never }), /option "transport"/);
+    const db = new UserlandSadb();
+    named(() => db.addStatsSource(5 as never), /option "source"/);
+    named(() => db.acquire({ id: 9 } as never, '10.0.0.1', '10.0.0.2'), /option "policy"/);
+    named(() => db.newMapping({} as never, '10.0.0.1', 4500), /option "sa"/);
+    named(() => api.formatStats(null as never), /option "stats"/);
+    named(() => api.formatStats({ InError: 'x' } as never), /option "stats.InError"/);
+    expect(api.formatStats({ InError: 2 } as never)).toMatch(/^XfrmInError +2$/m);
+    await expect(db.spdGet({ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'constructor' as never })).rejects.toThrow(/option "direction"/);
+    await db.close();
+    const [t] = (await import('../lib/memory-transport')).memoryPair({ address: '192.0.2.1', port: 1 }, { address: '192.0.2.2', port: 1 });
+    named(() => new UserlandEngine({ socket: proxy({}) as never }), /option "socket"/);
+    const e = new UserlandEngine({ socket: t, keepaliveSeconds: 0 });
+    named(() => e.receive(Buffer.alloc(20), proxy({}) as never), /option "rinfo"/);
+    e.close();
+  });
+
+  it('setkey: formatters and applySetkey check their items; parseSetkey never reads a polluted prototype', async () => {
+    named(() => api.formatSadDump([{ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, current: { addTime: Symbol() } }] as never), /option "sas\[0\]"/);
+    named(() => api.formatSpdDump([{ selector: { src: new Map(), dst: '10.0.0.0/8' } }] as never), /option "policies\[0\]"/);
+    named(() => api.toSetkey([], [{ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'out', action: 'ipsec', templates: 5n }] as never), /option "policies\[0\]"/);
+    await expect(api.applySetkey([{ op: 'flush', at: null }] as never, new UserlandSadb())).rejects.toThrow(/option "ops\[0\]/);
+    await expect(api.applySetkey(proxy([]) as never, new UserlandSadb())).rejects.toThrow(/option "ops"/);
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.family = Symbol('polluted');
+    try {
+      expect(api.parseSetkey('add 192.0.2.1 192.0.2.2 esp 0x1000 -E null -A hmac-sha1 "aaaaaaaaaaaaaaaaaaaa" ;', {})).toHaveLength(1);
+    } finally {
+      delete proto.family;
+    }
+  });
+
+  it('natd: a Proxy for the hash list is a TypeError naming it', () => {
+    const o = { local: { address: '192.0.2.1', port: 500 }, remote: { address: '192.0.2.2', port: 500 }, spiI: Buffer.alloc(8, 1), spiR: 0n, destinationHash: Buffer.alloc(20) };
+    named(() => api.natd.detect({ ...o, sourceHashes: proxy([]) as never }), /option "sourceHashes"/);
+  });
+});
