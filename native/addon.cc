@@ -6,7 +6,11 @@
 
 #include <cerrno>
 
+#include <openssl/crypto.h>
+
+#include "cipher.h"
 #include "message_socket.h"
+#include "udp_socket.h"
 #include "platform.h"
 
 namespace natt {
@@ -26,6 +30,18 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
   return env.Undefined();
+}
+
+bool CallJs(napi_env env, napi_async_context async, napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
+  napi_value result;
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_ok) return true;
+  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+    napi_valuetype t;
+    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
+  }
+  return false;
 }
 
 Napi::Value ThrowType(Napi::Env env, const char* message) {
@@ -60,6 +76,17 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOCK_DGRAM", static_cast<int>(SOCK_DGRAM));
   c.Set("PF_KEY_V2", static_cast<int>(PF_KEY_V2));
   c.Set("NETLINK_XFRM", static_cast<int>(NETLINK_XFRM));
+  c.Set("NETLINK_ROUTE", static_cast<int>(NETLINK_ROUTE));
+  c.Set("SOL_NETLINK", static_cast<int>(SOL_NETLINK));
+  c.Set("NETLINK_EXT_ACK", static_cast<int>(NETLINK_EXT_ACK));
+  c.Set("NETLINK_CAP_ACK", static_cast<int>(NETLINK_CAP_ACK));
+  c.Set("IFF_TUN", static_cast<int>(IFF_TUN));
+  c.Set("IFF_TAP", static_cast<int>(IFF_TAP));
+  c.Set("IFF_NO_PI", static_cast<int>(IFF_NO_PI));
+  c.Set("IFF_VNET_HDR", static_cast<int>(IFF_VNET_HDR));
+  c.Set("IFF_TUN_EXCL", static_cast<int>(IFF_TUN_EXCL));
+  c.Set("IFF_MULTI_QUEUE", static_cast<int>(IFF_MULTI_QUEUE));
+  c.Set("IFNAMSIZ", static_cast<int>(IFNAMSIZ));
   c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));
   c.Set("UDP_ENCAP", static_cast<int>(UDP_ENCAP));
   c.Set("UDP_ENCAP_ESPINUDP_NON_IKE", static_cast<int>(UDP_ENCAP_ESPINUDP_NON_IKE));
@@ -67,6 +94,12 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOL_SOCKET", static_cast<int>(SOL_SOCKET));
   c.Set("SO_RCVBUF", static_cast<int>(SO_RCVBUF));
   c.Set("SO_SNDBUF", static_cast<int>(SO_SNDBUF));
+  c.Set("IPPROTO_IP", static_cast<int>(IPPROTO_IP));
+  c.Set("IPPROTO_IPV6", static_cast<int>(IPPROTO_IPV6));
+  c.Set("IP_XFRM_POLICY", static_cast<int>(NATT_IP_XFRM_POLICY));
+  c.Set("IPV6_XFRM_POLICY", static_cast<int>(NATT_IPV6_XFRM_POLICY));
+  c.Set("IP_IPSEC_POLICY", static_cast<int>(NATT_IP_IPSEC_POLICY));
+  c.Set("IPV6_IPSEC_POLICY", static_cast<int>(NATT_IPV6_IPSEC_POLICY));
   c.Freeze();
   return c;
 }
@@ -75,22 +108,38 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop);
   recvBuf.resize(kRecvBufSize);
   Napi::Object ctorHolder = InitMessageSocket(env, this);
+  Napi::Object udpHolder = InitUdpSocket(env, this);
+  Napi::Object tunHolder = InitTun(env, this);
+  Napi::Object cipherHolder = InitEspCipher(env, this);
   DefineAddon(exports, {
                            InstanceMethod("openEncapSocket", &NattAddon::OpenEncapSocket),
                            InstanceMethod("getEncap", &NattAddon::GetEncap),
                            InstanceMethod("getNoCheck", &NattAddon::GetNoCheck),
                            InstanceMethod("closeFd", &NattAddon::CloseFd),
+                           InstanceMethod("getPeerCred", &NattAddon::GetPeerCred),
+                           InstanceMethod("setSockOptBytes", &NattAddon::SetSockOptBytes),
+                           InstanceMethod("getSockName", &NattAddon::GetSockName),
+                           InstanceMethod("ifNameToIndex", &NattAddon::IfNameToIndex),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
                            InstanceValue("MessageSocket", ctorHolder.Get("MessageSocket"), napi_enumerable),
+                           InstanceValue("UdpSocket", udpHolder.Get("UdpSocket"), napi_enumerable),
+                           InstanceValue("Tun", tunHolder.Get("Tun"), napi_enumerable),
+                           InstanceValue("EspCipher", cipherHolder.Get("EspCipher"), napi_enumerable),
+                           // The libcrypto the addon's symbols resolved to (Node's own): its version text.
+                           InstanceValue("opensslVersion", Napi::String::New(env, OpenSSL_version(OPENSSL_VERSION)),
+                                         napi_enumerable),
                        });
 }
 
 NattAddon::~NattAddon() {
   // The env is going away: stop polling and close every fd still open.
-  std::set<MessageSocket*> sockets;
+  std::set<LiveSocket*> sockets;
   sockets.swap(live);
-  for (MessageSocket* s : sockets) s->CloseNow();
+  for (LiveSocket* s : sockets) s->CloseNow();
+  std::set<EspCipher*> ciphers_;
+  ciphers_.swap(ciphers);
+  for (EspCipher* c : ciphers_) c->Free();
 }
 
 Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {

@@ -1,5 +1,6 @@
-// The NAT-T UDP socket: socket + setsockopt (UDP_ENCAP, or SO_NO_CHECK for userland) + bind, fd handed to node:dgram; read-backs.
+// The NAT-T UDP socket: socket + setsockopt (UDP_ENCAP, or SO_NO_CHECK for userland) + bind; read-backs; fd helpers.
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -111,6 +112,54 @@ Napi::Value NattAddon::GetEncap(const Napi::CallbackInfo& info) {
   if (getsockopt(fd, IPPROTO_UDP, UDP_ENCAP, &value, &len) != 0) return ThrowErrno(env, errno, "getsockopt");
   return Napi::Number::New(env, value);
 #endif
+}
+
+Napi::Value NattAddon::SetSockOptBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsTypedArray())
+    return ThrowType(env, "setSockOptBytes(fd, level, name, bytes: Uint8Array)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int name = info[2].As<Napi::Number>().Int32Value();
+  Napi::TypedArray t = info[3].As<Napi::TypedArray>();
+  if (level < 0 || name < 0) return ThrowErrno(env, ENOPROTOOPT, "setsockopt");  // the OS has no such option (-1)
+  const uint8_t* data = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  if (setsockopt(fd, level, name, data, static_cast<socklen_t>(t.ByteLength())) != 0) return ThrowErrno(env, errno, "setsockopt");
+  return env.Undefined();
+}
+
+Napi::Value NattAddon::GetSockName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ThrowErrno(env, errno, "getsockname");
+  char text[INET6_ADDRSTRLEN] = {0};
+  Napi::Object o = Napi::Object::New(env);
+  if (ss.ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    o.Set("family", 4);
+    o.Set("port", ntohs(sin->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+    o.Set("family", 6);
+    o.Set("port", ntohs(sin6->sin6_port));
+  } else {
+    return ThrowErrno(env, EAFNOSUPPORT, "getsockname");
+  }
+  o.Set("address", text);
+  return o;
+}
+
+Napi::Value NattAddon::IfNameToIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  unsigned idx = if_nametoindex(name.c_str());
+  return Napi::Number::New(env, idx);  // 0: no such interface
 }
 
 }  // namespace natt

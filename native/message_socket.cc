@@ -1,4 +1,4 @@
-// Kernel message socket implementation: socket/bind/setsockopt/send, bounded recv loop on readable, uv_close on close.
+// Kernel message socket implementation: socket/bind/setsockopt/send, bounded recv loop on readable, uv_close on close or GC.
 #include "message_socket.h"
 
 #include <sys/socket.h>
@@ -62,8 +62,8 @@ MessageSocket::MessageSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   onError_ = Napi::Persistent(info[4].As<Napi::Function>());
   if (info.Length() > 5 && info[5].IsFunction()) onWritable_ = Napi::Persistent(info[5].As<Napi::Function>());
   async_ = new Napi::AsyncContext(env, "natt:MessageSocket");
-  // Keep the JS object alive while the socket is open: it may still receive.
-  Napi::ObjectWrap<MessageSocket>::Ref();
+  // No self-reference: a socket JS drops without close() is collected, and its destructor closes the fd (through
+  // PollHandle, worker-safe). Whoever wants it open holds it; the JS clients close theirs when they are collected.
   addon_->live.insert(this);
 }
 
@@ -83,6 +83,21 @@ void MessageSocket::CloseNow() {
   fd_ = -1;
 }
 
+void MessageSocket::ReleaseCallbacks() {
+  // Once closed, nothing must keep the JS callbacks (and what they reach) alive: these references are GC roots.
+  onMessage_.Reset();
+  onError_.Reset();
+  onWritable_.Reset();
+}
+
+bool MessageSocket::Alive() {
+  // The JS object is only weakly held: when it has been collected but its finalizer has not run yet, stop here.
+  if (!Value().IsEmpty()) return true;
+  CloseNow();
+  ReleaseCallbacks();
+  return false;
+}
+
 void MessageSocket::OnTeardown(void* owner) {
   auto* self = static_cast<MessageSocket*>(owner);
   self->poll_ = nullptr;  // PollHandle closed itself
@@ -92,6 +107,9 @@ void MessageSocket::OnTeardown(void* owner) {
 void MessageSocket::OnPoll(void* owner, int status, int events) {
   auto* self = static_cast<MessageSocket*>(owner);
   Napi::HandleScope scope(self->Env());
+  if (!self->Alive()) return;
+  Napi::Object keep = self->Value();  // alive through the callbacks, even if one closes the socket
+  (void)keep;
   if (status < 0) {
     // The poll itself failed (e.g. the fd went bad): report once and stop polling; close() still cleans up.
     self->poll_->SetEvents(0);
@@ -100,27 +118,14 @@ void MessageSocket::OnPoll(void* owner, int status, int events) {
   }
   if ((events & UV_WRITABLE) && self->poll_ != nullptr) {
     self->poll_->SetEvents(UV_READABLE);
-    if (!self->onWritable_.IsEmpty()) {
-      Napi::Object keep = self->Value();  // alive through the callback, even if it closes the socket
-      (void)keep;
-      if (!self->Deliver(self->onWritable_, self->Env().Undefined())) return;
-    }
+    if (!self->onWritable_.IsEmpty() && !self->Deliver(self->onWritable_, self->Env().Undefined())) return;
   }
   if ((events & UV_READABLE) && self->fd_ >= 0) self->Drain();
 }
 
 bool MessageSocket::Deliver(Napi::FunctionReference& fn, napi_value arg) {
-  napi_env env = Env();
-  napi_value result;
-  napi_status st = napi_make_callback(env, *async_, Value(), fn.Value(), 1, &arg, &result);
-  if (st == napi_ok) return true;
-  // The callback threw: report it like any uncaught exception. (A terminating worker has none to report.)
-  napi_value exc;
-  if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
-    napi_valuetype t;
-    if (napi_typeof(env, exc, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, exc);
-  }
-  return false;
+  if (fn.IsEmpty()) return false;  // released by close()
+  return CallJs(Env(), *async_, Value(), fn.Value(), 1, &arg);
 }
 
 bool MessageSocket::ReportError(int err, const char* syscall) {
@@ -131,6 +136,7 @@ void MessageSocket::Drain() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   // A local handle on our JS object: it cannot be collected (and this deleted) while callbacks run, even after close().
+  if (!Alive()) return;
   Napi::Object self = Value();
   (void)self;
   std::vector<uint8_t>& buf = addon_->recvBuf;
@@ -216,10 +222,8 @@ Napi::Value MessageSocket::Unref(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MessageSocket::Close(const Napi::CallbackInfo& info) {
-  if (fd_ >= 0) {
-    CloseNow();
-    Napi::ObjectWrap<MessageSocket>::Unref();  // the JS object may now be collected
-  }
+  CloseNow();
+  ReleaseCallbacks();
   return info.Env().Undefined();
 }
 

@@ -6,17 +6,21 @@
 
 namespace natt {
 
-class MessageSocket : public Napi::ObjectWrap<MessageSocket> {
+class MessageSocket : public Napi::ObjectWrap<MessageSocket>, public LiveSocket {
  public:
   MessageSocket(const Napi::CallbackInfo& info);
   ~MessageSocket();
-  // Stop polling and close the fd now (idempotent); used by close() and env teardown.
-  void CloseNow();
+  // Stop polling and close the fd now (idempotent); used by close(), the destructor (GC) and env teardown.
+  void CloseNow() override;
 
  private:
   static void OnPoll(void* self, int status, int events);
   static void OnTeardown(void* self);
   void Drain();
+  // Drop the JS callbacks (after close: they must not keep anything alive). Not at env teardown: refs may be gone.
+  void ReleaseCallbacks();
+  // Whether the JS object still exists (it is held weakly); if it was collected, close now and return false.
+  bool Alive();
   // Call a JS callback with one argument through MakeCallback; false when it threw (or the env is stopping).
   bool Deliver(Napi::FunctionReference& fn, napi_value arg);
   bool ReportError(int err, const char* syscall);

@@ -6,8 +6,10 @@
 #include <netinet/udp.h>
 
 #if defined(__linux__)
+#include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/pfkeyv2.h>
+#include <net/if.h>
 #elif defined(__NetBSD__) || defined(__FreeBSD__) || defined(__APPLE__)
 #include <net/pfkeyv2.h>
 #endif
@@ -44,4 +46,60 @@
 #endif
 #ifndef NETLINK_XFRM
 #define NETLINK_XFRM -1
+#endif
+#ifndef NETLINK_ROUTE
+#define NETLINK_ROUTE -1
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK -1
+#endif
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK -1
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK -1
+#endif
+// TUN (Linux <linux/if_tun.h>); the BSDs and macOS have other tun interfaces, which natt does not drive.
+#ifndef IFF_TUN
+#define IFF_TUN -1
+#endif
+#ifndef IFF_TAP
+#define IFF_TAP -1
+#endif
+#ifndef IFF_NO_PI
+#define IFF_NO_PI -1
+#endif
+#ifndef IFF_VNET_HDR
+#define IFF_VNET_HDR -1
+#endif
+#ifndef IFF_TUN_EXCL
+#define IFF_TUN_EXCL -1
+#endif
+#ifndef IFF_MULTI_QUEUE
+#define IFF_MULTI_QUEUE -1
+#endif
+#ifndef IFNAMSIZ
+#define IFNAMSIZ 16
+#endif
+
+// Per-socket IPsec policy options (-1: the OS has none). Linux has both spellings: IP_IPSEC_POLICY takes PF_KEY's
+// sadb_x_policy (af_key), IP_XFRM_POLICY takes xfrm_userpolicy_info (xfrm_user); the BSDs have IP_IPSEC_POLICY only.
+#if defined(__linux__)
+#define NATT_IP_IPSEC_POLICY 16
+#define NATT_IP_XFRM_POLICY 17
+#define NATT_IPV6_IPSEC_POLICY 34
+#define NATT_IPV6_XFRM_POLICY 35
+#else
+#ifdef IP_IPSEC_POLICY
+#define NATT_IP_IPSEC_POLICY IP_IPSEC_POLICY
+#else
+#define NATT_IP_IPSEC_POLICY -1
+#endif
+#ifdef IPV6_IPSEC_POLICY
+#define NATT_IPV6_IPSEC_POLICY IPV6_IPSEC_POLICY
+#else
+#define NATT_IPV6_IPSEC_POLICY -1
+#endif
+#define NATT_IP_XFRM_POLICY -1
+#define NATT_IPV6_XFRM_POLICY -1
 #endif

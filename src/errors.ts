@@ -1,6 +1,5 @@
 // Error classes shared by every layer: Node-style system errors, kernel replies, timeouts and bad configuration.
 
-import { inspect } from 'node:util';
 import { constants as osConstants } from 'node:os';
 
 const errnoNames: Record<number, string> = {};
@@ -112,32 +111,61 @@ export function rangeError(option: string, expected: string, got: unknown): Rang
 }
 
 /**
- * What the caller passed, in words, without ever printing key material: byte arrays, arrays and objects are described
- * by their shape (objects by their property names only: a value inside may be a key), and for an option that names a
- * key even a string or number is described only by its type and length.
+ * A caller's property or class name as an error may show it: an identifier of at most 20 characters is printed; any
+ * other name (longer, or with characters an identifier has not: a key's hex or base64 text used as a name) is
+ * described by its length. No natt key fits in 20 characters of hex or base64.
+ */
+export function nameText(name: string): string {
+  return /^[A-Za-z_$][\w$]{0,19}$/.test(name) ? name : `<a name of ${name.length} characters>`;
+}
+
+const article = (word: string): string => (/^[aeioAEIO]/.test(word) ? `an ${word}` : `a ${word}`);
+
+/**
+ * What the caller passed, in words, by its shape only, never its content (a value in any field may be a key put in the
+ * wrong place): a string by its length, bytes and arrays by their length, an object by its class and the names of its
+ * properties (names that could be key text by their length: nameText). Numbers, booleans, null and undefined are
+ * printed (bigints too), except in an option that names a key.
  */
 function describe(v: unknown, option: string): string {
+  switch (typeof v) {
+    case 'string':
+      return v.length === 0 ? 'an empty string' : `a string of ${v.length} character${v.length === 1 ? '' : 's'}`;
+    case 'number':
+      return /key/i.test(option) ? 'a number' : String(v);
+    case 'bigint':
+      return /key/i.test(option) ? 'a bigint' : `${v}n`;
+    case 'boolean':
+    case 'undefined':
+      return String(v);
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+  }
+  if (v === null) return 'null';
+  const o = v as object;
   try {
-    return shape(v, option);
+    if (ArrayBuffer.isView(v)) return `${article(className(v, 'TypedArray'))} of ${v.byteLength} bytes`;
+    if (v instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer)) {
+      return `${article(className(v, 'ArrayBuffer'))} of ${v.byteLength} bytes`;
+    }
+    if (Array.isArray(v)) return `an Array of ${v.length} item${v.length === 1 ? '' : 's'}`;
+    if (v instanceof Map || v instanceof Set) return `${article(className(v, v instanceof Map ? 'Map' : 'Set'))} of ${v.size} entries`;
+    const name = className(o, 'Object');
+    const keys = Object.keys(o);
+    const what = name === 'Object' ? 'an object' : article(name);
+    if (!keys.length) return `${what} with no properties`;
+    const list = keys.slice(0, 8).map(nameText).join(', ');
+    return `${what} with properties ${list}${keys.length > 8 ? `, ... (${keys.length} in all)` : ''}`;
   } catch {
-    return 'a value that cannot be inspected'; // a Proxy whose traps throw, a getter that throws
+    return 'an object that cannot be inspected'; // a Proxy whose traps throw
   }
 }
 
-function shape(v: unknown, option: string): string {
-  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`;
-  if (Array.isArray(v)) return `an Array of ${v.length} items`;
-  if (/key/i.test(option) && v !== null && v !== undefined) {
-    return typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
-  }
-  if (v !== null && typeof v === 'object') {
-    try {
-      const name = Object.getPrototypeOf(v)?.constructor?.name ?? 'Object';
-      const keys = Object.keys(v);
-      return `${name === 'Object' ? 'an object' : `a ${name}`} with ${keys.length ? `properties ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', ...' : ''}` : 'no properties'}`;
-    } catch {
-      return 'an object that cannot be inspected'; // a Proxy whose traps throw
-    }
-  }
-  return inspect(v, { depth: 0, breakLength: Infinity, maxStringLength: 40 });
+/** The class name of an object (a caller's class name may be anything: shown only as nameText allows). */
+function className(v: object, fallback: string): string {
+  const ctor = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor;
+  const name = typeof ctor?.name === 'string' && ctor.name ? ctor.name : fallback;
+  return nameText(name).startsWith('<') ? fallback : name;
 }

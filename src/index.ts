@@ -6,6 +6,13 @@ export { hideKey, hideSaKeys, withoutKeys } from './sadb/keys';
 export { openSadb, chooseSadbBackend, type OpenSadbOptions } from './open';
 export * from './esp';
 export {
+  createEspTransform,
+  nativeCipherStatus,
+  type EspCipherChoice,
+  type FastEspTransformOptions,
+  type NativeCipherStatus,
+} from './fastpath';
+export {
   UserlandEngine,
   UserlandSadb,
   XFRM_STAT_NAMES,
@@ -21,8 +28,18 @@ export {
   type XfrmStats,
   type XfrmStatName,
 } from './userland';
-export { createNattSocket, NattSocket, type NattSocketOptions, type NattSocketStats, type NattRemoteInfo, type NattBackend } from './natt/socket';
-export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType } from './natt/demux';
+export {
+  createNattSocket,
+  NattSocket,
+  type NattSocketOptions,
+  type NattSocketStats,
+  type NattRemoteInfo,
+  type NattBackend,
+  type NattSendOptions,
+  type NattSendToOptions,
+  type BypassState,
+} from './natt/socket';
+export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType, type NattSocketEncap } from './natt/demux';
 export type { EspTransport, EspBatch, RemoteInfo, SendCallback } from './transport';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
 export {
@@ -45,6 +62,16 @@ export {
   type NatdResult,
   type NatdDetectOptions,
   type NatdDetectIkev1Options,
+  createIkeSockets,
+  IkeSockets,
+  decideFloat,
+  natdPayloads,
+  type IkeSocketsOptions,
+  type IkeSendOptions,
+  type IkeSocketsEvents,
+  type IkeVia,
+  type FloatDecision,
+  type NatdPayloadsOptions,
 } from './ike';
 export {
   parseSetkey,
@@ -68,3 +95,30 @@ export {
   type SpdDumpOptions,
   type ToSetkeyOptions,
 } from './setkey';
+export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
+export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
+export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';
+export {
+  listenNattTcp,
+  connectNattTcp,
+  NattTcpListener,
+  NattTcpClient,
+  NattTcpConnection,
+  TCP_CLOSE_REASONS,
+  LISTENER_DEFAULTS,
+  CLIENT_DEFAULTS,
+  FrameDecoder,
+  encodeFrame,
+  streamPrefix,
+  type ListenNattTcpOptions,
+  type ConnectNattTcpOptions,
+  type NattTcpServerTlsOptions,
+  type NattTcpClientTlsOptions,
+  type NattTcpListenerStats,
+  type NattTcpClientStats,
+  type NattTcpConnectionStats,
+  type TcpCloseReason,
+  type TcpFrame,
+  type FrameDecoderOptions,
+} from './tcp';
+export { espInTcpSupport, type EspInTcpSupport } from './probe';

@@ -8,8 +8,10 @@ const { execFileSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE = path.join(ROOT, '.vm-cache');
-const KERNEL_META = 'linux-image-cloud-amd64';
-const HOST_TOOLS = { 'qemu-system-x86_64': 'qemu-system-x86', busybox: 'busybox-static', cpio: 'cpio', depmod: 'kmod' };
+const HOST_TOOLS = { 'qemu-system-x86_64': 'qemu-system-x86', busybox: 'busybox-static', cpio: 'cpio', depmod: 'kmod', xz: 'xz-utils' };
+/** Debian's security archive, where a host's own apt sources lack a kernel (NATT_VM_DEBIAN_SECURITY_MIRROR overrides). */
+const SECURITY_MIRROR = process.env.NATT_VM_DEBIAN_SECURITY_MIRROR || 'http://deb.debian.org/debian-security';
+const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
 /** Modules the guest loads, in this order, each after its dependencies (resolved by modprobe --show-depends). */
 const MODULES = [
@@ -22,6 +24,21 @@ const MODULES = [
   'crypto_null', 'drbg', 'ecb', 'ccm', 'ghash_clmulni_intel', 'chacha_x86_64', 'poly1305_x86_64',
   'sha1_ssse3', 'sha256_ssse3', 'sha512_ssse3',
 ];
+
+/**
+ * The kernels the VM suite boots, by the name NATT_VM_KERNEL picks: Debian 12's two cloud kernels, each behind a
+ * meta package of bookworm-security (6.1: `linux-image-cloud-amd64`, the release's kernel, also in bookworm;
+ * 6.12: `linux-image-6.12-cloud-amd64`, the newer kernel bookworm carries for its long-term support). Looked up in the
+ * host's own apt sources first; where they lack it (or name another series), in a private apt state under
+ * .vm-cache/apt-<suite>/ with only that suite (its own sources list, package lists and cache: the host's sources,
+ * lists and installed packages are not touched). Both ship every module of MODULES, as a file or built in (6.12's
+ * files are xz-compressed: unpacked on the host). Not bookworm-backports' 6.12 (6.12.95-1~bpo12+1): that build
+ * oopses while unpacking the initramfs under qemu 7.2 TCG in most boots.
+ */
+const KERNELS = {
+  '6.1': { name: '6.1', meta: 'linux-image-cloud-amd64', suite: 'bookworm-security' },
+  '6.12': { name: '6.12', meta: 'linux-image-6.12-cloud-amd64', suite: 'bookworm-security' },
+};
 
 /** Files of the package the guest needs besides node_modules (rebuilt into a small second archive every run); all of
  * test/, since kernel tests may share helpers with the host suites (only test/kernel/ is run). */
@@ -66,37 +83,86 @@ function ensureHostTools(log) {
   }
 }
 
-/** The kernel package the meta package depends on, downloaded and unpacked once. */
-function fetchKernel(log) {
+/** apt-get/apt-cache options of a private apt state that knows only `suite` (created on first use). */
+function privateApt(suite) {
+  const dir = path.join(CACHE, `apt-${suite}`);
+  for (const d of ['lists/partial', 'cache/archives/partial', 'sources.list.d']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const list = path.join(dir, 'sources.list');
+  const line = `deb [signed-by=${KEYRING}] ${SECURITY_MIRROR} ${suite} main\n`;
+  if (!fs.existsSync(list) || fs.readFileSync(list, 'utf8') !== line) {
+    fs.writeFileSync(list, line);
+    fs.rmSync(path.join(dir, 'lists'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(dir, 'lists/partial'), { recursive: true });
+  }
+  return [
+    '-o', `Dir::Etc::SourceList=${list}`,
+    '-o', `Dir::Etc::SourceParts=${path.join(dir, 'sources.list.d')}`,
+    '-o', `Dir::State::Lists=${path.join(dir, 'lists')}`,
+    '-o', `Dir::Cache=${path.join(dir, 'cache')}`,
+    '-o', 'Dir::State::status=/dev/null',
+  ];
+}
+
+/** The versioned package `spec.meta` depends on in one apt view, updating its lists once if they do not name it. */
+function resolveKernel(spec, opts, where, log) {
   const depends = () => {
     try {
-      return /Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)/.exec(sh('apt-cache', ['depends', KERNEL_META]));
+      return /Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)/.exec(sh('apt-cache', [...opts, 'depends', spec.meta]))?.[1] ?? null;
     } catch {
       return null;
     }
   };
-  let m = depends();
-  if (!m) {
-    log('apt-get update (no package lists name the kernel yet)');
-    sh('apt-get', ['update', '-q']);
-    m = depends();
+  let pkg = depends();
+  if (!pkg) {
+    log(`apt-get update of ${where}: no package list names ${spec.meta} yet`);
+    try {
+      sh('apt-get', [...opts, 'update', '-q']);
+    } catch (err) {
+      log(`apt-get update of ${where} failed: ${String(err.stderr || err.message).trim().split('\n').pop()}`);
+    }
+    pkg = depends();
   }
-  if (!m) throw new Error(`cannot find the versioned kernel package of ${KERNEL_META} (apt-get update?)`);
-  const pkg = m[1];
+  if (pkg && !pkg.startsWith(`linux-image-${spec.name}.`)) {
+    log(`${spec.meta} in ${where} depends on ${pkg}, not a ${spec.name} kernel`);
+    return null;
+  }
+  return pkg;
+}
+
+/** The versioned kernel package of `spec`, downloaded and unpacked once into .vm-cache/<package>/. */
+function fetchKernel(spec, log) {
+  let opts = [];
+  let where = "the host's apt sources";
+  let pkg = resolveKernel(spec, opts, where, log);
+  if (!pkg) {
+    opts = privateApt(spec.suite);
+    where = `${spec.suite} (private apt state in .vm-cache/apt-${spec.suite})`;
+    pkg = resolveKernel(spec, opts, where, log);
+  }
+  if (!pkg) throw new Error(`kernel ${spec.name}: no ${spec.meta} naming a ${spec.name} kernel, neither in the host's apt sources nor in ${spec.suite}`);
   const dir = path.join(CACHE, pkg);
   const done = path.join(dir, '.unpacked');
   if (!fs.existsSync(done)) {
-    log(`downloading ${pkg}`);
+    log(`downloading ${pkg} from ${where}`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
-    sh('apt-get', ['download', pkg], { cwd: dir });
+    try {
+      sh('apt-get', [...opts, 'download', pkg], { cwd: dir });
+    } catch (err) {
+      throw new Error(
+        `kernel ${spec.name}: apt-get download ${pkg} from ${where} failed (package lists older than the archive? apt-get update): ` +
+          String(err.stderr || err.message).trim().split('\n').pop(),
+      );
+    }
     const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb'));
     sh('dpkg-deb', ['-x', path.join(dir, deb), path.join(dir, 'root')]);
     fs.writeFileSync(done, pkg);
   }
+  const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb')) ?? '';
+  const version = decodeURIComponent(/_([^_]+)_[^_]+\.deb$/.exec(deb)?.[1] ?? 'unknown');
   const root = path.join(dir, 'root');
-  const version = fs.readdirSync(path.join(root, 'lib', 'modules'))[0];
-  return { pkg, root, version, vmlinuz: path.join(root, 'boot', `vmlinuz-${version}`) };
+  const release = fs.readdirSync(path.join(root, 'lib', 'modules'))[0];
+  return { name: spec.name, pkg, pkgVersion: version, root, version: release, vmlinuz: path.join(root, 'boot', `vmlinuz-${release}`) };
 }
 
 /** Copy a host file into the staging tree at the same path (following symlinks). */
@@ -143,21 +209,45 @@ function packCpio(stage, out) {
   sh('sh', ['-c', `cd "${stage}" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet | gzip -1 > "${out}.tmp" && mv "${out}.tmp" "${out}"`]);
 }
 
+/**
+ * The module files MODULES needs on this kernel, each after its dependencies (modprobe --show-depends on a depmod tree),
+ * and the names the kernel has built in (no file to load).
+ */
 function modulePaths(kernel) {
   sh('depmod', ['-b', kernel.root, kernel.version]);
   const seen = new Set();
   const order = [];
+  const builtin = [];
   for (const mod of MODULES) {
-    const out = sh('modprobe', ['-d', kernel.root, '-S', kernel.version, '--show-depends', mod]);
+    let out;
+    try {
+      out = sh('modprobe', ['-d', kernel.root, '-S', kernel.version, '--show-depends', mod]);
+    } catch (err) {
+      throw new Error(`kernel ${kernel.version} has no module ${mod} (neither a file nor built in): ${String(err.stderr || err.message).trim()}`);
+    }
     for (const line of out.split('\n')) {
       const m = /^insmod\s+(\S+)/.exec(line);
       if (m && !seen.has(m[1])) {
         seen.add(m[1]);
         order.push(m[1]);
       }
+      if (/^builtin\s/.test(line)) builtin.push(mod);
     }
   }
-  return order;
+  return { order, builtin };
+}
+
+/** Copy a module into the staging tree uncompressed (busybox insmod and modprobe take plain .ko); returns the new path. */
+function stageModule(kernel, stage, file) {
+  const rel = path.relative(kernel.root, file);
+  const plain = rel.replace(/\.ko\.(xz|gz|zst)$/, '.ko');
+  const dst = path.join(stage, plain);
+  fs.mkdirSync(path.dirname(dst), { recursive: true });
+  const kind = /\.ko\.(xz|gz|zst)$/.exec(rel)?.[1];
+  if (!kind) fs.copyFileSync(file, dst);
+  else if (kind === 'gz') fs.writeFileSync(dst, require('node:zlib').gunzipSync(fs.readFileSync(file)));
+  else fs.writeFileSync(dst, execFileSync(kind === 'xz' ? 'xz' : 'zstd', ['-dc', file], { maxBuffer: 64 << 20 }));
+  return '/' + plain;
 }
 
 /** The base archive: busybox, node + libs, ip + libs, kernel modules, node_modules. Cached by its inputs. */
@@ -166,14 +256,14 @@ function buildBase(kernel, log) {
   const lock = fs.existsSync(path.join(ROOT, 'package-lock.json')) ? fs.readFileSync(path.join(ROOT, 'package-lock.json')) : '';
   const key = crypto
     .createHash('sha256')
-    .update(JSON.stringify([kernel.pkg, node, fs.statSync(node).size, MODULES, [...SKIP_MODULES], 3]))
+    .update(JSON.stringify([kernel.pkg, node, fs.statSync(node).size, MODULES, [...SKIP_MODULES], 4]))
     .update(lock)
     .digest('hex')
     .slice(0, 16);
-  const out = path.join(CACHE, `base-${key}.cpio.gz`);
+  const out = path.join(CACHE, `base-${kernel.name}-${key}.cpio.gz`);
   if (fs.existsSync(out)) return out;
-  log('building the base initramfs (busybox, node, ip, modules, node_modules)');
-  const stage = path.join(CACHE, 'stage-base');
+  log(`building the base initramfs for ${kernel.version} (busybox, node, ip, modules, node_modules)`);
+  const stage = path.join(CACHE, `stage-base-${kernel.name}`);
   fs.rmSync(stage, { recursive: true, force: true });
   for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'run', 'root', 'natt']) {
     fs.mkdirSync(path.join(stage, d), { recursive: true });
@@ -185,26 +275,25 @@ function buildBase(kernel, log) {
   fs.writeFileSync(path.join(stage, 'etc/group'), 'root:x:0:\n');
   fs.writeFileSync(path.join(stage, 'etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
   // modules, plus depmod output so the kernel's own request_module (crypto templates) finds them
-  const mods = modulePaths(kernel);
+  const { order, builtin } = modulePaths(kernel);
+  if (builtin.length) log(`built into ${kernel.version}: ${builtin.join(' ')}`);
   const modRoot = `lib/modules/${kernel.version}`;
-  for (const p of mods) {
-    const rel = path.relative(kernel.root, p);
-    fs.mkdirSync(path.join(stage, path.dirname(rel)), { recursive: true });
-    fs.copyFileSync(p, path.join(stage, rel));
-  }
+  const mods = order.map((p) => stageModule(kernel, stage, p));
   for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
     fs.copyFileSync(path.join(kernel.root, modRoot, f), path.join(stage, modRoot, f));
   }
   sh('depmod', ['-b', stage, kernel.version]);
-  fs.writeFileSync(path.join(stage, 'etc/natt-modules'), mods.map((p) => '/' + path.relative(kernel.root, p)).join('\n') + '\n');
+  fs.writeFileSync(path.join(stage, 'etc/natt-modules'), mods.join('\n') + '\n');
   // node_modules (vitest and what it needs), and the libraries of native modules in it
   copyTree(path.join(ROOT, 'node_modules'), path.join(stage, 'natt/node_modules'), SKIP_MODULES);
   const natives = sh('find', [path.join(stage, 'natt/node_modules'), '-name', '*.node', '-type', 'f']).split('\n').filter(Boolean);
   for (const f of natives) copyLibs(stage, f);
   packCpio(stage, out);
   fs.rmSync(stage, { recursive: true, force: true });
+  // older base archives of this kernel (another kernel's stay); base-<hash> is the layout before there were two kernels
   for (const f of fs.readdirSync(CACHE)) {
-    if (f.startsWith('base-') && path.join(CACHE, f) !== out) fs.rmSync(path.join(CACHE, f));
+    const mine = f.startsWith(`base-${kernel.name}-`) || /^base-[0-9a-f]{16}\.cpio\.gz$/.test(f);
+    if (mine && path.join(CACHE, f) !== out) fs.rmSync(path.join(CACHE, f));
   }
   return out;
 }
@@ -231,16 +320,33 @@ function buildPackage(log) {
   return out;
 }
 
-/** Build (or reuse) everything; returns the kernel path and the initrd (base + package archives concatenated). */
-function buildImage(log = () => {}) {
-  fs.mkdirSync(CACHE, { recursive: true });
-  ensureHostTools(log);
-  const kernel = fetchKernel(log);
-  const base = buildBase(kernel, log);
-  const pkg = buildPackage(log);
-  const initrd = path.join(CACHE, 'initrd.cpio.gz');
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), fs.readFileSync(pkg)]));
-  return { kernel: kernel.vmlinuz, initrd, kernelVersion: kernel.version, kernelPackage: kernel.pkg };
+/** The kernels NATT_VM_KERNEL names (a comma list of KERNELS' names; unset: all, oldest first). */
+function selectKernels(value = process.env.NATT_VM_KERNEL) {
+  if (!value) return Object.values(KERNELS);
+  return value.split(',').map((n) => {
+    const k = KERNELS[n.trim()];
+    if (!k) throw new Error(`NATT_VM_KERNEL=${value}: unknown kernel ${JSON.stringify(n.trim())} (one of ${Object.keys(KERNELS).join(', ')})`);
+    return k;
+  });
 }
 
-module.exports = { buildImage, MODULES };
+/** Build (or reuse) everything for one kernel; returns its kernel path and the initrd (base + package archives). */
+function buildImage(spec = KERNELS['6.1'], log = () => {}) {
+  fs.mkdirSync(CACHE, { recursive: true });
+  ensureHostTools(log);
+  const kernel = fetchKernel(spec, log);
+  const base = buildBase(kernel, log);
+  const pkg = buildPackage(log);
+  const initrd = path.join(CACHE, `initrd-${kernel.name}.cpio.gz`);
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(base), fs.readFileSync(pkg)]));
+  return {
+    name: kernel.name,
+    kernel: kernel.vmlinuz,
+    initrd,
+    kernelVersion: kernel.version,
+    kernelPackage: kernel.pkg,
+    packageVersion: kernel.pkgVersion,
+  };
+}
+
+module.exports = { buildImage, selectKernels, KERNELS, MODULES };

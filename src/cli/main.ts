@@ -1,80 +1,46 @@
-// The `natt` command line: `natt probe [--json]`, `natt setkey ...`, `--help`, `--version`; unknown input → usage, exit 2.
+// The `natt` command line: the table of commands (probe, setkey, tunnel), `natt --help`, `natt help <command>`, `--version`.
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { probe, type Fact, type ProbeResult } from '../probe';
-import { setkeyCommand } from './setkey';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, commandList, runCli, type Entry, type Out } from './args';
+import { probeCommand, version } from './probe';
+import { setkey } from './setkey';
+import { tunnel } from './tunnel';
+import { monitorCommand } from './monitor';
+import { statsCommand } from './stats';
 
-interface Out {
-  write(s: string): unknown;
-}
-
-const USAGE = `Usage: natt <command> [options]
-
-Commands:
-  probe [--json]   what this host's kernel offers for IPsec NAT-T (PF_KEY, XFRM, UDP_ENCAP, TUN,
-                   kernel ESP), which backends 'auto' picks, and why
-  setkey ...       setkey(8): -f FILE, -c, -D, -DP, -F, -FP, -n (natt setkey --help)
-
-Options:
-  -h, --help       show this help
-  -v, --version    print the version
-`;
-
-function version(): string {
-  const pkg = path.join(__dirname, '..', '..', 'package.json');
-  return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
-}
-
-function line(label: string, f: Fact): string {
-  return `  ${label.padEnd(16)}${f.ok ? 'yes' : `no   ${f.code}: ${f.reason}`}\n`;
-}
-
-/** The human-readable report of a probe. */
-export function formatProbe(p: ProbeResult): string {
-  let s = `natt ${version()} on ${p.platform} ${p.release} (${p.arch}), node ${p.node}\n`;
-  s += `  native addon    ${p.native.loaded ? `loaded from ${p.native.path}` : `not loaded: ${p.native.reason}`}\n`;
-  s += line('PF_KEY', p.facts.pfkey);
-  s += line('XFRM netlink', p.facts.xfrm);
-  s += line('UDP_ENCAP IPv4', p.facts.udpEncap4);
-  s += line('UDP_ENCAP IPv6', p.facts.udpEncap6);
-  s += line('/dev/net/tun', p.facts.tun);
-  s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
-  s += `backend 'auto' picks:\n`;
-  s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
-  s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
-  return s;
-}
-
-/** setkey's own command-line flags: given to `natt` itself, they get a hint that they live under `natt setkey`. */
-const SETKEY_FLAGS = /^-(?:[cfnDFPkrx]|DP|FP|PD|PF)$/;
+export { formatProbe } from './probe';
 
 /**
- * Run the CLI with arguments (without node and script); returns the exit code (a promise of it for `setkey`, whose
- * database calls are asynchronous).
+ * Every `natt` command, in the order `natt --help` lists them. To add one (`natt monitor`, say):
+ *   1. write src/cli/monitor.ts, opening with its one-line role comment, exporting
+ *      `export const monitorCommand: Command<typeof OPTIONS> = { name: 'monitor', synopsis, summary, usage, options, run }`
+ *      (src/cli/args.ts: the option table is parseArgs'; --help/-h is added; `run` returns or resolves with the exit
+ *      status, throws `UsageError` for a usage problem (exit 2) and any other error for a failure (exit 1));
+ *   2. add `monitorCommand` to this table.
+ * A command with subcommands is a `Group` — `{ name: 'tunnel', synopsis, summary, description, commands: [up, ...] }`
+ * (src/cli/tunnel.ts) — in one module, and one row here; `natt tunnel down` is one more entry in its `commands`. Everything else (the help
+ * listing, `natt help tunnel up`, --help, usage errors, exit codes) follows; test/cli/cli.test.ts checks every
+ * command in this table for --help, `natt help`, a bad flag and an option table that its usage text describes.
+ */
+export const COMMANDS: readonly Entry[] = [probeCommand, setkey, monitorCommand, statsCommand, tunnel];
+
+/** `natt --help`. */
+export const USAGE = `Usage: natt <command> [options]
+
+Commands:
+${commandList(COMMANDS)}
+
+Options:
+  -h, --help       show this help (natt <command> --help, natt help <command>: a command's help)
+  -v, --version    print the version
+
+Exit status: ${EXIT_OK} done, ${EXIT_FAILURE} a failure (the message says what to do), ${EXIT_USAGE} a usage error (unknown command or
+option, bad option value: the usage follows on stderr).
+`;
+
+/**
+ * Run the CLI with arguments (without node and script); returns the exit code (a promise of it for commands whose
+ * work is asynchronous, such as `setkey`; never rejects).
  */
 export function main(argv: string[], out: Out = process.stdout, err: Out = process.stderr): number | Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (cmd === 'setkey') return setkeyCommand(rest, { out, err });
-  if (cmd === '-h' || cmd === '--help' || cmd === 'help') {
-    out.write(USAGE);
-    return 0;
-  }
-  if (cmd === '-v' || cmd === '--version') {
-    out.write(`${version()}\n`);
-    return 0;
-  }
-  if (cmd === 'probe') {
-    const unknown = rest.filter((a) => a !== '--json');
-    if (unknown.length) {
-      err.write(`natt probe: unknown option ${unknown[0]}\n\n${USAGE}`);
-      return 2;
-    }
-    const p = probe();
-    out.write(rest.includes('--json') ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
-    return 0;
-  }
-  const hint = cmd !== undefined && SETKEY_FLAGS.test(cmd) ? ` (setkey's flags live under \`natt setkey\`: natt setkey ${argv.join(' ')})` : '';
-  err.write(cmd === undefined ? USAGE : `natt: unknown command ${cmd}${hint}\n\n${USAGE}`);
-  return 2;
+  return runCli(COMMANDS, argv, { out, err }, { usage: USAGE, version });
 }

@@ -1,7 +1,6 @@
 // `natt setkey`: setkey(8)'s command line over natt's SA databases (-f/-c files, -D/-DP dumps, -F/-FP flushes, -n).
 
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { Sadb, SecurityAssociation, SecurityPolicy } from '../sadb/types';
 import { openSadb, type OpenSadbOptions } from '../open';
 import { addressFamily } from '../ip/address';
@@ -17,10 +16,7 @@ import {
   type SetkeyOp,
   type SourcePos,
 } from '../setkey';
-
-interface Out {
-  write(s: string): unknown;
-}
+import { UsageError, quotedArg, runCommand, type Command, type Io, type ValuesOf } from './args';
 
 /** What `natt setkey` asks of openSadb: a backend, and for the daemon backend its control socket. */
 export interface SetkeyOpenOptions {
@@ -29,9 +25,7 @@ export interface SetkeyOpenOptions {
   control?: string;
 }
 
-export interface SetkeyIo {
-  out: Out;
-  err: Out;
+export interface SetkeyIo extends Io {
   /** Use this database (it is not closed); otherwise `openSadb` opens one and closes it at the end. */
   sadb?: Sadb;
   /** How to open the database (default: natt's openSadb). */
@@ -85,7 +79,7 @@ const SETKEY_OPTIONS = {
 
 const BACKENDS = ['pfkey', 'xfrm', 'userland', 'daemon', 'auto'] as const;
 
-class UsageError extends Error {}
+type SetkeyValues = ValuesOf<typeof SETKEY_OPTIONS>;
 
 async function readStdin(io: SetkeyIo): Promise<string> {
   const src = io.stdin ?? process.stdin;
@@ -97,7 +91,7 @@ async function readStdin(io: SetkeyIo): Promise<string> {
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-/** An SA for JSON: its keys (non-enumerable, so JSON would drop them) as hex when revealed, else left out. */
+/** An SA for JSON: its keys (in key holders, which JSON shows as their length) as hex when revealed, else left out. */
 function jsonSa(sa: SecurityAssociation, reveal: boolean): unknown {
   const out: Record<string, unknown> = { ...sa };
   for (const k of ['encryption', 'integrity'] as const) {
@@ -117,49 +111,51 @@ function familyOf(text: string): number {
   return addressFamily(text.split('/')[0].split('%')[0]);
 }
 
+/** What parseArgs cannot check: one mode, options that go together; throws UsageError (exit 2). */
+function check(values: SetkeyValues, positionals: string[]): void {
+  // -DP and -FP need no pre-pass: P is a boolean short option, and parseArgs reads a group of short booleans
+  // (-DP, -nv, -n4) as the separate options, as getopt(3) does for setkey.
+  if (positionals.length) {
+    throw new UsageError(`unexpected argument ${quotedArg(positionals[0])}: natt setkey reads a file with -f FILE (setkey's "setkey file ..." reading raw PF_KEY messages is not supported)`);
+  }
+  if (values.policy && !values.dump && !values.flush) throw new UsageError('-P goes with -D or -F (-DP dumps the SPD, -FP flushes it)');
+  const modes = [values.file !== undefined && '-f', values.stdin && '-c', values.dump && '-D', values.flush && '-F'].filter(Boolean);
+  if (modes.length !== 1) {
+    throw new UsageError(modes.length ? `${modes.join(' and ')} cannot be combined: give one of -f FILE, -c, -D, -F` : 'nothing to do: give -f FILE, -c, -D (-DP) or -F (-FP)');
+  }
+  if (values.ipv4 && values.ipv6) throw new UsageError('-4 and -6 cannot be combined');
+  if (values.kernel && values.rfc) throw new UsageError('-k and -r cannot be combined');
+  if (values.file === '') throw new UsageError('-f needs a file name');
+  const backend = values.backend ?? 'auto';
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${quotedArg(backend)}`);
+  if (values.control !== undefined && backend !== 'daemon') throw new UsageError('--control PATH goes with --backend daemon');
+}
+
+/** `natt setkey`: the entry of src/cli/main.ts's command table. */
+export const setkey: Command<typeof SETKEY_OPTIONS, SetkeyIo> = {
+  name: 'setkey',
+  synopsis: '...',
+  summary: 'setkey(8): -f FILE, -c, -D, -DP, -F, -FP, -n (natt setkey --help)',
+  usage: USAGE,
+  options: SETKEY_OPTIONS,
+  positionals: true,
+  // setkey's own flags given to `natt` itself (natt -DP): the error points at `natt setkey`.
+  ownFlags: /^-(?:[cfnDFPkrx]|DP|FP|PD|PF)$/,
+  run({ values, positionals }, io) {
+    check(values, positionals);
+    return run(values, io);
+  },
+};
+
 /**
  * Run `natt setkey` with `argv` (the arguments after `setkey`). Resolves with the exit status: 0 done, 1 an error
  * of the input or the database, 2 a usage error. Never rejects.
  */
 export async function setkeyCommand(argv: string[], io: SetkeyIo): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    // -DP and -FP need no pre-pass: P is a boolean short option, and parseArgs reads a group of short booleans
-    // (-DP, -nv, -n4) as the separate options, as getopt(3) does for setkey.
-    const parsed = parseArgs({ args: argv, options: SETKEY_OPTIONS, strict: true, allowPositionals: true });
-    values = parsed.values as Record<string, string | boolean | undefined>;
-    if (parsed.positionals.length) {
-      throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}: natt setkey reads a file with -f FILE (setkey's "setkey file ..." reading raw PF_KEY messages is not supported)`);
-    }
-    if (values.help) {
-      io.out.write(USAGE);
-      return 0;
-    }
-    if (values.policy && !values.dump && !values.flush) throw new UsageError('-P goes with -D or -F (-DP dumps the SPD, -FP flushes it)');
-    const modes = [values.file !== undefined && '-f', values.stdin && '-c', values.dump && '-D', values.flush && '-F'].filter(Boolean);
-    if (modes.length !== 1) {
-      throw new UsageError(modes.length ? `${modes.join(' and ')} cannot be combined: give one of -f FILE, -c, -D, -F` : 'nothing to do: give -f FILE, -c, -D (-DP) or -F (-FP)');
-    }
-    if (values.ipv4 && values.ipv6) throw new UsageError('-4 and -6 cannot be combined');
-    if (values.kernel && values.rfc) throw new UsageError('-k and -r cannot be combined');
-    if (values.file === '') throw new UsageError('-f needs a file name');
-    const backend = (values.backend ?? 'auto') as (typeof BACKENDS)[number];
-    if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(values.backend)}`);
-    if (values.control !== undefined && backend !== 'daemon') throw new UsageError('--control PATH goes with --backend daemon');
-  } catch (e) {
-    const msg = e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? (e as Error).message : String(e);
-    io.err.write(`natt setkey: ${msg}\n\n${USAGE}`);
-    return 2;
-  }
-  try {
-    return await run(values, io);
-  } catch (e) {
-    io.err.write(`natt setkey: ${(e as Error)?.message ?? String(e)}\n`);
-    return 1;
-  }
+  return runCommand(setkey, argv, io);
 }
 
-async function run(v: Record<string, string | boolean | undefined>, io: SetkeyIo): Promise<number> {
+async function run(v: SetkeyValues, io: SetkeyIo): Promise<number> {
   const json = v.json === true;
   const reveal = v['reveal-keys'] === true;
   const dryRun = v['dry-run'] === true;

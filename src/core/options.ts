@@ -1,6 +1,6 @@
 // The API boundary's one options reader: own properties only, unknown names refused, each value checked and named.
 
-import { NattError, rangeError, typeError } from '../errors';
+import { NattError, nameText, rangeError, typeError } from '../errors';
 
 /** A caller's options as read: a null-prototype object holding only the allowed names the caller set itself. */
 export type ReadOptions<K extends string> = { readonly [P in K]?: unknown };
@@ -25,7 +25,7 @@ export function readOptions<K extends string>(value: unknown, allowed: readonly 
     if (typeof name !== 'string') continue; // symbol-keyed properties are never options
     if (!(allowed as readonly string[]).includes(name)) {
       const e = new TypeError(
-        `unknown option "${prefix(what)}${name}"${allowed.length ? `: ${what} takes ${allowed.join(', ')}` : `: ${what} takes none`}`,
+        `unknown option "${prefix(what)}${nameText(name)}"${allowed.length ? `: ${what} takes ${allowed.join(', ')}` : `: ${what} takes none`}`,
       ) as TypeError & { code: string };
       e.code = 'ERR_INVALID_ARG_VALUE';
       throw e;
@@ -35,7 +35,7 @@ export function readOptions<K extends string>(value: unknown, allowed: readonly 
       const d = Object.getOwnPropertyDescriptor(value, name);
       v = d === undefined ? undefined : 'value' in d ? d.value : Reflect.get(value, name);
     } catch {
-      throw typeError(`${prefix(what)}${name}`, 'a readable property', undefined);
+      throw typeError(`${prefix(what)}${nameText(name)}`, 'a readable property', undefined);
     }
     if (v !== undefined) out[name] = v;
   }

@@ -1,54 +1,32 @@
 // EspTransform: ESP (RFC 4303) seal/open for one SA: AEAD, GMAC, CBC+HMAC and NULL+HMAC, ESN, padding, anti-replay.
 
 import { EventEmitter } from 'node:events';
-import {
-  createCipheriv,
-  createDecipheriv,
-  createSecretKey,
-  randomFillSync,
-  timingSafeEqual,
-  type CipherGCM,
-  type DecipherGCM,
-  type KeyObject,
-} from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { EncryptionParams, IntegrityParams } from '../sadb/types';
 import { NattError, rangeError, typeError } from '../errors';
-import { readOptions } from '../core/options';
-import { encryptionSuite, hmacDigest, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
+import { callbackOption, readOptions } from '../core/options';
+import { encryptionSuite, integritySuite, type EncryptionSuite, type IntegritySuite } from './suites';
 import { REPLAY_REPLAYED, REPLAY_TOO_OLD, ReplayWindow } from './replay';
+import {
+  ESP_CIPHER_AUTH_FAILED,
+  ESP_CIPHER_OK,
+  ESP_CIPHER_PENDING,
+  ESP_DESC_WORDS,
+  NodeEspCipher,
+  type EspCipher,
+  type EspCipherFactory,
+  type EspCipherPath,
+  type EspCipherSpec,
+} from './cipher';
+import { ESP_BATCH_DROP, ESP_BATCH_OK, ESP_BATCH_SEQ_EXHAUSTED, ESP_META_WORDS, type EspBatch } from './batch';
+import { ESP_DROP_REASONS, type EspDropReason } from './drops';
+
+export { ESP_DROP_REASONS, type EspDropReason } from './drops';
 
 const TWO32 = 0x1_0000_0000;
 /** ESP header: SPI (4) + sequence number (4). */
 const HDR = 8;
-
-/** Why `open()` refused a packet. Each has its own counter in `stats().drops`. */
-export type EspDropReason =
-  /** Shorter than header + IV + trailer + ICV. */
-  | 'truncated'
-  /** The encrypted part is not a whole number of cipher blocks (CBC). */
-  | 'bad-length'
-  /** The SPI field is not this SA's. */
-  | 'spi-mismatch'
-  /** Below the anti-replay window (or sequence number 0). */
-  | 'too-old'
-  /** Inside the window and already received. */
-  | 'replayed'
-  /** The ICV did not verify (tampered, wrong key, or wrong inferred ESN high bits). */
-  | 'auth-failed'
-  /** Pad Length too large, or padding bytes not 1, 2, 3, ... (RFC 4303 §2.4). */
-  | 'bad-padding';
-
-/** Every drop reason, in a stable order (for counters and tables). */
-export const ESP_DROP_REASONS: readonly EspDropReason[] = [
-  'truncated',
-  'bad-length',
-  'spi-mismatch',
-  'too-old',
-  'replayed',
-  'auth-failed',
-  'bad-padding',
-];
 
 /**
  * What `open()` returns: never throws for bad packets. `seq` is the full sequence number (64-bit with ESN): a
@@ -82,9 +60,14 @@ export interface EspTransformOptions {
   outboundSeq?: number | bigint;
   /** Permit a CBC cipher with no integrity (confidentiality only; forgeable). Default false. */
   allowNoIntegrity?: boolean;
+  /**
+   * Makes the cipher step (src/esp/cipher.ts) for this SA; when absent, or when it returns null for this suite,
+   * node:crypto does it. src/fastpath's createEspTransform() passes the native one here.
+   */
+  cipherFactory?: EspCipherFactory;
 }
 
-const TRANSFORM_OPTIONS = ['spi', 'encryption', 'integrity', 'esn', 'replayWindow', 'outboundSeq', 'allowNoIntegrity'] as const;
+const TRANSFORM_OPTIONS = ['spi', 'encryption', 'integrity', 'esn', 'replayWindow', 'outboundSeq', 'allowNoIntegrity', 'cipherFactory'] as const;
 
 export interface EspSealOptions {
   /** Explicit IV bytes (8 for AEAD/GMAC, 16 for CBC). Default: the 64-bit sequence number for AEAD/GMAC
@@ -134,16 +117,6 @@ export class EspSequenceExhaustedError extends NattError {
   }
 }
 
-/** A KeyObject holding a copy of `bytes`; the temporary Buffer is wiped so no stray copy of the key stays on the heap. */
-function secretKey(bytes: Uint8Array): KeyObject {
-  const tmp = Buffer.from(bytes);
-  try {
-    return createSecretKey(tmp);
-  } finally {
-    tmp.fill(0);
-  }
-}
-
 // A CSPRNG pool for CBC IVs: one randomFillSync per 4 KiB instead of one per packet.
 const ivPool = Buffer.alloc(4096);
 let ivPoolOffset = ivPool.length;
@@ -157,7 +130,12 @@ function takeRandom(out: Buffer, offset: number, n: number): void {
   ivPoolOffset += n;
 }
 
-/** ESP for one SA: `seal()` builds packets from SPI to ICV, `open()` checks and decrypts them. */
+/**
+ * ESP for one SA: `seal()` builds packets from SPI to ICV, `open()` checks and decrypts them; `sealBatch()` and
+ * `openBatch()` do the same for a whole EspBatch with one call of the cipher. The protocol (sequence numbers, IVs,
+ * padding, the replay window, counters) is here; the cipher step is an EspCipher (node:crypto unless a factory
+ * gives another: `cipherPath` says which runs).
+ */
 export class EspTransform extends EventEmitter<EspTransformEvents> {
   readonly spi: number;
   readonly esn: boolean;
@@ -167,17 +145,15 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   readonly replay: ReplayWindow;
   /** Bytes of overhead around a payload before padding: header + IV + trailer (2) + ICV. */
   readonly overhead: number;
+  /** Bytes a batch payload needs in front of it in the slab: header + IV. */
+  readonly headroom: number;
+  /** Which implementation runs the cipher step: 'native' (reused OpenSSL contexts) or 'node' (node:crypto). */
+  readonly cipherPath: EspCipherPath;
 
   readonly #enc: EncryptionSuite;
   readonly #integ: IntegritySuite | null;
-  readonly #cipherKey: KeyObject | null;
-  readonly #authKey: KeyObject | null;
-  readonly #salt: Buffer;
+  readonly #cipher: EspCipher;
   readonly #icvLength: number;
-  readonly #nonce: Buffer; // salt ‖ IV, rewritten per packet (AEAD/GMAC)
-  readonly #tagOpts: { authTagLength: number };
-  readonly #aad: Buffer; // SPI ‖ [seq high] ‖ seq low (AEAD)
-  readonly #seqHi = Buffer.alloc(4); // appended to the HMAC input under ESN
   #outHi = 0;
   #outLo = 0;
   #exhausted = false;
@@ -190,7 +166,8 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     super();
     if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
     // Own properties only, unknown names refused (a polluted Object.prototype.replayWindow must not turn replay off).
-    const opts = readOptions(options, TRANSFORM_OPTIONS) as EspTransformOptions;
+    const o = readOptions(options, TRANSFORM_OPTIONS);
+    const opts = o as EspTransformOptions;
     const { spi } = opts;
     if (typeof spi !== 'number' || !Number.isInteger(spi)) throw typeError('spi', 'an integer', spi);
     if (spi < 1 || spi > 0xffff_ffff) throw rangeError('spi', '1..4294967295', spi);
@@ -203,6 +180,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     const allowNoIntegrity = opts.allowNoIntegrity === undefined ? false : opts.allowNoIntegrity;
     if (typeof allowNoIntegrity !== 'boolean') throw typeError('allowNoIntegrity', 'true or false', allowNoIntegrity);
     if (opts.esn !== undefined && typeof opts.esn !== 'boolean') throw typeError('esn', 'a boolean', opts.esn);
+    const factory = callbackOption<EspCipherFactory>(o.cipherFactory, 'cipherFactory');
     const enc = encryptionSuite(encryption.algorithm, encryption.key);
     const integ = integrity ? integritySuite(integrity.algorithm, integrity.key) : null;
     if ((enc.kind === 'aead' || enc.kind === 'gmac') && integ) {
@@ -216,25 +194,28 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
       throw typeError('integrity', `an HMAC with ${enc.algorithm} (encryption without integrity can be forged: allowNoIntegrity: true permits it)`, integrity);
     }
     this.spi = spi;
-    this.esn = opts.esn === true;
+    this.esn = o.esn === true;
     this.encryptionAlgorithm = enc.algorithm;
     this.integrityAlgorithm = integ ? integ.algorithm : 'none';
     this.#enc = enc;
     this.#integ = integ;
-    const key = encryption.key;
-    this.#cipherKey = enc.keyLength > 0 ? secretKey(key.subarray(0, enc.keyLength)) : null;
-    this.#salt = Buffer.from(key.subarray(enc.keyLength, enc.keyLength + enc.saltLength));
-    this.#authKey = integ && integrity ? secretKey(integrity.key) : null;
     this.#icvLength = enc.icvLength + (integ ? integ.icvLength : 0);
     this.overhead = HDR + enc.ivLength + 2 + this.#icvLength;
-    this.#nonce = Buffer.alloc(12);
-    this.#tagOpts = { authTagLength: enc.icvLength || 16 };
-    this.#salt.copy(this.#nonce, 0);
-    this.#aad = Buffer.alloc(this.esn ? 12 : 8);
-    this.#aad.writeUInt32BE(spi, 0);
-    this.replay = new ReplayWindow({ size: opts.replayWindow ?? 64, esn: this.esn });
-    if (opts.outboundSeq !== undefined) {
-      const [hi, lo] = this.#splitSeq(opts.outboundSeq, 'outboundSeq');
+    this.headroom = HDR + enc.ivLength;
+    const key = encryption.key;
+    const spec: EspCipherSpec = {
+      encryption: enc,
+      integrity: integ,
+      key: key.subarray(0, enc.keyLength),
+      salt: key.subarray(enc.keyLength, enc.keyLength + enc.saltLength),
+      authKey: integ && integrity ? integrity.key : null,
+      esn: this.esn,
+    };
+    this.#cipher = (factory && factory(spec)) || new NodeEspCipher(spec);
+    this.cipherPath = this.#cipher.path;
+    this.replay = new ReplayWindow({ size: (o.replayWindow as number | undefined) ?? 64, esn: this.esn });
+    if (o.outboundSeq !== undefined) {
+      const [hi, lo] = this.#splitSeq(o.outboundSeq as number | bigint, 'outboundSeq');
       this.#outHi = hi;
       this.#outLo = lo;
       this.#exhausted = lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff);
@@ -296,70 +277,13 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
       [hi, lo] = this.#splitSeq(opts.seq, 'seq');
       if (hi === 0 && lo === 0) throw rangeError('seq', 'at least 1', opts.seq);
     } else {
-      if (this.#exhausted) {
-        if (!this.#expired) this.#expire(); // constructed at the end already: say so on the first refusal
-        throw new EspSequenceExhaustedError(this.spi, this.esn);
-      }
+      if (!this.#take()) throw new EspSequenceExhaustedError(this.spi, this.esn);
       hi = this.#outHi;
-      lo = this.#outLo + 1;
-      if (lo === TWO32) {
-        lo = 0;
-        hi++;
-      }
-      this.#outHi = hi;
-      this.#outLo = lo;
-      if (lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff)) {
-        this.#exhausted = true; // this packet is the last one: say so now, so the SA gets replaced in time
-        this.#expire();
-      }
-    }
-    out.writeUInt32BE(this.spi, 0);
-    out.writeUInt32BE(lo, 4);
-    if (opts?.iv !== undefined) {
-      out.set(opts.iv, HDR);
-    } else if (enc.kind === 'cbc') {
-      takeRandom(out, HDR, ivLen);
-    } else if (ivLen === 8) {
-      out.writeUInt32BE(hi, HDR);
-      out.writeUInt32BE(lo, HDR + 4);
+      lo = this.#outLo;
     }
     out.set(payload, ptOff);
-    const trailer = ptOff + payload.length;
-    for (let i = 0; i < pad; i++) out[trailer + i] = i + 1; // RFC 4303 §2.4 default padding: 1, 2, 3, ...
-    out[ptEnd - 2] = pad;
-    out[ptEnd - 1] = nextHeader;
-
-    switch (enc.kind) {
-      case 'aead': {
-        const aad = this.#setAad(hi, lo);
-        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(out), this.#tagOpts) as CipherGCM;
-        c.setAAD(aad);
-        out.set(c.update(out.subarray(ptOff, ptEnd)), ptOff);
-        c.final();
-        out.set(c.getAuthTag(), ptEnd);
-        break;
-      }
-      case 'gmac': {
-        // RFC 4543 §3.3: everything is authenticated data (SPI ‖ [seq high] ‖ seq low ‖ IV ‖ payload ‖ trailer).
-        const c = createCipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(out), this.#tagOpts);
-        if (this.esn) c.setAAD(this.#gmacAad(out, hi, ptEnd));
-        else c.setAAD(out.subarray(0, ptEnd));
-        c.final();
-        out.set(c.getAuthTag(), ptEnd);
-        break;
-      }
-      case 'cbc': {
-        const c = createCipheriv(enc.cipher, this.#cipherKey!, out.subarray(HDR, HDR + 16));
-        c.setAutoPadding(false);
-        out.set(c.update(out.subarray(ptOff, ptEnd)), ptOff);
-        c.final();
-        if (this.#integ) this.#mac(out, ptEnd, hi).copy(out, ptEnd, 0, this.#integ.icvLength);
-        break;
-      }
-      case 'null':
-        this.#mac(out, ptEnd, hi).copy(out, ptEnd, 0, this.#integ!.icvLength);
-        break;
-    }
+    this.#frame(out, 0, payload.length, pad, nextHeader, hi, lo, opts?.iv);
+    this.#cipher.seal(out, 0, out.length, hi);
     this.#sealed++;
     return out;
   }
@@ -385,45 +309,20 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     if (hi < 0) return this.#drop(hi === REPLAY_TOO_OLD ? 'too-old' : 'replayed');
 
     let plain: Buffer;
-    switch (enc.kind) {
-      case 'aead': {
-        const aad = this.#setAad(hi, lo);
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts) as DecipherGCM;
-        d.setAAD(aad);
-        d.setAuthTag(pkt.subarray(ptEnd));
-        plain = d.update(pkt.subarray(ptOff, ptEnd));
-        try {
-          d.final();
-        } catch {
-          return this.#drop('auth-failed');
-        }
-        break;
+    if (enc.kind === 'aead' || enc.kind === 'cbc') {
+      // The packet stays as it was: the plaintext goes to a buffer of its own (the caller's from then on).
+      const cipher = this.#cipher;
+      if (cipher.openCopy) {
+        const p = cipher.openCopy(pkt, 0, pkt.length, hi);
+        if (p === null) return this.#drop('auth-failed');
+        plain = p;
+      } else {
+        plain = Buffer.allocUnsafe(ptLen);
+        if (!cipher.open(pkt, 0, pkt.length, hi, plain, 0)) return this.#drop('auth-failed');
       }
-      case 'gmac': {
-        const d = createDecipheriv(enc.cipher as 'aes-128-gcm', this.#cipherKey!, this.#setNonce(pkt), this.#tagOpts);
-        if (this.esn) d.setAAD(this.#gmacAad(pkt, hi, ptEnd));
-        else d.setAAD(pkt.subarray(0, ptEnd));
-        d.setAuthTag(pkt.subarray(ptEnd));
-        try {
-          d.final();
-        } catch {
-          return this.#drop('auth-failed');
-        }
-        plain = pkt.subarray(ptOff, ptEnd);
-        break;
-      }
-      case 'cbc': {
-        if (this.#integ && !this.#icvMatches(pkt, ptEnd, hi)) return this.#drop('auth-failed');
-        const d = createDecipheriv(enc.cipher, this.#cipherKey!, pkt.subarray(HDR, HDR + 16));
-        d.setAutoPadding(false);
-        plain = d.update(pkt.subarray(ptOff, ptEnd));
-        d.final();
-        break;
-      }
-      default: {
-        if (!this.#icvMatches(pkt, ptEnd, hi)) return this.#drop('auth-failed');
-        plain = pkt.subarray(ptOff, ptEnd);
-      }
+    } else {
+      if (!this.#cipher.open(pkt, 0, pkt.length, hi, pkt, ptOff)) return this.#drop('auth-failed');
+      plain = pkt.subarray(ptOff, ptEnd); // GMAC and NULL: the payload travels in clear
     }
 
     const nextHeader = plain[ptLen - 1];
@@ -436,6 +335,213 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     this.#opened++;
     const seq = hi < 0x20_0000 ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
     return { ok: true, payload: plain.subarray(0, payloadLen), nextHeader, seq, advanced };
+  }
+
+  /**
+   * Seal every payload of `batch` (0..count-1, placed with `setPayload`) where it lies: header and IV are written in
+   * front of it, padding, trailer and ICV behind it, then the cipher runs once over the whole batch. Each packet gets
+   * the SA's next sequence number and minimal padding; `batch.packet(i)` is the result. Returns how many were sealed:
+   * all of them, unless the sequence numbers run out (the rest get ESP_BATCH_SEQ_EXHAUSTED and 'expire' is raised).
+   * A payload without room around it is a RangeError before any sequence number is used.
+   */
+  sealBatch(batch: EspBatch): number {
+    const n = this.#count(batch);
+    const { slab, desc, meta, status } = batch;
+    const enc = this.#enc;
+    const align = enc.align;
+    const head = this.headroom;
+    for (let i = 0; i < n; i++) {
+      const m = i * ESP_META_WORDS;
+      const off = meta[m];
+      const len = meta[m + 1];
+      const body = len + 2;
+      const end = off + body + ((align - (body % align)) % align) + this.#icvLength;
+      if (meta[m + 2] > 255) throw rangeError(`batch payload ${i} nextHeader`, 'an integer in 0..255', meta[m + 2]);
+      if (off < head || end > slab.length) {
+        throw rangeError(`batch payload ${i}`, `at an offset with ${head} bytes in front and ${end - off - len} behind it inside the slab`, off);
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const m = i * ESP_META_WORDS;
+      const w = i * ESP_DESC_WORDS;
+      if (!this.#take()) {
+        status[i] = ESP_BATCH_SEQ_EXHAUSTED;
+        continue;
+      }
+      const len = meta[m + 1];
+      const pad = (align - ((len + 2) % align)) % align;
+      const off = meta[m] - head;
+      const pktLen = head + len + pad + 2 + this.#icvLength;
+      this.#frame(slab, off, len, pad, meta[m + 2], this.#outHi, this.#outLo);
+      desc[w] = off;
+      desc[w + 1] = pktLen;
+      desc[w + 2] = this.#outHi;
+      desc[w + 3] = 0;
+      meta[m + 3] = this.#outLo;
+      status[i] = ESP_CIPHER_PENDING;
+    }
+    const sealed = this.#cipher.sealBatch(slab, desc, n, status);
+    for (let i = 0; i < n; i++) {
+      const st = status[i];
+      if (st !== ESP_CIPHER_OK && st !== ESP_BATCH_SEQ_EXHAUSTED) throw new NattError('ERR_NATT_INTERNAL', `the ${this.cipherPath} cipher refused batch packet ${i} (status ${st})`);
+    }
+    this.#sealed += sealed;
+    return sealed;
+  }
+
+  /**
+   * Open every packet of `batch` (0..count-1, placed with `setPacket`) in place, with one cipher call for the batch.
+   * Each packet gets the checks of open(), in the same order: lengths, SPI, the replay window (as it stood before
+   * the batch) before the ICV; after it, the padding, and the window again, so that a duplicate inside the batch is
+   * 'replayed' and the window moves only for authenticated packets. Statuses say ESP_BATCH_OK or
+   * ESP_BATCH_DROP + reason (`batch.reason(i)`); each refusal is counted as open() counts it. A refused packet's
+   * bytes are as they were. Returns how many were opened. Descriptors outside the slab are a RangeError.
+   */
+  openBatch(batch: EspBatch): number {
+    const n = this.#count(batch);
+    const { slab, desc, meta, status } = batch;
+    const enc = this.#enc;
+    const head = this.headroom;
+    for (let i = 0; i < n; i++) {
+      const w = i * ESP_DESC_WORDS;
+      if (desc[w] + desc[w + 1] > slab.length) throw rangeError(`batch packet ${i}`, `inside the slab (${slab.length} bytes)`, desc[w]);
+    }
+    let pending = 0;
+    for (let i = 0; i < n; i++) {
+      const w = i * ESP_DESC_WORDS;
+      const off = desc[w];
+      const ptLen = desc[w + 1] - head - this.#icvLength;
+      let reason: EspDropReason | null = null;
+      let hi = 0;
+      if (ptLen < 2) reason = 'truncated';
+      else if (enc.kind === 'cbc' && ptLen % 16 !== 0) reason = 'bad-length';
+      else if (slab.readUInt32BE(off) !== this.spi) reason = 'spi-mismatch';
+      else {
+        hi = this.replay.check(slab.readUInt32BE(off + 4));
+        if (hi < 0) reason = hi === REPLAY_TOO_OLD ? 'too-old' : 'replayed';
+      }
+      if (reason !== null) {
+        this.#dropAt(status, i, reason);
+        continue;
+      }
+      desc[w + 2] = hi;
+      desc[w + 3] = 0;
+      status[i] = ESP_CIPHER_PENDING;
+      pending++;
+    }
+    if (pending > 0) this.#cipher.openBatch(slab, desc, n, status);
+    let opened = 0;
+    for (let i = 0; i < n; i++) {
+      const st = status[i];
+      if (st >= ESP_BATCH_DROP) continue;
+      if (st === ESP_CIPHER_AUTH_FAILED) {
+        this.#dropAt(status, i, 'auth-failed');
+        continue;
+      }
+      if (st !== ESP_CIPHER_OK) throw new NattError('ERR_NATT_INTERNAL', `the ${this.cipherPath} cipher refused batch packet ${i} (status ${st})`);
+      const w = i * ESP_DESC_WORDS;
+      const m = i * ESP_META_WORDS;
+      const ptOff = desc[w] + head;
+      const ptLen = desc[w + 1] - head - this.#icvLength;
+      const nextHeader = slab[ptOff + ptLen - 1];
+      const pad = slab[ptOff + ptLen - 2];
+      const payloadLen = ptLen - 2 - pad;
+      let padOk = payloadLen >= 0;
+      for (let j = 0; padOk && j < pad; j++) if (slab[ptOff + payloadLen + j] !== j + 1) padOk = false;
+      if (!padOk) {
+        this.#dropAt(status, i, 'bad-padding');
+        continue;
+      }
+      const lo = slab.readUInt32BE(desc[w] + 4);
+      const hi = desc[w + 2];
+      const again = this.replay.check(lo); // an earlier packet of this batch may have taken this number, or moved the window
+      if (again < 0) {
+        this.#dropAt(status, i, again === REPLAY_TOO_OLD ? 'too-old' : 'replayed');
+        continue;
+      }
+      if (again !== hi) {
+        this.#dropAt(status, i, 'auth-failed'); // one by one, this packet would have been checked with other high bits
+        continue;
+      }
+      this.replay.commit(lo, hi);
+      meta[m] = ptOff;
+      meta[m + 1] = payloadLen;
+      meta[m + 2] = nextHeader;
+      meta[m + 3] = lo;
+      status[i] = ESP_BATCH_OK;
+      opened++;
+    }
+    this.#opened += opened;
+    return opened;
+  }
+
+  /** How many bytes a batch payload of `payloadLength` needs behind it in the slab: padding, trailer and ICV. */
+  tailroom(payloadLength: number): number {
+    return this.sealedLength(payloadLength) - this.headroom - payloadLength;
+  }
+
+  /**
+   * Release the cipher's resources now (the native context and its key schedule, wiped) instead of when the
+   * transform is collected. seal() and open() throw afterwards on the native path.
+   */
+  dispose(): void {
+    this.#cipher.dispose();
+  }
+
+  /** Take the next outbound sequence number into #outHi/#outLo; false (and 'expire' once) when none is left. */
+  #take(): boolean {
+    if (this.#exhausted) {
+      if (!this.#expired) this.#expire(); // constructed at the end already: say so on the first refusal
+      return false;
+    }
+    let hi = this.#outHi;
+    let lo = this.#outLo + 1;
+    if (lo === TWO32) {
+      lo = 0;
+      hi++;
+    }
+    this.#outHi = hi;
+    this.#outLo = lo;
+    if (lo === 0xffff_ffff && (!this.esn || hi === 0xffff_ffff)) {
+      this.#exhausted = true; // this packet is the last one: say so now, so the SA gets replaced in time
+      this.#expire();
+    }
+    return true;
+  }
+
+  /**
+   * Write everything around a payload already at `off` + headroom: SPI, sequence number, IV (the given one, the
+   * 64-bit sequence number for AEAD/GMAC, CSPRNG bytes for CBC), the padding 1, 2, 3, ..., pad length, next header.
+   */
+  #frame(buf: Buffer, off: number, payloadLen: number, pad: number, nextHeader: number, hi: number, lo: number, iv?: Uint8Array): void {
+    const enc = this.#enc;
+    const ivLen = enc.ivLength;
+    buf.writeUInt32BE(this.spi, off);
+    buf.writeUInt32BE(lo, off + 4);
+    if (iv !== undefined) {
+      buf.set(iv, off + HDR);
+    } else if (enc.kind === 'cbc') {
+      takeRandom(buf, off + HDR, ivLen);
+    } else if (ivLen === 8) {
+      buf.writeUInt32BE(hi, off + HDR);
+      buf.writeUInt32BE(lo, off + HDR + 4);
+    }
+    const trailer = off + HDR + ivLen + payloadLen;
+    for (let i = 0; i < pad; i++) buf[trailer + i] = i + 1; // RFC 4303 §2.4 default padding: 1, 2, 3, ...
+    buf[trailer + pad] = pad;
+    buf[trailer + pad + 1] = nextHeader;
+  }
+
+  #count(batch: EspBatch): number {
+    const n = batch?.count;
+    if (!batch || !(batch.desc instanceof Uint32Array) || !Buffer.isBuffer(batch.slab)) throw typeError('batch', 'an EspBatch', batch);
+    if (!(n >= 0 && n <= batch.capacity && (n | 0) === n)) throw rangeError('batch.count', `an integer in 0..${batch.capacity}`, n);
+    return n;
+  }
+
+  #dropAt(status: Uint8Array, i: number, reason: EspDropReason): void {
+    this.#drops[reason]++;
+    status[i] = ESP_BATCH_DROP + ESP_DROP_REASONS.indexOf(reason);
   }
 
   /** Raise the hard expire once, on the next tick (seal() has returned its packet by then). */
@@ -460,46 +566,6 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
     return into.subarray(offset, offset + len);
   }
 
-  /** The AEAD nonce: salt ‖ the packet's 8-byte IV (RFC 4106 §4, RFC 7634 §2). */
-  #setNonce(pkt: Buffer): Buffer {
-    const nonce = this.#nonce;
-    for (let i = 0; i < 8; i++) nonce[4 + i] = pkt[HDR + i];
-    return nonce;
-  }
-
-  #setAad(hi: number, lo: number): Buffer {
-    const aad = this.#aad;
-    if (this.esn) {
-      aad.writeUInt32BE(hi, 4);
-      aad.writeUInt32BE(lo, 8);
-    } else {
-      aad.writeUInt32BE(lo, 4);
-    }
-    return aad;
-  }
-
-  /** GMAC with ESN: the AAD has the high bits between SPI and the low bits, so it is not a slice of the packet. */
-  #gmacAad(pkt: Buffer, hi: number, ptEnd: number): Buffer {
-    const aad = Buffer.allocUnsafe(ptEnd + 4);
-    pkt.copy(aad, 0, 0, 4);
-    aad.writeUInt32BE(hi, 4);
-    pkt.copy(aad, 8, 4, ptEnd);
-    return aad;
-  }
-
-  /** The full HMAC over SPI..end of ciphertext, then the ESN high bits (RFC 4303 §2.2.1); the ICV is its head. */
-  #mac(pkt: Buffer, end: number, hi: number): Buffer {
-    const integ = this.#integ!;
-    if (!this.esn) return hmacDigest(integ.hash, this.#authKey!, pkt.subarray(0, end));
-    this.#seqHi.writeUInt32BE(hi, 0);
-    return hmacDigest(integ.hash, this.#authKey!, pkt.subarray(0, end), this.#seqHi);
-  }
-
-  #icvMatches(pkt: Buffer, end: number, hi: number): boolean {
-    const n = this.#integ!.icvLength;
-    return timingSafeEqual(this.#mac(pkt, end, hi).subarray(0, n), pkt.subarray(end, end + n));
-  }
-
   #splitSeq(v: number | bigint, option: string): [number, number] {
     const max = this.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
     if (typeof v === 'bigint') {
@@ -513,7 +579,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
 
   /** What util.inspect shows: the SA's shape and counters, never its keys. */
   [inspect.custom](): string {
-    return `EspTransform { spi: 0x${this.spi.toString(16).padStart(8, '0')}, encryption: '${this.encryptionAlgorithm}', integrity: '${this.integrityAlgorithm}', esn: ${this.esn}, replayWindow: ${this.replay.size}, sealed: ${this.#sealed}, opened: ${this.#opened} }`;
+    return `EspTransform { spi: 0x${this.spi.toString(16).padStart(8, '0')}, encryption: '${this.encryptionAlgorithm}', integrity: '${this.integrityAlgorithm}', esn: ${this.esn}, cipher: '${this.cipherPath}', replayWindow: ${this.replay.size}, sealed: ${this.#sealed}, opened: ${this.#opened} }`;
   }
 }
 

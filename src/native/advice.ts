@@ -4,15 +4,31 @@ import { NattSystemError } from '../errors';
 
 /**
  * What the failing call was for: picks the advice (EAFNOSUPPORT means one thing for PF_KEY, another for XFRM).
- * `pfkey-reply` / `xfrm-reply`: the kernel answered a request with an errno (details.request names it).
+ * `pfkey-reply` / `xfrm-reply` / `rtnetlink-reply`: the kernel answered a request with an errno (details.request or,
+ * for rtnetlink, details.requestName says which).
  */
-export type ErrorContext = 'pfkey' | 'xfrm' | 'netlink' | 'udp-encap' | 'udp' | 'tun' | 'other' | 'pfkey-reply' | 'xfrm-reply';
+export type ErrorContext =
+  | 'pfkey'
+  | 'xfrm'
+  | 'netlink'
+  | 'rtnetlink'
+  | 'udp-encap'
+  | 'udp'
+  | 'tcp'
+  | 'ipsec-bypass'
+  | 'tun'
+  | 'control'
+  | 'peercred'
+  | 'other'
+  | 'pfkey-reply'
+  | 'xfrm-reply'
+  | 'rtnetlink-reply';
 
 /** What a kernel request was (for the `*-reply` contexts). */
 export type RequestKind = 'sa' | 'getspi' | 'policy' | 'register' | 'dump' | 'migrate' | 'other';
 
 export interface AdviceDetails {
-  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type. */
+  /** UDP_ENCAP type that was asked for (1 = non-IKE, 2 = ESP-in-UDP), or an SA's NAT-T type (7 = ESP in TCP). */
   encapType?: number;
   /** Port being bound. */
   port?: number;
@@ -30,6 +46,11 @@ const NON_IKE =
 const NON_IKE_SA =
   "Linux >= 6.10 (and current BSDs) reject the non-IKE encapsulation (NAT-T type 1, UDP_ENCAP_ESPINUDP_NON_IKE): use natt.type 'espinudp'";
 
+const ESPINTCP_SA =
+  "the kernel refused ESP in TCP (natt.type 'espintcp', TCP_ENCAP_ESPINTCP 7): it was built without CONFIG_INET_ESPINTCP " +
+  "(Debian's cloud kernels are; `natt probe` says), or its ESP module lacks it; run the userland engine over " +
+  'connectNattTcp / listenNattTcp instead';
+
 type Rule = {
   codes: readonly string[];
   ctx: readonly ErrorContext[] | '*';
@@ -38,6 +59,7 @@ type Rule = {
 };
 
 const sa = (d: AdviceDetails): boolean => d.request === 'sa';
+const rtnl = (...names: string[]) => (d: AdviceDetails): boolean => names.includes(d.requestName ?? '');
 const isReply: readonly ErrorContext[] = ['pfkey-reply', 'xfrm-reply'];
 
 /** First match wins. */
@@ -51,7 +73,37 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['EPERM', 'EACCES'], ctx: ['pfkey', 'pfkey-reply'], say: `PF_KEY needs privilege: ${CAP}` },
   { codes: ['EPERM', 'EACCES'], ctx: ['xfrm', 'netlink', 'xfrm-reply'], say: `XFRM netlink needs CAP_NET_ADMIN in this network namespace: ${CAP}` },
-  { codes: ['EPERM', 'EACCES'], ctx: ['tun'], say: `/dev/net/tun needs privilege: ${CAP}` },
+  {
+    codes: ['EACCES'],
+    ctx: ['tun'],
+    say:
+      '/dev/net/tun is not open to this user (its mode is root-only here): run as root, or give this user access to the ' +
+      `device node; creating the device also needs CAP_NET_ADMIN (${CAP})`,
+  },
+  { codes: ['EPERM'], ctx: ['tun'], say: `creating a TUN device needs CAP_NET_ADMIN: ${CAP}` },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['rtnetlink', 'rtnetlink-reply'],
+    say: `changing links, addresses and routes needs CAP_NET_ADMIN in this network namespace: ${CAP}`,
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    when: (d) => d.requestName === 'listen',
+    say: "this user may not create the control socket there (/run/natt needs root): run the daemon as root, or give it a control path in a directory this user owns",
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    ctx: ['control'],
+    say: "the control socket is open only to root and the daemon's user (mode 0600): run as one of them, or list this uid in the daemon's control.allowUids",
+  },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['ipsec-bypass'],
+    say:
+      `a per-socket IPsec bypass policy needs privilege: ${CAP}; without it, IKE between peers that an IPsec policy ` +
+      'covers is taken by that policy (an ACQUIRE, nothing sent)',
+  },
   { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
   // A facility the kernel lacks
   {
@@ -100,6 +152,13 @@ const RULES: readonly Rule[] = [
         ? "this OS has no UDP_ENCAP socket option: use backend 'userland'"
         : "the kernel cannot do ESP-in-UDP: it was built without CONFIG_XFRM / CONFIG_INET_ESP; use backend 'userland'",
   },
+  {
+    codes: ['ENOPROTOOPT', 'EINVAL', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['ipsec-bypass'],
+    say:
+      'the kernel takes no per-socket IPsec policy here (no IPsec, or no xfrm_user: CONFIG_XFRM_USER / modprobe xfrm_user); ' +
+      'where the kernel has no IPsec at all there is no policy to bypass',
+  },
   // Invalid arguments
   {
     codes: ['EINVAL'],
@@ -109,6 +168,7 @@ const RULES: readonly Rule[] = [
   },
   { codes: ['EINVAL'], ctx: ['udp-encap'], say: 'the kernel rejected the address or the UDP_ENCAP value (is the address valid for this family?)' },
   { codes: ['EINVAL'], ctx: isReply, when: (d) => sa(d) && d.encapType === 1, say: NON_IKE_SA },
+  { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: (d) => sa(d) && d.encapType === 7, say: ESPINTCP_SA },
   {
     codes: ['EINVAL'],
     ctx: ['pfkey-reply'],
@@ -116,7 +176,31 @@ const RULES: readonly Rule[] = [
     say: 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports',
   },
   { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: sa, say: 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses' },
-  { codes: ['EINVAL'], ctx: ['tun'], say: 'the kernel rejected the interface name or flags (a name is at most 15 bytes)' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['tun'],
+    say:
+      'the kernel refused the interface name or the flags: a name has at most 15 bytes and no "/", ":" or white space, ' +
+      'and a device of another kind by that name cannot be attached as a TUN',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWLINK', 'RTM_SETLINK'),
+    say: "the kernel refused the link change (an MTU outside the device's range?)",
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE', 'RTM_DELROUTE'),
+    say: 'the kernel refused the route (prefix, gateway family or table)',
+  },
+  {
+    codes: ['EINVAL'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWADDR', 'RTM_DELADDR'),
+    say: 'the kernel refused the address (prefix length, family)',
+  },
   // Algorithms
   {
     codes: ['ENOSYS'],
@@ -149,8 +233,56 @@ const RULES: readonly Rule[] = [
   { codes: ['EEXIST'], ctx: isReply, say: 'it already exists' },
   { codes: ['EBUSY'], ctx: ['pfkey-reply'], say: 'a dump is already running on this PF_KEY socket' },
   { codes: ['EBUSY'], ctx: ['xfrm-reply'], say: 'another dump is running on this socket' },
-  { codes: ['EBUSY'], ctx: ['tun'], say: 'an interface of that name exists and is in use: pick another name' },
+  {
+    codes: ['EBUSY'],
+    ctx: ['tun'],
+    say: 'the interface name is in use (a TUN device or any other link): pick another name, or none for tunN',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_NEWADDR'), say: 'this address is already on the interface' },
+  {
+    codes: ['EEXIST'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_NEWROUTE'),
+    say: 'a route to this destination with this metric is already in this table',
+  },
+  { codes: ['EEXIST'], ctx: ['rtnetlink-reply'], say: 'it already exists' },
+  {
+    codes: ['ESRCH'],
+    ctx: ['rtnetlink-reply'],
+    when: rtnl('RTM_DELROUTE'),
+    say: 'no such route (destination, metric and table must all match)',
+  },
+  { codes: ['ENODEV'], ctx: ['rtnetlink-reply'], say: 'no such interface (it was removed?)' },
+  { codes: ['ENOENT', 'ESRCH'], ctx: ['rtnetlink-reply'], say: 'no such route, address or table' },
+  {
+    codes: ['ENETUNREACH', 'EHOSTUNREACH'],
+    ctx: ['rtnetlink-reply'],
+    say: 'the gateway is not on a network this host reaches directly: add an address whose prefix covers it, or a route to it, first',
+  },
+  { codes: ['ENETDOWN'], ctx: ['rtnetlink-reply'], say: 'the interface is down: bring it up before adding IPv4 routes through it' },
+  { codes: ['EADDRNOTAVAIL'], ctx: ['rtnetlink-reply'], when: rtnl('RTM_DELADDR'), say: 'no such address on this interface' },
   { codes: ['EOPNOTSUPP'], ctx: ['pfkey-reply'], say: (d) => `the kernel does not take ${d.requestName ?? 'this message'} from userland` },
+  // The daemon's control socket (src/control/)
+  {
+    codes: ['EADDRINUSE'],
+    ctx: ['control'],
+    say: 'a natt daemon is already serving this control socket (natt tunnel up already running?): stop it, or give this one another control path',
+  },
+  {
+    codes: ['ENOENT', 'ECONNREFUSED'],
+    ctx: ['control'],
+    say: 'no natt daemon is listening on this control socket: start one (natt tunnel up --config FILE), or check the path',
+  },
+  {
+    codes: ['EEXIST', 'ENOTSOCK'],
+    ctx: ['control'],
+    say: 'the control path exists and is not a socket: natt does not replace it; remove it or pick another path',
+  },
+  {
+    codes: ['ENOPROTOOPT', 'EOPNOTSUPP', 'ENOSYS'],
+    ctx: ['peercred'],
+    say: 'this OS cannot tell who is on the other end of a Unix socket (no SO_PEERCRED or getpeereid): the control socket will not serve unchecked',
+  },
   // Sockets and resources
   {
     codes: ['EADDRINUSE'],
@@ -160,9 +292,34 @@ const RULES: readonly Rule[] = [
       '(another IKE daemon such as charon, pluto, racoon or iked?): pick another port or stop it',
   },
   { codes: ['EADDRNOTAVAIL'], ctx: '*', say: 'this address is not configured on any interface of this host' },
-  { codes: ['ENOENT', 'ENODEV', 'ENXIO'], ctx: ['tun'], say: 'no /dev/net/tun: the kernel was built without CONFIG_TUN (modprobe tun as root)' },
+  // ESP in TCP (src/tcp/)
+  {
+    codes: ['ECONNREFUSED'],
+    ctx: ['tcp'],
+    say: (d) => `nothing accepts TCP on ${d.port !== undefined ? `port ${d.port}` : 'that port'} there: is the responder's listenNattTcp running, or does a firewall reject TCP to it?`,
+  },
+  {
+    codes: ['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'],
+    ctx: ['tcp'],
+    say: 'the responder did not answer: check the address and route, and whether a firewall drops TCP to that port',
+  },
+  { codes: ['ECONNRESET', 'EPIPE'], ctx: ['tcp'], say: 'the peer or a middlebox reset the connection (the initiator reconnects if reconnect is on)' },
+  {
+    codes: ['ENOENT', 'ENODEV', 'ENXIO'],
+    ctx: ['tun'],
+    say:
+      'no TUN driver: the kernel was built without CONFIG_TUN, or the tun module is not loaded (modprobe tun as root); ' +
+      'the device node is /dev/net/tun (mknod /dev/net/tun c 10 200)',
+  },
   { codes: ['ENOBUFS', 'ENOMEM'], ctx: '*', say: 'the kernel is short of socket buffer memory or dropped messages: raise SO_RCVBUF, or read faster' },
   { codes: ['EMSGSIZE'], ctx: ['pfkey', 'xfrm', 'netlink'], say: 'a kernel message larger than the 256 KiB receive buffer was dropped' },
+  { codes: ['EMSGSIZE'], ctx: ['udp', 'udp-encap'], say: 'the datagram is larger than UDP allows here (65507 bytes over IPv4, 65527 over IPv6) or than the route MTU with DF set' },
+  { codes: ['ENETUNREACH', 'EHOSTUNREACH'], ctx: ['udp', 'udp-encap'], say: 'no route to that address from this host (check the routes and the local address)' },
+  {
+    codes: ['EINVAL'],
+    ctx: ['udp'],
+    say: 'the kernel refused the datagram: a local address that is not configured here, or an address of the other family?',
+  },
   { codes: ['EMFILE', 'ENFILE'], ctx: '*', say: 'too many open files: close some sockets or raise the limit (ulimit -n)' },
 ];
 

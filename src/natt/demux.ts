@@ -8,8 +8,14 @@ export type NattEncapType = 'espinudp' | 'espinudp-non-ike';
 /** @deprecated the old name of NattEncapType (the SA's `natt` field is SaNatt). */
 export type NattEncap = NattEncapType;
 
-/** Why a datagram was dropped; the keys of NattSocket.stats().dropped. */
-export type DropReason = 'empty' | 'short' | 'markerOnly' | 'espInKernelMode';
+/** What a NAT-T socket's port carries: an ESP-in-UDP encapsulation, or `'none'`: bare IKE (port 500), never ESP. */
+export type NattSocketEncap = NattEncapType | 'none';
+
+/**
+ * Why a datagram was dropped; the keys of NattSocket.stats().dropped. `truncated`: larger than the receive slot
+ * (never with the socket's 64 KiB slots; counted should a smaller geometry be used).
+ */
+export type DropReason = 'empty' | 'short' | 'markerOnly' | 'espInKernelMode' | 'truncated';
 
 export type Classified =
   /** IKE: the IKE message starts at `offset` (after the marker, if any). */
@@ -41,23 +47,37 @@ const ESP_HEADER = 8;
  *
  * `'espinudp-non-ike'` (draft-00/01, port 500): 1 byte 0xFF → keepalive; 8 zero bytes then more → ESP at offset 8;
  * 8 or more bytes not starting with 8 zero bytes → IKE at offset 0 (its initiator SPI is never zero); else → drop.
+ *
+ * `'none'` (a plain IKE port, 500): every non-empty datagram is IKE at offset 0; nothing is ESP or a keepalive.
  */
-export function classify(buf: Uint8Array, encap: NattEncapType = 'espinudp'): Classified {
+export function classify(buf: Uint8Array, encap: NattSocketEncap = 'espinudp'): Classified {
   if (!(buf instanceof Uint8Array)) throw typeError('buf', 'a Buffer or Uint8Array', buf);
-  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike') throw rangeError('encap', "'espinudp' or 'espinudp-non-ike'", encap);
-  const len = buf.length;
+  if (encap !== 'espinudp' && encap !== 'espinudp-non-ike' && encap !== 'none') {
+    throw rangeError('encap', "'espinudp', 'espinudp-non-ike' or 'none'", encap);
+  }
+  return classifyAt(buf, 0, buf.length, encap);
+}
+
+/**
+ * classify() on `len` bytes of `buf` from `off`, unchecked (the caller's arguments are its own): the NAT-T socket's
+ * receive path classifies datagrams in place in its receive slab.
+ */
+export function classifyAt(buf: Uint8Array, off: number, len: number, encap: NattSocketEncap): Classified {
   if (len === 0) return DROP_EMPTY;
-  if (len === 1) return buf[0] === 0xff ? KEEPALIVE : DROP_SHORT;
+  if (encap === 'none') return IKE_AT_0;
+  if (len === 1) return buf[off] === 0xff ? KEEPALIVE : DROP_SHORT;
   if (encap === 'espinudp') {
     if (len < 4) return DROP_SHORT;
-    if ((buf[0] | buf[1] | buf[2] | buf[3]) === 0) return len === 4 ? DROP_MARKER_ONLY : IKE_AT_4;
+    if ((buf[off] | buf[off + 1] | buf[off + 2] | buf[off + 3]) === 0) return len === 4 ? DROP_MARKER_ONLY : IKE_AT_4;
     return len > ESP_HEADER ? ESP_AT_0 : DROP_SHORT;
   }
   if (len < 8) return DROP_SHORT;
-  if ((buf[0] | buf[1] | buf[2] | buf[3] | buf[4] | buf[5] | buf[6] | buf[7]) === 0) {
+  let z = 0;
+  for (let i = 0; i < 8; i++) z |= buf[off + i];
+  if (z === 0) {
     if (len === 8) return DROP_MARKER_ONLY;
     // The ESP behind the marker needs a non-zero SPI and a whole header.
-    if (len <= 8 + ESP_HEADER || (buf[8] | buf[9] | buf[10] | buf[11]) === 0) return DROP_SHORT;
+    if (len <= 8 + ESP_HEADER || (buf[off + 8] | buf[off + 9] | buf[off + 10] | buf[off + 11]) === 0) return DROP_SHORT;
     return ESP_AT_8;
   }
   return IKE_AT_0;

@@ -4,24 +4,32 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
-import { boolOption, callbackOption, intOption, oneOf, readOptions, stringOption } from '../core/options';
+import { boolOption, callbackOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
+import { longInterval, type LongTimer } from '../core/timers';
 import { withAdvice } from '../native/advice';
-import { getEncap, loadNative, openEncapSocket } from '../native/binding';
+import { getEncap, getSockName, loadNative, openEncapSocket } from '../native/binding';
+import { applyBypass, type BypassState } from '../native/bypass';
+import type { NativeAddon } from '../native/types';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
-import { classify, type DropReason, type NattEncapType } from './demux';
+import { classify, classifyAt, type DropReason, type NattEncapType, type NattSocketEncap } from './demux';
+import { NativeIo } from './native-io';
 import type { EspBatch, EspTransport, RemoteInfo, SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
+export type { BypassState } from '../native/bypass';
 
 export interface NattSocketOptions {
   /** 4 (default) or 6. */
   family?: 4 | 6;
   /** Local address to bind; default the unspecified address ('0.0.0.0' or '::'). */
   address?: string;
-  /** Local port; default 4500 ('espinudp') or 500 ('espinudp-non-ike'); 0 picks a free one. */
+  /** Local port; default 4500 ('espinudp'), 500 ('espinudp-non-ike', 'none'); 0 picks a free one. */
   port?: number;
-  /** Encapsulation; default 'espinudp' (RFC 3948). */
-  encap?: NattEncapType;
+  /**
+   * Encapsulation; default 'espinudp' (RFC 3948). `'none'`: a plain IKE socket (port 500): no marker, never ESP,
+   * every datagram is 'ike' (backend 'auto' or 'userland' only: there is nothing for the kernel to decapsulate).
+   */
+  encap?: NattSocketEncap;
   /**
    * 'kernel': set UDP_ENCAP (fails if the kernel refuses); 'userland': demultiplex in TypeScript;
    * 'auto' (default): the kernel only where it can also do ESP, else userland.
@@ -32,9 +40,34 @@ export interface NattSocketOptions {
    * One socket carries IKE and keepalives too, so they go out with checksum 0 as well (IKE has its own integrity).
    * Default: on wherever the addon and the kernel allow it, else off (`zeroChecksum` on the socket tells which);
    * `true` insists (rejects with ERR_NATT_UNSUPPORTED where it cannot be done); `false` keeps the kernel's checksum.
-   * The kernel backend ignores it: there the kernel's ESP output already sends checksum 0.
+   * The kernel backend ignores it: there the kernel's ESP output already sends checksum 0. `encap: 'none'`: off
+   * unless `true`.
    */
   zeroChecksum?: boolean;
+  /**
+   * Exempt the socket from the kernel's IPsec policies in both directions, as IKE daemons do (default true):
+   * Linux IP_XFRM_POLICY / IPV6_XFRM_POLICY allow policies, BSD IP_IPSEC_POLICY / IPV6_IPSEC_POLICY "bypass".
+   * Without it, a policy that covers this host and a peer takes IKE and keepalives too (an ACQUIRE, nothing sent).
+   * It needs CAP_NET_ADMIN (root on the BSDs) and the addon; where it cannot be set the socket still opens, and
+   * `bypass` on the socket says why.
+   */
+  bypass?: boolean;
+  /** SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles it and applies its limits); default the kernel's. */
+  sendBufferSize?: number;
+  receiveBufferSize?: number;
+}
+
+/** Options of one send: the local address to send from (IP_PKTINFO / IPV6_PKTINFO), and a completion callback. */
+export interface NattSendOptions {
+  /** Send from this local address (one of this host's, of the socket's family); needs the native addon. */
+  localAddress?: string;
+  callback?: SendCallback;
+}
+
+/** sendIke's options-object form: the peer, and the send options. */
+export interface NattSendToOptions extends NattSendOptions {
+  port: number;
+  address: string;
 }
 
 /** @deprecated the old name of RemoteInfo (src/transport), the one remote-info type. */
@@ -49,8 +82,16 @@ export interface NattSocketStats {
   sentIke: number;
   sentKeepalive: number;
   sentEsp: number;
-  /** Sends the OS refused (ENETUNREACH, EMSGSIZE, ...), of any kind. */
+  /** Sends the OS refused (ENETUNREACH, EMSGSIZE, ...), or that found the send queue full, of any kind. */
   sendErrors: number;
+  /** Sends that met a full socket buffer (EAGAIN) and waited for it to drain (then counted as sent or failed). */
+  sendDeferred: number;
+  /** Receive errors reported while no 'error' listener was there. */
+  receiveErrors: number;
+  /** keepalive(): peers now kept alive, keepalives skipped because other traffic went there, refusals past the bound. */
+  keepalivePeers: number;
+  keepalivesSkipped: number;
+  keepaliveRefused: number;
   /** Datagrams dropped, by reason. */
   dropped: Record<DropReason, number>;
 }
@@ -63,10 +104,35 @@ export interface NattSocketEvents {
   close: [];
 }
 
+/** Peers one socket keeps alive at most (keepalive()); beyond, keepalive() refuses and counts. */
+export const MAX_KEEPALIVE_PEERS = 1024;
 
 const NON_ESP_MARKER = Buffer.alloc(4); // RFC 3948 §2.2: in front of IKE on port 4500
 const NON_IKE_MARKER = Buffer.alloc(8); // draft-ietf-ipsec-nat-t-ike-00: in front of ESP
 const KEEPALIVE = Buffer.from([0xff]); // RFC 3948 §2.3
+
+type SentKind = 'sentIke' | 'sentKeepalive' | 'sentEsp';
+type Completion = (err: Error | null, bytes: number) => void;
+
+interface KeepalivePeer {
+  port: number;
+  address: string;
+  ms: number;
+  lastSent: number;
+  timer: LongTimer;
+}
+
+/** @internal how createNattSocket hands a socket over: a bound fd for the addon's UdpSocket, or a bound dgram socket. */
+export interface NattSocketInit {
+  fd: number;
+  dgram: dgram.Socket | null;
+  family: 4 | 6;
+  encap: NattSocketEncap;
+  backendReason: string;
+  kernelEncap: boolean;
+  zeroChecksum: boolean;
+  bypass: BypassState;
+}
 
 /**
  * A NAT-T UDP socket. Receives `'ike'` (marker removed), `'keepalive'`, `'esp'` (userland backend only: the ESP
@@ -75,16 +141,29 @@ const KEEPALIVE = Buffer.from([0xff]); // RFC 3948 §2.3
 export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTransport {
   /** True when the kernel holds UDP_ENCAP on this socket (it takes ESP and keepalives itself). */
   readonly kernelEncap: boolean;
-  readonly encap: NattEncapType;
+  readonly encap: NattSocketEncap;
   readonly family: 4 | 6;
   /** Why this backend was chosen. */
   readonly backendReason: string;
   /** True when IPv4 datagrams leave this socket with UDP checksum 0 (userland, SO_NO_CHECK; see the option). */
   readonly zeroChecksum: boolean;
-  #sock: dgram.Socket;
-  #fd: number; // the fd the addon opened (-1 when node:dgram opened it)
+  /** Whether the socket is exempt from the kernel's IPsec policies (the `bypass` option), and why (not). */
+  readonly bypass: BypassState;
+  /**
+   * True when received datagrams carry `rinfo.localAddress` / `localPort` (the native addon); false on the node:dgram
+   * fallback, which cannot learn a datagram's local address (and cannot send from a chosen one).
+   */
+  readonly localAddressKnown: boolean;
+  readonly #io: NativeIo | null;
+  readonly #dgram: dgram.Socket | null;
+  readonly #fd: number;
+  readonly #bound: { address: string; family: string; port: number };
   #closed = false;
+  #closeEmitted = false;
   #lastPeer: string | null = null; // the last peer address that passed #checkPeer
+  #lastLocal: string | null = null; // the last local address that passed #checkLocal
+  readonly #keepalives = new Map<string, Map<number, KeepalivePeer>>();
+  #keepaliveCount = 0;
   #stats: NattSocketStats = {
     ike: 0,
     keepalive: 0,
@@ -93,25 +172,46 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     sentKeepalive: 0,
     sentEsp: 0,
     sendErrors: 0,
-    dropped: { empty: 0, short: 0, markerOnly: 0, espInKernelMode: 0 },
+    sendDeferred: 0,
+    receiveErrors: 0,
+    keepalivePeers: 0,
+    keepalivesSkipped: 0,
+    keepaliveRefused: 0,
+    dropped: { empty: 0, short: 0, markerOnly: 0, espInKernelMode: 0, truncated: 0 },
   };
 
   /** @internal use createNattSocket() */
-  constructor(sock: dgram.Socket, fd: number, family: 4 | 6, encap: NattEncapType, backendReason: string, kernelEncap: boolean, zeroChecksum: boolean) {
+  constructor(init: NattSocketInit) {
     super();
-    this.#sock = sock;
-    this.#fd = fd;
-    this.family = family;
-    this.encap = encap;
-    this.kernelEncap = kernelEncap;
-    this.backendReason = backendReason;
-    this.zeroChecksum = zeroChecksum;
-    sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as RemoteInfo));
-    sock.on('error', (err) => this.emit('error', withAdvice(err, 'udp') as Error));
-    sock.on('close', () => {
-      this.#closed = true;
-      this.emit('close');
-    });
+    this.family = init.family;
+    this.encap = init.encap;
+    this.kernelEncap = init.kernelEncap;
+    this.backendReason = init.backendReason;
+    this.zeroChecksum = init.zeroChecksum;
+    this.bypass = Object.freeze({ ...init.bypass });
+    this.#fd = init.fd;
+    if (init.dgram) {
+      const sock = init.dgram;
+      this.#dgram = sock;
+      this.#io = null;
+      this.localAddressKnown = false;
+      this.#bound = sock.address();
+      sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo as RemoteInfo));
+      sock.on('error', (err) => this.#receiveError(err));
+      sock.on('close', () => {
+        this.#closed = true;
+        this.#emitClose();
+      });
+    } else {
+      const name = getSockName(init.fd);
+      this.#bound = { address: name.address, family: name.family === 4 ? 'IPv4' : 'IPv6', port: name.port };
+      this.#dgram = null;
+      this.#io = new NativeIo(init.fd, init.family, name.port, {
+        datagram: (slab, off, len, slot, truncated) => this.#onDatagram(slab, off, len, slot, truncated),
+        error: (err) => this.#receiveError(err),
+      });
+      this.localAddressKnown = this.#io.localAddressKnown;
+    }
   }
 
   /** 'kernel' or 'userland': who demultiplexes. */
@@ -119,6 +219,43 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     return this.kernelEncap ? 'kernel' : 'userland';
   }
 
+  #receiveError(err: Error): void {
+    // Never an unhandled 'error' from the receive path: counted when nobody listens.
+    if (this.listenerCount('error') > 0) this.emit('error', withAdvice(err, 'udp') as Error);
+    else this.#stats.receiveErrors++;
+  }
+
+  /** The native path: one datagram in the receive slab (copied out only for an event someone listens to). */
+  #onDatagram(slab: Buffer, off: number, len: number, slot: number, truncated: boolean): void {
+    if (truncated) {
+      this.#stats.dropped.truncated++;
+      return;
+    }
+    const c = classifyAt(slab, off, len, this.encap);
+    switch (c.kind) {
+      case 'ike':
+        this.#stats.ike++;
+        if (this.listenerCount('ike') > 0) this.emit('ike', copy(slab, off + c.offset, off + len), this.#io!.remoteInfo(slot, len));
+        return;
+      case 'keepalive':
+        this.#stats.keepalive++;
+        if (this.listenerCount('keepalive') > 0) this.emit('keepalive', this.#io!.remoteInfo(slot, len));
+        return;
+      case 'esp':
+        if (this.kernelEncap) {
+          this.#stats.dropped.espInKernelMode++; // the kernel owns ESP on this socket
+          return;
+        }
+        this.#stats.esp++;
+        if (this.listenerCount('esp') > 0) this.emit('esp', copy(slab, off + c.offset, off + len), this.#io!.remoteInfo(slot, len));
+        return;
+      case 'drop':
+        this.#stats.dropped[c.reason]++;
+        return;
+    }
+  }
+
+  /** The node:dgram fallback: one datagram, its own buffer. */
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const c = classify(msg, this.encap);
     switch (c.kind) {
@@ -132,7 +269,6 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
         return;
       case 'esp':
         if (this.kernelEncap) {
-          // The kernel owns ESP on this socket; one that got through is not ours to decrypt.
           this.#stats.dropped.espInKernelMode++;
           return;
         }
@@ -154,52 +290,112 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     this.#lastPeer = address;
   }
 
-  #send(parts: Buffer | Uint8Array | (Buffer | Uint8Array)[], port: number, address: string, done: SendCallback, cb: SendCallback | undefined): void {
+  #checkLocal(local: unknown): string | undefined {
+    if (local === undefined) return undefined;
+    if (local === this.#lastLocal) return local as string;
+    if (typeof local !== 'string') throw typeError('localAddress', 'a string', local);
+    if (isIP(local) !== this.family) throw rangeError('localAddress', `an IPv${this.family} address of this host`, local);
+    if (!this.#io) {
+      throw new NattUnsupportedError(
+        'localAddress: sending from a chosen local address needs the native addon (IP_PKTINFO); node:dgram cannot ' +
+          '(localAddressKnown is false): bind the socket to that address instead',
+      );
+    }
+    this.#lastLocal = local;
+    return local;
+  }
+
+  /** Read the last argument of a send: a callback, or NattSendOptions. */
+  #sendOptions(v: unknown): { local: string | undefined; cb: SendCallback | undefined } {
+    if (v === undefined || typeof v === 'function') return { local: undefined, cb: v as SendCallback | undefined };
+    if (v === null || typeof v !== 'object') return { local: undefined, cb: callbackOption<SendCallback>(v, 'callback') };
+    const o = readOptions(v, ['localAddress', 'callback'] as const);
+    return { local: this.#checkLocal(o.localAddress), cb: callbackOption<SendCallback>(o.callback, 'callback') };
+  }
+
+  #send(a: Uint8Array, b: Uint8Array | null, port: number, address: string, local: string | undefined, kind: SentKind, cb: SendCallback | undefined): void {
     if (this.#closed) {
       const err = new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
       if (cb) queueMicrotask(() => cb(err));
       else throw err;
       return;
     }
+    if (this.#keepaliveCount > 0) this.#noteSent(address, port);
     // A datagram counts as sent when the OS took it (the completion), never before: a failed send is counted as
     // sendErrors and reported to `cb`, or, without one, as 'error' where someone listens (never an unhandled one).
-    if (cb) {
-      this.#sock.send(parts as Buffer[], port, address, (err, bytes) => {
-        done(err, bytes);
-        cb(err ? (withAdvice(err, 'udp') as Error) : null, bytes);
-      });
-    } else this.#sock.send(parts as Buffer[], port, address, done);
+    // Callbacks always run later (never inside the send call).
+    const done = cb ? this.#completionWith(kind, cb) : this.#done[kind];
+    if (this.#io) {
+      this.#io.send(a, b, port, address, local, done);
+      return;
+    }
+    const parts = b ? [a, b] : a;
+    this.#dgram!.send(parts as Buffer[], port, address, (err, bytes) => done(err, bytes ?? 0));
+  }
+
+  /** What a completed send does: count it, and report a failure where someone listens. Never throws. */
+  #count(kind: SentKind, err: Error | null): Error | null {
+    if (!err) {
+      this.#stats[kind]++;
+      return null;
+    }
+    this.#stats.sendErrors++;
+    return withAdvice(err, 'udp') as Error;
   }
 
   /** One completion per kind, shared (no closure per datagram when the caller gives no callback). */
-  #completion(kind: 'sentIke' | 'sentKeepalive' | 'sentEsp'): SendCallback {
+  #completion(kind: SentKind): Completion {
     return (err) => {
-      if (!err) {
-        this.#stats[kind]++;
-        return;
-      }
-      this.#stats.sendErrors++;
-      if (this.listenerCount('error') > 0) this.emit('error', withAdvice(err, 'udp') as Error);
+      const e = this.#count(kind, err);
+      if (e && this.listenerCount('error') > 0) process.nextTick(() => this.emit('error', e));
     };
   }
 
-  readonly #doneIke = this.#completion('sentIke');
-  readonly #doneKeepalive = this.#completion('sentKeepalive');
-  readonly #doneEsp = this.#completion('sentEsp');
-
-  /** Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. */
-  sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
-    if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
-    this.#checkPeer(port, address);
-    const done = callbackOption<SendCallback>(cb, 'callback');
-    this.#send(this.encap === 'espinudp' ? [NON_ESP_MARKER, payload] : payload, port, address, this.#doneIke, done);
+  #completionWith(kind: SentKind, cb: SendCallback): Completion {
+    return (err, bytes) => {
+      const e = this.#count(kind, err);
+      if (e && this.listenerCount('error') > 0) process.nextTick(() => this.emit('error', e));
+      process.nextTick(cb, e, bytes);
+    };
   }
 
-  /** Send the one-byte 0xFF NAT-keepalive. */
-  sendKeepalive(port: number, address: string, cb?: SendCallback): void {
+  readonly #done: Record<SentKind, Completion> = {
+    sentIke: this.#completion('sentIke'),
+    sentKeepalive: this.#completion('sentKeepalive'),
+    sentEsp: this.#completion('sentEsp'),
+  };
+
+  /**
+   * Send one IKE message: with 'espinudp' the 4-byte non-ESP marker is put in front. The last argument is a callback
+   * or `{ localAddress, callback }`; or give everything as one object: `sendIke(payload, { port, address, ... })`.
+   */
+  sendIke(payload: Uint8Array, port: number, address: string, cbOrOptions?: SendCallback | NattSendOptions): void;
+  sendIke(payload: Uint8Array, options: NattSendToOptions): void;
+  sendIke(payload: Uint8Array, portOrOptions: number | NattSendToOptions, address?: string, cbOrOptions?: SendCallback | NattSendOptions): void {
+    if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
+    let port: unknown = portOrOptions;
+    let addr: unknown = address;
+    let so: { local: string | undefined; cb: SendCallback | undefined };
+    if (portOrOptions !== null && typeof portOrOptions === 'object') {
+      const o = readOptions(portOrOptions, ['port', 'address', 'localAddress', 'callback'] as const);
+      port = o.port;
+      addr = o.address;
+      this.#checkPeer(port, addr);
+      so = { local: this.#checkLocal(o.localAddress), cb: callbackOption<SendCallback>(o.callback, 'callback') };
+    } else {
+      this.#checkPeer(port, addr);
+      so = this.#sendOptions(cbOrOptions);
+    }
+    if (this.encap === 'espinudp') this.#send(NON_ESP_MARKER, payload, port as number, addr as string, so.local, 'sentIke', so.cb);
+    else this.#send(payload, null, port as number, addr as string, so.local, 'sentIke', so.cb);
+  }
+
+  /** Send the one-byte 0xFF NAT-keepalive. The last argument is a callback or `{ localAddress, callback }`. */
+  sendKeepalive(port: number, address: string, cbOrOptions?: SendCallback | NattSendOptions): void {
+    if (this.encap === 'none') throw new NattUnsupportedError("sendKeepalive(): NAT-keepalives go on the NAT-T port (4500), not on a plain IKE socket (encap 'none')");
     this.#checkPeer(port, address);
-    const done = callbackOption<SendCallback>(cb, 'callback');
-    this.#send(KEEPALIVE, port, address, this.#doneKeepalive, done);
+    const so = this.#sendOptions(cbOrOptions);
+    this.#send(KEEPALIVE, null, port, address, so.local, 'sentKeepalive', so.cb);
   }
 
   /**
@@ -207,34 +403,135 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
    * front. With the kernel backend the kernel does ESP itself, so this throws ERR_NATT_UNSUPPORTED.
    */
   sendEsp(espPacket: Uint8Array, port: number, address: string, cb?: SendCallback): void {
-    if (this.kernelEncap) throw new NattUnsupportedError('sendEsp() is for the userland backend: here the kernel does ESP');
+    this.#espAllowed();
     if (!(espPacket instanceof Uint8Array)) throw typeError('espPacket', 'a Buffer or Uint8Array', espPacket);
     if (espPacket.length <= 8) throw rangeError('espPacket', 'longer than the 8-byte ESP header', espPacket);
     this.#checkPeer(port, address);
     const done = callbackOption<SendCallback>(cb, 'callback');
-    this.#send(this.encap === 'espinudp' ? espPacket : [NON_IKE_MARKER, espPacket], port, address, this.#doneEsp, done);
+    if (this.encap === 'espinudp') this.#send(espPacket, null, port, address, undefined, 'sentEsp', done);
+    else this.#send(NON_IKE_MARKER, espPacket, port, address, undefined, 'sentEsp', done);
   }
 
-  /** Userland backend: send several ESP packets (the engine's batch; one datagram each). */
+  #espAllowed(): void {
+    if (this.kernelEncap) throw new NattUnsupportedError('sendEsp() is for the userland backend: here the kernel does ESP');
+    if (this.encap === 'none') throw new NattUnsupportedError("sendEsp(): a plain IKE socket (encap 'none') never carries ESP");
+  }
+
+  /**
+   * Userland backend: send several ESP packets (the engine's batch; one datagram each). On the native addon they go
+   * out with sendmmsg (Linux) in as few system calls as fit; failures are counted (sendErrors).
+   */
   sendEspBatch(batch: EspBatch): void {
-    for (let i = 0; i < batch.count; i++) this.sendEsp(batch.packets[i], batch.ports[i], batch.addresses[i]);
+    this.#espAllowed();
+    if (!this.#io || this.#closed || this.#keepaliveCount > 0) {
+      for (let i = 0; i < batch.count; i++) this.sendEsp(batch.packets[i], batch.ports[i], batch.addresses[i]);
+      return;
+    }
+    for (let i = 0; i < batch.count; i++) {
+      const p = batch.packets[i];
+      if (!(p instanceof Uint8Array)) throw typeError(`packets[${i}]`, 'a Buffer or Uint8Array', p);
+      if (p.length <= 8) throw rangeError(`packets[${i}]`, 'longer than the 8-byte ESP header', p);
+      this.#checkPeer(batch.ports[i], batch.addresses[i]);
+    }
+    this.#io.sendMany(batch, this.encap === 'espinudp' ? null : NON_IKE_MARKER, this.#done.sentEsp);
+  }
+
+  // ---- keepalives (RFC 3948 §2.3), the same on both backends ----
+
+  /**
+   * Keep the NAT mapping towards `address`:`port` alive: send a NAT-keepalive every `seconds` (default 20) in which
+   * nothing else (IKE, ESP, a keepalive) went to that peer from this socket. The timer is unref'd (it never keeps the
+   * process alive) and any length works (long timers). Calling it again for the same peer changes the interval.
+   * Returns false, and counts `keepaliveRefused`, when MAX_KEEPALIVE_PEERS peers are already kept alive.
+   *
+   * On the kernel backend the kernel sends no keepalives of its own before Linux 6.10; from 6.10 it does for an SA
+   * that carries `natt.keepaliveInterval` (XFRMA_NAT_KEEPALIVE_INTERVAL). Use one or the other (both do no harm).
+   */
+  keepalive(port: number, address: string, seconds?: number): boolean {
+    if (this.encap === 'none') throw new NattUnsupportedError("keepalive(): NAT-keepalives go on the NAT-T port (4500), not on a plain IKE socket (encap 'none')");
+    this.#checkPeer(port, address);
+    const s = durationSeconds(seconds, 'seconds', 0.001, 20);
+    if (this.#closed) throw new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
+    let byPort = this.#keepalives.get(address);
+    const old = byPort?.get(port);
+    if (!old && this.#keepaliveCount >= MAX_KEEPALIVE_PEERS) {
+      this.#stats.keepaliveRefused++;
+      return false;
+    }
+    old?.timer.clear();
+    const peer: KeepalivePeer = { port, address, ms: s * 1000, lastSent: old?.lastSent ?? 0, timer: undefined as unknown as LongTimer };
+    peer.timer = longInterval(() => this.#keepaliveTick(peer), peer.ms).unref();
+    if (!byPort) this.#keepalives.set(address, (byPort = new Map()));
+    if (!old) this.#keepaliveCount++;
+    byPort.set(port, peer);
+    this.#stats.keepalivePeers = this.#keepaliveCount;
+    return true;
+  }
+
+  /** Stop keepalives towards `address`:`port`; returns whether there were any. */
+  stopKeepalive(port: number, address: string): boolean {
+    this.#checkPeer(port, address);
+    const byPort = this.#keepalives.get(address);
+    const peer = byPort?.get(port);
+    if (!peer) return false;
+    peer.timer.clear();
+    byPort!.delete(port);
+    if (byPort!.size === 0) this.#keepalives.delete(address);
+    this.#keepaliveCount--;
+    this.#stats.keepalivePeers = this.#keepaliveCount;
+    return true;
+  }
+
+  #noteSent(address: string, port: number): void {
+    const peer = this.#keepalives.get(address)?.get(port);
+    if (peer) peer.lastSent = Date.now();
+  }
+
+  #keepaliveTick(peer: KeepalivePeer): void {
+    if (this.#closed) return;
+    if (Date.now() - peer.lastSent < peer.ms) {
+      this.#stats.keepalivesSkipped++; // IKE (or ESP) went there within the interval
+      return;
+    }
+    try {
+      this.#send(KEEPALIVE, null, peer.port, peer.address, undefined, 'sentKeepalive', undefined);
+    } catch (err) {
+      // A timer never throws: counted, and reported where someone listens.
+      this.#stats.sendErrors++;
+      if (this.listenerCount('error') > 0) this.emit('error', err as Error);
+    }
+  }
+
+  #clearKeepalives(): void {
+    for (const byPort of this.#keepalives.values()) for (const p of byPort.values()) p.timer.clear();
+    this.#keepalives.clear();
+    this.#keepaliveCount = 0;
+    this.#stats.keepalivePeers = 0;
   }
 
   /** The bound address and port. */
   address(): { address: string; family: string; port: number } {
-    return this.#sock.address();
+    if (this.#dgram) return this.#dgram.address();
+    if (this.#closed) throw new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
+    return { ...this.#bound };
   }
 
   /** getsockopt(UDP_ENCAP) on the socket: the encapsulation type the kernel holds (0 on the userland backend). */
   kernelEncapType(): number {
     if (!this.kernelEncap) return 0;
     if (this.#closed) throw new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket is closed');
-    return getEncap(this.#fd);
+    return getEncap(this.#io ? this.#io.fd : this.#fd);
   }
 
   /** A snapshot of the counters. */
   stats(): NattSocketStats {
-    return { ...this.#stats, dropped: { ...this.#stats.dropped } };
+    return { ...this.#stats, sendDeferred: this.#io?.deferred ?? 0, dropped: { ...this.#stats.dropped } };
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    this.emit('close');
   }
 
   /** Close the socket; idempotent. `'close'` follows. */
@@ -244,43 +541,77 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
       return;
     }
     this.#closed = true;
-    this.#sock.close(cb);
+    this.#clearKeepalives();
+    if (this.#dgram) {
+      this.#dgram.close(cb);
+      return;
+    }
+    if (cb) this.once('close', cb);
+    this.#io!.close();
+    process.nextTick(() => this.#emitClose());
   }
 
   ref(): this {
-    this.#sock.ref();
+    if (this.#dgram) this.#dgram.ref();
+    else if (!this.#closed) this.#io!.ref();
     return this;
   }
 
   unref(): this {
-    this.#sock.unref();
+    if (this.#dgram) this.#dgram.unref();
+    else if (!this.#closed) this.#io!.unref();
     return this;
   }
+}
+
+/** `end - start` bytes of the receive slab in a Buffer of their own (the slab is reused on the next wake). */
+function copy(slab: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  slab.copy(out, 0, start, end);
+  return out;
 }
 
 interface Resolved {
   family: 4 | 6;
   address: string;
   port: number;
-  encap: NattEncapType;
+  encap: NattSocketEncap;
   backend: NattBackend;
   zeroChecksum: boolean | undefined;
+  bypass: boolean;
+  sendBufferSize: number | undefined;
+  receiveBufferSize: number | undefined;
 }
 
 function validate(opts: NattSocketOptions): Resolved {
-  const o = readOptions(opts, ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum'] as const);
+  const o = readOptions(opts, [
+    'family',
+    'address',
+    'port',
+    'encap',
+    'backend',
+    'zeroChecksum',
+    'bypass',
+    'sendBufferSize',
+    'receiveBufferSize',
+  ] as const);
   const family = oneOf(o.family, 'family', [4, 6] as const, 4);
-  const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike'] as const, 'espinudp');
+  const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike', 'none'] as const, 'espinudp');
   const backend = oneOf(o.backend, 'backend', ['auto', 'kernel', 'userland'] as const, 'auto');
+  if (encap === 'none' && backend === 'kernel') throw rangeError('backend', "'auto' or 'userland' with encap 'none' (a plain IKE socket has no UDP_ENCAP)", backend);
   const address = stringOption(o.address, 'address', undefined, family === 4 ? '0.0.0.0' : '::');
   if (isIP(address) !== family) throw rangeError('address', `an IPv${family} address`, address);
   const port = intOption(o.port, 'port', 0, 65535, encap === 'espinudp' ? 4500 : 500);
   const zeroChecksum = boolOption(o.zeroChecksum, 'zeroChecksum', undefined);
-  return { family, address, port, encap, backend, zeroChecksum };
+  const bypass = boolOption(o.bypass, 'bypass', true);
+  const sendBufferSize = intOption(o.sendBufferSize, 'sendBufferSize', 1, 0x7fffffff, undefined);
+  const receiveBufferSize = intOption(o.receiveBufferSize, 'receiveBufferSize', 1, 0x7fffffff, undefined);
+  return { family, address, port, encap, backend, zeroChecksum, bypass, sendBufferSize, receiveBufferSize };
 }
 
 /** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
 function chooseBackend(o: Resolved): { kernel: boolean; reason: string } {
+  if (o.encap === 'none') return { kernel: false, reason: "encap 'none': a plain IKE socket (no UDP_ENCAP, no ESP)" };
   if (o.backend === 'userland') return { kernel: false, reason: "backend 'userland' was asked for" };
   if (o.backend === 'kernel') return { kernel: true, reason: "backend 'kernel' was asked for" };
   const c = autoSocketBackend({ nativeLoaded: loadNative() !== null, kernelEsp: kernelEspSupport() }, o.family);
@@ -301,15 +632,32 @@ function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): P
   });
 }
 
+/** SO_SNDBUF / SO_RCVBUF on an addon fd, as asked. */
+function setBuffers(addon: NativeAddon, fd: number, o: Resolved): void {
+  const c = addon.constants;
+  for (const [name, v] of [
+    [c.SO_SNDBUF, o.sendBufferSize],
+    [c.SO_RCVBUF, o.receiveBufferSize],
+  ] as const) {
+    if (v === undefined) continue;
+    try {
+      addon.setSockOptBytes(fd, c.SOL_SOCKET, name, new Uint8Array(Int32Array.of(v).buffer));
+    } catch (e) {
+      throw withAdvice(e, 'udp');
+    }
+  }
+}
+
 /**
  * Open a NAT-T socket. Options are checked at once (a bad one throws a TypeError/RangeError naming it, synchronously);
- * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE).
+ * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE). With the native addon the
+ * socket is the addon's (batched receive, local addresses, the IPsec bypass); without it, node:dgram.
  */
 export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSocket> {
   const o = validate(opts);
-  const type = o.family === 4 ? 'udp4' : 'udp6';
   const encapType = o.encap === 'espinudp' ? 2 : 1;
   let choice = chooseBackend(o);
+  const addon = loadNative();
   let fd: number | undefined;
   let zeroChecksum = false;
   if (choice.kernel) {
@@ -322,33 +670,62 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
       choice = { kernel: false, reason: `the kernel refused UDP_ENCAP ${encapType} (${code})` };
     }
   }
-  if (!choice.kernel && o.family === 4 && o.zeroChecksum !== false) {
-    // RFC 3948 §2.1: the addon opens a plain UDP socket with SO_NO_CHECK; node:dgram cannot set it.
-    const why = !loadNative() ? 'the native addon is not loaded' : process.platform !== 'linux' ? 'SO_NO_CHECK is Linux only' : '';
-    if (why && o.zeroChecksum) return Promise.reject(new NattUnsupportedError(`zeroChecksum: ${why}`));
-    if (!why) {
+  if (!choice.kernel) {
+    // RFC 3948 §2.1: the addon opens the userland IPv4 socket with SO_NO_CHECK; node:dgram cannot set it.
+    const wantNoCheck = o.family === 4 && (o.zeroChecksum === true || (o.zeroChecksum === undefined && o.encap !== 'none'));
+    const why = !addon ? 'the native addon is not loaded' : process.platform !== 'linux' ? 'SO_NO_CHECK is Linux only' : '';
+    if (wantNoCheck && why && o.zeroChecksum) return Promise.reject(new NattUnsupportedError(`zeroChecksum: ${why}`));
+    if (addon) {
+      const noCheck = wantNoCheck && !why;
       try {
-        fd = openEncapSocket(4, o.address, o.port, 0, true);
-        zeroChecksum = true;
+        fd = openEncapSocket(o.family, o.address, o.port, 0, noCheck);
+        zeroChecksum = noCheck;
       } catch (e) {
         const code = (e as { code?: string }).code;
-        if (o.zeroChecksum || code !== 'ENOPROTOOPT') return Promise.reject(e);
+        if (!noCheck || o.zeroChecksum || code !== 'ENOPROTOOPT') return Promise.reject(e);
+        try {
+          fd = openEncapSocket(o.family, o.address, o.port, 0, false);
+        } catch (e2) {
+          return Promise.reject(e2);
+        }
       }
     }
   }
-  const sock = dgram.createSocket({ type, ipv6Only: o.family === 6 });
-  const bindOpts: dgram.BindOptions = fd !== undefined ? { fd } : { address: o.address, port: o.port, exclusive: true };
-  return adopt(sock, bindOpts, o.port).then(
-    () => new NattSocket(sock, fd ?? -1, o.family, o.encap, choice.reason, choice.kernel, zeroChecksum),
-    (e) => {
-      if (fd !== undefined) {
-        try {
-          loadNative()?.closeFd(fd);
-        } catch {
-          // dgram may already own (and have closed) the fd
-        }
+  if (fd !== undefined && addon) {
+    try {
+      setBuffers(addon, fd, o);
+    } catch (e) {
+      addon.closeFd(fd);
+      return Promise.reject(e);
+    }
+    const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
+    try {
+      return Promise.resolve(
+        new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass }),
+      );
+    } catch (e) {
+      try {
+        addon.closeFd(fd);
+      } catch {
+        // already closed
       }
-      throw e;
-    },
+      return Promise.reject(e);
+    }
+  }
+  // No addon: node:dgram (no local addresses, no bypass, kernel checksums).
+  const sock = dgram.createSocket({
+    type: o.family === 4 ? 'udp4' : 'udp6',
+    ipv6Only: o.family === 6,
+    sendBufferSize: o.sendBufferSize,
+    recvBufferSize: o.receiveBufferSize,
+  });
+  const bypass: BypassState = {
+    active: false,
+    reason: o.bypass ? 'the native addon is not loaded: node:dgram cannot set a per-socket IPsec policy' : 'bypass: false was asked for',
+  };
+  return adopt(sock, { address: o.address, port: o.port, exclusive: true }, o.port).then(
+    () => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass }),
   );
 }
+
+export type { NattEncapType, NattSocketEncap };

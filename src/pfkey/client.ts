@@ -17,7 +17,7 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
-import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
 import type {
   Address,
   CallOptions,
@@ -56,7 +56,7 @@ export type PfKeyTransport = KernelSocket;
 export interface PfKeyOptions {
   /** The kernel's PF_KEY dialect (default: this OS's). */
   dialect?: DialectName | Dialect;
-  /** Keep key material in `'add'` events (default false: keys removed). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
@@ -131,11 +131,9 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         if (c.AF_KEY < 0) throw new NattUnsupportedError(`this OS has no PF_KEY socket: use backend 'xfrm' (Linux) or 'userland'`);
         return openMessageSocket(c.AF_KEY, c.SOCK_RAW, c.PF_KEY_V2 > 0 ? c.PF_KEY_V2 : PF_KEY_V2, onMessage, onError, onWritable);
       });
-    const k = openKernelTransport(
-      factory,
-      (m) => this.#onMessage(m),
-      (e) => this.#onSocketError(e),
-    );
+    // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
+    // closed (while a request is outstanding it is held: src/kernel/socket.ts).
+    const k = openKernelTransport(factory, this, PfKey.#deliver, PfKey.#deliverError);
     this.#sock = k.socket;
     this.#req = new RequestLayer<PfCtx>({
       transport: k.transport,
@@ -188,6 +186,14 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
 
   // -------------------------------------------------------------------------------------------------------------
   // Receiving
+
+  static #deliver(p: PfKey, m: Buffer): void {
+    p.#onMessage(m);
+  }
+
+  static #deliverError(p: PfKey, e: Error): void {
+    p.#onSocketError(e);
+  }
 
   #onSocketError(e: Error): void {
     if (this.listenerCount('error')) this.emit('error', e);
@@ -257,7 +263,7 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
       }
       case SADB.DELETE:
         if (findExt(msg, 'sa')) this.emit('delete', messageToSaId(msg));
-        else this.emit('message', msg);
+        else this.emit('message', this.#forEvent(msg));
         return;
       case SADB.REGISTER:
         this.emit('register', messageToSupported(msg, d));
@@ -278,7 +284,13 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
         }
         break;
     }
-    this.emit('message', msg);
+    this.emit('message', this.#forEvent(msg));
+  }
+
+  /** A message as 'message' events carry it: its key extensions hold no bytes unless the client reveals keys. */
+  #forEvent(msg: PfKeyMessage): PfKeyMessage {
+    if (this.#reveal) return msg;
+    return { ...msg, extensions: msg.extensions.map((e) => (e.name === 'keyAuth' || e.name === 'keyEncrypt' ? copyHolder(e, false) : e)) };
   }
 
   /**

@@ -4,6 +4,7 @@ import { NattError, rangeError, typeError } from '../errors';
 import { readingCallerValue } from '../core/options';
 import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord, type DecodeFailure } from '../core/cursor';
 import { bytesToAddress, addressToBytes } from '../ip/address';
+import { hideKey } from '../sadb/keys';
 import { PF_KEY_V2, extensionName, extensionNumber, resolveDialect, type Dialect, type DialectName } from './dialects';
 
 /** A buffer that is not a valid PF_KEY message: names the byte offset and the rule it breaks. */
@@ -41,6 +42,7 @@ export interface AddressExt {
   reserved?: number;
   addr: Sockaddr;
 }
+/** A key extension. Decoded ones are key holders (src/sadb/keys.ts): `key` reads the bytes, no inspection prints them. */
 export interface KeyExt { name: 'keyAuth' | 'keyEncrypt'; bits: number; reserved?: number; key: Uint8Array }
 /** Identity: the bytes after the header (a NUL-terminated string, padded) are kept as they are. */
 export interface IdentityExt { name: 'identitySrc' | 'identityDst'; idtype: number; reserved?: number; id: bigint; data: Uint8Array }
@@ -417,9 +419,9 @@ function keyLayout(name: KeyExt['name']): ExtLayout<KeyExt> {
       const e = { name, bits } as KeyExt;
       const reserved = r.u16(o + 6);
       if (reserved) e.reserved = reserved;
-      // Key bytes stay readable as e.key but out of util.inspect / JSON / console.log.
-      Object.defineProperty(e, 'key', { value: r.bytes(o + 8, n), enumerable: false, writable: true, configurable: true });
-      return e;
+      // A key holder: e.key reads the bytes, nothing prints them (src/sadb/keys.ts).
+      e.key = r.bytes(o + 8, n);
+      return hideKey(e);
     },
   };
 }

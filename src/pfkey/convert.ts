@@ -221,7 +221,13 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
       );
     }
     if (protocol !== 'esp') throw typeError('natt', 'absent unless protocol is esp', n);
-    const t = NATT_TYPE[n.type];
+    if (n.type === 'espintcp') {
+      throw new NattUnsupportedError(
+        "PF_KEY has no ESP-in-TCP encapsulation (natt.type 'espintcp', RFC 9329): on Linux use backend 'xfrm' " +
+          '(TCP_ENCAP_ESPINTCP, where the kernel has CONFIG_INET_ESPINTCP), elsewhere the userland engine over connectNattTcp / listenNattTcp',
+      );
+    }
+    const t = NATT_TYPE[n.type as keyof typeof NATT_TYPE];
     if (t === undefined) throw rangeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);
     exts.push({ name: 'nattType', type: t });
     for (const [name, port] of [['nattSport', n.sport], ['nattDport', n.dport]] as const) {

@@ -1,4 +1,4 @@
-// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP, /proc/crypto.
+// Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP (in UDP and in TCP), /proc/crypto.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -32,6 +32,25 @@ export interface SocketFacts {
   tun: Fact;
 }
 
+/**
+ * Whether the kernel itself can carry ESP in TCP (RFC 9329): Linux's espintcp (>= 5.6). Learnt from
+ * /proc/sys/net/ipv4/tcp_available_ulp, the kernel's list of registered TCP upper-layer protocols, which is the list
+ * setsockopt(TCP_ULP, "espintcp") searches; espintcp cannot be a module (CONFIG_XFRM_ESPINTCP is a bool, registered
+ * at boot from xfrm_init), so the list misses nothing, and reading it loads nothing (the setsockopt would try
+ * request_module). The kernel config, when readable, is quoted as evidence. The userland engine over
+ * connectNattTcp / listenNattTcp needs none of this.
+ */
+export interface EspInTcpSupport {
+  /** The kernel can install and carry espintcp SAs: the ULP is registered and kernel ESP is there. */
+  ok: boolean;
+  /** 'espintcp' is in tcp_available_ulp (null: no such file, not Linux or a kernel before 4.13). */
+  ulp: boolean | null;
+  /** CONFIG_INET_ESPINTCP / CONFIG_INET6_ESPINTCP from the kernel config (null: no config to read). */
+  config: { v4: boolean; v6: boolean } | null;
+  /** In plain words, with the evidence. */
+  reason: string;
+}
+
 /** Everything probe() learns before the 'auto' rules (src/probe/auto.ts) are applied. */
 export interface HostFacts {
   platform: NodeJS.Platform;
@@ -41,6 +60,8 @@ export interface HostFacts {
   native: NativeStatus;
   facts: SocketFacts;
   kernelEsp: KernelEspSupport;
+  /** ESP in TCP in the kernel (espintcp). */
+  espInTcp: EspInTcpSupport;
 }
 
 function readText(file: string): string | undefined {
@@ -104,6 +125,36 @@ export function kernelEspSupport(): KernelEspSupport {
   return { v4: false, v6: false, reason: `${process.platform} has no kernel ESP-in-UDP that natt can drive` };
 }
 
+const USERLAND_TCP = 'the userland engine over connectNattTcp / listenNattTcp carries ESP in TCP without it';
+
+/** espInTcpSupport()'s rule over given texts (tcp_available_ulp, the kernel config) and the kernel-ESP answer. */
+export function linuxEspInTcp(texts: { ulp?: string; config?: string }, kernelEsp: KernelEspSupport): EspInTcpSupport {
+  const ulp = texts.ulp === undefined ? null : texts.ulp.split(/\s+/).includes('espintcp');
+  const opt = (name: string): boolean | null => {
+    if (texts.config === undefined) return null;
+    const m = texts.config.match(new RegExp(`^${name}=([ym])`, 'm'));
+    return m !== null;
+  };
+  const v4 = opt('CONFIG_INET_ESPINTCP');
+  const v6 = opt('CONFIG_INET6_ESPINTCP');
+  const config = v4 === null || v6 === null ? null : { v4, v6 };
+  const cfg = config === null ? '' : `; kernel config: CONFIG_INET_ESPINTCP ${config.v4 ? '=y' : 'not set'}, CONFIG_INET6_ESPINTCP ${config.v6 ? '=y' : 'not set'}`;
+  const list = texts.ulp === undefined ? '' : ` (tcp_available_ulp: ${texts.ulp.trim() || 'empty'})`;
+  if (ulp === null) return { ok: false, ulp, config, reason: `no /proc/sys/net/ipv4/tcp_available_ulp to read${cfg}: ${USERLAND_TCP}` };
+  if (!ulp) return { ok: false, ulp, config, reason: `the kernel has no espintcp TCP ULP${list}: it was built without CONFIG_INET_ESPINTCP${cfg}; ${USERLAND_TCP}` };
+  if (!kernelEsp.v4 && !kernelEsp.v6) return { ok: false, ulp, config, reason: `espintcp is registered${list} but the kernel has no ESP (${kernelEsp.reason}); ${USERLAND_TCP}` };
+  return { ok: true, ulp, config, reason: `espintcp is registered${list} and the kernel has ESP: XFRM takes SAs with natt.type 'espintcp' (encap type 7)${cfg}` };
+}
+
+/** Whether the kernel itself carries ESP in TCP (Linux espintcp); changes nothing. */
+export function espInTcpSupport(kernelEsp: KernelEspSupport = kernelEspSupport()): EspInTcpSupport {
+  if (process.platform !== 'linux') {
+    return { ok: false, ulp: null, config: null, reason: `${process.platform} has no kernel ESP in TCP (espintcp is Linux's); ${USERLAND_TCP}` };
+  }
+  const rel = os.release();
+  return linuxEspInTcp({ ulp: readText('/proc/sys/net/ipv4/tcp_available_ulp'), config: readText('/proc/config.gz') ?? readText(`/boot/config-${rel}`) }, kernelEsp);
+}
+
 const contexts: Record<keyof SocketFacts, ErrorContext> = {
   pfkey: 'pfkey',
   xfrm: 'xfrm',
@@ -132,6 +183,7 @@ export function nativeFacts(): SocketFacts {
 
 /** The host's facts. Opens and closes a few sockets; changes nothing. */
 export function hostFacts(): HostFacts {
+  const kernelEsp = kernelEspSupport();
   return {
     platform: process.platform,
     release: os.release(),
@@ -139,7 +191,8 @@ export function hostFacts(): HostFacts {
     node: process.version,
     native: nativeStatus(),
     facts: nativeFacts(),
-    kernelEsp: kernelEspSupport(),
+    kernelEsp,
+    espInTcp: espInTcpSupport(kernelEsp),
   };
 }
 

@@ -4,8 +4,8 @@ import { autoSadbBackend, autoSocketBackend, type Choice } from './auto';
 import { hostFacts, type HostFacts } from './facts';
 import type { SadbBackendName } from '../sadb/types';
 
-export { kernelEspSupport, linuxKernelEsp, hostFacts, nativeFacts, cryptoTemplates, readProcCrypto, CRYPTO_TEMPLATES } from './facts';
-export type { Fact, KernelEspSupport, LinuxKernelTexts, HostFacts, SocketFacts } from './facts';
+export { kernelEspSupport, linuxKernelEsp, espInTcpSupport, linuxEspInTcp, hostFacts, nativeFacts, cryptoTemplates, readProcCrypto, CRYPTO_TEMPLATES } from './facts';
+export type { Fact, KernelEspSupport, EspInTcpSupport, LinuxKernelTexts, HostFacts, SocketFacts } from './facts';
 export { autoSadbBackend, autoSocketBackend, xfrmPreferred, xfrmVerdict, type Choice, type SocketRuleFacts } from './auto';
 
 /** probe()'s answer: the facts, and what backend 'auto' picks for the NAT-T socket (IPv4) and the SA database, and why. */

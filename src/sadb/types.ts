@@ -43,7 +43,7 @@ export type IntegrityAlgorithm =
 /** IPComp transforms. */
 export type CompressionAlgorithm = 'deflate' | 'lzs' | 'oui';
 
-/** Key material is raw bytes. natt never prints it: objects it returns hold keys as non-enumerable properties. */
+/** Key material is raw bytes. natt never prints it: objects it returns hold keys in key holders (src/sadb/keys.ts). */
 export type KeyMaterial = Uint8Array;
 
 export interface EncryptionParams {
@@ -57,13 +57,24 @@ export interface IntegrityParams {
   key: KeyMaterial;
 }
 
-/** An SA's NAT-T encapsulation (RFC 3948), its `natt` field: the UDP header the SA's ESP packets travel in. */
+/** How an SA's ESP travels: `natt.type`. */
+export type SaNattType = 'espinudp' | 'espinudp-non-ike' | 'espintcp';
+
+/**
+ * An SA's NAT-T encapsulation, its `natt` field: the UDP header (RFC 3948) or the TCP stream (RFC 9329) the SA's ESP
+ * packets travel in. The same keys, SPIs and lifetimes work over either; only `type` and the ports say how.
+ */
 export interface SaNatt {
-  /** `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1). */
-  type: 'espinudp' | 'espinudp-non-ike';
-  /** UDP source port of the SA's packets (for an inbound SA: the peer's port). */
+  /**
+   * `'espinudp'` = UDP_ENCAP_ESPINUDP (2); `'espinudp-non-ike'` = the draft's 8-byte non-IKE marker (1);
+   * `'espintcp'` = TCP_ENCAP_ESPINTCP (7): ESP framed in an RFC 9329 TCP connection (XFRM where the kernel was built
+   * with CONFIG_INET_ESPINTCP; the userland engine over connectNattTcp / listenNattTcp; PF_KEY has none). A userland
+   * engine sends and accepts an SA's ESP only over a transport of the same kind (src/userland/engine.ts).
+   */
+  type: SaNattType;
+  /** UDP (or, for `'espintcp'`, TCP) source port of the SA's packets (for an inbound SA: the peer's port). */
   sport: number;
-  /** UDP destination port of the SA's packets (for an inbound SA: our port). */
+  /** UDP (or TCP) destination port of the SA's packets (for an inbound SA: our port). */
   dport: number;
   /** Original addresses (NAT-OA, RFC 3947), used for the transport-mode checksum fix-up. */
   oa?: { initiator?: Address; responder?: Address };
@@ -72,8 +83,11 @@ export interface SaNatt {
    * outbound SA (XFRMA_NAT_KEEPALIVE_INTERVAL, an integer 0..2^32-1; 0 or absent = none). It needs `natt`'s
    * encapsulation. The attribute came with Linux 6.10, in the same cycle as XFRMA_SA_DIR (our reading; the
    * reference leaves the release unconfirmed); older kernels ignore an attribute they do not know without an error,
-   * so there the SA reads back without it (seen on 6.1). Read back from the kernel. PF_KEY has no such field: it refuses a non-zero one (NattUnsupportedError); the userland
-   * backend stores it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`).
+   * so there the SA reads back without it (seen on 6.1). A non-zero interval marks the SA outbound (XFRMA_SA_DIR, which
+   * 6.12 requires for it) and so without a replay window (`replayWindow` 0, the default then). Read back from the
+   * kernel. PF_KEY has no such field: it refuses a non-zero one (NattUnsupportedError); the userland backend stores
+   * it, its engine sends keepalives per peer on its own timer (`keepaliveSeconds`). Refused (non-zero) with
+   * `'espintcp'`: RFC 9329 §6.6 says NAT-keepalives SHOULD NOT be sent over TCP.
    */
   keepaliveInterval?: number;
 }
@@ -222,11 +236,14 @@ export interface SadbEvents {
   acquire: [AcquireEvent];
   expire: [ExpireEvent];
   newMapping: [NewMappingEvent];
-  /** An SA was added or updated (by anyone): keys removed unless the Sadb was opened with `revealKeys`. */
+  /** An SA was added or updated (by anyone): keys removed unless the Sadb was opened with `revealKeys` (then in key holders). */
   add: [SecurityAssociation];
   delete: [SaId];
   register: [SupportedAlgorithms];
-  /** Any message the backend received that it does not turn into one of the events above (decoded). */
+  /**
+   * Any message the backend received that it does not turn into one of the events above (decoded): key extensions and
+   * algorithm attributes hold no bytes unless `revealKeys`, and an XFRM NLMSG_ERROR never carries the request it echoes.
+   */
   message: [unknown];
   error: [Error];
 }
@@ -238,18 +255,24 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland';
+/** `'daemon'`: a running natt daemon's database, over its control socket (src/control/); 'auto' never picks it. */
+export type SadbBackendName = 'pfkey' | 'xfrm' | 'userland' | 'daemon';
 
 /** Options of openSadb() (src/open.ts), shared by every backend; each backend reads the ones that concern it. */
 export interface OpenSadbOptions {
-  /** `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland. */
+  /**
+   * `'auto'` (default) picks the kernel where it can do ESP (XFRM before PF_KEY on Linux), else userland; it never
+   * picks `'daemon'`, which must be asked for.
+   */
   backend?: SadbBackendName | 'auto';
   /** PF_KEY only: the dialect of the kernel's PF_KEY (default: this OS's). */
   dialect?: 'linux' | 'netbsd' | 'freebsd';
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
+  /** Daemon only: the daemon's control socket (default /run/natt/natt0.sock). */
+  path?: string;
 }
 
 /** How openSadb() opens one backend. */

@@ -9,6 +9,7 @@ import { rangeError, typeError } from '../errors';
 import { arrayOption, boolOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { addressFamily } from '../ip/address';
 import { checkKey, encryptionInfo } from './algorithms';
+import { heldKey } from './keys';
 import type {
   Address,
   CompressionAlgorithm,
@@ -21,12 +22,15 @@ import type {
   PolicyTemplate,
   SaId,
   SaNatt,
+  SaNattType,
   SecurityAssociation,
   SecurityPolicy,
   TrafficSelector,
 } from './types';
 
 export const PROTOCOLS: readonly IpsecProtocol[] = ['esp', 'ah', 'ipcomp'];
+/** Every `natt.type`: ESP in UDP (RFC 3948 and the non-IKE draft) and ESP in TCP (RFC 9329). */
+export const NATT_TYPES: readonly SaNattType[] = ['espinudp', 'espinudp-non-ike', 'espintcp'];
 export const DIRECTIONS: readonly PolicyDirection[] = ['in', 'out', 'fwd'];
 const U32 = 0xffff_ffff;
 
@@ -90,7 +94,7 @@ function checkLifetime(v: unknown, name: string): Lifetime {
 function checkNatt(v: unknown, name: string): SaNatt {
   const o = readOptions(v, ['type', 'sport', 'dport', 'oa', 'keepaliveInterval'] as const, name);
   const out: SaNatt = {
-    type: oneOf(o.type, field(name, 'type'), ['espinudp', 'espinudp-non-ike'] as const),
+    type: oneOf(o.type, field(name, 'type'), NATT_TYPES),
     sport: intOption(o.sport, field(name, 'sport'), 1, 65535),
     dport: intOption(o.dport, field(name, 'dport'), 1, 65535),
   };
@@ -100,7 +104,14 @@ function checkNatt(v: unknown, name: string): SaNatt {
     if (oa.initiator !== undefined) out.oa.initiator = checkAddress(oa.initiator, field(name, 'oa.initiator'));
     if (oa.responder !== undefined) out.oa.responder = checkAddress(oa.responder, field(name, 'oa.responder'));
   }
-  if (o.keepaliveInterval !== undefined) out.keepaliveInterval = intOption(o.keepaliveInterval, field(name, 'keepaliveInterval'), 0, U32);
+  if (o.keepaliveInterval !== undefined) {
+    const ka = intOption(o.keepaliveInterval, field(name, 'keepaliveInterval'), 0, U32);
+    // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP (its mappings outlive UDP's; liveness is IKE's job).
+    if (ka !== 0 && out.type === 'espintcp') {
+      throw rangeError(field(name, 'keepaliveInterval'), `0 or absent with ${field(name, 'type')} 'espintcp' (RFC 9329 §6.6: no NAT-keepalives over TCP)`, ka);
+    }
+    out.keepaliveInterval = ka;
+  }
   return out;
 }
 
@@ -108,7 +119,9 @@ function checkAlg<A extends string>(v: unknown, name: string, extra: 'key' | 'no
   const o = readOptions(v, extra === 'key' ? (['algorithm', 'key'] as const) : (['algorithm'] as const), name);
   if (v === undefined || v === null) throw typeError(name, 'an object { algorithm, key }', v);
   const algorithm = stringOption(o.algorithm, field(name, 'algorithm')) as A;
-  return extra === 'key' ? { algorithm, key: (o as { key?: unknown }).key as Uint8Array | undefined } : { algorithm };
+  // An SA natt handed out (get/dump) holds its key in a holder, not as an own property: read it from there.
+  const key = heldKey(v) ?? (o as { key?: unknown }).key;
+  return extra === 'key' ? { algorithm, key: key as Uint8Array | undefined } : { algorithm };
 }
 
 /** Every field of SecurityAssociation (read-back only ones included: they are accepted and dropped). */

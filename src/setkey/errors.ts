@@ -97,10 +97,15 @@ export class SetkeyUnsupportedError extends NattUnsupportedError {
   }
 }
 
-/** A token's text for an error message: words and numbers as they are (shortened), never a key's content. */
+/**
+ * A token's text for an error message: words and numbers as they are (shortened), never a key's content. A quoted or
+ * 0x string is described by its length; so is a word that could be key text written without its 0x or quotes (more
+ * than 16 characters of letters, digits, '+', '/' or '=' only: addresses have '.' or ':', algorithm names '-').
+ */
 export function describeText(kind: 'word' | 'quoted' | 'hex' | 'other', text: string): string {
   if (kind === 'quoted') return `a quoted string of ${text.length} characters`;
   if (kind === 'hex') return `a hex string of ${Math.max(0, text.length - 2)} digits`;
+  if (/^[0-9A-Za-z+/=]{17,}$/.test(text)) return `a ${kind === 'word' ? 'word' : 'string'} of ${text.length} characters`;
   const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
   return kind === 'word' ? `'${printable(shown)}'` : printable(shown);
 }

@@ -1,7 +1,7 @@
 // The seam between the userland engine and whatever carries its ESP: one transport interface, one remote-info type.
 //
-// A NattSocket in userland mode implements it (src/natt/socket.ts), so will ESP-in-TCP connections (src/tcp/) and the
-// fast path's batched socket (src/fastpath/); test/lib/memory-transport.ts is an in-memory pair for unit tests.
+// A NattSocket in userland mode implements it (src/natt/socket.ts), so do the ESP-in-TCP connections and listener
+// (src/tcp/) and the fast path's batched socket (src/fastpath/); test/lib/memory-transport.ts is an in-memory pair.
 
 /** Where a datagram came from, as node:dgram reports it (the NAT-T socket, ESP-in-TCP and the test pair alike). */
 export interface RemoteInfo {
@@ -10,6 +10,14 @@ export interface RemoteInfo {
   port: number;
   /** Bytes of the datagram (UDP payload). */
   size: number;
+  /**
+   * The local address the datagram arrived on (its IP destination: with a wildcard-bound socket, the interface
+   * address), where the carrier can tell (the NAT-T socket on the native addon: IP_PKTINFO / IPV6_RECVPKTINFO).
+   * NAT-D (RFC 7296 §2.23) hashes it, and a multi-homed host replies from it.
+   */
+  localAddress?: string;
+  /** The local port the datagram arrived on, given with `localAddress`. */
+  localPort?: number;
 }
 
 /** Called once per send that was given a callback: `err` null when the datagram left. */
@@ -26,8 +34,19 @@ export interface EspBatch {
   addresses: string[];
 }
 
+/**
+ * How a transport carries ESP, as an SA's `natt.type` names it: `'espintcp'` for RFC 9329 TCP (src/tcp/), the UDP
+ * encapsulations otherwise. The engine sends an SA only over a transport of its kind (see UserlandEngine).
+ */
+export type TransportEncap = 'espinudp' | 'espinudp-non-ike' | 'espintcp';
+
 /** What the userland engine needs from the carrier of its ESP. 'esp' gives the packet from the SPI on. */
 export interface EspTransport {
+  /**
+   * How this transport carries ESP; absent means UDP (a NattSocket says `'espinudp'` or `'espinudp-non-ike'`).
+   * `'none'`: a plain IKE socket that carries no ESP at all; the engine refuses it.
+   */
+  readonly encap?: TransportEncap | 'none';
   on(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
   off(event: 'esp', listener: (esp: Buffer, rinfo: RemoteInfo) => void): unknown;
   /** Send one ESP packet (SPI first). A failure is reported to `cb`, or, without one, as the transport's 'error'. */

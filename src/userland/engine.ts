@@ -3,7 +3,8 @@
 import { EventEmitter } from 'node:events';
 import type { NewMappingEvent, PolicyTemplate } from '../sadb/types';
 import { typeError } from '../errors';
-import { durationSeconds, readOptions } from '../core/options';
+import { durationSeconds, intOption, readOptions } from '../core/options';
+import { dontFragment } from '../ip/icmp';
 import { longInterval, type LongTimer } from '../core/timers';
 import { EspSequenceExhaustedError } from '../esp';
 import { addressToBytes, bytesToAddress, sameAddress } from '../ip/address';
@@ -37,6 +38,12 @@ export interface UserlandEngineOptions {
   sadb?: UserlandSadb;
   /** Seconds between NAT-T keepalives to each peer (RFC 3948 §2.3), skipped while ESP flows; 0 = off. Default 20. */
   keepaliveSeconds?: number;
+  /**
+   * MTU of the path the ESP-in-UDP datagrams take (default: none, only the 64 KiB limit applies). With it, an inner
+   * packet that may not be fragmented (IPv6, or IPv4 with DF) whose datagram would exceed it is not sent: send()
+   * returns 'too-big' and `tooBigMtu` says the largest inner packet the SA carries (for an ICMP "packet too big").
+   */
+  outerMtu?: number;
 }
 
 /** Traffic counts (not drops): what got through. */
@@ -51,10 +58,12 @@ export interface EngineTraffic {
   outBypass: number;
   keepalivesSent: number;
   newMappings: number;
+  /** Inner packets refused as too big for the path (outerMtu), each answered by the caller with an ICMP error. */
+  tooBig: number;
 }
 
 /** What `send()` did with a packet. */
-export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped';
+export type SendResult = 'sent' | 'bypass' | 'blocked' | 'acquire' | 'dropped' | 'too-big';
 
 export interface UserlandEngineEvents {
   /** An inbound packet: tunnel mode the inner IP packet, transport mode the IP packet rebuilt (see README). */
@@ -118,11 +127,17 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     outBypass: 0,
     keepalivesSent: 0,
     newMappings: 0,
+    tooBig: 0,
   };
+  /** After send() returned 'too-big': the largest inner packet (whole IP packet) the chosen SA carries on this path. */
+  tooBigMtu = 0;
+  readonly #outerMtu: number;
   readonly #v = new IpView();
   readonly #onEsp: (esp: Buffer, rinfo: RemoteInfo) => void;
   readonly #onSent: (err: Error | null) => void;
   readonly #keepaliveMs: number;
+  /** The transport carries ESP in TCP (RFC 9329): only 'espintcp' SAs travel over it, and no NAT-keepalives. */
+  readonly #tcp: boolean;
   #keepaliveTimer: LongTimer | null = null;
   /** Payload lengths of sends not completed yet, in send order (completions come in that order): a bounded ring. */
   readonly #sentLens = new Uint32Array(SENT_RING);
@@ -136,11 +151,20 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
   constructor(options: UserlandEngineOptions) {
     super();
     if (options === null || typeof options !== 'object') throw typeError('options', 'an object { socket, sadb? }', options);
-    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds'] as const) as { socket?: EspTransport; sadb?: unknown; keepaliveSeconds?: unknown };
+    const opts = readOptions(options, ['socket', 'sadb', 'keepaliveSeconds', 'outerMtu'] as const) as {
+      socket?: EspTransport;
+      sadb?: unknown;
+      keepaliveSeconds?: unknown;
+      outerMtu?: unknown;
+    };
+    this.#outerMtu = intOption(opts.outerMtu, 'outerMtu', 576, 65535, 0);
     const s = opts.socket;
     if (!isTransport(s)) throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
     if ((s as { kernelEncap?: boolean }).kernelEncap === true) {
       throw typeError('socket', "a userland NAT-T socket (createNattSocket({ backend: 'userland' })): this one has kernel UDP_ENCAP, the kernel does its ESP", 'a kernel-mode NattSocket');
+    }
+    if (s.encap === 'none') {
+      throw typeError('socket', "a NAT-T socket that carries ESP: this one is a plain IKE socket (encap 'none')", 'a socket with encap none');
     }
     if (opts.sadb !== undefined && !(opts.sadb instanceof UserlandSadb)) {
       throw typeError('sadb', "a UserlandSadb (openSadb({ backend: 'userland' }))", opts.sadb);
@@ -150,6 +174,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     this.sadb = (opts.sadb as UserlandSadb | undefined) ?? new UserlandSadb();
     this.#unregisterStats = this.sadb.addStatsSource(() => this.#c);
     this.#keepaliveMs = ka * 1000;
+    this.#tcp = s.encap === 'espintcp';
     this.#onEsp = (esp, rinfo) => {
       // A listener on the transport never throws: whatever a datagram does is counted.
       try {
@@ -173,7 +198,8 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       this.#t.outBytes += len;
     };
     s.on('esp', this.#onEsp);
-    if (this.#keepaliveMs > 0) {
+    // RFC 9329 §6.6: NAT-keepalives SHOULD NOT be sent over TCP.
+    if (this.#keepaliveMs > 0 && !this.#tcp) {
       // A long interval: keepaliveSeconds of 30 days means one keepalive a month, not ~900 a second.
       this.#keepaliveTimer = longInterval(() => this.#keepalives(), this.#keepaliveMs).unref();
     }
@@ -222,6 +248,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       c.OutStateExpired++;
       return 'dropped';
     }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // The SA travels in TCP and this transport is UDP, or the reverse: ESP output fails, as Linux counts it.
+      c.OutStateProtoError++;
+      return 'dropped';
+    }
     let payload: Uint8Array;
     let nh: number;
     if (e.sa.mode === 'tunnel') {
@@ -235,10 +266,21 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       payload = packet.subarray(v.headerLength, v.totalLength);
       nh = v.nextHeader;
     }
-    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet.
-    if (e.transform!.sealedLength(payload.length) + 8 + (e.dstBytes.length === 4 ? 20 : 40) > 65535) {
+    // Refused up front, counted once: an inner packet whose ESP-in-UDP datagram would not fit in an IP packet (over
+    // TCP: whose RFC 9329 frame, Length included, would pass 65535; TCP segments it, so no path-MTU check there).
+    const outerHeaders = this.#tcp ? 2 : (e.dstBytes.length === 4 ? 20 : 40) + 8 + (e.sa.natt?.type === 'espinudp-non-ike' ? 8 : 0);
+    const sealed = e.transform!.sealedLength(payload.length);
+    if (sealed + outerHeaders > 65535) {
       c.OutStateModeError++;
       return 'dropped';
+    }
+    if (this.#outerMtu && !this.#tcp && sealed + outerHeaders > this.#outerMtu && dontFragment(packet, v)) {
+      // Path MTU discovery (as Linux xfrm does): the sender learns the inner MTU from the ICMP error its caller sends.
+      let max = this.#outerMtu - outerHeaders - e.transform!.overhead;
+      while (max > 0 && e.transform!.sealedLength(max) + outerHeaders > this.#outerMtu) max--;
+      this.tooBigMtu = max + (e.sa.mode === 'tunnel' ? 0 : v.headerLength);
+      this.#t.tooBig++;
+      return 'too-big';
     }
     let esp: Buffer;
     try {
@@ -344,6 +386,11 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     }
     if (e.lifetime.dead || !e.usable) {
       c.InStateExpired++;
+      return false;
+    }
+    if ((e.sa.natt?.type === 'espintcp') !== this.#tcp) {
+      // Linux xfrm_input: the SA's encapsulation is not the one the packet came in (XfrmInStateMismatch).
+      c.InStateMismatch++;
       return false;
     }
     const r = e.transform!.open(esp);

@@ -14,7 +14,7 @@ import { compileSelector, type CompiledSelector } from './spd';
  */
 export class UserlandSa {
   readonly key: string;
-  /** The stored SA (our copy; keys non-enumerable). Its src/dst/natt are updated on a new mapping. */
+  /** The stored SA (our copy; keys in key holders). Its src/dst/natt are updated on a new mapping. */
   readonly sa: SecurityAssociation;
   readonly transform: EspTransform | null;
   readonly lifetime: LifetimeTracker;

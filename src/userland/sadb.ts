@@ -19,7 +19,7 @@ import type {
 import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { supportedFromTable } from '../sadb/algorithms';
 import { NattError, NattSystemError, typeError } from '../errors';
-import { boolOption, callbackOption, durationSeconds, intOption, readCallOptions, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationSeconds, intOption, oneOf, readCallOptions, readOptions } from '../core/options';
 import {
   checkGetSpi,
   checkOptionalProtocol,
@@ -31,19 +31,22 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { addressToBytes, bytesToAddress } from '../ip/address';
-import { EspTransform } from '../esp';
+import type { EspTransform } from '../esp';
+import { createEspTransform, type EspCipherChoice } from '../fastpath';
 import { LifetimeTracker, type ExpireKind } from './lifetimes';
 import { PolicyTable, type PolicyEntry } from './spd';
 import { addStats, newStats, type UserlandCounters } from './counters';
 import { UserlandSa } from './sa';
 
 export interface UserlandSadbOptions {
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Seconds an 'acquire' for the same policy and destination is not repeated (Linux: 30). */
   acquireSeconds?: number;
   /** Seconds a larval SA from getSpi() waits for its update before it expires (Linux: 30). */
   larvalSeconds?: number;
+  /** The SAs' ESP cipher: 'auto' (default: the native fast path where available), 'native', or 'node' (node:crypto). */
+  cipher?: EspCipherChoice;
 }
 
 /** Acquires remembered for rate limiting at most (the oldest are forgotten first): one map entry per destination. */
@@ -103,14 +106,16 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
   #revealKeys: boolean;
   #acquireMs: number;
   #larvalSeconds: number;
+  #cipher: EspCipherChoice;
   #closed = false;
 
   constructor(options: UserlandSadbOptions = {}) {
     super();
-    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds'] as const);
+    const o = readOptions(options, ['revealKeys', 'acquireSeconds', 'larvalSeconds', 'cipher'] as const);
     this.#revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
     this.#acquireMs = durationSeconds(o.acquireSeconds, 'acquireSeconds', 0, 30) * 1000;
     this.#larvalSeconds = durationSeconds(o.larvalSeconds, 'larvalSeconds', 0, 30);
+    this.#cipher = oneOf(o.cipher, 'cipher', ['auto', 'native', 'node'] as const, 'auto');
   }
 
   /**
@@ -165,7 +170,8 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
         transform = prev.transform;
         transform.removeAllListeners('expire');
       } else {
-        transform = new EspTransform({
+        transform = createEspTransform({
+          cipher: this.#cipher,
           spi: sa.spi,
           encryption: sa.encryption,
           integrity,

@@ -14,7 +14,7 @@ import type {
   SecurityPolicy,
   SupportedAlgorithms,
 } from '../sadb/types';
-import { hideSaKeys, withoutKeys } from '../sadb/keys';
+import { copyHolder, hideSaKeys, withoutKeys } from '../sadb/keys';
 import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
@@ -31,8 +31,8 @@ import {
   checkSaMatch,
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
-import { IPSEC_PROTO_ANY, NLM_F, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
-import { decode, encode, encodingLength, findAttr, messageTypeNumber, type XfrmMessage } from './codec';
+import { IPSEC_PROTO_ANY, NLM_F, TCP_ENCAP_ESPINTCP, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
+import { decode, encode, encodingLength, findAttr, messageTypeNumber, type XfrmAttribute, type XfrmMessage } from './codec';
 import { XfrmDecodeError } from './errors';
 import {
   dirName,
@@ -65,7 +65,7 @@ export const DEFAULT_GROUPS = [XFRMNLGRP.ACQUIRE, XFRMNLGRP.EXPIRE, XFRMNLGRP.SA
 export type XfrmTransport = KernelSocket;
 
 export interface XfrmOptions {
-  /** Include key material in `'add'` events (default false). */
+  /** Put key bytes in `'add'` (and PF_KEY/XFRM `'message'`) events, in key holders: readable as `.key`, never printed (default false: removed). */
   revealKeys?: boolean;
   /** Default per-request timeout in ms (default 5000). */
   timeout?: number;
@@ -109,6 +109,26 @@ function checkOptions(options: unknown = {}): XfrmOptions {
   };
 }
 
+/** Attributes with every algorithm key removed (the holders keep name and length, `key` reads 0 bytes). */
+function redactedAttrs(attrs: XfrmAttribute[]): XfrmAttribute[] {
+  return attrs.map((a) => ('key' in a ? copyHolder(a, false) : a.kind === 'nested' ? { ...a, attrs: redactedAttrs(a.attrs) } : a));
+}
+
+/**
+ * An NLMSG_ERROR that answers no request waiting (a late answer) without the request the kernel echoes after its
+ * errno: that is our own request's bytes (a NEWSA's keys among them), which no event carries, revealKeys or not.
+ */
+function withoutEcho(m: XfrmMessage): XfrmMessage {
+  return m.type === 'error' ? { ...m, data: new Uint8Array(0) } : m;
+}
+
+/** A message as 'message' events carry it without revealKeys: no algorithm key bytes, no echoed request. */
+function redacted(m: XfrmMessage): XfrmMessage {
+  if (m.type === 'error') return withoutEcho(m);
+  if ('attrs' in m && Array.isArray(m.attrs)) return { ...m, attrs: redactedAttrs(m.attrs) } as XfrmMessage;
+  return m;
+}
+
 /** The SA database over XFRM netlink. Open with `Xfrm.open()` or `openSadb({ backend: 'xfrm' })`. */
 export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   readonly backend = 'xfrm' as const;
@@ -127,11 +147,9 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     const factory: KernelSocketFactory =
       opts.transport ??
       ((onMessage, onError, onWritable) => openMessageSocket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM, onMessage, onError, onWritable));
-    const k = openKernelTransport(
-      factory,
-      (msg) => this.#onMessage(msg),
-      (err) => this.#onSocketError(err),
-    );
+    // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
+    // closed (while a request is outstanding it is held: src/kernel/socket.ts).
+    const k = openKernelTransport(factory, this, Xfrm.#deliver, Xfrm.#deliverError);
     this.#sock = k.socket;
     this.#req = new RequestLayer<XfrmCtx>({
       transport: k.transport,
@@ -195,6 +213,14 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       if (e instanceof KernelReplyError) throw new KernelReplyError(-(e.errno ?? 0), what, xfrmAdvice(e.code, what, detail));
       throw e;
     }
+  }
+
+  static #deliver(x: Xfrm, buf: Buffer): void {
+    x.#onMessage(buf);
+  }
+
+  static #deliverError(x: Xfrm, err: Error): void {
+    x.#onSocketError(err);
   }
 
   #onMessage(buf: Buffer): void {
@@ -283,7 +309,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
       }
       default:
         // Policy notifications (newpolicy/updpolicy/delpolicy/polexpire), flushes and anything else: decoded.
-        this.emit('message', m);
+        this.emit('message', this.#revealKeys ? withoutEcho(m) : redacted(m));
     }
   }
 
@@ -308,7 +334,8 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   }
 
   #detail(sa: SecurityAssociation): { esp: boolean; encapType?: number } {
-    return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: sa.natt?.type === 'espinudp-non-ike' ? 1 : undefined };
+    const t = sa.natt?.type;
+    return { esp: (sa.protocol ?? 'esp') === 'esp', encapType: t === 'espinudp-non-ike' ? 1 : t === 'espintcp' ? TCP_ENCAP_ESPINTCP : undefined };
   }
 
   async get(input: SaId, opts?: CallOptions): Promise<SecurityAssociation> {
@@ -339,7 +366,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
     await this.#request({ type: 'flushsa', proto, attrs: [] }, -1, opts);
   }
 
-  /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (non-enumerable). */
+  /** Every SA (of `protocol`, or all), as the kernel lists them; keys included (in key holders: readable, never printed). */
   dump(input?: IpsecProtocol, opts?: CallOptions): AsyncIterable<SecurityAssociation> {
     const protocol = checkOptionalProtocol(input);
     const proto = protocol === undefined ? undefined : protoNumber(protocol);

@@ -12,6 +12,7 @@
 import { XfrmDecodeError } from './errors';
 import { rangeError, typeError } from '../errors';
 import { readingCallerValue } from '../core/options';
+import { hideKey } from '../sadb/keys';
 import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord } from '../core/cursor';
 import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
 import {
@@ -58,7 +59,7 @@ const fail = (offset: number, rule: string): Error => new XfrmDecodeError(offset
 
 // ---- attributes ----
 
-/** An algorithm attribute's key is non-enumerable: util.inspect and JSON never show it. */
+/** A decoded algorithm attribute's key sits in a key holder: readable as `key`, never printed (src/sadb/keys.ts). */
 interface AlgBase {
   name: string;
   /** Key length in bits, as the kernel counts it (may be less than key.length * 8 only if the kernel says so). */
@@ -160,9 +161,9 @@ for (const [t, k] of Object.entries(u32Kinds)) kindNumbers[k] = Number(t);
 /** Attribute kind → number; a Map, so that no inherited name ('constructor', 'toString') is taken for a kind. */
 const kindToType = new Map(Object.entries(kindNumbers));
 
+/** A decoded algorithm attribute is a key holder: `a.key` reads the bytes, nothing prints them (src/sadb/keys.ts). */
 function hideAlgKey<T extends { key: Uint8Array }>(a: T): T {
-  Object.defineProperty(a, 'key', { value: a.key, enumerable: false, writable: true, configurable: true });
-  return a;
+  return hideKey(a);
 }
 
 /**

@@ -2,28 +2,9 @@
 
 import { typeError } from '../errors';
 
-/** netlink message header flags. */
-export const NLM_F = {
-  REQUEST: 0x1,
-  MULTI: 0x2,
-  ACK: 0x4,
-  ECHO: 0x8,
-  DUMP_INTR: 0x10,
-  DUMP_FILTERED: 0x20,
-  ROOT: 0x100,
-  MATCH: 0x200,
-  ATOMIC: 0x400,
-  DUMP: 0x300,
-  REPLACE: 0x100,
-  EXCL: 0x200,
-  CREATE: 0x400,
-  APPEND: 0x800,
-  CAPPED: 0x100,
-  ACK_TLVS: 0x200,
-} as const;
-
-/** Control message types (below 16). */
-export const NLMSG = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
+// Netlink's own numbers are shared with every netlink codec (src/kernel/netlink.ts).
+export { NLM_F, NLMSG } from '../kernel/netlink';
+import { NLMSG } from '../kernel/netlink';
 
 /** XFRM message types (nlmsg_type). */
 export const XFRM_MSG = {
@@ -94,6 +75,9 @@ export const XFRMA = {
   SA_PCPU: 35,
 } as const;
 
+/** XFRMA_SA_DIR values (Linux >= 6.10): which way an SA carries packets. */
+export const XFRM_SA_DIR = { IN: 1, OUT: 2 } as const;
+
 /** Attributes of XFRM_MSG_NEWSADINFO (their own number space). */
 export const XFRMA_SAD = { UNSPEC: 0, CNT: 1, HINFO: 2 } as const;
 
@@ -139,6 +123,8 @@ export const IPSEC_PROTO_ANY = 255;
 
 export const UDP_ENCAP_ESPINUDP_NON_IKE = 1;
 export const UDP_ENCAP_ESPINUDP = 2;
+/** include/uapi/linux/udp.h: ESP in TCP (RFC 8229 / 9329), the kernel's espintcp (Linux >= 5.6, CONFIG_INET_ESPINTCP). */
+export const TCP_ENCAP_ESPINTCP = 7;
 
 /** Fixed sizes of the uapi structures as laid out on x86-64 (u64 aligned to 8). */
 export const SIZE = {

@@ -7,6 +7,7 @@ import type {
   LifetimeCurrent,
   PolicyTemplate,
   SaId,
+  SaNattType,
   SecurityAssociation,
   SecurityPolicy,
   TrafficSelector,
@@ -20,11 +21,13 @@ import {
   IPPROTO_AH,
   IPPROTO_COMP,
   IPPROTO_ESP,
+  TCP_ENCAP_ESPINTCP,
   UDP_ENCAP_ESPINUDP,
   UDP_ENCAP_ESPINUDP_NON_IKE,
   XFRM_MODE,
   XFRM_POLICY_ACTION,
   XFRM_POLICY_DIR,
+  XFRM_SA_DIR,
   XFRM_SHARE,
   XFRM_STATE,
 } from './constants';
@@ -214,15 +217,40 @@ export function saIdToStruct(id: SaId): { id: XfrmUsersaId; attrs: XfrmAttribute
   return { id: { daddr: id.dst, spi: u32(id.spi, 'spi'), family, proto: protoNumber(id.protocol) }, attrs };
 }
 
+/** natt.type → xfrm_encap_tmpl.encap_type. */
+const ENCAP_TYPES: Readonly<Record<SaNattType, number>> = {
+  espinudp: UDP_ENCAP_ESPINUDP,
+  'espinudp-non-ike': UDP_ENCAP_ESPINUDP_NON_IKE,
+  espintcp: TCP_ENCAP_ESPINTCP,
+};
+
+/**
+ * xfrm_encap_tmpl.encap_type → natt.type. A type natt has no name for comes back as `'encap-<n>'` (as unknown
+ * algorithm names come back raw), never silently as another encapsulation.
+ */
+export function encapTypeName(t: number): SaNattType {
+  if (t === UDP_ENCAP_ESPINUDP) return 'espinudp';
+  if (t === UDP_ENCAP_ESPINUDP_NON_IKE) return 'espinudp-non-ike';
+  if (t === TCP_ENCAP_ESPINTCP) return 'espintcp';
+  return `encap-${t}` as SaNattType;
+}
+
 /** A model SA → usersa_info and its attributes (algorithms, encap, ESN replay state). Validates every field. */
 export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs: XfrmAttribute[] } {
   if (sa === null || typeof sa !== 'object') throw typeError('sa', 'an SA object', sa);
   const family = familyOf(sa.dst, 'dst');
   if (familyOf(sa.src, 'src') !== family) throw typeError('src', 'an address of the same family as dst', sa.src);
   const proto = protoNumber(sa.protocol);
-  const replayWindow = sa.replayWindow ?? 32;
+  // An SA that sends NAT keepalives is outbound: Linux >= 6.10 takes the interval only on an SA marked so
+  // (XFRMA_SA_DIR out), and refuses a replay window on one. Older kernels ignore both attributes.
+  const keepalive = sa.natt?.keepaliveInterval;
+  const outbound = typeof keepalive === 'number' && keepalive > 0;
+  const replayWindow = sa.replayWindow ?? (outbound ? 0 : 32);
   if (!Number.isInteger(replayWindow) || replayWindow < 0 || replayWindow > (sa.esn ? 4096 : 255)) {
     throw rangeError('replayWindow', sa.esn ? 'an integer 0..4096' : 'an integer 0..255 (more needs esn)', replayWindow);
+  }
+  if (outbound && replayWindow !== 0) {
+    throw rangeError('replayWindow', '0 with natt.keepaliveInterval (an outbound SA: the kernel refuses a replay window there)', replayWindow);
   }
   const attrs: XfrmAttribute[] = [];
   if (sa.encryption) {
@@ -248,20 +276,20 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   if (sa.natt) {
     const n = sa.natt;
     if (n === null || typeof n !== 'object') throw typeError('natt', 'an object', n);
-    const encapType =
-      n.type === 'espinudp' ? UDP_ENCAP_ESPINUDP : n.type === 'espinudp-non-ike' ? UDP_ENCAP_ESPINUDP_NON_IKE : -1;
-    if (encapType < 0) throw typeError('natt.type', "'espinudp' or 'espinudp-non-ike'", n.type);
+    const encapType = ENCAP_TYPES[n.type as SaNattType] ?? -1;
+    if (encapType < 0) throw typeError('natt.type', "'espinudp', 'espinudp-non-ike' or 'espintcp'", n.type);
     const oa = n.oa?.initiator ?? n.oa?.responder ?? '';
     if (oa) familyOf(oa, 'natt.oa');
     attrs.push({ kind: 'encap', encapType, sport: port(n.sport, 'natt.sport'), dport: port(n.dport, 'natt.dport'), oa });
     if (n.keepaliveInterval !== undefined) {
       attrs.push({ kind: 'natKeepaliveInterval', value: u32(n.keepaliveInterval, 'natt.keepaliveInterval') });
+      if (outbound) attrs.push({ kind: 'saDir', value: XFRM_SA_DIR.OUT });
     }
   }
   let flags = 0;
   if (sa.esn) {
     flags |= XFRM_STATE.ESN;
-    const words = Math.max(1, Math.ceil(replayWindow / 32));
+    const words = outbound ? 0 : Math.max(1, Math.ceil(replayWindow / 32)); // an outbound SA: no bitmap
     attrs.push({
       kind: 'replayEsnVal',
       oseq: 0,
@@ -292,7 +320,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
   };
 }
 
-/** usersa_info + attributes → a model SA, keys hidden (non-enumerable). */
+/** usersa_info + attributes → a model SA, its keys in key holders (src/sadb/keys.ts). */
 export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]): SecurityAssociation {
   const sa: SecurityAssociation = {
     src: info.saddr,
@@ -321,7 +349,7 @@ export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]
   const encap = findAttr(attrs, 'encap');
   if (encap) {
     sa.natt = {
-      type: encap.encapType === UDP_ENCAP_ESPINUDP_NON_IKE ? 'espinudp-non-ike' : 'espinudp',
+      type: encapTypeName(encap.encapType),
       sport: encap.sport,
       dport: encap.dport,
     };

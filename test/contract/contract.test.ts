@@ -1,4 +1,4 @@
-// The Sadb contract on this host: userland always; xfrm and pfkey where the kernel allows (skipped with the reason).
+// The Sadb contract on this host: userland and daemon always; xfrm and pfkey where the kernel allows (skipped with the reason).
 
 import { defineAllContracts } from './backends';
 

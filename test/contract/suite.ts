@@ -1,4 +1,4 @@
-// The Sadb contract: one suite of application-level behaviour that every backend (pfkey, xfrm, userland) must pass.
+// The Sadb contract: one suite of application-level behaviour that every backend (pfkey, xfrm, userland, daemon) must pass.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
@@ -12,6 +12,8 @@ export interface ContractOptions {
   /** Addresses the SAs use (the kernel ones need addresses, not necessarily local). */
   local?: string;
   remote?: string;
+  /** Run after the suite closed the Sadb (e.g. stop the daemon the client talked to). */
+  teardown?: () => Promise<void>;
 }
 
 /** Define the contract suite for one backend. `open` gives a fresh Sadb; the suite closes it. */
@@ -29,6 +31,7 @@ export function defineSadbContract(name: string, open: () => Promise<Sadb>, opts
       await db?.flush().catch(() => undefined);
       await db?.spdFlush().catch(() => undefined);
       await db?.close();
+      await opts.teardown?.();
     });
     beforeEach(async () => {
       await db.flush();

@@ -5,17 +5,7 @@ import { reportFuzz } from '../lib/fuzz-report';
 import { describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
 import { SUITES } from './suites';
-
-/** A small deterministic PRNG (xorshift32) so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
+import { rng } from '../lib/rng';
 
 const TOTAL = fuzzRuns(100_000);
 

@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { natd } from '../../src/ike';
 import { have, natTopology, natUnavailable, sh } from '../lib/nat-topology';
+import { CHARON_CONF } from '../lib/charon';
 
 function probe(): string {
   const nat = natUnavailable();
@@ -61,7 +63,7 @@ async function capture(capNs: string, iface: string, host: string): Promise<Capt
     });
   });
   const charonLog: string[] = [];
-  const ch = spawn('ip', ['netns', 'exec', NS.c, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u']);
+  const ch = spawn('ip', ['netns', 'exec', NS.c, 'env', `STRONGSWAN_CONF=${CHARON_CONF}`, 'charon-cmd', '--host', host, '--identity', 'client', '--profile', 'ikev2-eap', '--eap-identity', 'u']);
   createInterface({ input: ch.stdout }).on('line', (l) => charonLog.push(l));
   createInterface({ input: ch.stderr }).on('line', (l) => charonLog.push(l));
   try {

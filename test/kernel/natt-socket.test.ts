@@ -8,8 +8,14 @@ import { buildUdpPacket } from '../../src/ip/packet';
 import type { SecurityAssociation } from '../../src/sadb/types';
 import { kernelEspMissing, flushXfrm, nextDatagram, nextEvent, saPackets, xfrmStat } from './lib/guest';
 import { installerFor, type Installer } from './lib/install';
+import { adviceFor } from '../../src/native/advice';
+import { NattSystemError } from '../../src/errors';
+import { release } from 'node:os';
 
 const missing = kernelEspMissing();
+const [major, minor] = release().split('.').map(Number);
+/** Linux 6.10 removed UDP_ENCAP_ESPINUDP_NON_IKE (type 1): setsockopt refuses it from then on. */
+const NON_IKE_GONE = major > 6 || (major === 6 && minor >= 10);
 const GUEST = '10.0.2.15';
 
 /** One ESP suite: the keys (the SA model's shape, which EspTransform takes too). */
@@ -96,6 +102,41 @@ function defineTests(installer: Installer): void {
       await new Promise<void>((r) => s.close(() => r()));
     }
   });
+
+  it(
+    `UDP_ENCAP type 1 (non-IKE): ${
+      NON_IKE_GONE
+        ? `kernel ${release()} (>= 6.10) refuses it with ENOPROTOOPT and advice, and 'auto' falls back to userland`
+        : `kernel ${release()} (< 6.10) still takes it: a kernel socket that reads back type 1`
+    }`,
+    async () => {
+      const kernel = createNattSocket({ backend: 'kernel', address: GUEST, port: 0, encap: 'espinudp-non-ike' });
+      if (!NON_IKE_GONE) {
+        const s = await kernel;
+        try {
+          expect(s.kernelEncapType()).toBe(1);
+        } finally {
+          await new Promise<void>((r) => s.close(() => r()));
+        }
+        return;
+      }
+      const err = await kernel.then(
+        (s) => (s.close(), new Error('the kernel took UDP_ENCAP type 1')),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(NattSystemError);
+      expect(err).toMatchObject({ code: 'ENOPROTOOPT', errno: -92, syscall: 'setsockopt' });
+      expect((err as Error).message).toContain(adviceFor('ENOPROTOOPT', 'udp-encap', { encapType: 1 })!);
+      expect((err as Error).message).toMatch(/non-IKE.*6\.10/);
+      const auto = await createNattSocket({ address: GUEST, port: 0, encap: 'espinudp-non-ike' });
+      try {
+        expect(auto.backend).toBe('userland');
+        expect(auto.backendReason).toBe('the kernel refused UDP_ENCAP 1 (ENOPROTOOPT)');
+      } finally {
+        await new Promise<void>((r) => auto.close(() => r()));
+      }
+    },
+  );
 
   for (const suite of suites) {
     it(`${suite.name}: ESP-in-UDP to the socket is decrypted by the kernel and the inner datagram reaches its own socket`, async () => {

@@ -142,8 +142,8 @@ export function withField<T>(v: T, path: Path, value: unknown): T {
   if (path.length === 0) return value as T;
   const [k, ...rest] = path;
   const copy = (Array.isArray(v) ? [...v] : { ...(v as object) }) as Record<string | number, unknown>;
-  // A key field of a decoded extension is non-enumerable: carry it over.
-  if (!Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, 'key') && !('key' in copy)) copy.key = (v as { key: unknown }).key;
+  // A decoded key extension is a key holder (its key is no own property, so the spread dropped it): carry it over.
+  if (!Array.isArray(v) && v !== null && typeof v === 'object' && 'key' in v && !('key' in copy)) copy.key = (v as { key: unknown }).key;
   if (rest.length === 0 && value === ABSENT) delete copy[k];
   else copy[k] = withField((v as Record<string | number, unknown>)[k], rest, value);
   return copy as T;

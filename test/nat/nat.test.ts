@@ -1,14 +1,13 @@
 // Through a real NAT: client, router (nftables masquerade) and server namespaces; traffic both ways, then the mapping moves.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { buildUdpPacket, l4ChecksumOk } from '../../src/ip/packet';
 import { natTopology, natUnavailable, sh } from '../lib/nat-topology';
+import { ensureDist } from '../lib/dist';
+import { Endpoint as NsEndpoint } from '../lib/ns-endpoint';
 
-const ROOT = join(__dirname, '..', '..');
 const why = natUnavailable();
 
 const tag = `${process.pid % 10000}`;
@@ -36,51 +35,10 @@ function setup(): void {
   execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('20000-20099') });
 }
 
-interface Msg {
-  ev: string;
-  [k: string]: unknown;
-}
-
-/** A child endpoint: JSON lines in and out. */
-class Endpoint {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly msgs: Msg[] = [];
-  readonly stderr: string[] = [];
-  #waiters: Array<() => void> = [];
+/** A NAT test endpoint (test/nat/endpoint.js) in namespace `ns`. */
+class Endpoint extends NsEndpoint {
   constructor(ns: string, cfg: unknown) {
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, join(__dirname, 'endpoint.js'), JSON.stringify(cfg)]);
-    createInterface({ input: this.proc.stdout }).on('line', (l) => {
-      try {
-        this.msgs.push(JSON.parse(l) as Msg);
-      } catch {
-        this.stderr.push(l);
-      }
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.proc.stderr.on('data', (d) => this.stderr.push(String(d)));
-  }
-  /** Resolve with the first message (from index `from`) matching `pred`; bounded. */
-  async wait(pred: (m: Msg) => boolean, from = 0, ms = 10_000): Promise<Msg> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const m = this.msgs.slice(from).find(pred);
-      if (m) return m;
-      if (Date.now() > end) throw new Error(`endpoint: nothing matched; saw ${JSON.stringify(this.msgs)} ${this.stderr.join('')}`);
-      await new Promise<void>((res) => {
-        const t = setTimeout(res, 100);
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          res();
-        });
-      });
-    }
-  }
-  cmd(o: unknown): void {
-    this.proc.stdin.write(`${JSON.stringify(o)}\n`);
-  }
-  kill(): void {
-    this.proc.stdin.end();
-    this.proc.kill();
+    super(ns, join(__dirname, 'endpoint.js'), cfg);
   }
 }
 
@@ -124,13 +82,7 @@ describe.skipIf(!!why)(`through a real NAT (three namespaces, nftables masquerad
   let server2: Endpoint | undefined;
 
   beforeAll(() => {
-    // The endpoints are plain JS over dist/: compile when dist is older than the engine's sources.
-    const src = join(ROOT, 'src', 'userland', 'engine.ts');
-    const out = join(ROOT, 'dist', 'userland', 'engine.js');
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'ignore' });
-    }
-    if (!existsSync(out)) throw new Error('dist/ is missing: run npm run compile');
+    ensureDist(); // the endpoints are plain JS over dist/
     process.once('exit', teardown); // even if vitest dies between here and afterAll
     setup();
   }, 120_000);

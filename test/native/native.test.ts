@@ -169,6 +169,41 @@ describe.skipIf(!native || process.platform !== 'linux')(`MessageSocket on netli
     expect(await w.terminate()).toBe(1);
   });
 
+  it('a worker whose sockets were dropped (some collected, some not yet) and that then exits, exits cleanly', async () => {
+    // Sockets are not kept alive by themselves (D17): collected ones are closed by their destructor; the rest are
+    // closed at env teardown, through the same worker-safe PollHandle path.
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      require('node:v8').setFlagsFromString('--expose-gc');
+      const collect = require('node:vm').runInNewContext('gc');
+      const fs = require('node:fs');
+      const addon = require(workerData.file);
+      const c = addon.constants;
+      const open = () => { for (let i = 0; i < 40; i++) new addon.MessageSocket(c.AF_NETLINK, c.SOCK_RAW, 0, () => {}, () => {}); };
+      const base = fs.readdirSync('/proc/self/fd').length;
+      open();
+      const opened = fs.readdirSync('/proc/self/fd').length;
+      collect();
+      setTimeout(() => {
+        collect();
+        setTimeout(() => {
+          const after = fs.readdirSync('/proc/self/fd').length;
+          open(); // dropped, not collected yet: the worker exits with them pending
+          parentPort.postMessage({ base, opened, after });
+        }, 20);
+      }, 20);`;
+    for (let round = 0; round < 3; round++) {
+      const w = new Worker(code, { eval: true, workerData: { file: path.resolve(nativeStatus().path!) } });
+      const r = await new Promise<{ base: number; opened: number; after: number }>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      expect(r.opened).toBe(r.base + 40);
+      expect(r.after).toBe(r.base);
+      expect(await w.terminate()).toBe(1);
+    }
+  });
+
   it('a throwing onMessage becomes an uncaughtException, as in any Node callback', () => {
     const script = `
       const addon = require(process.argv[1]);

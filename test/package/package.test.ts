@@ -5,28 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DIST as dist, ROOT as root, ensureDist } from '../lib/dist';
 
-const root = path.join(__dirname, '..', '..');
-const dist = path.join(root, 'dist');
-
-/** Newest mtime of the .ts files under a folder. */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newest(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-// `npm test` compiles first; when run alone, or when src/ changed since, compile here (tsc still emits on type errors).
-beforeAll(() => {
-  const mjs = path.join(dist, 'index.mjs');
-  if (fs.existsSync(mjs) && fs.statSync(mjs).mtimeMs >= newest(path.join(root, 'src'))) return;
-  spawnSync('npm', ['run', '-s', 'compile'], { cwd: root, stdio: 'ignore', timeout: 120_000 });
-  expect(fs.existsSync(mjs)).toBe(true);
-}, 150_000);
+// `npm test` compiles first; when run alone, or when src/ changed since, compile here.
+beforeAll(ensureDist, 150_000);
 
 function node(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   return spawnSync(process.execPath, args, { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: 30_000 });
@@ -46,12 +28,18 @@ const API = [
   'NattError', 'NattSystemError', 'KernelReplyError', 'NattTimeoutError', 'NattUnsupportedError', 'errnoName', 'errnoNumber',
   'hideKey', 'hideSaKeys', 'withoutKeys', 'EspTransform', 'ReplayWindow', 'UserlandEngine', 'UserlandSadb', 'formatStats',
   'Xfrm', 'XfrmDecodeError', 'probeXfrm', 'PfKey', 'PfKeyDecodeError', 'EspSequenceExhaustedError',
+  'createTun', 'Tun', 'Rtnetlink', 'RtnetlinkDecodeError', 'createTunnel', 'Tunnel',
   'parseSetkey', 'applySetkey', 'formatSadDump', 'formatSpdDump', 'toSetkey', 'SetkeyParseError', 'SetkeyUnsupportedError',
+  'EspBatch', 'createEspTransform', 'nativeCipherStatus',
+  'listenNattTcp', 'connectNattTcp', 'NattTcpListener', 'NattTcpClient', 'NattTcpConnection', 'FrameDecoder', 'encodeFrame', 'streamPrefix', 'espInTcpSupport',
+  'createIkeSockets', 'IkeSockets', 'decideFloat', 'natdPayloads',
 ];
 /** The runtime exports that are not functions: codec namespaces and constants. */
 const VALUES: Record<string, string> = {
-  pfkey: 'object', xfrm: 'object', natd: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
+  pfkey: 'object', xfrm: 'object', natd: 'object', rtnetlink: 'object', TCP_CLOSE_REASONS: 'object', LISTENER_DEFAULTS: 'object', CLIENT_DEFAULTS: 'object', ESP_DROP_REASONS: 'object', XFRM_STAT_NAMES: 'object',
   REPLAY_TOO_OLD: 'number', REPLAY_REPLAYED: 'number', MAX_REPLAY_WINDOW: 'number',
+  ESP_DESC_WORDS: 'number', ESP_META_WORDS: 'number', ESP_BATCH_OK: 'number', ESP_BATCH_SEQ_EXHAUSTED: 'number',
+  ESP_BATCH_DROP: 'number', MAX_ESP_BATCH: 'number',
 };
 const EXPECTED: Record<string, string> = Object.fromEntries([...API.map((k) => [k, 'function']), ...Object.entries(VALUES)].sort());
 const typesOf = 'Object.fromEntries(Object.keys(n).filter((k) => k !== "default" && k !== "__esModule").sort().map((k) => [k, typeof n[k]]))';
@@ -127,6 +115,30 @@ describe('the addon loader (dist/native/binding.js)', () => {
         expect(r.s.loaded).toBe(true);
         expect(r.s.path).toBe(path.join(fs.realpathSync(dir), 'prebuilds', `${process.platform}-${process.arch}`, 'natt.node'));
         expect(r.e).toBeUndefined();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(!haveBuild)(
+    `a prebuild and a local build: the newer file loads, so a stale prebuild never shadows a fresh build/ (nor the reverse)${haveBuild ? '' : ' (skipped: no build/Release/natt.node)'}`,
+    () => {
+      const dir = bare('natt.node');
+      try {
+        const real = fs.realpathSync(dir);
+        const pre = path.join(real, 'prebuilds', `${process.platform}-${process.arch}`, 'natt.node');
+        const local = path.join(real, 'build', 'Release', 'natt.node');
+        fs.mkdirSync(path.dirname(local), { recursive: true });
+        fs.copyFileSync(built, local);
+        const old = new Date(Date.now() - 3600_000);
+        fs.utimesSync(pre, old, old);
+        expect(JSON.parse(node(['-e', status], { cwd: dir }).stdout).s).toEqual({ loaded: true, path: local });
+        fs.utimesSync(local, new Date(Date.now() - 7200_000), new Date(Date.now() - 7200_000));
+        expect(JSON.parse(node(['-e', status], { cwd: dir }).stdout).s).toEqual({ loaded: true, path: pre });
+        // The newer one does not load (not an addon): the other is the fallback.
+        fs.writeFileSync(pre, 'not an ELF file');
+        expect(JSON.parse(node(['-e', status], { cwd: dir }).stdout).s).toEqual({ loaded: true, path: local });
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

@@ -130,7 +130,7 @@ describe('PfKey over a scripted transport', () => {
     t.deliver(encode(reply(req.seq!, PID, 0x1234), L));
     const sa = await call;
     expect(sa).toMatchObject({ spi: 0x1234, dst: '192.0.2.1', natt: { sport: 4500 } });
-    expect(Buffer.from(sa.encryption!.key)).toEqual(secret); // get returns keys, not enumerable
+    expect(Buffer.from(sa.encryption!.key)).toEqual(secret); // get returns keys, in key holders
     expect(inspect(sa, { depth: 5 })).not.toMatch(/5ec2|94, 194/);
     expect(p.stats().pending).toBe(0);
     await p.close();

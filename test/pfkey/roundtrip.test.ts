@@ -177,7 +177,7 @@ function messageArb(d: Dialect): fc.Arbitrary<PfKeyMessage> {
     });
 }
 
-/** Keys are non-enumerable on decoded extensions: make them visible for comparison. */
+/** Decoded key extensions are key holders: make them visible for comparison. */
 function plain(m: PfKeyMessage): PfKeyMessage {
   return { ...m, extensions: m.extensions.map((e) => (e.name === 'keyAuth' || e.name === 'keyEncrypt' ? { ...e, key: e.key } : e)) };
 }

@@ -213,7 +213,7 @@ async function contents(db: UserlandSadb): Promise<{ sas: SecurityAssociation[];
   return { sas, policies };
 }
 
-/** An SA as a comparable plain object, keys as hex (the stored ones are non-enumerable). */
+/** An SA as a comparable plain object, keys as hex (the stored ones sit in key holders). */
 function plainSa(sa: SecurityAssociation): Record<string, unknown> {
   const hex = (k?: Uint8Array): string | undefined => (k ? Buffer.from(k).toString('hex') : undefined);
   return {

@@ -129,9 +129,12 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(findAttr(m.attrs, 'encap')).toEqual({ kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '10.9.9.9' });
     expect(findAttr(m.attrs, 'saExtraFlags')).toEqual({ kind: 'saExtraFlags', value: 1 });
     expect(encode(m).equals(f.b)).toBe(true);
-    // Key bytes never show in inspect or JSON.
+    // Key bytes never show in inspect (any mode) or JSON: the attribute is a key holder.
     expect(inspect(m, { depth: 10 })).not.toContain('0c0d0e0f');
-    expect(JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toMatch(/"key"/);
+    expect(inspect(m, { depth: Infinity, showHidden: true, getters: true, customInspect: false })).not.toMatch(/0c0d0e0f|12, 13, 14/);
+    const json = JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+    expect(json).not.toMatch(/12,13,14/);
+    expect(json).toContain('"key":"[hidden 20 bytes]"');
   });
 
   it('XFRM_MSG_MAPPING (xfrm_user_mapping, 64 bytes)', () => {
@@ -341,13 +344,25 @@ describe('XFRM codec: hand-written fixtures', () => {
     expect(encode(m).equals(f.b)).toBe(true);
     const sa = structToSa(m.sa, m.attrs);
     expect(sa.natt).toEqual({ type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 });
-    // And back: saToStruct emits the attribute right after the encap template, with the same bytes.
-    const { attrs } = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } });
+    // And back: saToStruct emits the attribute right after the encap template, with the same bytes, then marks the
+    // SA outbound (XFRMA_SA_DIR 2: Linux >= 6.10 takes the interval only there) with no replay window.
+    const out = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } });
+    const { attrs } = out;
     expect(attrs).toEqual([
       { kind: 'encap', encapType: 2, sport: 4500, dport: 4500, oa: '' },
       { kind: 'natKeepaliveInterval', value: 20 },
+      { kind: 'saDir', value: 2 },
     ]);
-    expect(encode({ ...m, attrs }).equals(f.b)).toBe(true);
+    expect(out.sa.replayWindow).toBe(0);
+    expect(encode({ ...m, attrs: attrs.slice(0, 2) }).equals(f.b)).toBe(true);
+    const wire = encode({ ...m, attrs });
+    expect([wire.readUInt16LE(len), wire.readUInt16LE(len + 2), wire[len + 4]]).toEqual([5, 33, 2]); // XFRMA_SA_DIR, u8 2
+    expect(() =>
+      saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, replayWindow: 32, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 20 } }),
+    ).toThrow(/"replayWindow" must be 0 with natt\.keepaliveInterval/);
+    const zero = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500, keepaliveInterval: 0 } });
+    expect(zero.attrs.map((x) => x.kind)).toEqual(['encap', 'natKeepaliveInterval']);
+    expect(zero.sa.replayWindow).toBe(32);
     const without = saToStruct({ src: '192.0.2.1', dst: '192.0.2.2', spi: 1, natt: { type: 'espinudp', sport: 4500, dport: 4500 } });
     expect(without.attrs.map((x) => x.kind)).toEqual(['encap']);
     expect(structToSa(m.sa, [m.attrs[0]]).natt).not.toHaveProperty('keepaliveInterval');
@@ -683,7 +698,7 @@ const message: fc.Arbitrary<XfrmMessage> = fc.oneof(
   fc.record({ type: fc.constant('done' as const), ...hdr, data: fc.array(u32, { maxLength: 4 }).map((a) => new Uint8Array(Uint32Array.from(a).buffer)) }),
 );
 
-/** A deep copy where hidden (non-enumerable) `key` fields become ordinary ones, so toEqual compares them. */
+/** A deep copy where key holders become ordinary ones, so toEqual compares them. */
 function withKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withKeys);
   if (v instanceof Uint8Array || v === null || typeof v !== 'object') return v;

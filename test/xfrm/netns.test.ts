@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNative } from '../../src/native/binding';
+import { bundleDriver } from '../lib/bundle';
 
 function why(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
@@ -28,17 +29,7 @@ describe.skipIf(skip !== undefined)(`Xfrm on this host's kernel, in a fresh netn
   let r: Record<string, Step> = {};
 
   beforeAll(async () => {
-    const { buildSync } = await import('esbuild');
-    const out = path.join(dir, 'driver.js');
-    buildSync({
-      entryPoints: [path.join(__dirname, 'netns-driver.ts')],
-      bundle: true,
-      platform: 'node',
-      outfile: out,
-      logLevel: 'error',
-      // The addon loader finds the package root from its own directory.
-      define: { __dirname: JSON.stringify(path.resolve(__dirname, '../../src/native')) },
-    });
+    const out = await bundleDriver(path.join(__dirname, 'netns-driver.ts'), path.join(dir, 'driver.js'));
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     // A veth pair for the ACQUIRE test: traffic over loopback never meets XFRM policies.

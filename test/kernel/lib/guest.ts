@@ -83,3 +83,25 @@ export function xfrmStat(): Record<string, number> {
   }
   return out;
 }
+
+/** Local UDP ports some socket of this host holds (IPv4 and IPv6), from /proc/net/udp{,6}. */
+export function udpPortsInUse(): Set<number> {
+  const ports = new Set<number>();
+  for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local) ports.add(parseInt(local.split(':').pop()!, 16));
+    }
+  }
+  return ports;
+}
+
+/** Resolve once `cond()` holds (polled), or reject after `ms` with `what` (bounds a hang; not a timing assertion). */
+export async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what()} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -28,6 +28,26 @@ export interface PeerPacket {
   udp: { src: string; sport: number; dst: string; dport: number; checksum: number; data: string } | null;
 }
 
+/** What test/tunnel/tcp-peer.js prints when done: bytes and SHA-256 of each direction. */
+export interface TcpResult {
+  sent: number;
+  sentHash: string;
+  received: number;
+  receivedHash: string;
+}
+
+export interface TunnelDown {
+  code: number | null;
+  signal: string | null;
+  lines: string[];
+  /** From SIGTERM to the exit, on the host. */
+  ms: number;
+  /** The interface names of the host namespace after the exit, and its routes (`ip route show`). */
+  links: string[];
+  routes: string;
+  name: string;
+}
+
 /** One control connection = one session on the peer (its own NattSocket and UserlandEngine). */
 export class PeerClient {
   #sock: net.Socket;
@@ -108,8 +128,48 @@ export class PeerClient {
     return this.call('nextIke', { timeoutMs });
   }
 
-  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
+  /** The next NAT-keepalive (one 0xFF byte) the host's NattSocket received, as the host saw its source; `at` in ms. */
+  nextKeepalive(timeoutMs = 10_000): Promise<{ rinfo: { address: string; port: number }; at: number }> {
+    return this.call('nextKeepalive', { timeoutMs });
+  }
+
+  state(): Promise<{ stats: Record<string, number>; traffic: Record<string, number>; socket: { keepalive: number }; mappings: Array<{ spi: number; old: { address: string; port: number }; new: { address: string; port: number } }> }> {
     return this.call('state');
+  }
+
+  /** Why the host cannot run the tunnel daemon (not root, no TUN, no network namespace of the run's own), or null. */
+  tunnelCheck(): Promise<{ missing: string | null; netns: string | null }> {
+    return this.call('tunnelCheck');
+  }
+
+  /** Start `natt tunnel up` on the host with this configuration (keys as hex); resolves once it logged 'tunnel up'. */
+  tunnelUp(config: Record<string, unknown>): Promise<{ lines: string[] }> {
+    return this.call('tunnelUp', { config });
+  }
+
+  /** The daemon's log so far. */
+  tunnelLog(): Promise<{ lines: string[]; exited: boolean }> {
+    return this.call('tunnelLog');
+  }
+
+  /** SIGTERM to the daemon: its exit, its whole log, and the host namespace's links and routes afterwards. */
+  tunnelDown(timeoutMs = 15_000): Promise<TunnelDown> {
+    return this.call('tunnelDown', { timeoutMs });
+  }
+
+  /** ping from the host's namespace (through the daemon's TUN when `dst` is behind it). */
+  ping(dst: string, count = 3): Promise<{ status: number | null; out: string }> {
+    return this.call('ping', { dst, count });
+  }
+
+  /** A test/tunnel/tcp-peer.js endpoint on the host ('server' resolves once it listens); its number for tcpResult. */
+  tcpStart(role: 'server' | 'client', address: string, port: number, bytes: number): Promise<{ endpoint: number }> {
+    return this.call(role === 'server' ? 'tcpServer' : 'tcpClient', { address, port, bytes });
+  }
+
+  /** That endpoint's result line and how long it ran on the host. */
+  tcpResult(endpoint: number, timeoutMs = 120_000): Promise<{ result: TcpResult; ms: number }> {
+    return this.call('tcpResult', { endpoint, timeoutMs });
   }
 
   close(): void {

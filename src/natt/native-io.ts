@@ -1,0 +1,394 @@
+// NativeIo: the addon's UdpSocket under a NattSocket: the receive slab and records, address caches, the EAGAIN queue.
+
+import { NattError, NattSystemError, errnoName, errnoNumber } from '../errors';
+import { bytesToAddress } from '../ip/address';
+import { ifNameToIndex, openUdpSocket } from '../native/binding';
+import { withAdvice } from '../native/advice';
+import { UDP_FLAG_LOCAL_KNOWN, UDP_FLAG_TRUNCATED, UDP_RECORD_BYTES, type NativeUdpSocket } from '../native/types';
+import type { EspBatch, RemoteInfo } from '../transport';
+
+/** Datagrams per readable wake, and the bytes of each slot: any UDP payload fits, so nothing is ever cut. */
+export const RECV_SLOTS = 16;
+export const RECV_SLOT_SIZE = 65536;
+/** Datagrams that wait for the socket to drain after EAGAIN, at most; beyond, a send fails (counted, reported). */
+export const MAX_SEND_QUEUE = 1024;
+/** Sends per sendmmsg batch slab (sendBatch): its bytes and entries. */
+const BATCH_BYTES = 256 * 1024;
+const BATCH_ENTRIES = 64;
+/** Distinct destination / source address texts whose bytes are remembered (then the cache starts over). */
+const MAX_ADDRESS_CACHE = 256;
+/** Received addresses whose text is remembered (direct-mapped by the address bytes). */
+const TEXT_CACHE = 64;
+
+const W = UDP_RECORD_BYTES / 4; // int32 words per record
+
+/** What the owner of a NativeIo hears. */
+export interface IoSink {
+  /** One datagram: `len` bytes of `slab` from `off`; `slot` names its record for remoteInfo(). */
+  datagram(slab: Buffer, off: number, len: number, slot: number, truncated: boolean): void;
+  /** A receive error (the socket stays open). */
+  error(err: Error): void;
+}
+
+/** Called when a send completed: counts and reports. Never throws. */
+export type Completion = (err: Error | null, bytes: number) => void;
+
+interface Queued {
+  a: Uint8Array;
+  b: Uint8Array | null;
+  dst: Uint8Array;
+  port: number;
+  scope: number;
+  src: Uint8Array | null;
+  done: Completion;
+}
+
+/** Address text ↔ bytes for one family: parsed once per distinct text. */
+class AddressBytes {
+  readonly #family: 4 | 6;
+  readonly #bytes = new Map<string, { bytes: Uint8Array; scope: number }>();
+  constructor(family: 4 | 6) {
+    this.#family = family;
+  }
+
+  /** The bytes and scope id of `text` (checked by the caller to be of this family). */
+  get(text: string): { bytes: Uint8Array; scope: number } {
+    let e = this.#bytes.get(text);
+    if (e) return e;
+    if (this.#bytes.size >= MAX_ADDRESS_CACHE) this.#bytes.clear();
+    e = this.#parse(text);
+    this.#bytes.set(text, e);
+    return e;
+  }
+
+  #parse(text: string): { bytes: Uint8Array; scope: number } {
+    if (this.#family === 4) {
+      const p = text.split('.');
+      return { bytes: Uint8Array.of(+p[0], +p[1], +p[2], +p[3]), scope: 0 };
+    }
+    const pct = text.indexOf('%');
+    const base = pct >= 0 ? text.slice(0, pct) : text;
+    let scope = 0;
+    if (pct >= 0) {
+      const zone = text.slice(pct + 1);
+      scope = /^\d+$/.test(zone) ? Number(zone) : ifNameToIndex(zone);
+    }
+    return { bytes: ipv6Bytes(base), scope };
+  }
+}
+
+/** RFC 4291 text (checked by node:net isIP first) → 16 bytes; an embedded IPv4 tail is allowed. */
+function ipv6Bytes(text: string): Uint8Array {
+  const out = new Uint8Array(16);
+  let t = text;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
+  let tail4: number[] | null = null;
+  if (v4) {
+    tail4 = [+v4[1], +v4[2], +v4[3], +v4[4]];
+    t = t.slice(0, v4.index) + '0:0';
+  }
+  const dbl = t.indexOf('::');
+  const head = (dbl >= 0 ? t.slice(0, dbl) : t).split(':').filter((x) => x !== '');
+  const rest = dbl >= 0 ? t.slice(dbl + 2).split(':').filter((x) => x !== '') : [];
+  const groups = [...head, ...new Array<string>(8 - head.length - rest.length).fill('0'), ...rest];
+  for (let i = 0; i < 8; i++) {
+    const g = parseInt(groups[i], 16);
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  }
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+/** Received address bytes → text, remembered in a small direct-mapped cache (no string built per datagram). */
+class AddressText {
+  readonly #keys = new Int32Array(TEXT_CACHE * 5); // 4 address words + scope
+  readonly #text: (string | undefined)[] = new Array<string | undefined>(TEXT_CACHE).fill(undefined);
+
+  /** The text of the address in `words` at word `w` (4 words; the first only for IPv4), with its scope id. */
+  text(words: Int32Array, bytes: Uint8Array, w: number, family: 4 | 6, scope: number): string {
+    const a = words[w];
+    const b = family === 6 ? words[w + 1] : 0;
+    const c = family === 6 ? words[w + 2] : 0;
+    const d = family === 6 ? words[w + 3] : 0;
+    const i = ((a ^ b ^ c ^ d ^ (d >>> 13) ^ (a >>> 7) ^ scope) >>> 0) % TEXT_CACHE;
+    const k = i * 5;
+    const keys = this.#keys;
+    const cached = this.#text[i];
+    if (cached !== undefined && keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d && keys[k + 4] === scope) {
+      return cached;
+    }
+    let t = bytesToAddress(bytes, w * 4, family === 4 ? 4 : 16);
+    if (family === 6 && scope !== 0) t = `${t}%${scope}`;
+    keys[k] = a;
+    keys[k + 1] = b;
+    keys[k + 2] = c;
+    keys[k + 3] = d;
+    keys[k + 4] = scope;
+    this.#text[i] = t;
+    return t;
+  }
+}
+
+/**
+ * The addon's UdpSocket with natt's receive geometry (RECV_SLOTS slots of RECV_SLOT_SIZE bytes) and send rules:
+ * a send the OS takes completes at once; one that meets a full buffer (EAGAIN) waits in a bounded queue, in order,
+ * until the socket is writable; past MAX_SEND_QUEUE it fails (ENOBUFS), counted by its completion.
+ */
+export class NativeIo {
+  readonly family: 4 | 6;
+  readonly localAddressKnown: boolean;
+  readonly #sock: NativeUdpSocket;
+  readonly #slab: Buffer;
+  readonly #meta: Int32Array;
+  readonly #metaBytes: Uint8Array;
+  readonly #sink: IoSink;
+  readonly #dst: AddressBytes;
+  readonly #srcText = new AddressText();
+  readonly #localText = new AddressText();
+  readonly #familyName: 'IPv4' | 'IPv6';
+  readonly #localPort: number;
+  #queue: Queued[] = [];
+  #waiting = false;
+  #closed = false;
+  #batchSlab: Uint8Array | null = null;
+  #batchDesc: Int32Array | null = null;
+  #batchBytes: Uint8Array | null = null;
+  #batchIndex: Int32Array | null = null;
+  /** Sends deferred by EAGAIN (they waited in the queue). */
+  deferred = 0;
+
+  /** Adopt the bound `fd`; on a throw the fd is still the caller's. */
+  constructor(fd: number, family: 4 | 6, localPort: number, sink: IoSink) {
+    this.family = family;
+    this.#familyName = family === 4 ? 'IPv4' : 'IPv6';
+    this.#localPort = localPort;
+    this.#sink = sink;
+    this.#dst = new AddressBytes(family);
+    const ab = new ArrayBuffer(RECV_SLOTS * RECV_SLOT_SIZE);
+    this.#slab = Buffer.from(ab);
+    const mb = new ArrayBuffer(RECV_SLOTS * UDP_RECORD_BYTES);
+    this.#meta = new Int32Array(mb);
+    this.#metaBytes = new Uint8Array(mb);
+    this.#sock = openUdpSocket(
+      fd,
+      family,
+      this.#slab,
+      RECV_SLOT_SIZE,
+      this.#meta,
+      (count) => this.#onRead(count),
+      (err) => this.#sink.error(err),
+      () => this.#onWritable(),
+    );
+    this.localAddressKnown = this.#sock.localAddressKnown;
+  }
+
+  get fd(): number {
+    return this.#sock.fd;
+  }
+
+  #onRead(count: number): void {
+    const meta = this.#meta;
+    for (let i = 0; i < count && !this.#closed; i++) {
+      const r = i * W;
+      this.#sink.datagram(this.#slab, i * RECV_SLOT_SIZE, meta[r], i, (meta[r + 1] & UDP_FLAG_TRUNCATED) !== 0);
+    }
+  }
+
+  /** The sender of the datagram in record `slot` (valid during the datagram call), `size` its payload bytes. */
+  remoteInfo(slot: number, size: number): RemoteInfo {
+    const meta = this.#meta;
+    const r = slot * W;
+    const family = meta[r + 2] === 6 ? 6 : 4;
+    const info: RemoteInfo = {
+      address: this.#srcText.text(meta, this.#metaBytes, r + 8, family, meta[r + 4]),
+      family: family === 4 ? 'IPv4' : 'IPv6',
+      port: meta[r + 3],
+      size,
+    };
+    if (meta[r + 1] & UDP_FLAG_LOCAL_KNOWN) {
+      info.localAddress = this.#localText.text(meta, this.#metaBytes, r + 12, family, 0);
+      info.localPort = this.#localPort;
+    }
+    return info;
+  }
+
+  /** The bytes of a destination or source address text of this family (parsed once). */
+  addressBytes(text: string): { bytes: Uint8Array; scope: number } {
+    return this.#dst.get(text);
+  }
+
+  /**
+   * Send `a` then `b` as one datagram to `address`:`port`, from `local` when given. `done` is called exactly once:
+   * at once when the OS took it or refused it, later when it waited for the socket to drain.
+   */
+  send(a: Uint8Array, b: Uint8Array | null, port: number, address: string, local: string | undefined, done: Completion): void {
+    const d = this.#dst.get(address);
+    const src = local === undefined ? null : this.#dst.get(local).bytes;
+    if (this.#queue.length > 0) {
+      this.#enqueue({ a, b, dst: d.bytes, port, scope: d.scope, src, done });
+      return;
+    }
+    let n: number;
+    try {
+      n = this.#sock.send(a, b, this.family, d.bytes, port, d.scope, src);
+    } catch (err) {
+      done(err as Error, 0);
+      return;
+    }
+    if (n >= 0) {
+      done(null, n);
+      return;
+    }
+    this.#enqueue({ a, b, dst: d.bytes, port, scope: d.scope, src, done });
+  }
+
+  #enqueue(q: Queued): void {
+    if (this.#queue.length >= MAX_SEND_QUEUE) {
+      q.done(sendQueueFull(), 0);
+      return;
+    }
+    this.deferred++;
+    this.#queue.push(q);
+    this.#want();
+  }
+
+  #want(): void {
+    if (this.#waiting || this.#closed) return;
+    try {
+      this.#sock.wantWritable();
+      this.#waiting = true;
+    } catch (err) {
+      this.#failQueue(err as Error);
+    }
+  }
+
+  #onWritable(): void {
+    this.#waiting = false;
+    const q = this.#queue;
+    let i = 0;
+    for (; i < q.length; i++) {
+      const e = q[i];
+      let n: number;
+      try {
+        n = this.#sock.send(e.a, e.b, this.family, e.dst, e.port, e.scope, e.src);
+      } catch (err) {
+        e.done(err as Error, 0);
+        continue;
+      }
+      if (n < 0) break; // full again
+      e.done(null, n);
+    }
+    this.#queue = i === q.length ? [] : q.slice(i);
+    if (this.#queue.length > 0) this.#want();
+  }
+
+  #failQueue(err: Error): void {
+    const q = this.#queue;
+    this.#queue = [];
+    for (const e of q) e.done(err, 0);
+  }
+
+  /**
+   * Send the batch's datagrams (each `prefix` + packet) with sendmmsg (Linux; one sendmsg each elsewhere), copied into
+   * a reused slab. `done` is called once per entry. Entries the socket could not take (EAGAIN) join the queue, in order.
+   */
+  sendMany(batch: EspBatch, prefix: Uint8Array | null, done: Completion): void {
+    const count = batch.count;
+    if (this.#queue.length > 0) {
+      for (let i = 0; i < count; i++) this.#sendOne(batch, i, prefix, done);
+      return;
+    }
+    const slab = (this.#batchSlab ??= new Uint8Array(BATCH_BYTES));
+    const desc = (this.#batchDesc ??= new Int32Array(BATCH_ENTRIES * W));
+    const descBytes = (this.#batchBytes ??= new Uint8Array(desc.buffer));
+    const which = (this.#batchIndex ??= new Int32Array(BATCH_ENTRIES));
+    const pre = prefix ? prefix.length : 0;
+    let i = 0;
+    while (i < count) {
+      // Fill the slab with as many as fit (a datagram is at most 64 KiB, so at least one always does).
+      let n = 0;
+      let off = 0;
+      for (; i < count && n < BATCH_ENTRIES; i++) {
+        const p = batch.packets[i];
+        const len = pre + p.length;
+        if (len > MAX_UDP_PAYLOAD) {
+          done(errnoError(EMSGSIZE, 'sendmmsg'), 0); // sendmsg would say the same
+          continue;
+        }
+        if (off + len > slab.length) break;
+        if (prefix) slab.set(prefix, off);
+        slab.set(p, off + pre);
+        const a = this.#dst.get(batch.addresses[i]);
+        const r = n * W;
+        desc[r] = off;
+        desc[r + 1] = len;
+        desc[r + 2] = this.family;
+        desc[r + 3] = batch.ports[i];
+        desc[r + 4] = a.scope;
+        desc[r + 5] = 0;
+        desc[r + 6] = 0;
+        descBytes.set(a.bytes, r * 4 + 32);
+        which[n++] = i;
+        off += len;
+      }
+      let sent: number;
+      try {
+        sent = this.#sock.sendBatch(slab, desc, 0, n);
+      } catch (err) {
+        for (let k = 0; k < n; k++) done(err as Error, 0);
+        continue;
+      }
+      for (let k = 0; k < sent; k++) {
+        const st = desc[k * W + 6];
+        if (st >= 0) done(null, st);
+        else done(errnoError(-st, 'sendmmsg'), 0);
+      }
+      if (sent < n) {
+        // The buffer is full: the rest of this fill, then every later entry, wait for the socket, in order.
+        for (let k = sent; k < n; k++) this.#sendOne(batch, which[k], prefix, done);
+        for (; i < count; i++) this.#sendOne(batch, i, prefix, done);
+        return;
+      }
+    }
+  }
+
+  #sendOne(batch: EspBatch, i: number, prefix: Uint8Array | null, done: Completion): void {
+    const p = batch.packets[i];
+    this.send(prefix ?? p, prefix ? p : null, batch.ports[i], batch.addresses[i], undefined, done);
+  }
+
+  ref(): void {
+    this.#sock.ref();
+  }
+
+  unref(): void {
+    this.#sock.unref();
+  }
+
+  /** Close the fd; sends still queued fail with ERR_SOCKET_DGRAM_NOT_RUNNING. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sock.close();
+    if (this.#queue.length) this.#failQueue(new NattError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the NAT-T socket closed before the datagram could be sent'));
+  }
+}
+
+const EMSGSIZE = errnoNumber('EMSGSIZE') ?? 90;
+const ENOBUFS = errnoNumber('ENOBUFS') ?? 105;
+/** The largest UDP payload of one datagram (IPv6's; IPv4's 65507 is the kernel's to refuse). */
+const MAX_UDP_PAYLOAD = 65527;
+
+/** A Node-shaped error for `errno` (positive), with advice. */
+function errnoError(errno: number, syscall: string): Error {
+  return withAdvice({ code: errnoName(errno), errno: -errno, syscall }, 'udp') as Error;
+}
+
+function sendQueueFull(): Error {
+  return new NattSystemError(
+    ENOBUFS,
+    'sendmsg',
+    `the socket's send buffer is full and ${MAX_SEND_QUEUE} datagrams already wait for it: this one was not sent (send slower, or raise SO_SNDBUF)`,
+  );
+}

@@ -1,0 +1,592 @@
+// createTun: a TUN device configured over rtnetlink (MTU, addresses, routes, up), batched reads into one slab, bounded writes.
+
+import { EventEmitter } from 'node:events';
+import { NattError, rangeError, typeError, errnoName } from '../errors';
+import { boolOption, durationMs, intOption, readOptions, stringOption } from '../core/options';
+import { loadNative, openTun } from '../native/binding';
+import type { NativeTun } from '../native/types';
+import { Rtnetlink } from '../rtnetlink/client';
+import { parseAddressWithPrefix, readRouteSpec, type AddressWithPrefix, type CheckedRouteSpec } from '../rtnetlink/convert';
+
+/** A route into the TUN device (its `dev` is the device). */
+export interface TunRouteSpec {
+  /** '10.10.2.0/24', 'fd00:2::/64', 'default'. */
+  dst: string;
+  /** A gateway on the TUN's network (rarely needed: a TUN is point-to-point). */
+  via?: string;
+  metric?: number;
+  /** 1 to 2^32-1 (default 254, main). */
+  table?: number;
+  /** The preferred source address. */
+  src?: string;
+}
+
+export interface CreateTunOptions {
+  /** The interface name ('natt0'), or a template ('natt%d'); default: the kernel picks tunN. At most 15 bytes. */
+  name?: string;
+  /** Default 1400. */
+  mtu?: number;
+  /** Addresses to add: '10.10.1.1/32', 'fd00:1::1/128' (IPv6 ones without duplicate address detection). */
+  addresses?: string[];
+  /** Routes to add through the device, after it is up. */
+  routes?: TunRouteSpec[];
+  /** Bring the device up (default true). */
+  up?: boolean;
+  /** Packets read per wake, each into its own slot of the read slab (default 64, at most 1024). */
+  batch?: number;
+  /** Packets held while the device is not writable (default 256); beyond that, writes are dropped and counted. */
+  queue?: number;
+  /** Per-request timeout for the rtnetlink configuration in ms (default 5000). */
+  timeout?: number;
+  /**
+   * The device's send buffer in bytes (TUNSETSNDBUF): how much written data the kernel holds for it before writes
+   * meet EAGAIN and queue. The kernel's default is unlimited.
+   */
+  sndbuf?: number;
+}
+
+/** Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. */
+export type TunBatchHandler = (slab: Buffer, lengths: Uint32Array, count: number, slotSize: number) => void;
+
+export interface TunStats {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  /** Packets waiting for the device to become writable. */
+  queued: number;
+  drops: {
+    /** In: longer than a slot (the MTU was raised behind natt's back), dropped whole by the addon. */
+    oversize: number;
+    /** In: read with neither a batch handler nor a 'packet' listener. */
+    noHandler: number;
+    /** Out: the write queue was full. */
+    queueFull: number;
+    /** Out: waited for writability but longer than a queue slot (the MTU). */
+    tooLong: number;
+    /** Out: written after close(), or still queued at close(). */
+    closed: number;
+    /** Out: the kernel refused the packet (EINVAL: not IPv4/IPv6 ...); `lastRefusal` says the errno. */
+    refused: number;
+  };
+  /** The errno name of the last refused write. */
+  lastRefusal?: string;
+  /** Read errors reported (each stops reading until resume()), and the last one. */
+  readErrors: number;
+  lastReadError?: Error;
+}
+
+export interface TunEvents {
+  /** One packet (a copy, yours to keep); only emitted while someone listens. */
+  packet: [packet: Buffer];
+  /** A read error (the device went away ...): reading stops; `resume()` tries again. */
+  error: [err: Error];
+  close: [];
+}
+
+const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf'] as const;
+const ROUTE_NAMES = ['dst', 'via', 'metric', 'table', 'src'] as const;
+const EAGAIN = 11;
+const TOKEN = Symbol('createTun');
+let configure: (t: Tun, o: CheckedTunOptions) => Promise<void>;
+
+/** What a Tun owns that must be closed if the Tun is collected without close(): the device, its rtnetlink client. */
+interface Owned {
+  dev: NativeTun | null;
+  rt: Rtnetlink | null;
+}
+
+/**
+ * Devices that keep Node running (ref'd, the default, like a listening socket): held here, so a ref'd device works
+ * (and reads) even when no one references its Tun. An unref'd one that no one references is collected and closed.
+ */
+const held = new Set<object>();
+
+/** Closes the device of a Tun collected without close() (the kernel removes a non-persistent TUN with its fd). */
+const orphans = new FinalizationRegistry<Owned>((owned) => {
+  try {
+    owned.dev?.close();
+    owned.rt?.close();
+  } catch {
+    // a finalizer must not throw: the device is gone either way
+  }
+});
+
+/**
+ * The callbacks the native device keeps (as GC roots): they reach the Tun only through a WeakRef, and are made here,
+ * apart from the constructor's scope, so that they capture nothing else.
+ */
+function tunCallbacks(weak: WeakRef<Tun>, handlers: TunHandlers): [(n: number) => void, () => void, (e: Error) => void] {
+  return [
+    (n) => {
+      const t = weak.deref();
+      if (t) handlers.packets(t, n);
+    },
+    () => {
+      const t = weak.deref();
+      if (t) handlers.writable(t);
+    },
+    (e) => {
+      const t = weak.deref();
+      if (t) handlers.error(t, e);
+    },
+  ];
+}
+
+interface TunHandlers {
+  packets(t: Tun, n: number): void;
+  writable(t: Tun): void;
+  error(t: Tun, e: Error): void;
+}
+let handlers: TunHandlers;
+
+/** A TUN device made by createTun(). */
+export class Tun extends EventEmitter<TunEvents> {
+  /** The interface name the kernel gave. */
+  readonly name: string;
+  readonly mtu: number;
+  /** Bytes per read slot (≥ the MTU). */
+  readonly slotSize: number;
+  /** Read slots: packets per wake at most. */
+  readonly slots: number;
+
+  #dev: NativeTun | null;
+  #rt: Rtnetlink | null = null;
+  #index = 0;
+  /** What createTun added, removed again by close(). */
+  readonly #addresses: AddressWithPrefix[] = [];
+  readonly #routes: CheckedRouteSpec[] = [];
+  readonly #slab: Buffer;
+  readonly #lengths: Uint32Array;
+  #batch: TunBatchHandler | null = null;
+  // The write queue: a ring of fixed slots (nothing allocated per packet, even under backpressure).
+  readonly #qSlab: Buffer;
+  readonly #qOffsets: Uint32Array;
+  readonly #qLengths: Uint32Array;
+  readonly #qStatus: Int32Array;
+  readonly #qSlot: number;
+  #qHead = 0;
+  #qCount = 0;
+  #waiting = false;
+  #status = new Int32Array(64);
+  #closing: Promise<void> | null = null;
+  readonly #owned: Owned = { dev: null, rt: null };
+  readonly #token = {};
+  readonly #s = {
+    packetsIn: 0,
+    bytesIn: 0,
+    packetsOut: 0,
+    bytesOut: 0,
+    noHandler: 0,
+    queueFull: 0,
+    tooLong: 0,
+    closed: 0,
+    refused: 0,
+    lastRefusal: undefined as string | undefined,
+    readErrors: 0,
+    lastError: undefined as Error | undefined,
+  };
+
+  /** Not for callers: use createTun(). */
+  constructor(token: symbol, o: CheckedTunOptions) {
+    if (token !== TOKEN) throw new TypeError('use createTun() to make a Tun');
+    super();
+    const addon = loadNative();
+    if (!addon) throw new NattError('ERR_NATT_NO_NATIVE', 'createTun needs the natt native addon (npm rebuild natt)');
+    const c = addon.constants;
+    this.mtu = o.mtu;
+    this.slotSize = (o.mtu + 15) & ~15;
+    this.slots = o.batch;
+    this.#slab = Buffer.alloc(o.batch * this.slotSize);
+    this.#lengths = new Uint32Array(o.batch);
+    this.#qSlot = this.slotSize;
+    this.#qSlab = Buffer.allocUnsafe(o.queue * this.#qSlot);
+    this.#qOffsets = new Uint32Array(o.queue);
+    for (let i = 0; i < o.queue; i++) this.#qOffsets[i] = i * this.#qSlot;
+    this.#qLengths = new Uint32Array(o.queue);
+    this.#qStatus = new Int32Array(o.queue);
+    // IFF_TUN_EXCL: a name in use is EBUSY, never an existing device adopted (and later torn down) by mistake.
+    // The device reaches this Tun only weakly: an unref'd Tun dropped without close() is collected and its device
+    // closed; a ref'd one is held (module-level) until close() or unref().
+    this.#dev = openTun(o.name, c.IFF_TUN | c.IFF_NO_PI | c.IFF_TUN_EXCL, ...tunCallbacks(new WeakRef(this), handlers));
+    this.name = this.#dev.name;
+    this.#owned.dev = this.#dev;
+    orphans.register(this, this.#owned, this.#token);
+    held.add(this);
+  }
+
+  static {
+    configure = (t, o) => t.#configure(o);
+    handlers = {
+      packets: (t, n) => t.#onPackets(n),
+      writable: (t) => t.#onWritable(),
+      error: (t, e) => t.#onError(e),
+    };
+  }
+
+  /** Closed: nothing to hold or to close on collection any more. */
+  #released(): void {
+    held.delete(this);
+    orphans.unregister(this.#token);
+    this.#owned.dev = null;
+    this.#owned.rt = null;
+  }
+
+  /** Configure over rtnetlink; on failure close the device (which takes its addresses and routes with it). */
+  async #configure(o: CheckedTunOptions): Promise<void> {
+    const dev = this.#dev!;
+    try {
+      if (o.sndbuf !== undefined) dev.setSndbuf(o.sndbuf);
+      const rt = await Rtnetlink.open({ timeout: o.timeout });
+      this.#rt = rt;
+      this.#owned.rt = rt;
+      const index = await rt.linkIndex(dev.name);
+      this.#index = index;
+      await rt.setLink(index, { mtu: o.mtu });
+      for (const a of o.addresses) {
+        await rt.addAddress({ dev: index, address: `${a.address}/${a.prefixLength}`, nodad: a.family === 6 });
+        this.#addresses.push(a);
+      }
+      if (o.up) await rt.setLink(index, { up: true });
+      for (const r of o.routes) {
+        await rt.addRoute({ ...routeSpecOf(r), ...(r.src !== undefined ? { src: r.src } : {}), dev: index });
+        this.#routes.push(r);
+      }
+      dev.setSlab(this.#slab, this.slotSize, this.#lengths);
+    } catch (e) {
+      this.#released();
+      this.#dev = null;
+      dev.close();
+      this.#rt?.close();
+      this.#rt = null;
+      throw e;
+    }
+  }
+
+  /** The interface index. */
+  get index(): number {
+    return this.#index;
+  }
+
+  #onPackets(count: number): void {
+    const lengths = this.#lengths;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) bytes += lengths[i];
+    this.#s.packetsIn += count;
+    this.#s.bytesIn += bytes;
+    const listeners = this.listenerCount('packet');
+    if (this.#batch === null && listeners === 0) {
+      this.#s.noHandler += count;
+      return;
+    }
+    if (this.#batch !== null) this.#batch(this.#slab, lengths, count, this.slotSize);
+    if (listeners > 0) {
+      for (let i = 0; i < count && this.#dev; i++) {
+        const at = i * this.slotSize;
+        this.emit('packet', Buffer.from(this.#slab.subarray(at, at + lengths[i])));
+      }
+    }
+  }
+
+  #onError(err: Error): void {
+    this.#s.readErrors++;
+    this.#s.lastError = err;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /**
+   * Receive packets in batches, without a copy or an allocation per packet: `handler(slab, lengths, count, slotSize)`
+   * is called once per wake; packet i is `slab.subarray(i * slotSize, i * slotSize + lengths[i])` and is valid only
+   * until the handler returns (copy what you keep). `null` removes it. The 'packet' event is the simple alternative.
+   */
+  onPackets(handler: TunBatchHandler | null): this {
+    if (handler !== null && typeof handler !== 'function') throw typeError('handler', 'a function or null', handler);
+    this.#batch = handler;
+    return this;
+  }
+
+  /**
+   * Write one IP packet (`packet[offset, offset+length)`, default all of it) into the device: the host receives it
+   * as if from the wire. True when written, or queued because the device is not writable now (the queue is bounded);
+   * false when dropped (queue full, closed, refused by the kernel), counted in stats().
+   */
+  write(packet: Uint8Array, offset = 0, length = packet?.length - offset): boolean {
+    if (!(packet instanceof Uint8Array)) throw typeError('packet', 'a Buffer or Uint8Array', packet);
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > packet.length) {
+      throw rangeError('offset', `an offset and length inside the ${packet.length}-byte packet`, offset);
+    }
+    const dev = this.#dev;
+    if (dev === null) {
+      this.#s.closed++;
+      return false;
+    }
+    if (this.#qCount > 0) return this.#enqueue(packet, offset, length);
+    const r = dev.write(packet, offset, length);
+    if (r === 0) {
+      this.#s.packetsOut++;
+      this.#s.bytesOut += length;
+      return true;
+    }
+    if (r === EAGAIN) {
+      const ok = this.#enqueue(packet, offset, length);
+      this.#waitWritable();
+      return ok;
+    }
+    this.#refused(r);
+    return false;
+  }
+
+  /**
+   * Write `count` packets (default offsets.length), packet i being `slab[offsets[i], offsets[i] + lengths[i])`, in
+   * one native call (one write(2) each). Returns how many were written or queued; the rest were dropped (counted).
+   */
+  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count = offsets?.length): number {
+    if (!(slab instanceof Uint8Array)) throw typeError('slab', 'a Buffer or Uint8Array', slab);
+    if (!(offsets instanceof Uint32Array)) throw typeError('offsets', 'a Uint32Array', offsets);
+    if (!(lengths instanceof Uint32Array)) throw typeError('lengths', 'a Uint32Array', lengths);
+    if (!Number.isInteger(count) || count < 0 || count > offsets.length || count > lengths.length) {
+      throw rangeError('count', `an integer from 0 to ${Math.min(offsets.length, lengths.length)}`, count);
+    }
+    for (let i = 0; i < count; i++) {
+      if (offsets[i] + lengths[i] > slab.length) throw rangeError(`offsets[${i}]`, `a packet inside the ${slab.length}-byte slab`, offsets[i]);
+    }
+    const dev = this.#dev;
+    if (dev === null) {
+      this.#s.closed += count;
+      return 0;
+    }
+    let accepted = 0;
+    let i = 0;
+    if (this.#qCount === 0) {
+      if (this.#status.length < count) this.#status = new Int32Array(Math.max(count, this.#status.length * 2));
+      const status = this.#status;
+      const done = dev.writeBatch(slab, offsets, lengths, 0, count, status);
+      for (; i < done; i++) {
+        if (status[i] === 0) {
+          accepted++;
+          this.#s.packetsOut++;
+          this.#s.bytesOut += lengths[i];
+        } else this.#refused(status[i]);
+      }
+      if (i < count) this.#waitWritable();
+    }
+    for (; i < count; i++) if (this.#enqueue(slab, offsets[i], lengths[i])) accepted++;
+    return accepted;
+  }
+
+  #enqueue(src: Uint8Array, offset: number, length: number): boolean {
+    const cap = this.#qLengths.length;
+    if (this.#qCount >= cap) {
+      this.#s.queueFull++;
+      return false;
+    }
+    if (length > this.#qSlot) {
+      this.#s.tooLong++;
+      return false;
+    }
+    const slot = (this.#qHead + this.#qCount) % cap;
+    this.#qSlab.set(src.subarray(offset, offset + length), this.#qOffsets[slot]);
+    this.#qLengths[slot] = length;
+    this.#qCount++;
+    return true;
+  }
+
+  #waitWritable(): void {
+    if (this.#waiting || this.#dev === null) return;
+    this.#waiting = true;
+    this.#dev.waitWritable();
+  }
+
+  /** The device is writable again: flush the queue in order, until empty or EAGAIN again. */
+  #onWritable(): void {
+    this.#waiting = false;
+    const dev = this.#dev;
+    const cap = this.#qLengths.length;
+    while (dev !== null && this.#qCount > 0) {
+      const run = Math.min(this.#qCount, cap - this.#qHead); // contiguous slots up to the ring's end
+      const done = dev.writeBatch(this.#qSlab, this.#qOffsets, this.#qLengths, this.#qHead, run, this.#qStatus);
+      for (let k = 0; k < done; k++) {
+        const slot = this.#qHead + k;
+        if (this.#qStatus[slot] === 0) {
+          this.#s.packetsOut++;
+          this.#s.bytesOut += this.#qLengths[slot];
+        } else this.#refused(this.#qStatus[slot]);
+      }
+      this.#qHead = (this.#qHead + done) % cap;
+      this.#qCount -= done;
+      if (done < run) {
+        this.#waitWritable();
+        return;
+      }
+    }
+  }
+
+  #refused(errno: number): void {
+    this.#s.refused++;
+    this.#s.lastRefusal = errnoName(errno);
+  }
+
+  /** Stop reading (packets wait in the kernel's queue, then the kernel drops them); resume() starts again. */
+  pause(): void {
+    this.#dev?.pause();
+  }
+
+  resume(): void {
+    this.#dev?.resume();
+  }
+
+  /**
+   * An open device keeps Node running (like a listening socket) and stays open without a reference to it; unref()
+   * lets the process exit anyway, and lets an unreferenced Tun be collected (its device closed, as by close()).
+   */
+  ref(): this {
+    if (this.#dev) {
+      this.#dev.ref();
+      held.add(this);
+    }
+    return this;
+  }
+
+  unref(): this {
+    if (this.#dev) {
+      this.#dev.unref();
+      held.delete(this);
+    }
+    return this;
+  }
+
+  /** Counters since creation. */
+  stats(): TunStats {
+    const s = this.#s;
+    const out: TunStats = {
+      packetsIn: s.packetsIn,
+      bytesIn: s.bytesIn,
+      packetsOut: s.packetsOut,
+      bytesOut: s.bytesOut,
+      queued: this.#qCount,
+      drops: {
+        oversize: this.#dev?.oversize ?? this.#oversizeAtClose,
+        noHandler: s.noHandler,
+        queueFull: s.queueFull,
+        tooLong: s.tooLong,
+        closed: s.closed,
+        refused: s.refused,
+      },
+      readErrors: s.readErrors,
+    };
+    if (s.lastRefusal !== undefined) out.lastRefusal = s.lastRefusal;
+    if (s.lastError !== undefined) out.lastReadError = s.lastError;
+    return out;
+  }
+
+  #oversizeAtClose = 0;
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /**
+   * Remove the routes and addresses createTun added, then close the device (a non-persistent TUN disappears with
+   * its fd). Idempotent: every call returns the same promise. Removal failures (already removed by someone else)
+   * are ignored: the device's disappearance takes its addresses and routes with it anyway.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const dev = this.#dev;
+    const rt = this.#rt;
+    if (!dev || !rt) return;
+    dev.pause();
+    for (const r of [...this.#routes].reverse()) {
+      await rt.deleteRoute({ ...routeSpecOf(r), dev: this.index }).catch(() => {});
+    }
+    for (const a of [...this.#addresses].reverse()) {
+      await rt.deleteAddress({ dev: this.index, address: `${a.address}/${a.prefixLength}` }).catch(() => {});
+    }
+    this.#oversizeAtClose = dev.oversize;
+    this.#s.closed += this.#qCount;
+    this.#qCount = 0;
+    this.#released();
+    this.#dev = null;
+    dev.close();
+    rt.close();
+    this.#rt = null;
+    this.emit('close');
+  }
+}
+
+function routeSpecOf(r: CheckedRouteSpec): { dst: string; via?: string; metric?: number; table: number } {
+  const o: { dst: string; via?: string; metric?: number; table: number } = { dst: `${r.dst}/${r.dstLen}`, table: r.table };
+  if (r.via !== undefined) o.via = r.via;
+  if (r.metric !== undefined) o.metric = r.metric;
+  return o;
+}
+
+interface CheckedTunOptions {
+  name: string;
+  mtu: number;
+  addresses: AddressWithPrefix[];
+  routes: CheckedRouteSpec[];
+  up: boolean;
+  batch: number;
+  queue: number;
+  timeout: number;
+  sndbuf?: number;
+}
+
+/** Check createTun's options: own properties only, unknown names refused, every field named in errors. */
+export function readTunOptions(v: unknown): CheckedTunOptions {
+  const o = readOptions(v, OPTION_NAMES);
+  const name = stringOption(o.name, 'name', { allowEmpty: true }, '');
+  if (Buffer.byteLength(name) > 15 || !/^[^\s/:]*$/.test(name) || name === '.' || name === '..' || (name.match(/%/g) ?? []).length > 1) {
+    throw rangeError('name', 'an interface name of at most 15 bytes without white space, "/" or ":" (one %d at most)', name);
+  }
+  if (name.includes('%') && !name.includes('%d')) throw rangeError('name', "a template with '%d' as its only %", name);
+  const mtu = intOption(o.mtu, 'mtu', 68, 65535, 1400);
+  const addresses: AddressWithPrefix[] = [];
+  if (o.addresses !== undefined) {
+    if (!Array.isArray(o.addresses)) throw typeError('addresses', "an array of addresses like '10.10.1.1/32'", o.addresses);
+    if (o.addresses.length > 256) throw rangeError('addresses', 'at most 256 addresses', o.addresses);
+    o.addresses.forEach((a, i) => addresses.push(parseAddressWithPrefix(a, `addresses[${i}]`)));
+  }
+  const routes: CheckedRouteSpec[] = [];
+  if (o.routes !== undefined) {
+    if (!Array.isArray(o.routes)) throw typeError('routes', "an array of routes like { dst: '10.10.2.0/24' }", o.routes);
+    if (o.routes.length > 4096) throw rangeError('routes', 'at most 4096 routes', o.routes);
+    o.routes.forEach((r, i) => {
+      const what = `routes[${i}]`;
+      const ro = readOptions(r, ROUTE_NAMES, what); // the TUN is every route's dev: no dev, no type
+      const spec = readRouteSpec({ ...ro, dev: 1 }, what);
+      delete spec.dev;
+      routes.push(spec);
+    });
+  }
+  const out: CheckedTunOptions = {
+    name,
+    mtu,
+    addresses,
+    routes,
+    up: boolOption(o.up, 'up', true),
+    batch: intOption(o.batch, 'batch', 1, 1024, 64),
+    queue: intOption(o.queue, 'queue', 1, 65536, 256),
+    timeout: durationMs(o.timeout, 'timeout', 1, 5000),
+  };
+  if (o.sndbuf !== undefined) out.sndbuf = intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff);
+  return out;
+}
+
+/**
+ * Create a TUN device (Linux, CAP_NET_ADMIN): open it, set its MTU (default 1400), add the addresses, bring it up,
+ * add the routes through it. On any failure everything done so far is undone (closing the device removes it) and
+ * the error (a NattSystemError / KernelReplyError with advice) is thrown.
+ */
+export async function createTun(options?: CreateTunOptions): Promise<Tun> {
+  const o = readTunOptions(options);
+  const tun = new Tun(TOKEN, o);
+  await configure(tun, o);
+  return tun;
+}
