@@ -4,6 +4,7 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { boolOption, callbackOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { longInterval, type LongTimer } from '../core/timers';
 import { withAdvice } from '../native/advice';
@@ -182,6 +183,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /** @internal use createNattSocket() */
   constructor(init: NattSocketInit) {
+    socketGate.check();
     super();
     this.family = init.family;
     this.encap = init.encap;
@@ -536,6 +538,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /** Close the socket; idempotent. `'close'` follows. */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (this.#closed) {
       if (cb) queueMicrotask(cb);
       return;
@@ -648,6 +651,9 @@ function setBuffers(addon: NativeAddon, fd: number, o: Resolved): void {
   }
 }
 
+/** NattSocket's constructor is createNattSocket's alone. */
+const socketGate = new InternalGate('createNattSocket()', 'a NattSocket');
+
 /**
  * Open a NAT-T socket. Options are checked at once (a bad one throws a TypeError/RangeError naming it, synchronously);
  * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE). With the native addon the
@@ -701,7 +707,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
     try {
       return Promise.resolve(
-        new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass }),
+        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass })),
       );
     } catch (e) {
       try {
@@ -724,7 +730,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     reason: o.bypass ? 'the native addon is not loaded: node:dgram cannot set a per-socket IPsec policy' : 'bypass: false was asked for',
   };
   return adopt(sock, { address: o.address, port: o.port, exclusive: true }, o.port).then(
-    () => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass }),
+    () => socketGate.make(() => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass })),
   );
 }
 
