@@ -25,6 +25,16 @@ const { buildUdpPacket } = require('../dist/ip/packet.js');
 // ---- options ----
 
 const argv = process.argv.slice(2);
+// 'tunnel' is its own driver (daemons in namespaces, a UDP blast through the TUNs): scripts/soak-tunnel.js.
+if (argv[0] === 'tunnel') {
+  require('./soak-tunnel.js')
+    .tunnelSoak(argv.slice(1))
+    .catch((e) => {
+      console.error(e);
+      process.exitCode = 1;
+    });
+  return;
+}
 const opt = { mode: 'userland', minutes: 5, rate: 2000, maxDrift: 1, rekeySeconds: 15, remapSeconds: 60, attackRate: 20, sas: 4 };
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];

@@ -13,7 +13,7 @@ import { PfKey } from '../../src/pfkey/client';
 import { Xfrm } from '../../src/xfrm/client';
 import { fuzzRuns } from '../lib/hostile';
 import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
-import { release, shared, openShared } from './fixtures';
+import { release, releaseTunFixtures, shared, openShared } from './fixtures';
 import { SURFACES, VALUES, type Surface } from './surfaces';
 import { ABSENT, classifyError, fieldValue, hostile, keyValue, materialize, type Outcome } from './values';
 
@@ -180,6 +180,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
+  await releaseTunFixtures();
   await release(shared.socket);
   shared.socket = null;
   reportFuzz('boundary (test/boundary)', totals.counts, { rows: SURFACES.length, perRow: PER_ROW, seed: SEED });
@@ -357,7 +358,7 @@ describe('what the property test found, pinned', () => {
 
   it('a hostile value in an error message is described, never read (an array Proxy, a getter)', async () => {
     const db = new UserlandSadb();
-    await expect(db.get(proxy([]) as never)).rejects.toThrow(/option "sa" must be .*got a value that cannot be inspected/);
+    await expect(db.get(proxy([]) as never)).rejects.toThrow(/option "sa" must be .*got an object that cannot be inspected/);
     await expect(db.spdAdd({ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'out', action: 'ipsec', templates: proxy([]) as never })).rejects.toThrow(/option "templates"/);
     await db.close();
   });

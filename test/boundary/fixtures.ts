@@ -1,7 +1,11 @@
 // What the boundary table's rows call their methods on: fresh databases, engines, transforms and kernel clients over a
 // scripted transport that answers every request, and one shared userland NAT-T socket on loopback.
 
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createTun, type Tun } from '../../src/tun';
+import { listenNattTcp, type NattTcpListener } from '../../src/tcp';
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { UserlandSadb } from '../../src/userland/sadb';
 import { UserlandEngine } from '../../src/userland/engine';
@@ -193,4 +197,45 @@ export function toLoopback(address: unknown, port: unknown, own: number): [unkno
   const a = typeof address === 'string' && isIP(address) === 4 ? '127.0.0.1' : address;
   const p = typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535 ? own : port;
   return [a, p];
+}
+
+// ---- fixtures of the I/O surfaces merged later: TCP, TUN, rtnetlink (all on this host only) ----
+
+/** Can this process make TUN devices and links (root, /dev/net/tun)? The TUN and rtnetlink rows need it. */
+export const canTun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
+
+let tunSeq = 0;
+/** A TUN name of this test process (the rows never touch another device by name). */
+export const tunName = (): string => `nb${process.pid % 100000}t${tunSeq++ % 100}`;
+
+/** The shared TUN the Tun and Tunnel rows use: down, no address, no route (what is written into it goes nowhere). */
+export const sharedTun: { tun: Tun | null; dummy: string } = { tun: null, dummy: `nb${process.pid % 100000}d` };
+
+export async function openSharedTun(): Promise<Tun | null> {
+  if (!canTun) return null;
+  sharedTun.tun ??= await createTun({ name: tunName(), up: false });
+  return sharedTun.tun;
+}
+
+/** A dummy link of this process for the rtnetlink rows that change links, addresses and routes (deleted at the end). */
+export function openDummy(): string | null {
+  if (!canTun) return null;
+  spawnSync('ip', ['link', 'del', sharedTun.dummy], { stdio: 'ignore' });
+  return spawnSync('ip', ['link', 'add', sharedTun.dummy, 'type', 'dummy'], { stdio: 'ignore' }).status === 0 ? sharedTun.dummy : null;
+}
+
+export async function releaseTunFixtures(): Promise<void> {
+  if (sharedTun.tun) await sharedTun.tun.close();
+  sharedTun.tun = null;
+  spawnSync('ip', ['link', 'del', sharedTun.dummy], { stdio: 'ignore' });
+  if (sharedTcp.listener) await release(sharedTcp.listener);
+  sharedTcp.listener = null;
+}
+
+/** The shared RFC 9329 listener on loopback the TCP rows connect to. */
+export const sharedTcp: { listener: NattTcpListener | null } = { listener: null };
+
+export async function openSharedTcp(): Promise<NattTcpListener> {
+  sharedTcp.listener ??= await listenNattTcp({ address: '127.0.0.1', port: 0 });
+  return sharedTcp.listener;
 }

@@ -188,6 +188,8 @@ export function classifyError(e: unknown): Outcome {
   if (e instanceof TypeError && /^Class constructor .* cannot be invoked without 'new'$|^Class constructors cannot be invoked without 'new'$/.test(e.message)) return 'caller-error';
   if (typeof DOMException !== 'undefined' && e instanceof DOMException) throw new Error(`a DOMException reached the caller: ${what}`);
   if (e instanceof TrapError) throw new Error(`a hostile getter or Proxy trap's own error escaped (name the field instead): ${what}`);
+  // An internal constructor (a class only its factory builds) refusing a caller's own `new`: src/core/internal.ts.
+  if (e instanceof TypeError && /^use [\w.]+\(\)( or [\w.]+\(\))? to make an? \w+$/.test(e.message)) return 'internal-constructor';
   let label: string;
   if (e instanceof NattError) {
     if (typeof e.code !== 'string' || e.code === '') throw new Error(`a NattError without a code: ${what}`);
