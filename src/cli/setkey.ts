@@ -181,7 +181,8 @@ async function run(v: SetkeyValues, io: SetkeyIo): Promise<number> {
   let sadb = io.sadb;
   let opened = false;
   if (!sadb) {
-    const open = io.openSadb ?? ((o: SetkeyOpenOptions) => openSadb(o as unknown as OpenSadbOptions));
+    const open =
+      io.openSadb ?? ((o: SetkeyOpenOptions) => openSadb({ backend: o.backend, ...(o.control !== undefined && { path: o.control }) } as OpenSadbOptions));
     try {
       sadb = await open({ backend, ...(typeof v.control === 'string' && { control: v.control }) });
       opened = true;

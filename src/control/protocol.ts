@@ -3,7 +3,7 @@
 // vici's framing is the anchor: a Unix stream socket carries frames, each a 4-byte big-endian length and then that many
 // bytes of one UTF-8 JSON object. A frame longer than the limit is refused before its body is read (the connection is
 // closed). Every message is read with own properties only, unknown fields refused, every field checked; a message
-// that breaks these rules is a ControlProtocolError naming the field. docs/notes-control.md has the catalogue in words.
+// that breaks these rules is a ControlProtocolError naming the field. docs/reference/tunnel.md (the control socket) has the catalogue in words.
 
 import * as path from 'node:path';
 import { NattError, rangeError, typeError } from '../errors';

@@ -1,7 +1,7 @@
 // The natt daemon's configuration file (JSON): the TUN, the NAT-T socket, the control socket, SAs and policies.
 //
 // Read with own properties only and unknown names refused at every level, so a typo is an error naming its path
-// (`tunnel.tun.adresses`), never a silently ignored setting. SAs and policies are the typed model's JSON form, keys
+// (`tun.adresses`), never a silently ignored setting. SAs and policies are the typed model's JSON form, keys
 // as hex strings; each goes through the model's one check (src/sadb/validate.ts).
 
 import { typeError, rangeError } from '../errors';

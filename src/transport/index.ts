@@ -1,7 +1,7 @@
 // The seam between the userland engine and whatever carries its ESP: one transport interface, one remote-info type.
 //
 // A NattSocket in userland mode implements it (src/natt/socket.ts), so do the ESP-in-TCP connections and listener
-// (src/tcp/) and the fast path's batched socket (src/fastpath/); test/lib/memory-transport.ts is an in-memory pair.
+// (src/tcp/); its batched native I/O lives in src/natt/native-io.ts; test/lib/memory-transport.ts is an in-memory pair.
 
 /** Where a datagram came from, as node:dgram reports it (the NAT-T socket, ESP-in-TCP and the test pair alike). */
 export interface RemoteInfo {

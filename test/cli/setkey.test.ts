@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { setkeyCommand, type SetkeyIo, type SetkeyOpenOptions } from '../../src/cli/setkey';
 import { main } from '../../src/cli/main';
 import { UserlandSadb } from '../../src/userland';
+import { loadNative } from '../../src/native/binding';
 import type { Sadb } from '../../src/sadb/types';
 
 const CORPUS = path.join(__dirname, '..', 'fixtures', 'setkey-corpus');
@@ -218,5 +219,33 @@ describe('natt (main) and setkey', () => {
     err = '';
     expect(await main(['frobnicate'], w, e)).toBe(2);
     expect(err).not.toContain("setkey's flags");
+  });
+});
+
+const ADDON = loadNative() !== null;
+
+describe('natt setkey --backend daemon', () => {
+  it.skipIf(!ADDON)(`${ADDON ? '' : '(skipped: the native addon is not built, the control socket needs it) '}applies a file to a running daemon over its control socket and dumps it back (no stand-in: serveControl on a real Unix socket)`, async () => {
+    const { serveControl } = await import('../../src/control/server');
+    const daemonDb = new UserlandSadb();
+    const sock = path.join(tmp, 'daemon.sock');
+    const server = await serveControl(daemonDb, { path: sock });
+    try {
+      const conf = file(
+        'daemon.conf',
+        `add 192.0.2.1 198.51.100.7 esp-udp 0x1001 -m tunnel -E aes-cbc ${K} -A hmac-sha1 "${'h'.repeat(20)}";\n` +
+          'spdadd 10.1.0.0/16 10.2.0.0/16 any -P out ipsec esp/tunnel/192.0.2.1-198.51.100.7/require;\n',
+      );
+      const r = await run(['--backend', 'daemon', '--control', sock, '-f', conf]);
+      expect(r).toMatchObject({ code: 0 });
+      expect(await count(daemonDb)).toEqual([1, 1]);
+      const d = await run(['--backend', 'daemon', '--control', sock, '-D']);
+      expect(d.code).toBe(0);
+      expect(d.out).toMatch(/^192\.0\.2\.1\[4500\] 198\.51\.100\.7\[4500\] \n\tesp-udp mode=tunnel spi=4097\(0x00001001\)/);
+      expect(d.out).not.toContain('6868');
+    } finally {
+      await server.close();
+      await daemonDb.close();
+    }
   });
 });

@@ -89,6 +89,17 @@ describe('crashes', () => {
     await expect(
       db.spdAdd({ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'out', action: 'ipsec', templates: [{ protocol: 'esp', mode: 'tunnel', src: 5 as never, dst: '192.0.2.2' }] }),
     ).rejects.toThrow(/option "templates\[0\].src"/);
+    // The defect's own input: a string that is not an address (accepted before the fix, then thrown on by the first
+    // matching packet inside the socket listener).
+    for (const bad of ['not-an-address', '10.0.0.0/8', '', '192.0.2.300']) {
+      for (const field of ['src', 'dst'] as const) {
+        const t = { protocol: 'esp' as const, mode: 'tunnel' as const, src: '192.0.2.1', dst: '192.0.2.2', [field]: bad };
+        await expect(
+          db.spdAdd({ selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, direction: 'out', action: 'ipsec', templates: [t] }),
+        ).rejects.toThrow(new RegExp(`option "templates\\[0\\]\\.${field}"`));
+      }
+    }
+    for await (const _ of db.spdDump()) throw new Error('a refused policy was stored');
     const r = await rig();
     const before = r.b.stats().InError;
     expect(() => r.tb.emit('esp', Buffer.alloc(20, 1), null)).not.toThrow();

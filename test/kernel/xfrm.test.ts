@@ -200,8 +200,11 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
           const deletedAt = Date.now();
           await new Promise((r) => setTimeout(r, 3000));
           for (const g of got) expect({ data: g.msg.toString('hex'), from: g.from }).toEqual({ data: 'ff', from: `${A}:4500` });
-          // paced by the interval, not a burst (half the interval: a lower bound only, TCG may be slower)
-          for (let i = 1; i < got.length && got[i].at < deletedAt; i++) expect(got[i].at - got[i - 1].at).toBeGreaterThanOrEqual(500);
+          // Paced by the interval, not a burst: at most one per second over the span (plus the first). Counted over the
+          // span rather than gap by gap: a guest clock starved by a loaded TCG host fires a late timer and the next one
+          // close behind it, which is pacing all the same.
+          const paced = got.filter((g) => g.at < deletedAt);
+          if (paced.length > 1) expect(paced.length).toBeLessThanOrEqual(Math.floor((paced[paced.length - 1].at - paced[0].at) / 1000) + 2);
           // one may have been on its way while DELSA ran; none after that
           expect(got.filter((g) => g.at > deletedAt + 500)).toEqual([]);
         } finally {
@@ -243,7 +246,7 @@ describe.skipIf(missing !== null)(`XFRM client on a kernel with ESP${missing ? `
     // at the kernel when the consumer leaves.
     const n = 200;
     const key = { algorithm: 'aes-gcm-16' as const, key: gcmKey };
-    await Promise.all(Array.from({ length: n }, (_, i) => x.add({ src: A, dst: B, spi: 0x3000 + i, encryption: key, natt })));
+    await Promise.all(Array.from({ length: n }, (_, i) => x.add({ src: A, dst: B, spi: 0x3000 + i, encryption: key, natt }, { timeout: 60_000 })));
     let seen = 0;
     for await (const _ of x.dump('esp')) if (++seen === 3) break;
     expect(seen).toBe(3);
