@@ -162,6 +162,7 @@ function udpSnmp(ns) {
   return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));
 }
 
+/** Least-squares slope of (t in minutes, bytes) → bytes per minute. */
 function slope(points) {
   const n = points.length;
   if (n < 2) return 0;
@@ -298,4 +299,4 @@ async function tunnelSoak(argv) {
   return result;
 }
 
-module.exports = { tunnelSoak };
+module.exports = { tunnelSoak, slope };

@@ -288,20 +288,8 @@ function memory() {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
 }
 
-/** Least-squares slope of (t in minutes, bytes) → bytes per minute. */
-function slope(points) {
-  const n = points.length;
-  if (n < 2) return 0;
-  const mx = points.reduce((s, p) => s + p.t, 0) / n;
-  const my = points.reduce((s, p) => s + p.v, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const p of points) {
-    num += (p.t - mx) * (p.v - my);
-    den += (p.t - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
+/** Least-squares slope of (t in minutes, bytes) → bytes per minute (one definition, in the tunnel driver). */
+const { slope } = require('./soak-tunnel.js');
 
 const MiB = 1024 * 1024;
 /** A percentile of the event-loop histogram as the lateness of its 1 ms timer, in ms. */
