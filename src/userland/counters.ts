@@ -1,7 +1,7 @@
 // The userland engine's drop and error counters, named as Linux names them in /proc/net/xfrm_stat (without "Xfrm").
 
 import { typeError } from '../errors';
-import { fieldName, intOption, readOptions } from '../core/options';
+import { fieldName, intOption, readingCallerValue } from '../core/options';
 
 /** Counter names, in /proc/net/xfrm_stat order. Each is a reason a packet was dropped (or an error seen). Frozen. */
 export const XFRM_STAT_NAMES = Object.freeze([
@@ -72,6 +72,8 @@ export function inboundDrops(s: UserlandCounters): number {
 /** Format like /proc/net/xfrm_stat: `XfrmInError             0` per line (a counter not given is 0). */
 export function formatStats(s: UserlandCounters): string {
   if (s === undefined) throw typeError('stats', 'the counters of stats()', s);
-  const o = readOptions(s, XFRM_STAT_NAMES, 'stats');
-  return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(intOption(o[n], fieldName('stats', n), 0, Number.MAX_SAFE_INTEGER, 0))).join('\n');
+  if (s === null || typeof s !== 'object') throw typeError('stats', 'the counters of stats()', s);
+  // Own properties only; names beyond XFRM_STAT_NAMES (a newer kernel's /proc/net/xfrm_stat has more) are not printed.
+  const own = (n: string): unknown => readingCallerValue('stats', () => (Object.hasOwn(s, n) ? (s as unknown as Record<string, unknown>)[n] : undefined));
+  return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(intOption(own(n), fieldName('stats', n), 0, Number.MAX_SAFE_INTEGER, 0))).join('\n');
 }
