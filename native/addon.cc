@@ -94,12 +94,25 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("SOL_SOCKET", static_cast<int>(SOL_SOCKET));
   c.Set("SO_RCVBUF", static_cast<int>(SO_RCVBUF));
   c.Set("SO_SNDBUF", static_cast<int>(SO_SNDBUF));
+#if defined(SO_RCVBUFFORCE) && defined(SO_SNDBUFFORCE)
+  c.Set("SO_RCVBUFFORCE", static_cast<int>(SO_RCVBUFFORCE));
+  c.Set("SO_SNDBUFFORCE", static_cast<int>(SO_SNDBUFFORCE));
+#else
+  c.Set("SO_RCVBUFFORCE", -1);
+  c.Set("SO_SNDBUFFORCE", -1);
+#endif
   c.Set("IPPROTO_IP", static_cast<int>(IPPROTO_IP));
   c.Set("IPPROTO_IPV6", static_cast<int>(IPPROTO_IPV6));
   c.Set("IP_XFRM_POLICY", static_cast<int>(NATT_IP_XFRM_POLICY));
   c.Set("IPV6_XFRM_POLICY", static_cast<int>(NATT_IPV6_XFRM_POLICY));
   c.Set("IP_IPSEC_POLICY", static_cast<int>(NATT_IP_IPSEC_POLICY));
   c.Set("IPV6_IPSEC_POLICY", static_cast<int>(NATT_IPV6_IPSEC_POLICY));
+  // Packet capture (Linux AF_PACKET); -1 where the OS has none.
+  c.Set("AF_PACKET", static_cast<int>(NATT_AF_PACKET));
+  c.Set("SOL_PACKET", static_cast<int>(NATT_SOL_PACKET));
+  c.Set("ETH_P_ALL", static_cast<int>(NATT_ETH_P_ALL));
+  c.Set("PACKET_STATISTICS", static_cast<int>(NATT_PACKET_STATISTICS));
+  c.Set("SO_TIMESTAMPNS", static_cast<int>(NATT_SO_TIMESTAMPNS));
   c.Freeze();
   return c;
 }
@@ -119,6 +132,8 @@ NattAddon::NattAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("getPeerCred", &NattAddon::GetPeerCred),
                            InstanceMethod("setSockOptBytes", &NattAddon::SetSockOptBytes),
                            InstanceMethod("getSockName", &NattAddon::GetSockName),
+                           InstanceMethod("getSockOptInt", &NattAddon::GetSockOptInt),
+                           InstanceMethod("espCipherContexts", &NattAddon::EspCipherContexts),
                            InstanceMethod("ifNameToIndex", &NattAddon::IfNameToIndex),
                            InstanceMethod("probe", &NattAddon::Probe),
                            InstanceValue("constants", Constants(env), napi_enumerable),
@@ -148,6 +163,11 @@ Napi::Value NattAddon::CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (close(fd) != 0) return ThrowErrno(env, errno, "close");
   return env.Undefined();
+}
+
+// How many native ESP cipher contexts of this env are alive (not freed yet): for leak tests and stats.
+Napi::Value NattAddon::EspCipherContexts(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ciphers.size()));
 }
 
 Napi::Value NattAddon::Probe(const Napi::CallbackInfo& info) { return ProbeFacts(info.Env()); }

@@ -46,6 +46,8 @@ class NattAddon : public Napi::Addon<NattAddon> {
   Napi::Value GetPeerCred(const Napi::CallbackInfo& info);
   Napi::Value SetSockOptBytes(const Napi::CallbackInfo& info);
   Napi::Value GetSockName(const Napi::CallbackInfo& info);
+  Napi::Value GetSockOptInt(const Napi::CallbackInfo& info);
+  Napi::Value EspCipherContexts(const Napi::CallbackInfo& info);
   Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
 };

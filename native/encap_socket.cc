@@ -128,6 +128,20 @@ Napi::Value NattAddon::SetSockOptBytes(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// getsockopt(fd, level, name) of an int option (SO_RCVBUF, SO_SNDBUF ...): its value.
+Napi::Value NattAddon::GetSockOptInt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) return ThrowType(env, "getSockOptInt(fd, level, name)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int name = info[2].As<Napi::Number>().Int32Value();
+  if (level < 0 || name < 0) return ThrowErrno(env, ENOPROTOOPT, "getsockopt");
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(fd, level, name, &value, &len) != 0) return ThrowErrno(env, errno, "getsockopt");
+  return Napi::Number::New(env, value);
+}
+
 Napi::Value NattAddon::GetSockName(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) return ThrowType(env, "fd must be a number");

@@ -33,6 +33,11 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket>, public LiveSocket 
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value RecvFrom(const Napi::CallbackInfo& info);
+  Napi::Value AttachFilter(const Napi::CallbackInfo& info);
+  Napi::Value GetSockOptBytes(const Napi::CallbackInfo& info);
+  // recvmsg() with the source address and the kernel's receive time (SO_TIMESTAMPNS), for packet capture.
+  void DrainFrom();
 
   friend Napi::Object InitMessageSocket(Napi::Env env, NattAddon* addon);
 
@@ -43,6 +48,8 @@ class MessageSocket : public Napi::ObjectWrap<MessageSocket>, public LiveSocket 
   Napi::FunctionReference onError_;
   Napi::FunctionReference onWritable_;  // optional: called once after WantWritable() when send() may succeed again
   Napi::AsyncContext* async_ = nullptr;
+  // After recvFrom(true): onMessage(msg, sockaddr bytes, seconds, nanoseconds, original length) per datagram.
+  bool withFrom_ = false;
 };
 
 }  // namespace natt

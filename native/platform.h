@@ -103,3 +103,23 @@
 #define NATT_IP_XFRM_POLICY -1
 #define NATT_IPV6_XFRM_POLICY -1
 #endif
+
+// Packet capture: AF_PACKET sockets (Linux only).
+#if defined(__linux__)
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#define NATT_AF_PACKET AF_PACKET
+#define NATT_SOL_PACKET SOL_PACKET
+#define NATT_ETH_P_ALL ETH_P_ALL
+#define NATT_PACKET_STATISTICS PACKET_STATISTICS
+#else
+#define NATT_AF_PACKET -1
+#define NATT_SOL_PACKET -1
+#define NATT_ETH_P_ALL -1
+#define NATT_PACKET_STATISTICS -1
+#endif
+#ifdef SO_TIMESTAMPNS
+#define NATT_SO_TIMESTAMPNS SO_TIMESTAMPNS
+#else
+#define NATT_SO_TIMESTAMPNS -1
+#endif

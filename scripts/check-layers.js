@@ -29,6 +29,7 @@ const FLOORS = {
   tcp: 3,
   tun: 3,
   fastpath: 3,
+  capture: 3,
   userland: 4,
   control: 4,
   ike: 4,

@@ -27,6 +27,15 @@ export {
   type UserlandCounterName,
   type XfrmStats,
   type XfrmStatName,
+  type PacketBatchHandler,
+  BATCH_SENT,
+  BATCH_BYPASS,
+  BATCH_BLOCKED,
+  BATCH_ACQUIRE,
+  BATCH_DROPPED,
+  BATCH_TOO_BIG,
+  SEAL_HEADROOM,
+  SEAL_TAILROOM,
 } from './userland';
 export {
   createNattSocket,
@@ -38,9 +47,12 @@ export {
   type NattSendOptions,
   type NattSendToOptions,
   type BypassState,
+  type SocketBuffers,
+  LARGE_SOCKET_BUFFER,
 } from './natt/socket';
 export { classify, type Classified, type DropReason, type NattEncap, type NattEncapType, type NattSocketEncap } from './natt/demux';
-export type { EspTransport, EspBatch, RemoteInfo, SendCallback } from './transport';
+export type { EspTransport, EspBatch, EspBatchHandler, EspSources, RemoteInfo, SendCallback } from './transport';
+export { ESP_RUN_HEADROOM } from './transport';
 export { probe, kernelEspSupport, type ProbeResult, type Fact, type KernelEspSupport } from './probe';
 export {
   xfrm,
@@ -95,7 +107,7 @@ export {
   type SpdDumpOptions,
   type ToSetkeyOptions,
 } from './setkey';
-export { createTun, Tun, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
+export { createTun, Tun, TUN_HEADROOM, TUN_SLOT_ROOM, TUN_TX_QUEUE, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
 export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
 export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';
 export {
@@ -122,3 +134,15 @@ export {
   type FrameDecoderOptions,
 } from './tcp';
 export { espInTcpSupport, type EspInTcpSupport } from './probe';
+export {
+  startCapture,
+  PcapngWriter,
+  espSaTable,
+  writeEspSaFile,
+  LINKTYPE_RAW,
+  type CaptureOptions,
+  type CaptureStats,
+  type CapturedPacketInfo,
+  type NattCapture,
+  type EspSaTable,
+} from './capture';

@@ -20,6 +20,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const DUR = Number(process.env.DUR ?? 10);
 const CLK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 const STATE = fs.mkdtempSync(path.join(os.tmpdir(), 'natt-bench-tunnel-'));
+// NATT_BENCH_PROF=DIR: the natt daemons run with --cpu-prof into DIR, and the top self-time functions are printed.
+const PROF = process.env.NATT_BENCH_PROF ? path.resolve(process.env.NATT_BENCH_PROF) : '';
 
 const sh = (cmd, args, o = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...o });
 const nsx = (ns, args, o) => sh('ip', ['netns', 'exec', ns, ...args], o);
@@ -37,6 +39,21 @@ function cpu(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK;
+}
+
+/** UDP receive/send buffer errors of a namespace (/proc/net/snmp: RcvbufErrors, SndbufErrors, InErrors). */
+function udpErrors(ns) {
+  const lines = nsx(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0].split(/\s+/);
+  const vals = lines[1].split(/\s+/).map(Number);
+  const get = (n) => vals[names.indexOf(n)] ?? 0;
+  return { rcvbuf: get('RcvbufErrors'), sndbuf: get('SndbufErrors'), inErrors: get('InErrors') };
+}
+
+/** TX drops of a device (for a TUN: packets the kernel dropped because the reader did not keep up). */
+function devDrops(ns, dev) {
+  const j = JSON.parse(nsx(ns, ['ip', '-j', '-s', 'link', 'show', dev]))[0];
+  return { txDropped: j.stats64.tx.dropped, rxDropped: j.stats64.rx.dropped };
 }
 
 /** Packets in and out of a device in a namespace. */
@@ -70,13 +87,22 @@ async function waitListening(ns, port) {
 async function measure(pids, devs) {
   const c0 = pids.map(cpu);
   const p0 = devs.map(([ns, d]) => devPackets(ns, d));
+  const u0 = devs.map(([ns]) => udpErrors(ns));
+  const d0 = devs.map(([ns, d]) => devDrops(ns, d));
   const r = iperf(DUR);
   const c1 = pids.map(cpu);
   const p1 = devs.map(([ns, d]) => devPackets(ns, d));
+  const u1 = devs.map(([ns]) => udpErrors(ns));
+  const d1 = devs.map(([ns, d]) => devDrops(ns, d));
+  const counters = {
+    udpRcvbufErrors: u1.map((u, i) => u.rcvbuf - u0[i].rcvbuf),
+    udpSndbufErrors: u1.map((u, i) => u.sndbuf - u0[i].sndbuf),
+    devTxDropped: d1.map((d, i) => d.txDropped - d0[i].txDropped),
+  };
   const cpuS = c1.reduce((s, v, i) => s + v - c0[i], 0);
   // Each data packet crosses both TUNs once (out of one, into the other); ACKs the other way likewise.
   const packets = (p1[0] - p0[0] + (p1[1] - p0[1])) / 2;
-  return { ...r, cpuPct: [(c1[0] - c0[0]) / DUR * 100, (c1[1] - c0[1]) / DUR * 100], usPerPacket: (cpuS / packets) * 1e6, packets };
+  return { ...r, cpuPct: [(c1[0] - c0[0]) / DUR * 100, (c1[1] - c0[1]) / DUR * 100], usPerPacket: (cpuS / packets) * 1e6, packets, counters };
 }
 
 async function strongswanRound() {
@@ -126,7 +152,8 @@ function startNatt(side) {
   const file = path.join(STATE, `natt-${side}.json`);
   fs.writeFileSync(file, JSON.stringify(nattConfig(side)));
   const ns = side === 'a' ? 'sw-a' : 'sw-b';
-  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'bin', 'natt.js'), 'tunnel', 'up', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `natt-${side}-${Date.now()}.cpuprofile`] : [];
+  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, ...prof, path.join(ROOT, 'bin', 'natt.js'), 'tunnel', 'up', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   p.stdout.on('data', (d) => lines.push(String(d)));
   p.stderr.on('data', (d) => lines.push(String(d)));
@@ -142,6 +169,7 @@ function startNatt(side) {
 }
 
 async function nattRound() {
+  let m = null;
   spawnSync(path.join(RIG, 'teardown.sh'), { stdio: 'ignore' });
   sh(path.join(RIG, 'setup.sh'), ['--topology-only']);
   const b = startNatt('b');
@@ -151,16 +179,42 @@ async function nattRound() {
     await Promise.all([a.up, b.up]);
     nsx('sw-a', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', '10.10.1.1', '10.10.2.1']); // the server learns the NAT mapping
     await waitListening('sw-b', 5201);
-    return await measure([a.p.pid, b.p.pid], [
+    m = await measure([a.p.pid, b.p.pid], [
       ['sw-a', 'natta'],
       ['sw-b', 'nattb'],
     ]);
+    return m;
   } finally {
     srv.kill();
     for (const d of [a, b]) d.p.kill('SIGTERM');
     await Promise.all([a, b].map((d) => new Promise((r) => (d.p.exitCode !== null ? r() : d.p.once('exit', r)))));
+    if (m) m.daemon = [a, b].map((d) => d.lines.join('').split('\n').filter((l) => /drops:|tun:|tunnel up|socket buffers/.test(l)).map((l) => l.replace(/^.*?(drops:|tun:|tunnel up|socket buffers)/, '$1')));
     spawnSync(path.join(RIG, 'teardown.sh'), { stdio: 'ignore' });
   }
+}
+
+/** The top self-time functions over every .cpuprofile in `dir` (both daemons, every round), as a table. */
+function profileSummary(dir) {
+  const self = new Map();
+  let total = 0;
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
+    const p = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const dt = new Map();
+    for (let i = 0; i < p.samples.length; i++) dt.set(p.samples[i], (dt.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0));
+    for (const [id, us] of dt) {
+      const n = byId.get(id);
+      const cf = n.callFrame;
+      const where = cf.url ? `${path.basename(cf.url)}:${cf.lineNumber + 1}` : '';
+      const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
+      self.set(key, (self.get(key) ?? 0) + us);
+      total += us;
+    }
+  }
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  let out = `\nprofile (--cpu-prof, both daemons, all rounds): top self time of ${(total / 1e6).toFixed(1)} s sampled\n| self % | function |\n|---|---|\n`;
+  for (const [k, us] of rows) out += `| ${((us / total) * 100).toFixed(1)} | ${k} |\n`;
+  return out;
 }
 
 const median = (xs) => {
@@ -184,6 +238,9 @@ async function main() {
       const m = await fn();
       res[name].push(m);
       console.log(`round ${r} ${name.padEnd(10)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s  ${m.usPerPacket.toFixed(1).padStart(5)} µs/packet (both ends)  CPU ${m.cpuPct.map((c) => c.toFixed(0)).join('/')}%  retr ${m.retransmits}`);
+      const k = m.counters;
+      console.log(`         udp RcvbufErrors ${k.udpRcvbufErrors.join('/')}  SndbufErrors ${k.udpSndbufErrors.join('/')}  dev tx dropped ${k.devTxDropped.join('/')}`);
+      if (m.daemon) for (const [i, ls] of m.daemon.entries()) for (const l of ls) console.log(`         natt ${i ? 'b' : 'a'}: ${l}`);
     }
   }
   const sum = (name) => ({
@@ -199,6 +256,7 @@ async function main() {
   console.log(`| strongSwan 5.9.8 kernel-libipsec | ${s.mbps.toFixed(0)} | ${s.runs.join(', ')} | ${s.usPerPacket.toFixed(1)} |`);
   console.log(`| natt tunnel | ${n.mbps.toFixed(0)} | ${n.runs.join(', ')} | ${n.usPerPacket.toFixed(1)} |`);
   console.log(`| natt / strongSwan | ${(n.mbps / s.mbps).toFixed(2)}× | | ${(n.usPerPacket / s.usPerPacket).toFixed(2)}× |`);
+  if (PROF) console.log(profileSummary(PROF));
   console.log(JSON.stringify({ bench: 'tunnel', dur: DUR, rounds: ROUNDS, load: os.loadavg(), strongswan: s, natt: n, ratio: n.mbps / s.mbps, raw: res }));
 }
 

@@ -1,4 +1,4 @@
-// The `natt` command line: the table of commands (probe, setkey, tunnel), `natt --help`, `natt help <command>`, `--version`.
+// The `natt` command line: the table of commands (probe, setkey, monitor, stats, capture, tunnel), `natt --help`, `natt help <command>`, `--version`.
 
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, commandList, runCli, type Entry, type Out } from './args';
 import { probeCommand, version } from './probe';
@@ -6,6 +6,7 @@ import { setkey } from './setkey';
 import { tunnel } from './tunnel';
 import { monitorCommand } from './monitor';
 import { statsCommand } from './stats';
+import { captureCommand } from './capture';
 
 export { formatProbe } from './probe';
 
@@ -21,7 +22,7 @@ export { formatProbe } from './probe';
  * listing, `natt help tunnel up`, --help, usage errors, exit codes) follows; test/cli/cli.test.ts checks every
  * command in this table for --help, `natt help`, a bad flag and an option table that its usage text describes.
  */
-export const COMMANDS: readonly Entry[] = [probeCommand, setkey, monitorCommand, statsCommand, tunnel];
+export const COMMANDS: readonly Entry[] = [probeCommand, setkey, monitorCommand, statsCommand, captureCommand, tunnel];
 
 /** `natt --help`. */
 export const USAGE = `Usage: natt <command> [options]

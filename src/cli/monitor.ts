@@ -3,6 +3,7 @@
 import { openSadb, type OpenSadbOptions } from '../open';
 import type { Sadb, SadbEvents, SecurityAssociation } from '../sadb/types';
 import { UsageError, type Command, type Io } from './args';
+import { untilSignal } from './signals';
 
 export interface MonitorIo extends Io {
   /** Watch this database (not closed at the end) instead of opening one. */
@@ -87,20 +88,6 @@ function jsonSafe(v: unknown): unknown {
   );
 }
 
-function signals(): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (sig: string) => (): void => {
-      process.off('SIGINT', int);
-      process.off('SIGTERM', term);
-      resolve(sig);
-    };
-    const int = done('SIGINT');
-    const term = done('SIGTERM');
-    process.once('SIGINT', int);
-    process.once('SIGTERM', term);
-  });
-}
-
 export const monitorCommand: Command<typeof OPTIONS, MonitorIo> = {
   name: 'monitor',
   synopsis: '[--backend NAME] [--json]',
@@ -144,7 +131,7 @@ export const monitorCommand: Command<typeof OPTIONS, MonitorIo> = {
       }
       if (!json) io.out.write(`natt monitor: watching the ${sadb.backend} SA database (interrupt to stop)\n`);
       io.onReady?.(sadb);
-      await (io.stopSignal ?? signals());
+      await (io.stopSignal ?? untilSignal());
       return 0;
     } finally {
       for (const [event, l] of listeners) (sadb as unknown as NodeJS.EventEmitter).off(event, l);

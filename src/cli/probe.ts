@@ -3,6 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { probe, type Fact, type ProbeResult } from '../probe';
+import { nativeCipherStatus, type NativeCipherStatus } from '../fastpath';
+import { probeSocketBuffers, type SocketBuffers } from '../natt/socket';
 import type { Command } from './args';
 
 /** natt's version, from its package.json. */
@@ -15,6 +17,45 @@ function line(label: string, f: Fact): string {
   return `  ${label.padEnd(16)}${f.ok ? 'yes' : `no   ${f.code}: ${f.reason}`}\n`;
 }
 
+/** Which datapath the userland engine takes here: the native cipher, batched I/O, the socket buffers it gets. */
+export interface FastPathFacts {
+  cipher: NativeCipherStatus;
+  /** recvmmsg / sendmmsg on the NAT-T socket, batched TUN reads and writes (the native addon). */
+  batchedIo: { ok: boolean; reason: string };
+  /** What a NAT-T socket gets (null without the addon). */
+  buffers: SocketBuffers | null;
+}
+
+/** The fast-path facts of this host. */
+export function fastPathFacts(p: ProbeResult): FastPathFacts {
+  const batchedIo = p.native.loaded
+    ? { ok: true, reason: process.platform === 'linux' ? 'recvmmsg / sendmmsg, TUN reads and writes in batches' : 'one sendmsg / recvmsg at a time (no *mmsg here), TUN batches' }
+    : { ok: false, reason: `node:dgram, one datagram per call: the native addon is not loaded (${p.native.reason})` };
+  return { cipher: nativeCipherStatus(), batchedIo, buffers: probeSocketBuffers() };
+}
+
+/** The "fast path" line of the report. */
+export function formatFastPath(f: FastPathFacts): string {
+  const cipher = f.cipher.available ? `native cipher (reused OpenSSL contexts, ${f.cipher.openssl})` : `node:crypto (${f.cipher.reason})`;
+  const io = f.batchedIo.ok ? `batched I/O (${f.batchedIo.reason})` : f.batchedIo.reason;
+  const b = f.buffers;
+  const buf = b ? `buffers rcv ${b.receive} / snd ${b.send} bytes${b.forced ? ' (forced)' : ` (${b.reason})`}` : "buffers: the kernel's default (node:dgram)";
+  return `  fast path       ${cipher}; ${io}; ${buf}\n`;
+}
+
+/** What `natt probe --json` prints: probe()'s result and the fast path's facts (src/fastpath/, above probe()'s floor). */
+export interface ProbeReport extends ProbeResult {
+  fastPath: FastPathFacts;
+}
+
+/** probe() and the fast-path facts. */
+export function probeReport(): ProbeReport {
+  const p = probe();
+  return { ...p, fastPath: fastPathFacts(p) };
+}
+
+const yesNo = (v: boolean | null): string => (v === null ? 'unknown' : v ? 'yes' : 'no');
+
 /** The human-readable report of a probe. */
 export function formatProbe(p: ProbeResult): string {
   let s = `natt ${version()} on ${p.platform} ${p.release} (${p.arch}), node ${p.node}\n`;
@@ -26,9 +67,17 @@ export function formatProbe(p: ProbeResult): string {
   s += line('/dev/net/tun', p.facts.tun);
   s += `  kernel ESP      IPv4 ${p.kernelEsp.v4 ? 'yes' : 'no'}, IPv6 ${p.kernelEsp.v6 ? 'yes' : 'no'} (${p.kernelEsp.reason})\n`;
   s += `  ESP in TCP      ${p.espInTcp.ok ? 'yes' : 'no'}   ${p.espInTcp.reason}\n`;
+  const v = p.privileges;
+  s += `  CAP_NET_ADMIN   ${yesNo(v.netAdmin)}   (CAP_NET_RAW ${yesNo(v.netRaw)}, CAP_NET_BIND_SERVICE ${yesNo(v.netBindService)}) ${v.reason}\n`;
+  s += `  IKE bypass      ${p.ikeBypass.ok ? 'yes' : 'no'}   ${p.ikeBypass.reason}\n`;
+  const t = p.cryptoTemplates;
+  s += `  AEAD templates  ${t.aead.length ? t.aead.join(', ') : 'none'}\n`;
+  s += `  crypto          ${Object.entries(t.templates).map(([n, st]) => `${n} ${st}`).join(', ')}; ${t.reason}\n`;
+  for (const [i, n] of p.kernelNotes.entries()) s += `  ${i === 0 ? 'kernel notes    ' : '                '}${n}\n`;
   s += `backend 'auto' picks:\n`;
   s += `  NAT-T socket    ${p.auto.nattSocket.backend}: ${p.auto.nattSocket.reason}\n`;
   s += `  SA database     ${p.auto.sadb.backend}: ${p.auto.sadb.reason}\n`;
+  s += formatFastPath(fastPathFacts(p));
   return s;
 }
 
@@ -45,7 +94,10 @@ export const probeCommand: Command<typeof PROBE_OPTIONS> = {
 What this host's kernel offers for IPsec NAT-T: whether PF_KEY, XFRM netlink, UDP_ENCAP (IPv4, IPv6) and
 /dev/net/tun can be opened (the errno and what to do where not), whether the kernel can do ESP, whether the native
 addon loaded and from which file, and which backend 'auto' picks for the NAT-T socket and the SA database, and why.
-Opens and closes a few sockets; changes nothing.
+Also: CAP_NET_ADMIN (and CAP_NET_RAW, CAP_NET_BIND_SERVICE) in this process, whether an IKE socket can be exempted
+from the kernel's IPsec policies (the bypass), which kernel crypto templates natt's XFRM suites need are there (the
+AEADs named), the fast path (native cipher contexts, batched I/O, socket buffers), and what this kernel version
+means for natt. Opens and closes a few sockets; changes nothing.
 
   --json             print probe()'s result as JSON (for programs; fields may be added, never renamed)
   -h, --help         show this help
@@ -54,7 +106,7 @@ Exit status: 0 done, 1 a failure, 2 a usage error.
 `,
   options: PROBE_OPTIONS,
   run({ values }, io) {
-    const p = probe();
+    const p = probeReport();
     io.out.write(values.json ? `${JSON.stringify(p, null, 2)}\n` : formatProbe(p));
     return 0;
   },

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { parseDaemonConfig } from '../daemon/config';
 import { runDaemon, type RunningDaemon } from '../daemon/daemon';
 import { UsageError, runEntry, type Command, type Group, type Io } from './args';
+import { untilSignal } from './signals';
 
 export interface TunnelIo extends Io {
   /** Resolves when the daemon should stop (default: the first SIGTERM or SIGINT). */
@@ -28,20 +29,6 @@ routes and the TUN and exit 0.
 Exit status: 0 stopped cleanly, 1 could not start or failed, 2 a usage error.
 `;
 
-function signals(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string) => (): void => {
-      process.off('SIGTERM', term);
-      process.off('SIGINT', int);
-      resolve(sig);
-    };
-    const term = on('SIGTERM');
-    const int = on('SIGINT');
-    process.once('SIGTERM', term);
-    process.once('SIGINT', int);
-  });
-}
-
 /** `natt tunnel up`. */
 export const tunnelUp: Command<typeof UP_OPTIONS, TunnelIo> = {
   name: 'up',
@@ -65,7 +52,7 @@ export const tunnelUp: Command<typeof UP_OPTIONS, TunnelIo> = {
       throw new Error(`could not start: ${(e as Error).message}`);
     }
     io.onUp?.(d);
-    const sig = await (io.stopSignal ?? signals());
+    const sig = await (io.stopSignal ?? untilSignal());
     log(`${sig}: stopping`);
     await d.stop();
     return 0;

@@ -49,6 +49,8 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     undo.push(() => new Promise<void>((res) => socket.close(() => res())));
     const at = socket.address();
     log(`listening on ${at.address}:${at.port} (NAT-T, userland ESP${socket.zeroChecksum ? ', UDP checksum 0' : ''})`);
+    const b = socket.buffers;
+    log(`socket buffers: receive ${b.receive} bytes, send ${b.send} bytes (${b.reason})`);
     const sadb = new UserlandSadb();
     undo.push(() => sadb.close());
     for (const sa of config.sas) {
@@ -71,7 +73,8 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     tunnel.on('error', (e) => log(`error: ${e.message}`));
     socket.on('error', (e) => log(`socket error: ${e.message}`));
     tun.on('error', (e) => log(`tun error: ${e.message}`));
-    log(`tunnel up: ${config.sas.length} SAs, ${config.policies.length} policies, outer MTU ${config.outerMtu}`);
+    const paths = [...new Set([...sadb.entries()].map((e) => e.transform?.cipherPath).filter((x) => x))].join(', ') || '-';
+    log(`tunnel up: ${config.sas.length} SAs, ${config.policies.length} policies, outer MTU ${config.outerMtu}; cipher ${paths}, batched receive ${tunnel.batchedReceive ? 'yes' : 'no'}`);
     let stopping: Promise<void> | null = null;
     return {
       config,
@@ -94,6 +97,12 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
             .split('\n')
             .filter((l) => !/\s0$/.test(l));
           if (moved.length) log(`drops: ${moved.map((l) => l.replace(/\s+/, '=')).join(' ')}`);
+          const td = Object.entries(s.tun.drops).filter(([, n]) => n > 0);
+          const so = socket.stats();
+          log(
+            `tun: in ${s.tun.packetsIn} out ${s.tun.packetsOut}, drops ${td.length ? td.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}; ` +
+              `socket: esp in ${so.esp}, sent ${so.sentEsp}, send errors ${so.sendErrors}, deferred ${so.sendDeferred}, receive errors ${so.receiveErrors}`,
+          );
         })();
         return stopping;
       },

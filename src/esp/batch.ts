@@ -44,6 +44,8 @@ export class EspBatch {
   readonly meta: Uint32Array;
   /** Per packet: ESP_BATCH_OK, ESP_BATCH_SEQ_EXHAUSTED or ESP_BATCH_DROP + reason index (after a seal/open call). */
   readonly status: Uint8Array;
+  /** Per packet after openBatch(): 1 when it moved the replay window forward (newer than every one before), else 0. */
+  readonly advanced: Uint8Array;
   /** Packets in the batch (0..capacity). */
   count = 0;
 
@@ -60,6 +62,7 @@ export class EspBatch {
     this.desc = new Uint32Array(this.capacity * ESP_DESC_WORDS);
     this.meta = new Uint32Array(this.capacity * ESP_META_WORDS);
     this.status = new Uint8Array(this.capacity);
+    this.advanced = new Uint8Array(this.capacity);
   }
 
   /** Payload i (to seal) is `length` bytes at `offset` in the slab, with Next Header `nextHeader`. */

@@ -466,7 +466,7 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
         this.#dropAt(status, i, 'auth-failed'); // one by one, this packet would have been checked with other high bits
         continue;
       }
-      this.replay.commit(lo, hi);
+      batch.advanced[i] = this.replay.commit(lo, hi) ? 1 : 0;
       meta[m] = ptOff;
       meta[m + 1] = payloadLen;
       meta[m + 2] = nextHeader;

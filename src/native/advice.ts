@@ -19,6 +19,7 @@ export type ErrorContext =
   | 'tun'
   | 'control'
   | 'peercred'
+  | 'capture'
   | 'other'
   | 'pfkey-reply'
   | 'xfrm-reply'
@@ -104,6 +105,11 @@ const RULES: readonly Rule[] = [
       `a per-socket IPsec bypass policy needs privilege: ${CAP}; without it, IKE between peers that an IPsec policy ` +
       'covers is taken by that policy (an ACQUIRE, nothing sent)',
   },
+  {
+    codes: ['EPERM', 'EACCES'],
+    ctx: ['capture'],
+    say: 'capturing packets (an AF_PACKET socket) needs CAP_NET_RAW in this network namespace: run as root, or grant it (setcap cap_net_raw+ep on node)',
+  },
   { codes: ['EPERM', 'EACCES'], ctx: '*', say: CAP },
   // A facility the kernel lacks
   {
@@ -117,6 +123,11 @@ const RULES: readonly Rule[] = [
     codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT'],
     ctx: ['xfrm'],
     say: 'this kernel has no XFRM netlink: it was built without CONFIG_XFRM_USER (modprobe xfrm_user as root)',
+  },
+  {
+    codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT', 'ENOPROTOOPT'],
+    ctx: ['capture'],
+    say: 'no packet socket here: capture needs Linux AF_PACKET (CONFIG_PACKET, modprobe af_packet as root)',
   },
   {
     codes: ['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT'],
@@ -176,6 +187,14 @@ const RULES: readonly Rule[] = [
     say: 'the kernel rejected the SA: check the key lengths against the algorithms, the address families, the mode and the NAT-T type (2) and ports',
   },
   { codes: ['EINVAL'], ctx: ['xfrm-reply'], when: sa, say: 'the kernel rejected the SA: check key lengths, algorithm combination, mode and addresses' },
+  {
+    codes: ['EINVAL'],
+    ctx: isReply,
+    when: (d) => d.request === 'policy',
+    say:
+      'the kernel rejected the policy: Linux refuses an optional (level use) tunnel-mode rule in an out policy ' +
+      '(use require there); else check the selector prefixes, the direction and the rules\' address families',
+  },
   {
     codes: ['EINVAL'],
     ctx: ['tun'],

@@ -205,6 +205,61 @@ export function openMessageSocket(
   };
 }
 
+/** One captured datagram as the packet socket read it: bytes (cut at the receive buffer), sockaddr_ll, time, length. */
+export type CapturedPacket = (bytes: Buffer, from: Buffer, seconds: number, nanoseconds: number, length: number) => void;
+
+/** The capture side of a packet socket: a BPF filter, the kernel's counters, ref/unref, close. */
+export interface NativePacketSocket {
+  readonly fd: number;
+  bind(sockaddr: Uint8Array): void;
+  attachFilter(program: Uint8Array): void;
+  getsockoptBytes(level: number, name: number, length: number): Buffer;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+/**
+ * Open a Linux packet socket (AF_PACKET, SOCK_DGRAM: network-layer packets) in capture mode: kernel receive times
+ * (SO_TIMESTAMPNS), the sockaddr_ll of each packet. It is opened with protocol 0, so it receives nothing until bind()
+ * names a protocol (sockaddr_ll with ETH_P_ALL): attach the filter first, and no unfiltered packet is ever queued.
+ * Errors carry the 'capture' advice (privilege: CAP_NET_RAW); ENOPROTOOPT where the OS or an old addon has none.
+ */
+export function openPacketSocket(onPacket: CapturedPacket, onError: (err: Error) => void): NativePacketSocket {
+  const addon = requireNative();
+  const c = addon.constants;
+  const guard = withAdviceFor('capture');
+  const family = c.AF_PACKET ?? -1;
+  const proto = c.ETH_P_ALL ?? -1;
+  if (family < 0 || proto < 0 || typeof (addon.MessageSocket.prototype as { recvFrom?: unknown }).recvFrom !== 'function') {
+    throw withAdvice(Object.assign(new Error('no packet socket'), { code: 'ENOPROTOOPT', errno: -92, syscall: 'socket' }), 'capture');
+  }
+  let sock: NativeMessageSocket;
+  try {
+    sock = new addon.MessageSocket(family, c.SOCK_DGRAM, 0, onPacket as (msg: Buffer) => void, adviceOnError(onError, 'capture'));
+  } catch (e) {
+    throw withAdvice(e, 'capture');
+  }
+  try {
+    sock.recvFrom!(true);
+    if ((c.SO_TIMESTAMPNS ?? -1) >= 0) sock.setsockopt(c.SOL_SOCKET, c.SO_TIMESTAMPNS!, 1);
+  } catch (e) {
+    sock.close();
+    throw withAdvice(e, 'capture');
+  }
+  return {
+    get fd() {
+      return sock.fd;
+    },
+    bind: guard((sa: Uint8Array) => sock.bind(sa)),
+    attachFilter: guard((p: Uint8Array) => sock.attachFilter!(p)),
+    getsockoptBytes: guard((level: number, name: number, length: number) => sock.getsockoptBytes!(level, name, length)),
+    ref: () => sock.ref(),
+    unref: () => sock.unref(),
+    close: () => sock.close(),
+  };
+}
+
 /**
  * Adopt a bound UDP fd (from openEncapSocket) as a NativeUdpSocket: batched receive into `slab` / `meta`, sendmsg and
  * sendmmsg out. Every error, thrown or passed to onError, is a NattSystemError with advice. On a throw the fd is still

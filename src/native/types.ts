@@ -41,11 +41,20 @@ export interface NativeConstants {
   SOL_SOCKET: number;
   SO_RCVBUF: number;
   SO_SNDBUF: number;
+  /** Linux: set the buffer past rmem_max / wmem_max (CAP_NET_ADMIN); -1 where the OS has none. */
+  SO_RCVBUFFORCE: number;
+  SO_SNDBUFFORCE: number;
   IPPROTO_IP: number;
   IPPROTO_IPV6: number;
   /** Linux: per-socket policy as struct xfrm_userpolicy_info (xfrm_user). */
   IP_XFRM_POLICY: number;
   IPV6_XFRM_POLICY: number;
+  /** Packet capture (Linux; -1 elsewhere): AF_PACKET, its option level, every protocol, drop counters, ns timestamps. */
+  AF_PACKET?: number;
+  SOL_PACKET?: number;
+  ETH_P_ALL?: number;
+  PACKET_STATISTICS?: number;
+  SO_TIMESTAMPNS?: number;
   /** Per-socket policy as PF_KEY's struct sadb_x_policy (the BSDs; Linux with af_key). */
   IP_IPSEC_POLICY: number;
   IPV6_IPSEC_POLICY: number;
@@ -73,6 +82,17 @@ export interface NativeMessageSocket {
   unref(): void;
   /** Stop polling and close the fd. Idempotent. */
   close(): void;
+  /**
+   * Packet capture mode: from now on each datagram is read with recvmsg(2) and onMessage is called as
+   * `(bytes, sockaddr, seconds, nanoseconds, length)`: the source sockaddr as the kernel wrote it, the receive time
+   * (SO_TIMESTAMPNS when set, else the time of reading), and the datagram's full length (more than `bytes.length`
+   * when it did not fit the receive buffer). Absent from addons built before it.
+   */
+  recvFrom?(on: boolean): void;
+  /** setsockopt(SOL_SOCKET, SO_ATTACH_FILTER) with a classic BPF program (8-byte struct sock_filter each). Linux. */
+  attachFilter?(program: Uint8Array): void;
+  /** getsockopt(2) into at most `length` bytes; returns what the kernel wrote. */
+  getsockoptBytes?(level: number, name: number, length: number): Buffer;
 }
 
 export interface NativeMessageSocketConstructor {
@@ -80,7 +100,7 @@ export interface NativeMessageSocketConstructor {
     family: number,
     type: number,
     protocol: number,
-    onMessage: (msg: Buffer) => void,
+    onMessage: (msg: Buffer, from?: Buffer, seconds?: number, nanoseconds?: number, length?: number) => void,
     onError: (err: Error & NativeErrorFields) => void,
     onWritable?: () => void,
   ): NativeMessageSocket;
@@ -279,6 +299,10 @@ export interface NativeAddon {
   UdpSocket: NativeUdpSocketConstructor;
   /** setsockopt(2) with raw bytes (a level or name of -1, which the OS lacks, is ENOPROTOOPT). */
   setSockOptBytes(fd: number, level: number, name: number, bytes: Uint8Array): void;
+  /** getsockopt of an int option. */
+  getSockOptInt?(fd: number, level: number, name: number): number;
+  /** Native ESP cipher contexts of this env not freed yet. */
+  espCipherContexts?(): number;
   /** getsockname(2): the bound address and port. */
   getSockName(fd: number): { family: 4 | 6; address: string; port: number };
   /** if_nametoindex(3); 0 when there is no such interface. */

@@ -8,7 +8,7 @@ import { UDP_FLAG_LOCAL_KNOWN, UDP_FLAG_TRUNCATED, UDP_RECORD_BYTES, type Native
 import type { EspBatch, RemoteInfo } from '../transport';
 
 /** Datagrams per readable wake, and the bytes of each slot: any UDP payload fits, so nothing is ever cut. */
-export const RECV_SLOTS = 16;
+export const RECV_SLOTS = 64;
 export const RECV_SLOT_SIZE = 65536;
 /** Datagrams that wait for the socket to drain after EAGAIN, at most; beyond, a send fails (counted, reported). */
 export const MAX_SEND_QUEUE = 1024;
@@ -28,6 +28,8 @@ export interface IoSink {
   datagram(slab: Buffer, off: number, len: number, slot: number, truncated: boolean): void;
   /** A receive error (the socket stays open). */
   error(err: Error): void;
+  /** The wake's datagrams have all been given (a batch consumer delivers now). */
+  end(): void;
 }
 
 /** Called when a send completed: counts and reports. Never throws. */
@@ -187,12 +189,30 @@ export class NativeIo {
     return this.#sock.fd;
   }
 
+  /** The receive slab (datagrams of the current wake lie in it). */
+  get slab(): Buffer {
+    return this.#slab;
+  }
+
   #onRead(count: number): void {
     const meta = this.#meta;
     for (let i = 0; i < count && !this.#closed; i++) {
       const r = i * W;
       this.#sink.datagram(this.#slab, i * RECV_SLOT_SIZE, meta[r], i, (meta[r + 1] & UDP_FLAG_TRUNCATED) !== 0);
     }
+    if (!this.#closed) this.#sink.end();
+  }
+
+  /** The sender's port of the datagram in record `slot` (valid during the wake). */
+  sourcePort(slot: number): number {
+    return this.#meta[slot * W + 3];
+  }
+
+  /** The sender's address text of the datagram in record `slot` (cached: no string per datagram). */
+  sourceAddress(slot: number): string {
+    const meta = this.#meta;
+    const r = slot * W;
+    return this.#srcText.text(meta, this.#metaBytes, r + 8, meta[r + 2] === 6 ? 6 : 4, meta[r + 4]);
   }
 
   /** The sender of the datagram in record `slot` (valid during the datagram call), `size` its payload bytes. */
@@ -351,6 +371,78 @@ export class NativeIo {
         return;
       }
     }
+  }
+
+  /**
+   * Send `count` datagrams lying in the caller's `slab` (datagram i: `prefix` + `slab[offsets[i], +lengths[i])`; the
+   * prefix is written into the `prefix.length` bytes in front of it) to one peer, with sendmmsg straight from the
+   * slab: no copy unless the buffer is full, when the rest are copied into the bounded queue. `done(null|err, bytes)`
+   * is called for entries that failed or waited; returns how many the OS took at once (their completion is the
+   * caller's to count).
+   */
+  sendRun(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, prefix: Uint8Array | null, port: number, address: string, done: Completion): number {
+    const a = this.#dst.get(address);
+    const pre = prefix ? prefix.length : 0;
+    if (this.#queue.length > 0) {
+      for (let i = 0; i < count; i++) this.#queueCopy(slab, offsets[i] - pre, lengths[i] + pre, prefix, a, port, done);
+      return 0;
+    }
+    let desc = this.#runDesc;
+    if (desc === null || desc.length < count * W) {
+      desc = this.#runDesc = new Int32Array(Math.max(count, 64) * W);
+      this.#runBytes = new Uint8Array(desc.buffer);
+      this.#runFilled = 0;
+    }
+    const bytes = this.#runBytes!;
+    if (this.#runAddr !== a.bytes || this.#runPort !== port) {
+      // Another peer: its address is written into the records again (the same peer's stays from the last run).
+      this.#runAddr = a.bytes;
+      this.#runPort = port;
+      this.#runFilled = 0;
+    }
+    for (let i = 0; i < count; i++) {
+      const r = i * W;
+      const off = offsets[i] - pre;
+      if (prefix) slab.set(prefix, off);
+      desc[r] = off;
+      desc[r + 1] = lengths[i] + pre;
+      if (i >= this.#runFilled) {
+        desc[r + 2] = this.family;
+        desc[r + 3] = port;
+        desc[r + 4] = a.scope;
+        desc[r + 5] = 0;
+        bytes.set(a.bytes, r * 4 + 32);
+      }
+      desc[r + 6] = 0;
+    }
+    if (count > this.#runFilled) this.#runFilled = count;
+    let sent: number;
+    try {
+      sent = this.#sock.sendBatch(slab, desc, 0, count);
+    } catch (err) {
+      for (let k = 0; k < count; k++) done(err as Error, 0);
+      return 0;
+    }
+    let ok = 0;
+    for (let k = 0; k < sent; k++) {
+      const st = desc[k * W + 6];
+      if (st >= 0) ok++;
+      else done(errnoError(-st, 'sendmmsg'), 0);
+    }
+    for (let k = sent; k < count; k++) this.#queueCopy(slab, desc[k * W], desc[k * W + 1], null, a, port, done);
+    return ok;
+  }
+
+  #runDesc: Int32Array | null = null;
+  #runBytes: Uint8Array | null = null;
+  #runAddr: Uint8Array | null = null;
+  #runPort = 0;
+  #runFilled = 0;
+
+  /** A datagram of a run that must wait for the socket: copied out of the caller's slab into the bounded queue. */
+  #queueCopy(slab: Uint8Array, off: number, len: number, prefix: Uint8Array | null, a: { bytes: Uint8Array; scope: number }, port: number, done: Completion): void {
+    if (prefix) slab.set(prefix, off);
+    this.#enqueue({ a: Buffer.from(slab.subarray(off, off + len)), b: null, dst: a.bytes, port, scope: a.scope, src: null, done });
   }
 
   #sendOne(batch: EspBatch, i: number, prefix: Uint8Array | null, done: Completion): void {

@@ -13,8 +13,8 @@ import { applyBypass, type BypassState } from '../native/bypass';
 import type { NativeAddon } from '../native/types';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
 import { classify, classifyAt, type DropReason, type NattEncapType, type NattSocketEncap } from './demux';
-import { NativeIo } from './native-io';
-import type { EspBatch, EspTransport, RemoteInfo, SendCallback } from '../transport';
+import { NativeIo, RECV_SLOTS } from './native-io';
+import type { EspBatch, EspBatchHandler, EspSources, EspTransport, RemoteInfo, SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
 export type { BypassState } from '../native/bypass';
@@ -53,7 +53,12 @@ export interface NattSocketOptions {
    * `bypass` on the socket says why.
    */
   bypass?: boolean;
-  /** SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles it and applies its limits); default the kernel's. */
+  /**
+   * SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles it). With the native addon, default LARGE_SOCKET_BUFFER: set
+   * with SO_SNDBUFFORCE / SO_RCVBUFFORCE where the process may (CAP_NET_ADMIN, Linux), else with SO_SNDBUF /
+   * SO_RCVBUF, which the kernel caps at net.core.wmem_max / rmem_max; `socket.buffers` says what the kernel holds.
+   * On node:dgram: the kernel's default unless given.
+   */
   sendBufferSize?: number;
   receiveBufferSize?: number;
 }
@@ -105,6 +110,20 @@ export interface NattSocketEvents {
   close: [];
 }
 
+/** The socket buffers a NAT-T socket got (`socket.buffers`). */
+export interface SocketBuffers {
+  /** SO_RCVBUF / SO_SNDBUF as the kernel reports them (Linux: twice what was set), 0 where unknown. */
+  receive: number;
+  send: number;
+  /** True when set past the sysctl limits with SO_RCVBUFFORCE / SO_SNDBUFFORCE (privileged). */
+  forced: boolean;
+  /** How they were set, in words. */
+  reason: string;
+}
+
+/** The default socket buffer of the native path (each direction), asked for with the FORCE options first. */
+export const LARGE_SOCKET_BUFFER = 4 * 1024 * 1024;
+
 /** Peers one socket keeps alive at most (keepalive()); beyond, keepalive() refuses and counts. */
 export const MAX_KEEPALIVE_PEERS = 1024;
 
@@ -133,6 +152,7 @@ export interface NattSocketInit {
   kernelEncap: boolean;
   zeroChecksum: boolean;
   bypass: BypassState;
+  buffers?: SocketBuffers;
 }
 
 /**
@@ -158,9 +178,20 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
   readonly #io: NativeIo | null;
   readonly #dgram: dgram.Socket | null;
   readonly #fd: number;
+  readonly #buffers: SocketBuffers;
   readonly #bound: { address: string; family: string; port: number };
   #closed = false;
   #closeEmitted = false;
+  #espBatch: EspBatchHandler | null = null;
+  readonly #rxOff = new Uint32Array(RECV_SLOTS);
+  readonly #rxLen = new Uint32Array(RECV_SLOTS);
+  readonly #rxSlot = new Uint32Array(RECV_SLOTS);
+  #rxCount = 0;
+  readonly #sources: EspSources = {
+    port: (i) => this.#io!.sourcePort(this.#rxSlot[i]),
+    address: (i) => this.#io!.sourceAddress(this.#rxSlot[i]),
+    remoteInfo: (i) => this.#io!.remoteInfo(this.#rxSlot[i], this.#rxLen[i]),
+  };
   #lastPeer: string | null = null; // the last peer address that passed #checkPeer
   #lastLocal: string | null = null; // the last local address that passed #checkLocal
   readonly #keepalives = new Map<string, Map<number, KeepalivePeer>>();
@@ -192,6 +223,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     this.zeroChecksum = init.zeroChecksum;
     this.bypass = Object.freeze({ ...init.bypass });
     this.#fd = init.fd;
+    this.#buffers = init.buffers ?? { receive: 0, send: 0, forced: false, reason: 'unknown' };
     if (init.dgram) {
       const sock = init.dgram;
       this.#dgram = sock;
@@ -211,6 +243,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
       this.#io = new NativeIo(init.fd, init.family, name.port, {
         datagram: (slab, off, len, slot, truncated) => this.#onDatagram(slab, off, len, slot, truncated),
         error: (err) => this.#receiveError(err),
+        end: () => this.#endOfWake(),
       });
       this.localAddressKnown = this.#io.localAddressKnown;
     }
@@ -249,12 +282,47 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
           return;
         }
         this.#stats.esp++;
+        // Other 'esp' listeners get their copy first: the batch handler decrypts in the slab.
         if (this.listenerCount('esp') > 0) this.emit('esp', copy(slab, off + c.offset, off + len), this.#io!.remoteInfo(slot, len));
+        if (this.#espBatch !== null) {
+          const k = this.#rxCount++;
+          this.#rxOff[k] = off + c.offset;
+          this.#rxLen[k] = len - c.offset;
+          this.#rxSlot[k] = slot;
+        }
         return;
       case 'drop':
         this.#stats.dropped[c.reason]++;
         return;
     }
+  }
+
+  /** The end of a receive wake: the ESP batch (if a batch handler takes it) goes to the handler, in the slab. */
+  #endOfWake(): void {
+    const n = this.#rxCount;
+    if (n === 0) return;
+    this.#rxCount = 0;
+    const h = this.#espBatch;
+    if (h === null) return;
+    try {
+      h(this.#io!.slab, this.#rxOff, this.#rxLen, n, this.#sources);
+    } catch {
+      this.#stats.receiveErrors++; // a handler never throws into the receive path (natt's engine counts its own drops)
+    }
+  }
+
+  /**
+   * Userland backend on the native addon: hand received ESP to `handler` once per receive wake, in the receive slab
+   * (no copy, no object per datagram); 'esp' listeners, if any, still get their copies (before the handler). One
+   * handler at a time; `null` removes it. Returns false where there is no native batched receive (node:dgram, the
+   * kernel backend) or another handler holds it: use 'esp' events then.
+   */
+  onEspBatch(handler: EspBatchHandler | null): boolean {
+    if (handler !== null && typeof handler !== 'function') throw typeError('handler', 'a function or null', handler);
+    if (handler !== null && (!this.#io || this.kernelEncap || this.encap === 'none')) return false;
+    if (handler !== null && this.#espBatch !== null && this.#espBatch !== handler) return false; // one batch consumer; others use 'esp'
+    this.#espBatch = handler;
+    return true;
   }
 
   /** The node:dgram fallback: one datagram, its own buffer. */
@@ -436,6 +504,39 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
       this.#checkPeer(batch.ports[i], batch.addresses[i]);
     }
     this.#io.sendMany(batch, this.encap === 'espinudp' ? null : NON_IKE_MARKER, this.#done.sentEsp);
+  }
+
+  /**
+   * Userland backend, the batched fast path: send `count` ESP packets lying in `slab` (packet i at `offsets[i]`,
+   * `lengths[i]` bytes, ESP_RUN_HEADROOM bytes in front of each for the non-IKE marker) to one peer with sendmmsg
+   * straight from the slab. Returns how many were taken (sent, or queued for a full buffer); failures are counted
+   * (sendErrors) and reported as 'error' where someone listens. Without the native addon: one send each (copied).
+   */
+  sendEspRun(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, port: number, address: string): number {
+    this.#espAllowed();
+    this.#checkPeer(port, address);
+    if (!this.#io || this.#closed) {
+      let taken = 0;
+      for (let i = 0; i < count; i++) {
+        try {
+          this.sendEsp(Buffer.from(slab.subarray(offsets[i], offsets[i] + lengths[i])), port, address);
+          taken++;
+        } catch {
+          this.#stats.sendErrors++;
+        }
+      }
+      return taken;
+    }
+    if (this.#keepaliveCount > 0) this.#noteSent(address, port);
+    const errors = this.#stats.sendErrors;
+    const ok = this.#io.sendRun(slab, offsets, lengths, count, this.encap === 'espinudp' ? null : NON_IKE_MARKER, port, address, this.#done.sentEsp);
+    this.#stats.sentEsp += ok;
+    return count - (this.#stats.sendErrors - errors);
+  }
+
+  /** The socket buffers as the kernel holds them (SO_RCVBUF / SO_SNDBUF read back), and how they were set. */
+  get buffers(): SocketBuffers {
+    return { ...this.#buffers };
   }
 
   // ---- keepalives (RFC 3948 §2.3), the same on both backends ----
@@ -635,19 +736,74 @@ function adopt(sock: dgram.Socket, bindOpts: dgram.BindOptions, port: number): P
   });
 }
 
-/** SO_SNDBUF / SO_RCVBUF on an addon fd, as asked. */
-function setBuffers(addon: NativeAddon, fd: number, o: Resolved): void {
+/**
+ * SO_SNDBUF / SO_RCVBUF on an addon fd: the size asked for, or LARGE_SOCKET_BUFFER; with the FORCE options first
+ * (privileged: past the sysctl limits), else the plain ones (capped by the kernel at rmem_max / wmem_max). An explicit
+ * size the kernel refuses is an error; the default never is. Returns what the kernel holds.
+ */
+function setBuffers(addon: NativeAddon, fd: number, o: Resolved): SocketBuffers {
   const c = addon.constants;
-  for (const [name, v] of [
-    [c.SO_SNDBUF, o.sendBufferSize],
-    [c.SO_RCVBUF, o.receiveBufferSize],
+  let forced = 0;
+  let plain = 0;
+  for (const [force, name, asked] of [
+    [c.SO_SNDBUFFORCE, c.SO_SNDBUF, o.sendBufferSize],
+    [c.SO_RCVBUFFORCE, c.SO_RCVBUF, o.receiveBufferSize],
   ] as const) {
-    if (v === undefined) continue;
-    try {
-      addon.setSockOptBytes(fd, c.SOL_SOCKET, name, new Uint8Array(Int32Array.of(v).buffer));
-    } catch (e) {
-      throw withAdvice(e, 'udp');
+    const v = new Uint8Array(Int32Array.of(asked ?? LARGE_SOCKET_BUFFER).buffer);
+    if (force !== undefined && force >= 0) {
+      try {
+        addon.setSockOptBytes(fd, c.SOL_SOCKET, force, v);
+        forced++;
+        continue;
+      } catch {
+        // EPERM without CAP_NET_ADMIN: the plain option, up to the limit
+      }
     }
+    try {
+      addon.setSockOptBytes(fd, c.SOL_SOCKET, name, v);
+      plain++;
+    } catch (e) {
+      if (asked !== undefined) throw withAdvice(e, 'udp');
+    }
+  }
+  const read = (name: number): number => {
+    try {
+      return addon.getSockOptInt ? addon.getSockOptInt(fd, c.SOL_SOCKET, name) : 0;
+    } catch {
+      return 0;
+    }
+  };
+  const what = o.sendBufferSize === undefined && o.receiveBufferSize === undefined ? `${LARGE_SOCKET_BUFFER} bytes (the default)` : 'the size asked for';
+  return {
+    receive: read(c.SO_RCVBUF),
+    send: read(c.SO_SNDBUF),
+    forced: forced === 2,
+    reason:
+      forced === 2
+        ? `${what}, forced past the sysctl limits (SO_RCVBUFFORCE / SO_SNDBUFFORCE)`
+        : `${what}, capped by net.core.rmem_max / wmem_max (${forced ? 'one' : 'no'} FORCE option allowed: needs CAP_NET_ADMIN)`,
+  };
+}
+
+/**
+ * What a NAT-T socket of this host gets (for `natt probe`): a UDP socket on 127.0.0.1 is opened with the addon, its
+ * buffers set as createNattSocket sets them, read back, closed. Null without the addon (node:dgram: the kernel's).
+ */
+export function probeSocketBuffers(): SocketBuffers | null {
+  const addon = loadNative();
+  if (!addon) return null;
+  let fd: number;
+  try {
+    fd = openEncapSocket(4, '127.0.0.1', 0, 0, false);
+  } catch {
+    return null;
+  }
+  try {
+    return setBuffers(addon, fd, { sendBufferSize: undefined, receiveBufferSize: undefined } as Resolved);
+  } catch {
+    return null;
+  } finally {
+    addon.closeFd(fd);
   }
 }
 
@@ -698,8 +854,9 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     }
   }
   if (fd !== undefined && addon) {
+    let buffers: SocketBuffers;
     try {
-      setBuffers(addon, fd, o);
+      buffers = setBuffers(addon, fd, o);
     } catch (e) {
       addon.closeFd(fd);
       return Promise.reject(e);
@@ -707,7 +864,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
     try {
       return Promise.resolve(
-        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass })),
+        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass, buffers })),
       );
     } catch (e) {
       try {
@@ -730,7 +887,19 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     reason: o.bypass ? 'the native addon is not loaded: node:dgram cannot set a per-socket IPsec policy' : 'bypass: false was asked for',
   };
   return adopt(sock, { address: o.address, port: o.port, exclusive: true }, o.port).then(
-    () => socketGate.make(() => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass })),
+    () => {
+      let receive = 0;
+      let send = 0;
+      try {
+        receive = sock.getRecvBufferSize();
+        send = sock.getSendBufferSize();
+      } catch {
+        // unknown
+      }
+      const reason = o.sendBufferSize === undefined && o.receiveBufferSize === undefined ? "node:dgram: the kernel's default" : 'node:dgram: the size asked for';
+      const buffers: SocketBuffers = { receive, send, forced: false, reason };
+      return socketGate.make(() => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass, buffers }));
+    },
   );
 }
 

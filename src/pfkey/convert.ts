@@ -186,8 +186,13 @@ export function saToMessage(sa: SecurityAssociation, type: number, d: Dialect, s
         if (sa.integrity && sa.integrity.algorithm !== 'none') throw typeError('integrity', `absent with the AEAD ${algorithm}`, sa.integrity.algorithm);
         auth = aeadAuthId(d, algorithm, key.length);
       }
-      if (key.length) keys.push({ name: 'keyEncrypt', bits: key.length * 8, key });
-    } else if (protocol === 'esp') encrypt = d.algorithms.encrypt.null;
+      // An empty key goes too (NULL encryption): setkey always sends SADB_EXT_KEY_ENCRYPT for ESP, and Linux's af_key
+      // refuses an ESP SA without one (EINVAL), 0 bits included.
+      keys.push({ name: 'keyEncrypt', bits: key.length * 8, key });
+    } else if (protocol === 'esp') {
+      encrypt = d.algorithms.encrypt.null;
+      keys.push({ name: 'keyEncrypt', bits: 0, key: new Uint8Array(0) });
+    }
     if (sa.integrity && sa.integrity.algorithm !== 'none') {
       const { algorithm } = sa.integrity;
       const key = checkKey(sa.integrity, 'integrity');

@@ -1,10 +1,10 @@
 // Facts about this host, learnt without changing it: the addon, PF_KEY, XFRM, UDP_ENCAP, TUN, kernel ESP (in UDP and in TCP), /proc/crypto.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { loadNative, nativeStatus, type NativeStatus } from '../native/binding';
 import { adviceFor, type ErrorContext } from '../native/advice';
+import { readText } from './text';
+import { cryptoTemplateSupport, ikeBypassSupport, kernelNotes, privileges, type BypassSupport, type CryptoTemplateSupport, type Privileges } from './extra';
 
 export interface Fact {
   ok: boolean;
@@ -62,15 +62,14 @@ export interface HostFacts {
   kernelEsp: KernelEspSupport;
   /** ESP in TCP in the kernel (espintcp). */
   espInTcp: EspInTcpSupport;
-}
-
-function readText(file: string): string | undefined {
-  try {
-    const data = fs.readFileSync(file);
-    return file.endsWith('.gz') ? zlib.gunzipSync(data).toString('latin1') : data.toString('latin1');
-  } catch {
-    return undefined;
-  }
+  /** CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE in this process's effective set. */
+  privileges: Privileges;
+  /** Whether an IKE socket can be exempted from the kernel's IPsec policies (tried on a loopback UDP socket). */
+  ikeBypass: BypassSupport;
+  /** The kernel crypto templates natt's XFRM suites map to (the AEADs among them). */
+  cryptoTemplates: CryptoTemplateSupport;
+  /** What this kernel version means for natt, in plain words. */
+  kernelNotes: string[];
 }
 
 /** Texts kernelEspSupport() reads on Linux (undefined: file absent). */
@@ -193,6 +192,10 @@ export function hostFacts(): HostFacts {
     facts: nativeFacts(),
     kernelEsp,
     espInTcp: espInTcpSupport(kernelEsp),
+    privileges: privileges(),
+    ikeBypass: ikeBypassSupport(),
+    cryptoTemplates: cryptoTemplateSupport(),
+    kernelNotes: kernelNotes(os.release(), process.platform, kernelEsp.v4 || kernelEsp.v6),
   };
 }
 

@@ -6,6 +6,19 @@ import type { SadbBackendName } from '../sadb/types';
 
 export { kernelEspSupport, linuxKernelEsp, espInTcpSupport, linuxEspInTcp, hostFacts, nativeFacts, cryptoTemplates, readProcCrypto, CRYPTO_TEMPLATES } from './facts';
 export type { Fact, KernelEspSupport, EspInTcpSupport, LinuxKernelTexts, HostFacts, SocketFacts } from './facts';
+export {
+  privileges,
+  linuxPrivileges,
+  ikeBypassSupport,
+  cryptoTemplateSupport,
+  linuxCryptoTemplates,
+  kernelNotes,
+  linuxVersion,
+  type Privileges,
+  type BypassSupport,
+  type CryptoTemplateSupport,
+  type TemplateState,
+} from './extra';
 export { autoSadbBackend, autoSocketBackend, xfrmPreferred, xfrmVerdict, type Choice, type SocketRuleFacts } from './auto';
 
 /** probe()'s answer: the facts, and what backend 'auto' picks for the NAT-T socket (IPv4) and the SA database, and why. */

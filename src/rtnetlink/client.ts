@@ -148,19 +148,20 @@ export class Rtnetlink {
     return (await this.getLink(deviceOption(name, 'name'), opts)).index;
   }
 
-  /** Change a link: its MTU, up or down (one RTM_SETLINK). */
-  async setLink(dev: DeviceRef, change: { mtu?: number; up?: boolean }, opts?: unknown): Promise<void> {
+  /** Change a link: its MTU, its transmit queue length, up or down (one RTM_SETLINK). */
+  async setLink(dev: DeviceRef, change: { mtu?: number; up?: boolean; txqlen?: number }, opts?: unknown): Promise<void> {
     const d = deviceOption(dev, 'dev');
-    const c = readOptions(change, ['mtu', 'up'] as const, 'change');
+    const c = readOptions(change, ['mtu', 'up', 'txqlen'] as const, 'change');
     const attrs: RtAttrInput[] = [];
     if (c.mtu !== undefined) attrs.push({ name: 'mtu', value: intOption(c.mtu, 'mtu', 68, 0xffff_ffff) });
+    if (c.txqlen !== undefined) attrs.push({ name: 'txqlen', value: intOption(c.txqlen, 'txqlen', 1, 0xffff_ffff) });
     let flags = 0;
     let mask = 0;
     if (c.up !== undefined) {
       mask = IFF.UP;
       flags = boolOption(c.up, 'up') ? IFF.UP : 0;
     }
-    if (!attrs.length && !mask) throw rangeError('change', 'an object with mtu, up or both', change);
+    if (!attrs.length && !mask) throw rangeError('change', 'an object with mtu, up or both, or txqlen', change);
     const index = await this.#index(d, opts);
     await this.#request({ kind: 'link', type: RTM.SETLINK, link: { family: AF_UNSPEC, type: 0, index, flags, change: mask }, attrs }, opts);
   }

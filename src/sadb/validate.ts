@@ -204,7 +204,11 @@ function checkIntegrityRule(sa: SecurityAssociation, allowNoIntegrity: boolean):
     return;
   }
   if (integ) return;
-  if (kind === 'null') throw typeError('integrity', "an HMAC with NULL encryption (RFC 4303 forbids NULL and no integrity)", sa.integrity);
+  if (kind === 'null' && !allowNoIntegrity) {
+    // RFC 4303 §3.2: NULL encryption with no integrity protects nothing; the kernels install it all the same (setkey's
+    // `-E null` without -A), so a caller that says so explicitly (allowNoIntegrity) gets it.
+    throw typeError('integrity', 'an HMAC with NULL encryption (RFC 4303 forbids NULL and no integrity; allowNoIntegrity: true installs it anyway)', sa.integrity);
+  }
   if (!allowNoIntegrity) {
     throw typeError(
       'integrity',

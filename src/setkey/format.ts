@@ -165,7 +165,9 @@ export function priorityText(priority: number | undefined): string {
 
 /** One request rule as ipsec_dump_ipsecrequest prints it. */
 export function ruleText(t: PolicyTemplate): string {
-  const level = t.level ?? (t.reqid ? 'unique' : 'require');
+  // A required rule that names a reqid is what setkey calls unique (Linux's af_key reports it so; the BSDs keep a
+  // reqid only for unique rules): require:N is never printed.
+  const level = t.level === undefined || (t.level === 'require' && t.reqid) ? (t.reqid ? 'unique' : 'require') : t.level;
   const addrs = t.src !== undefined && t.dst !== undefined ? `${t.src}-${t.dst}` : '';
   const reqid = t.reqid ? `${t.reqid > 0x3fff ? '#' : ':'}${t.reqid}` : '';
   return `${t.protocol}/${t.mode}/${addrs}/${level}${reqid}`;

@@ -265,15 +265,19 @@ function lowerAlgorithms(s: SaStatement, sa: SecurityAssociation, ctx: LowerCont
     unsupported(ctx, first.name.at, 'null without integrity', NULL_WITHOUT_INTEGRITY(ctx.caps));
   }
   const kind = encryptionInfo(sa.encryption?.algorithm)?.kind;
-  if (protocol === 'esp' && (kind === 'cbc' || kind === 'ctr') && (sa.integrity?.algorithm ?? 'none') === 'none') {
-    // The file asks for confidentiality only (-E without -A), as setkey allows: say so, loudly, and let it through.
+  if (protocol === 'esp' && sa.encryption && kind !== 'aead' && kind !== 'gmac' && (sa.integrity?.algorithm ?? 'none') === 'none') {
+    // The file asks for confidentiality only (-E without -A; PF_KEY's own ciphers too: camellia-cbc, des-cbc ...), or for
+    // neither (-E null without -A, where the platform installs that, as the kernels do), as setkey allows: say so,
+    // loudly, and let it through.
     sa.allowNoIntegrity = true;
-    notes.push(`${NO_INTEGRITY_WARNING} (allowNoIntegrity)`);
+    notes.push(`${kind === 'null' ? NULL_NO_INTEGRITY_WARNING : NO_INTEGRITY_WARNING} (allowNoIntegrity)`);
   }
 }
 
 /** The note an ESP SA with -E and no -A carries: natt installs it (the file asks for it) and warns. */
 export const NO_INTEGRITY_WARNING = 'WARNING: ESP without -A encrypts but does not authenticate: a forged packet can be accepted';
+/** The note an ESP SA with -E null and no -A carries (where the backend installs it): it protects nothing. */
+export const NULL_NO_INTEGRITY_WARNING = 'WARNING: ESP with -E null and without -A neither encrypts nor authenticates: any packet is accepted';
 
 const NULL_WITHOUT_INTEGRITY = (caps: PlatformCaps): string =>
   `ESP with null encryption and no authentication is not supported on ${caps.label} (RFC 4303 forbids it; the kernels install it): add -A hmac-sha256 and a key, or use --backend xfrm`;

@@ -40,6 +40,27 @@ export interface EspBatch {
  */
 export type TransportEncap = 'espinudp' | 'espinudp-non-ike' | 'espintcp';
 
+/**
+ * Where the datagrams of an ESP receive batch came from (valid only during the batch call): by batch index, without
+ * building an object per datagram. `remoteInfo(i)` builds the whole shape (for an event that needs one).
+ */
+export interface EspSources {
+  port(i: number): number;
+  /** The sender's address text (remembered per address: no string built per datagram). */
+  address(i: number): string;
+  remoteInfo(i: number): RemoteInfo;
+}
+
+/**
+ * Called once per receive wake with the ESP datagrams that arrived (SPI first): datagram i is
+ * `slab[offsets[i], offsets[i] + lengths[i])`, in the transport's own slab, valid (and writable: it may be opened in
+ * place) only until the handler returns.
+ */
+export type EspBatchHandler = (slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, from: EspSources) => void;
+
+/** Bytes in front of each packet of sendEspRun() that belong to the transport (it may write a marker there). */
+export const ESP_RUN_HEADROOM = 8;
+
 /** What the userland engine needs from the carrier of its ESP. 'esp' gives the packet from the SPI on. */
 export interface EspTransport {
   /**
@@ -53,6 +74,19 @@ export interface EspTransport {
   sendEsp(esp: Uint8Array, port: number, address: string, cb?: SendCallback): void;
   /** Send several; failures are counted by the transport. Absent: the engine sends them one by one. */
   sendEspBatch?(batch: EspBatch): void;
+  /**
+   * The batched fast path (optional): send `count` ESP packets lying in `slab` (packet i at `offsets[i]`, `lengths[i]`
+   * bytes, with ESP_RUN_HEADROOM bytes in front of it that the transport may overwrite) to one peer, in as few system
+   * calls as it can (sendmmsg), without copying them unless the socket is full. Returns how many were taken (sent, or
+   * queued for a full buffer); the others failed, counted by the transport. `slab` is the caller's again on return.
+   */
+  sendEspRun?(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, port: number, address: string): number;
+  /**
+   * The batched fast path (optional): hand received ESP to `handler` once per wake, in the transport's slab, instead
+   * of one 'esp' event (and one copy) per datagram; `null` goes back to 'esp' events. Returns false when this
+   * transport cannot (no native batched I/O here): then 'esp' events go on.
+   */
+  onEspBatch?(handler: EspBatchHandler | null): boolean;
   /** Send one NAT-keepalive (RFC 3948 §2.3). */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void;
   /** The local address and port. */

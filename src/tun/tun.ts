@@ -43,10 +43,27 @@ export interface CreateTunOptions {
    * meet EAGAIN and queue. The kernel's default is unlimited.
    */
   sndbuf?: number;
+  /**
+   * The device's transmit queue in packets (txqueuelen): how many packets the kernel routed into the TUN may wait
+   * for natt to read them before it drops (tx_dropped). Default TUN_TX_QUEUE (the kernel's own is 500, which a TCP
+   * burst overruns while natt is busy the other way: every such drop is a retransmission and a halved window).
+   */
+  txQueueLength?: number;
 }
 
-/** Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. */
-export type TunBatchHandler = (slab: Buffer, lengths: Uint32Array, count: number, slotSize: number) => void;
+/** The default TUN transmit queue (packets): see CreateTunOptions.txQueueLength. */
+export const TUN_TX_QUEUE = 4096;
+
+/**
+ * Called once per wake with the packets read: packet i is `slab[i*slotSize, i*slotSize + lengths[i])`. The slab is
+ * the handler's to overwrite until it returns (ESP is sealed in place there), and `headroom` bytes in front of
+ * `slab[0]` (in its ArrayBuffer) are free for that too; every slot has TUN_SLOT_ROOM bytes beyond the MTU.
+ */
+export type TunBatchHandler = (slab: Buffer, lengths: Uint32Array, count: number, slotSize: number, headroom: number) => void;
+
+/** Bytes free in front of the read slab, and in every slot beyond the MTU: room to seal ESP in place. */
+export const TUN_HEADROOM = 64;
+export const TUN_SLOT_ROOM = 128;
 
 export interface TunStats {
   packetsIn: number;
@@ -84,7 +101,7 @@ export interface TunEvents {
   close: [];
 }
 
-const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf'] as const;
+const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf', 'txQueueLength'] as const;
 const ROUTE_NAMES = ['dst', 'via', 'metric', 'table', 'src'] as const;
 const EAGAIN = 11;
 const TOKEN = Symbol('createTun');
@@ -157,6 +174,8 @@ export class Tun extends EventEmitter<TunEvents> {
   readonly #addresses: AddressWithPrefix[] = [];
   readonly #routes: CheckedRouteSpec[] = [];
   readonly #slab: Buffer;
+  /** The read slab with TUN_HEADROOM bytes in front (the handler may write there). */
+  readonly #slabWithRoom: Buffer;
   readonly #lengths: Uint32Array;
   #batch: TunBatchHandler | null = null;
   // The write queue: a ring of fixed slots (nothing allocated per packet, even under backpressure).
@@ -195,11 +214,12 @@ export class Tun extends EventEmitter<TunEvents> {
     if (!addon) throw new NattError('ERR_NATT_NO_NATIVE', 'createTun needs the natt native addon (npm rebuild natt)');
     const c = addon.constants;
     this.mtu = o.mtu;
-    this.slotSize = (o.mtu + 15) & ~15;
+    this.slotSize = (o.mtu + TUN_SLOT_ROOM + 15) & ~15;
     this.slots = o.batch;
-    this.#slab = Buffer.alloc(o.batch * this.slotSize);
+    this.#slabWithRoom = Buffer.alloc(TUN_HEADROOM + o.batch * this.slotSize);
+    this.#slab = this.#slabWithRoom.subarray(TUN_HEADROOM);
     this.#lengths = new Uint32Array(o.batch);
-    this.#qSlot = this.slotSize;
+    this.#qSlot = (o.mtu + 15) & ~15;
     this.#qSlab = Buffer.allocUnsafe(o.queue * this.#qSlot);
     this.#qOffsets = new Uint32Array(o.queue);
     for (let i = 0; i < o.queue; i++) this.#qOffsets[i] = i * this.#qSlot;
@@ -242,7 +262,7 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#owned.rt = rt;
       const index = await rt.linkIndex(dev.name);
       this.#index = index;
-      await rt.setLink(index, { mtu: o.mtu });
+      await rt.setLink(index, { mtu: o.mtu, txqlen: o.txQueueLength });
       for (const a of o.addresses) {
         await rt.addAddress({ dev: index, address: `${a.address}/${a.prefixLength}`, nodad: a.family === 6 });
         this.#addresses.push(a);
@@ -279,13 +299,14 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#s.noHandler += count;
       return;
     }
-    if (this.#batch !== null) this.#batch(this.#slab, lengths, count, this.slotSize);
+    // Copies for 'packet' listeners first: the batch handler may overwrite the slab (seal in place).
     if (listeners > 0) {
       for (let i = 0; i < count && this.#dev; i++) {
         const at = i * this.slotSize;
         this.emit('packet', Buffer.from(this.#slab.subarray(at, at + lengths[i])));
       }
     }
+    if (this.#batch !== null && this.#dev) this.#batch(this.#slab, lengths, count, this.slotSize, TUN_HEADROOM);
   }
 
   #onError(err: Error): void {
@@ -539,6 +560,7 @@ interface CheckedTunOptions {
   queue: number;
   timeout: number;
   sndbuf?: number;
+  txQueueLength: number;
 }
 
 /** Check createTun's options: own properties only, unknown names refused, every field named in errors. */
@@ -579,6 +601,7 @@ export function readTunOptions(v: unknown): CheckedTunOptions {
     timeout: durationMs(o.timeout, 'timeout', 1, 5000),
     // Own even when not set: the checked options are read later, and an absent name must not fall to Object.prototype.
     sndbuf: o.sndbuf === undefined ? undefined : intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff),
+    txQueueLength: intOption(o.txQueueLength, 'txQueueLength', 1, 1_000_000, TUN_TX_QUEUE),
   };
   return out;
 }

@@ -16,7 +16,7 @@ import { IpView, readIpHeader } from '../ip/packet';
 import { packetTooBig } from '../ip/icmp';
 import type { NewMappingEvent } from '../sadb/types';
 import type { EspTransport } from '../transport';
-import { UserlandEngine, type EngineTraffic } from '../userland/engine';
+import { BATCH_BYPASS, BATCH_DROPPED, BATCH_SENT, BATCH_TOO_BIG, UserlandEngine, type EngineTraffic } from '../userland/engine';
 import { UserlandSadb } from '../userland/sadb';
 import type { UserlandCounters } from '../userland/counters';
 import { Tun, type TunStats } from '../tun';
@@ -85,6 +85,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.sadb = sadb;
     this.outerMtu = outerMtu;
     this.engine = new UserlandEngine({ socket, sadb, keepaliveSeconds, outerMtu });
+    // Transport-mode packets, and every packet where the socket has no batched receive.
     this.engine.on('packet', (p) => {
       this.#c.toTun++;
       tun.write(p); // bounded inside the Tun: a full device queue drops and counts
@@ -93,25 +94,53 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.engine.on('error', (e) => {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
-    tun.onPackets((slab, lengths, count, slotSize) => {
-      for (let i = 0; i < count; i++) this.#fromTun(slab.subarray(i * slotSize, i * slotSize + lengths[i]));
+    // The batched path both ways: TUN reads sealed in place and sent with one call per SA; received ESP opened in
+    // the socket's slab and written into the TUN with one call (where the socket has batched I/O; else 'packet').
+    this.batchedReceive = this.engine.onPackets((slab, offsets, lengths, count) => {
+      this.#c.toTun += count;
+      tun.writeBatch(slab, offsets, lengths, count); // bounded inside the Tun: a full device queue drops and counts
+    });
+    tun.onPackets((slab, lengths, count, slotSize, headroom) => {
+      try {
+        this.#fromTun(slab, lengths, count, slotSize, headroom ?? 0);
+      } catch (e) {
+        if (this.listenerCount('error') > 0) this.emit('error', e as Error); // a TUN handler never throws
+      }
     });
   }
 
-  #fromTun(packet: Buffer): void {
+  /** True when received ESP takes the batched path (the NAT-T socket on the native addon). */
+  readonly batchedReceive: boolean;
+
+  #fromTun(slab: Buffer, lengths: Uint32Array, count: number, slotSize: number, headroom: number): void {
     const c = this.#c;
-    c.fromTun++;
-    const r = this.engine.send(packet);
-    if (r === 'bypass') c.noPolicy++;
-    else if (r === 'too-big') {
-      const v = this.#v;
-      const icmp = readIpHeader(packet, v) ? packetTooBig(packet, v, this.engine.tooBigMtu) : null;
-      if (icmp) {
-        c.icmpTooBig++;
-        this.tun.write(icmp);
-      } else c.tooBigSilent++;
-    } else if (r === 'dropped' && !readIpHeader(packet, this.#v)) c.notIp++;
+    c.fromTun += count;
+    if (this.#results.length < count) {
+      this.#results = new Uint8Array(count);
+      this.#mtus = new Uint32Array(count);
+    }
+    const results = this.#results;
+    const sent = this.engine.sendBatch(slab, lengths, count, slotSize, results, headroom, this.#mtus);
+    if (sent === count) return;
+    for (let i = 0; i < count; i++) {
+      const r = results[i];
+      if (r === BATCH_SENT) continue;
+      if (r === BATCH_BYPASS) c.noPolicy++;
+      else if (r === BATCH_TOO_BIG) {
+        // Not sealed: the packet is as it was read (the rare path may allocate).
+        const packet = slab.subarray(i * slotSize, i * slotSize + lengths[i]);
+        const v = this.#v;
+        const icmp = readIpHeader(packet, v) ? packetTooBig(packet, v, this.#mtus[i]) : null;
+        if (icmp) {
+          c.icmpTooBig++;
+          this.tun.write(icmp);
+        } else c.tooBigSilent++;
+      } else if (r === BATCH_DROPPED && !readIpHeader(slab.subarray(i * slotSize, i * slotSize + lengths[i]), this.#v)) c.notIp++;
+    }
   }
+
+  #results = new Uint8Array(64);
+  #mtus = new Uint32Array(64);
 
   /** The counters of the tunnel, its engine and its TUN (snapshots). */
   stats(): TunnelStats {

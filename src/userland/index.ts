@@ -12,6 +12,15 @@ export {
   type SendResult,
   type EspSocket,
   type RemoteInfo,
+  type PacketBatchHandler,
+  BATCH_SENT,
+  BATCH_BYPASS,
+  BATCH_BLOCKED,
+  BATCH_ACQUIRE,
+  BATCH_DROPPED,
+  BATCH_TOO_BIG,
+  SEAL_HEADROOM,
+  SEAL_TAILROOM,
 } from './engine';
 export { XFRM_STAT_NAMES, formatStats, type UserlandCounters, type UserlandCounterName, type XfrmStats, type XfrmStatName } from './counters';
 export type { UserlandSa } from './sa';

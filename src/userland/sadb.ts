@@ -201,9 +201,14 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.generation++;
   }
 
-  #remove(e: UserlandSa): void {
+  /**
+   * Take `e` out of the database; its transform's native cipher context is freed (keys wiped) at once, unless an
+   * update carries the transform over to the SA that replaces it (`keepTransform`).
+   */
+  #remove(e: UserlandSa, keepTransform = false): void {
     e.lifetime.stop();
     e.state = 'dead';
+    if (!keepTransform) e.transform?.dispose();
     this.#byKey.delete(e.key);
     const list = this.#bySpi.get(e.sa.spi);
     if (list) {
@@ -261,7 +266,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
     this.#call(opts, 'SADB_UPDATE');
     const prev = this.#find(sa, 'SADB_UPDATE');
     const e = this.#build(sa, 'mature', prev.state === 'larval' ? undefined : prev);
-    this.#remove(prev);
+    this.#remove(prev, e.transform !== null && e.transform === prev.transform);
     this.#insert(e);
     this.#acquires.clear();
     this.#announce(e);

@@ -287,8 +287,12 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
     }
   }
   let flags = 0;
-  if (sa.esn) {
-    flags |= XFRM_STATE.ESN;
+  // A window past the legacy 32-bit bitmap goes in XFRMA_REPLAY_ESN_VAL, as iproute2 sends it: without the ESN flag
+  // the kernel keeps a plain bitmap of that size (xfrm_replay_bmp); usersa_info's own field, which the kernel caps at
+  // 32 without a word, is then 0 (the kernel refuses both).
+  const bitmapOnly = !sa.esn && !outbound && replayWindow > 32 && (proto === IPPROTO_ESP || proto === IPPROTO_AH);
+  if (sa.esn || bitmapOnly) {
+    if (sa.esn) flags |= XFRM_STATE.ESN;
     const words = outbound ? 0 : Math.max(1, Math.ceil(replayWindow / 32)); // an outbound SA: no bitmap
     attrs.push({
       kind: 'replayEsnVal',
@@ -313,7 +317,7 @@ export function saToStruct(sa: SecurityAssociation): { sa: XfrmUsersaInfo; attrs
       reqid,
       family,
       mode: modeNumber(sa.mode, 'mode'),
-      replayWindow: sa.esn ? 0 : replayWindow,
+      replayWindow: sa.esn || bitmapOnly ? 0 : replayWindow,
       flags,
     },
     attrs,
@@ -332,10 +336,8 @@ export function structToSa(info: XfrmUsersaInfo, attrs: readonly XfrmAttribute[]
     replayWindow: info.replayWindow,
   };
   const esn = findAttr(attrs, 'replayEsnVal');
-  if (info.flags & XFRM_STATE.ESN) {
-    sa.esn = true;
-    if (esn) sa.replayWindow = esn.replayWindow;
-  }
+  if (info.flags & XFRM_STATE.ESN) sa.esn = true;
+  if (esn) sa.replayWindow = esn.replayWindow; // ESN, or a window past 32 without it
   const aead = findAttr(attrs, 'algAead');
   const crypt = findAttr(attrs, 'algCrypt');
   if (aead) sa.encryption = { algorithm: encryptionFromKernel(aead.name, aead.icvBits), key: aead.key };
@@ -411,7 +413,9 @@ function structToTemplate(t: XfrmUserTmpl): PolicyTemplate {
     mode: t.mode === XFRM_MODE.TUNNEL ? 'tunnel' : 'transport',
     level: t.optional ? 'use' : t.share === XFRM_SHARE.UNIQUE ? 'unique' : 'require',
   };
-  const blank = (a: string): boolean => a === '' || a === '0.0.0.0' || a === '::';
+  // A tunnel rule's endpoints are read as the kernel holds them, 0.0.0.0 (a wildcard) included, as PF_KEY reports
+  // them and setkey prints them (esp/tunnel/0.0.0.0-0.0.0.0/require); a transport rule's are the kernel's blanks.
+  const blank = (a: string): boolean => a === '' || ((a === '0.0.0.0' || a === '::') && out.mode !== 'tunnel');
   if (!blank(t.saddr)) out.src = t.saddr;
   if (!blank(t.id.daddr)) out.dst = t.id.daddr;
   if (t.reqid) out.reqid = t.reqid;

@@ -263,3 +263,22 @@ describe('kernel messages become normalised events', () => {
     expect(replyAdvice(SADB.DUMP, 'EBUSY')).toMatch(/dump/);
   });
 });
+
+describe('ESP with NULL encryption carries an empty SADB_EXT_KEY_ENCRYPT (as setkey sends it; Linux af_key needs one)', () => {
+  for (const d of dialects) {
+    it(`${d}: -E null (with and without -A), and ESP with no encryption object`, () => {
+      const id = { src: '192.0.2.1', dst: '198.51.100.7', spi: 0x1234, protocol: 'esp' as const };
+      for (const sa of [
+        { ...id, encryption: { algorithm: 'null' as const, key: new Uint8Array(0) }, integrity: { algorithm: 'hmac-sha1-96' as const, key: randomBytes(20) } },
+        { ...id, encryption: { algorithm: 'null' as const, key: new Uint8Array(0) }, allowNoIntegrity: true },
+        { ...id, integrity: { algorithm: 'hmac-sha1-96' as const, key: randomBytes(20) } },
+      ] as SecurityAssociation[]) {
+        const msg = decode(encode(saToMessage(sa, SADB.ADD, DIALECTS[d], 1, 2), d), d);
+        const ke = findExt(msg, 'keyEncrypt');
+        expect(ke, JSON.stringify(Object.keys(sa))).toBeDefined();
+        expect(ke?.bits).toBe(0);
+        expect(findExt(msg, 'sa')?.encrypt).toBe(DIALECTS[d].algorithms.encrypt.null);
+      }
+    });
+  }
+});

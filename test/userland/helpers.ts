@@ -2,6 +2,7 @@
 
 import { createNattSocket, type NattSocket } from '../../src/natt/socket';
 import { UserlandSadb } from '../../src/userland/sadb';
+import { UserlandEngine } from '../../src/userland/engine';
 import type { SecurityAssociation, SecurityPolicy } from '../../src/sadb/types';
 
 /** A userland NAT-T socket on loopback (port 0: a free one), as the engine uses in production. */
@@ -92,4 +93,30 @@ export async function until(pred: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Two userland engines on loopback NAT-T sockets (A and B), tunnel or transport mode, AES-GCM-16 with GCM_KEY_AB from A
+ * to B (spi `spis.ab`) and GCM_KEY_BA back (`spis.ba`). Everything opened is pushed onto `cleanup` (closed in reverse).
+ */
+export async function enginePair(
+  family: 4 | 6,
+  mode: 'tunnel' | 'transport',
+  spis: { ab: number; ba: number },
+  cleanup: Array<() => unknown>,
+): Promise<{ a: NattSocket; b: NattSocket; dbA: UserlandSadb; dbB: UserlandSadb; A: Endpoint; B: Endpoint; ea: UserlandEngine; eb: UserlandEngine }> {
+  const lo = family === 4 ? '127.0.0.1' : '::1';
+  const a = await openSocket(family, lo);
+  const b = await openSocket(family, lo);
+  cleanup.push(() => closeSocket(a), () => closeSocket(b));
+  const dbA = new UserlandSadb();
+  const dbB = new UserlandSadb();
+  const A = { address: lo, port: a.address().port, net: '10.1.0.0/16' };
+  const B = { address: lo, port: b.address().port, net: '10.2.0.0/16' };
+  await installPair(dbA, mode, A, B, { out: spis.ab, in: spis.ba }, { out: GCM_KEY_AB, in: GCM_KEY_BA });
+  await installPair(dbB, mode, B, A, { out: spis.ba, in: spis.ab }, { out: GCM_KEY_BA, in: GCM_KEY_AB });
+  const ea = new UserlandEngine({ socket: a, sadb: dbA });
+  const eb = new UserlandEngine({ socket: b, sadb: dbB });
+  cleanup.push(() => ea.close(), () => eb.close());
+  return { a, b, dbA, dbB, A, B, ea, eb };
 }

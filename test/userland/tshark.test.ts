@@ -5,11 +5,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserlandEngine } from '../../src/userland/engine';
-import { UserlandSadb } from '../../src/userland/sadb';
 import { buildUdpPacket } from '../../src/ip/packet';
 import { writePcap } from './pcap';
-import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, until } from './helpers';
+import { GCM_KEY_AB, GCM_KEY_BA, enginePair, until } from './helpers';
 
 const hasTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -28,18 +26,7 @@ describe.skipIf(!hasTshark)(`tshark decrypts the engine's traffic${hasTshark ? '
     ['transport', 6],
   ] as const)('%s mode, AES-GCM-16/256, IPv%i NAT-T', async (mode, family) => {
     const lo = family === 4 ? '127.0.0.1' : '::1';
-    const a = await openSocket(family, lo);
-    const b = await openSocket(family, lo);
-    cleanup.push(() => closeSocket(a), () => closeSocket(b));
-    const dbA = new UserlandSadb();
-    const dbB = new UserlandSadb();
-    const A = { address: lo, port: a.address().port, net: '10.1.0.0/16' };
-    const B = { address: lo, port: b.address().port, net: '10.2.0.0/16' };
-    await installPair(dbA, mode, A, B, { out: 0x1001, in: 0x2002 }, { out: GCM_KEY_AB, in: GCM_KEY_BA });
-    await installPair(dbB, mode, B, A, { out: 0x2002, in: 0x1001 }, { out: GCM_KEY_BA, in: GCM_KEY_AB });
-    const ea = new UserlandEngine({ socket: a, sadb: dbA });
-    const eb = new UserlandEngine({ socket: b, sadb: dbB });
-    cleanup.push(() => ea.close(), () => eb.close());
+    const { b, B, ea, eb } = await enginePair(family, mode, { ab: 0x1001, ba: 0x2002 }, cleanup);
     // Capture what B's socket receives: the ESP bytes and where they came from, rebuilt into IP/UDP for the pcap.
     const captured: Buffer[] = [];
     b.on('esp', (esp: Buffer, rinfo: { address: string; port: number }) => {

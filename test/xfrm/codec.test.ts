@@ -782,3 +782,23 @@ describe('XFRM codec: bounded fuzz', () => {
     reportFuzz('xfrm decode (test/xfrm/codec)', { 'decoded+re-encoded': accepted, XfrmDecodeError: thrown });
   }, fuzzTimeout(30_000));
 });
+
+describe('replay windows past the 32-bit legacy bitmap', () => {
+  const base = { src: '10.1.0.1', dst: '10.1.0.2', spi: 0x500, encryption: { algorithm: 'aes-cbc' as const, key: new Uint8Array(16) }, integrity: { algorithm: 'hmac-sha1-96' as const, key: new Uint8Array(20) } };
+  it('a window up to 32 stays in usersa_info; past 32 (no ESN) goes in XFRMA_REPLAY_ESN_VAL without the ESN flag, usersa_info 0', () => {
+    const small = saToStruct({ ...base, replayWindow: 32 });
+    expect(small.sa.replayWindow).toBe(32);
+    expect(findAttr(small.attrs, 'replayEsnVal')).toBeUndefined();
+    const big = saToStruct({ ...base, replayWindow: 255 });
+    expect(big.sa.replayWindow).toBe(0);
+    expect(big.sa.flags & 128).toBe(0); // XFRM_STATE_ESN
+    expect(findAttr(big.attrs, 'replayEsnVal')).toMatchObject({ replayWindow: 255, bmp: new Array(8).fill(0) });
+    const back = structToSa(big.sa, big.attrs);
+    expect(back.replayWindow).toBe(255);
+    expect(back.esn).toBeUndefined();
+  });
+  it('IPComp keeps its usersa_info field (the kernel takes the ESN attribute only for ESP and AH)', () => {
+    const c = saToStruct({ src: '10.1.0.1', dst: '10.1.0.2', spi: 0x500, protocol: 'ipcomp', compression: { algorithm: 'deflate' }, replayWindow: 64 });
+    expect(findAttr(c.attrs, 'replayEsnVal')).toBeUndefined();
+  });
+});
