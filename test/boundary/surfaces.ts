@@ -1013,6 +1013,11 @@ export const VALUES: ValueSurface[] = [
   ...(['CLIENT_DEFAULTS', 'LISTENER_DEFAULTS'] as const).flatMap((t) =>
     Object.keys(api[t]).map((m) => ({ name: `${t}.${m}`, value: () => (api[t] as Record<string, unknown>)[m] })),
   ),
+  // merged at the end (branches fastbatch, capture): the constants; the functions and classes still need rows
+  ...(['BATCH_ACQUIRE', 'BATCH_BLOCKED', 'BATCH_BYPASS', 'BATCH_DROPPED', 'BATCH_SENT', 'BATCH_TOO_BIG', 'ESP_RUN_HEADROOM', 'LARGE_SOCKET_BUFFER', 'LINKTYPE_RAW', 'SEAL_HEADROOM', 'SEAL_TAILROOM', 'TUN_HEADROOM', 'TUN_SLOT_ROOM', 'TUN_TX_QUEUE'] as const).map((n) => ({
+    name: n,
+    value: () => (api as Record<string, unknown>)[n],
+  })),
   { name: 'rtnetlink.attributeNames', value: () => api.rtnetlink.attributeNames },
   { name: 'rtnetlink.constants', value: () => api.rtnetlink.constants },
 ];
