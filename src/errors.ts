@@ -5,23 +5,44 @@ import { constants as osConstants } from 'node:os';
 const errnoNames: Record<number, string> = {};
 for (const [name, num] of Object.entries(osConstants.errno)) errnoNames[num] = name;
 
-/** The symbolic name (`'EPERM'`) of a positive errno number, or `'E<n>'` when unknown. */
+/** The symbolic name (`'EPERM'`) of an errno number (either sign), or `'E<n>'` when unknown. */
 export function errnoName(errno: number): string {
-  return errnoNames[Math.abs(errno)] ?? `E${Math.abs(errno)}`;
+  if (!Number.isSafeInteger(errno)) throw typeError('errno', 'an integer errno number', errno);
+  const n = Math.abs(errno);
+  return Object.hasOwn(errnoNames, n) ? errnoNames[n] : `E${n}`;
 }
 
 /** Positive errno number of a symbolic name (`'EPERM'` → 1), or undefined. */
 export function errnoNumber(code: string): number | undefined {
-  return (osConstants.errno as Record<string, number>)[code];
+  if (typeof code !== 'string') throw typeError('code', "an errno name such as 'EPERM'", code);
+  return Object.hasOwn(osConstants.errno, code) ? (osConstants.errno as Record<string, number>)[code] : undefined;
+}
+
+/** An error constructor's text argument: a string (a caller building natt's errors itself gets a clear refusal). */
+function text(v: unknown, field: string): string {
+  if (typeof v !== 'string') throw typeError(field, 'a string', v);
+  return v;
+}
+
+/** An error constructor's `{ cause }`, read from its own property only. */
+function causeOption(v: unknown): { cause?: unknown } | undefined {
+  if (v === undefined) return undefined;
+  if (v === null || typeof v !== 'object') throw typeError('options', 'an object { cause? }', v);
+  try {
+    const d = Object.getOwnPropertyDescriptor(v, 'cause');
+    return d && 'value' in d ? { cause: d.value } : undefined;
+  } catch {
+    throw typeError('options', 'an object whose properties can be read', undefined);
+  }
 }
 
 /** Base class: every error natt creates on purpose is an `NattError` with a stable `code`. */
 export class NattError extends Error {
   code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(text(message, 'message'), causeOption(options));
     this.name = new.target.name;
-    this.code = code;
+    this.code = text(code, 'code');
   }
 }
 
@@ -34,10 +55,18 @@ export class NattSystemError extends NattError {
   syscall: string;
   constructor(errno: number, syscall: string, advice?: string, extra?: Record<string, unknown>) {
     const code = errnoName(errno);
-    super(code, `${syscall} failed: ${code}${advice ? `: ${advice}` : ''}`);
+    if (advice !== undefined) text(advice, 'advice');
+    super(code, `${text(syscall, 'syscall')} failed: ${code}${advice ? `: ${advice}` : ''}`);
     this.errno = -Math.abs(errno);
     this.syscall = syscall;
-    if (extra) Object.assign(this, extra);
+    if (extra !== undefined) {
+      if (extra === null || typeof extra !== 'object') throw typeError('extra', 'an object of fields to add', extra);
+      try {
+        Object.assign(this, extra);
+      } catch {
+        throw typeError('extra', 'an object whose properties can be read', undefined);
+      }
+    }
   }
 }
 
@@ -46,7 +75,7 @@ export class KernelReplyError extends NattSystemError {
   /** The request the kernel refused, e.g. `'SADB_ADD'` or `'XFRM_MSG_NEWSA'`. */
   messageType: string;
   constructor(errno: number, messageType: string, advice?: string) {
-    super(errno, messageType, advice, {});
+    super(errno, messageType, advice);
     this.messageType = messageType;
     this.message = `${messageType} refused by the kernel: ${errnoName(errno)}${advice ? `: ${advice}` : ''}`;
   }
@@ -55,7 +84,8 @@ export class KernelReplyError extends NattSystemError {
 /** A request that got no answer in time. */
 export class NattTimeoutError extends NattError {
   constructor(what: string, ms: number) {
-    super('ETIMEDOUT', `${what} got no reply within ${ms} ms`);
+    if (typeof ms !== 'number') throw typeError('ms', 'a number of milliseconds', ms);
+    super('ETIMEDOUT', `${text(what, 'what')} got no reply within ${ms} ms`);
   }
 }
 

@@ -1,6 +1,6 @@
 // The API boundary's one options reader: own properties only, unknown names refused, each value checked and named.
 
-import { nameText, rangeError, typeError } from '../errors';
+import { NattError, nameText, rangeError, typeError } from '../errors';
 
 /** A caller's options as read: a null-prototype object holding only the allowed names the caller set itself. */
 export type ReadOptions<K extends string> = { readonly [P in K]?: unknown };
@@ -98,6 +98,42 @@ export function callbackOption<F extends (...args: never[]) => unknown>(v: unkno
   if (v === undefined) return undefined;
   if (typeof v !== 'function') throw typeError(field, 'a function', v);
   return v as F;
+}
+
+/**
+ * A caller's array, copied item by item (never through its iterator, which a caller may have replaced): a Proxy or an
+ * item getter that throws is a TypeError naming `field`, more than `max` items a RangeError. The copy is the caller's
+ * no longer: a later change to the array changes nothing.
+ */
+export function arrayOption(v: unknown, field: string, max = 0xffff_ffff): unknown[] {
+  if (!Array.isArray(v)) throw typeError(field, 'an array', v);
+  let out: unknown[];
+  try {
+    const n = v.length;
+    if (n > max) throw rangeError(field, `an array of at most ${max} items`, v);
+    out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = v[i];
+  } catch (e) {
+    if (e instanceof RangeError && e.message.startsWith('option')) throw e;
+    throw typeError(field, 'an array whose items can be read', undefined);
+  }
+  return out;
+}
+
+/**
+ * Run `f`, which reads a caller's value field by field (an encoder walking a message): what a getter or a Proxy of the
+ * caller throws on the way becomes a TypeError naming `field` (the thrown value as its cause). natt's own refusals
+ * (TypeError, RangeError, NattError) pass as they are, so a field is still named exactly where a reader names it.
+ */
+export function readingCallerValue<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof RangeError || e instanceof NattError) throw e;
+    const err = typeError(field, 'a value whose fields can be read (a getter or a Proxy of it threw)', undefined);
+    (err as { cause?: unknown }).cause = e;
+    throw err;
+  }
 }
 
 /** An AbortSignal, or `undefined`. Anything else (`{}`, an AbortController) is a TypeError naming `field`. */

@@ -69,7 +69,7 @@ export class EspBatch {
   setPayload(i: number, offset: number, length: number, nextHeader: number): void {
     this.#index(i);
     this.#range(offset, length);
-    if (!(nextHeader >= 0 && nextHeader <= 255 && (nextHeader | 0) === nextHeader)) throw rangeError('nextHeader', 'an integer in 0..255', nextHeader);
+    if (typeof nextHeader !== 'number' || !(nextHeader >= 0 && nextHeader <= 255 && (nextHeader | 0) === nextHeader)) throw rangeError('nextHeader', 'an integer in 0..255', nextHeader);
     const w = i * ESP_META_WORDS;
     this.meta[w] = offset;
     this.meta[w + 1] = length;
@@ -129,7 +129,7 @@ export class EspBatch {
   }
 
   #index(i: number): void {
-    if (!(i >= 0 && i < this.capacity && (i | 0) === i)) throw rangeError('index', `an integer in 0..${this.capacity - 1}`, i);
+    if (typeof i !== 'number' || !(i >= 0 && i < this.capacity && (i | 0) === i)) throw rangeError('index', `an integer in 0..${this.capacity - 1}`, i);
   }
 
   #range(offset: number, length: number): void {

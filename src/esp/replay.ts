@@ -1,6 +1,7 @@
 // Anti-replay for one inbound SA (RFC 4303 §3.4.3, Appendix A2): a sliding bitmap window with ESN high-bit inference.
 
 import { rangeError, typeError } from '../errors';
+import { readOptions } from '../core/options';
 
 /** `check()` result: the sequence number lies below the window (or is 0, which no sender uses). */
 export const REPLAY_TOO_OLD = -1;
@@ -37,11 +38,13 @@ export class ReplayWindow {
   #th = 0; // highest accepted sequence number, high 32 bits
   #tl = 0; // and low 32 bits
 
-  constructor(opts: ReplayWindowOptions = {}) {
-    if (opts === null || typeof opts !== 'object') throw typeError('replayWindow', 'an object', opts);
+  constructor(options: ReplayWindowOptions = {}) {
+    if (options === null || typeof options !== 'object') throw typeError('replayWindow', 'an object', options);
+    const opts = readOptions(options, ['size', 'esn'] as const);
     const size = opts.size ?? 64;
     if (typeof size !== 'number' || !Number.isInteger(size)) throw typeError('replayWindow', 'an integer', size);
     if (size < 0 || size > MAX_REPLAY_WINDOW) throw rangeError('replayWindow', `0..${MAX_REPLAY_WINDOW}`, size);
+    if (opts.esn !== undefined && typeof opts.esn !== 'boolean') throw typeError('esn', 'true or false', opts.esn);
     this.size = size;
     this.esn = opts.esn === true;
     let words = 2;
@@ -78,6 +81,8 @@ export class ReplayWindow {
    * sequence number (always 0 without ESN), or REPLAY_TOO_OLD / REPLAY_REPLAYED. Does not change the window.
    */
   check(seqLow: number): number {
+    if (typeof seqLow !== 'number') throw typeError('seqLow', 'an integer from 0 to 2^32-1', seqLow);
+    if (seqLow >>> 0 !== seqLow) throw rangeError('seqLow', 'an integer from 0 to 2^32-1', seqLow);
     const tl = this.#tl;
     let sh = 0;
     if (this.esn) {
@@ -110,6 +115,8 @@ export class ReplayWindow {
    * without ESN, is a RangeError: it would poison the window.
    */
   commit(seqLow: number, seqHigh = 0): boolean {
+    if (typeof seqLow !== 'number') throw typeError('seqLow', 'an integer from 0 to 2^32-1', seqLow);
+    if (typeof seqHigh !== 'number') throw typeError('seqHigh', 'an integer from 0 to 2^32-1', seqHigh);
     if (!(seqLow >= 0 && seqLow <= 0xffff_ffff && Math.floor(seqLow) === seqLow)) throw rangeError('seqLow', 'an integer from 0 to 2^32-1', seqLow);
     if (!(seqHigh >= 0 && seqHigh <= 0xffff_ffff && Math.floor(seqHigh) === seqHigh) || (seqHigh !== 0 && !this.esn)) {
       throw rangeError('seqHigh', this.esn ? 'an integer from 0 to 2^32-1' : '0 (the window has no ESN)', seqHigh);

@@ -19,7 +19,7 @@ import {
   type EspCipherPath,
   type EspCipherSpec,
 } from './cipher';
-import { ESP_BATCH_DROP, ESP_BATCH_OK, ESP_BATCH_SEQ_EXHAUSTED, ESP_META_WORDS, type EspBatch } from './batch';
+import { ESP_BATCH_DROP, ESP_BATCH_OK, ESP_BATCH_SEQ_EXHAUSTED, ESP_META_WORDS, EspBatch } from './batch';
 import { ESP_DROP_REASONS, type EspDropReason } from './drops';
 
 export { ESP_DROP_REASONS, type EspDropReason } from './drops';
@@ -232,6 +232,9 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
 
   /** How many bytes seal() produces for a payload of `payloadLength` bytes (minimal padding). */
   sealedLength(payloadLength: number): number {
+    if (typeof payloadLength !== 'number' || !Number.isSafeInteger(payloadLength) || payloadLength < 0) {
+      throw rangeError('payloadLength', 'a non-negative integer', payloadLength);
+    }
     const align = this.#enc.align;
     const body = payloadLength + 2;
     return HDR + this.#enc.ivLength + body + ((align - (body % align)) % align) + this.#icvLength;
@@ -533,9 +536,9 @@ export class EspTransform extends EventEmitter<EspTransformEvents> {
   }
 
   #count(batch: EspBatch): number {
-    const n = batch?.count;
-    if (!batch || !(batch.desc instanceof Uint32Array) || !Buffer.isBuffer(batch.slab)) throw typeError('batch', 'an EspBatch', batch);
-    if (!(n >= 0 && n <= batch.capacity && (n | 0) === n)) throw rangeError('batch.count', `an integer in 0..${batch.capacity}`, n);
+    if (!(batch instanceof EspBatch)) throw typeError('batch', 'an EspBatch', batch);
+    const n = batch.count;
+    if (typeof n !== 'number' || !(n >= 0 && n <= batch.capacity && (n | 0) === n)) throw rangeError('batch.count', `an integer in 0..${batch.capacity}`, n);
     return n;
   }
 

@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { typeError } from '../errors';
-import { boolOption, fieldName, readOptions } from '../core/options';
+import { boolOption, fieldName, readOptions, readingCallerValue } from '../core/options';
 import { natd, type IkeSpi, type NatdEndpoint, type NatdResult } from './natd';
 
 /** What an IKE daemon does after reading the peer's NAT-D payloads (IKE_SA_INIT, RFC 7296 §2.23). */
@@ -38,8 +38,8 @@ export function decideFloat(detected: NatdResult | null): FloatDecision {
     };
   }
   if (detected === undefined || typeof detected !== 'object') throw typeError('detected', "natd.detect()'s result or null", detected);
-  const local = detected.localBehindNat === true;
-  const remote = detected.remoteBehindNat === true;
+  const local = readingCallerValue('detected.localBehindNat', () => detected.localBehindNat === true);
+  const remote = readingCallerValue('detected.remoteBehindNat', () => detected.remoteBehindNat === true);
   if (!local && !remote) {
     return {
       float: false,

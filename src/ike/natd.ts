@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { rangeError, typeError } from '../errors';
-import { fieldName, intOption, readOptions } from '../core/options';
+import { arrayOption, fieldName, intOption, readOptions } from '../core/options';
 import { checkedU64 } from '../core/cursor';
 import { addressToBytes } from '../ip/address';
 
@@ -175,9 +175,10 @@ function endpoint(v: unknown, what: string): { ip: Uint8Array; port: number } {
 
 function hashList(v: unknown, field: string, length: number): readonly Uint8Array[] {
   if (!Array.isArray(v)) throw typeError(field, `an array of ${length}-byte hashes`, v);
-  if (v.length === 0) throw rangeError(field, `at least one ${length}-byte hash`, v);
-  for (let i = 0; i < v.length; i++) hashValue(v[i], `${field}[${i}]`, length);
-  return v as readonly Uint8Array[];
+  const list = arrayOption(v, field);
+  if (list.length === 0) throw rangeError(field, `at least one ${length}-byte hash`, v);
+  for (let i = 0; i < list.length; i++) hashValue(list[i], `${field}[${i}]`, length);
+  return list as readonly Uint8Array[];
 }
 
 function hashValue(v: unknown, field: string, length: number): Uint8Array {

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { boolOption, callbackOption, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { createNattSocket, type NattBackend, type NattSocket } from '../natt/socket';
 import type { RemoteInfo, SendCallback } from '../transport';
@@ -44,6 +45,9 @@ export interface IkeSocketsEvents {
   close: [];
 }
 
+/** The class's constructor is createIkeSockets()'s alone. */
+const ikeGate = new InternalGate('createIkeSockets()', 'an IkeSockets');
+
 /**
  * The plain and the NAT-T IKE sockets of one address. IKE from either arrives as one `'ike'` event saying which;
  * `sendIke({ via, ... })` or `reply()` sends on the one asked for. ESP is not forwarded: give `natt` to the userland
@@ -61,6 +65,7 @@ export class IkeSockets extends EventEmitter<IkeSocketsEvents> {
 
   /** @internal use createIkeSockets() */
   constructor(plain: NattSocket, natt: NattSocket) {
+    ikeGate.check();
     super();
     this.plain = plain;
     this.natt = natt;
@@ -115,6 +120,7 @@ export class IkeSockets extends EventEmitter<IkeSocketsEvents> {
 
   /** Close both; idempotent; `'close'` once both are closed. */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (this.#closed) {
       if (cb) queueMicrotask(cb);
       return;
@@ -157,7 +163,7 @@ export function createIkeSockets(options: IkeSocketsOptions = {}): Promise<IkeSo
   const plainP = createNattSocket({ family, address, port, encap: 'none', bypass });
   const nattP = createNattSocket({ family, address, port: nattPort, encap: 'espinudp', backend, bypass, zeroChecksum });
   return Promise.allSettled([plainP, nattP]).then(([p, n]) => {
-    if (p.status === 'fulfilled' && n.status === 'fulfilled') return new IkeSockets(p.value, n.value);
+    if (p.status === 'fulfilled' && n.status === 'fulfilled') return ikeGate.make(() => new IkeSockets(p.value, n.value));
     if (p.status === 'fulfilled') p.value.close();
     if (n.status === 'fulfilled') n.value.close();
     throw p.status === 'rejected' ? p.reason : (n as PromiseRejectedResult).reason;

@@ -2,6 +2,7 @@
 // full buffer → wait for writable; a client dropped without close() has its socket closed when it is collected.
 
 import type { MessageTransport } from './requests';
+import { typeError } from '../errors';
 
 /** What a kernel message client needs from its socket: the native MessageSocket's shape (bind/setsockopt optional). */
 export interface KernelSocket {
@@ -22,6 +23,20 @@ export type KernelSocketFactory = (
   onError: (err: Error) => void,
   onWritable: () => void,
 ) => KernelSocket;
+
+const SOCKET_METHODS = ['send', 'ref', 'unref', 'close'] as const;
+
+/** What a caller's `transport` factory built must be a socket: send, ref, unref and close at least. */
+function checkSocket(s: unknown): KernelSocket {
+  const expected = 'a function returning a socket { send, ref, unref, close }';
+  if (s === null || typeof s !== 'object') throw typeError('transport', expected, s);
+  try {
+    for (const m of SOCKET_METHODS) if (typeof (s as Record<string, unknown>)[m] !== 'function') throw new TypeError(m);
+  } catch {
+    throw typeError('transport', expected, s);
+  }
+  return s as KernelSocket;
+}
 
 /**
  * Clients with a request outstanding (the transport is ref'd): held here, so a pending request keeps its client
@@ -81,7 +96,7 @@ export function openKernelTransport<O extends object>(
   const weak = new WeakRef(owner);
   const writable: { cb: (() => void) | null } = { cb: null };
   const cbs = weakCallbacks(weak, onMessage, onError, writable);
-  const raw = factory(cbs.message, cbs.error, cbs.writable);
+  const raw = checkSocket(factory(cbs.message, cbs.error, cbs.writable));
   raw.unref();
   const token = {};
   orphans.register(owner, raw, token);

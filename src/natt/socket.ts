@@ -4,6 +4,7 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { boolOption, callbackOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { longInterval, type LongTimer } from '../core/timers';
 import { withAdvice } from '../native/advice';
@@ -213,6 +214,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /** @internal use createNattSocket() */
   constructor(init: NattSocketInit) {
+    socketGate.check();
     super();
     this.family = init.family;
     this.encap = init.encap;
@@ -637,6 +639,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /** Close the socket; idempotent. `'close'` follows. */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (this.#closed) {
       if (cb) queueMicrotask(cb);
       return;
@@ -804,6 +807,9 @@ export function probeSocketBuffers(): SocketBuffers | null {
   }
 }
 
+/** NattSocket's constructor is createNattSocket's alone. */
+const socketGate = new InternalGate('createNattSocket()', 'a NattSocket');
+
 /**
  * Open a NAT-T socket. Options are checked at once (a bad one throws a TypeError/RangeError naming it, synchronously);
  * the socket is bound before the promise resolves (a port in use rejects with EADDRINUSE). With the native addon the
@@ -858,7 +864,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
     try {
       return Promise.resolve(
-        new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass, buffers }),
+        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass, buffers })),
       );
     } catch (e) {
       try {
@@ -892,7 +898,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
       }
       const reason = o.sendBufferSize === undefined && o.receiveBufferSize === undefined ? "node:dgram: the kernel's default" : 'node:dgram: the size asked for';
       const buffers: SocketBuffers = { receive, send, forced: false, reason };
-      return new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass, buffers });
+      return socketGate.make(() => new NattSocket({ fd: -1, dgram: sock, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: false, zeroChecksum: false, bypass, buffers }));
     },
   );
 }

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { KernelReplyError, NattError, NattTimeoutError, NattUnsupportedError, errnoName, typeError } from '../errors';
 import { openMessageSocket, requireNative } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
-import { boolOption, callbackOption, durationMs, oneOf, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationMs, oneOf, readOptions, readingCallerValue } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import {
   checkGetSpi,
@@ -446,7 +446,9 @@ export class PfKey extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Send any message (seq and pid filled in) and wait for the kernel's answer: for what the typed methods lack. */
   async send(msg: Omit<PfKeyMessage, 'seq' | 'pid'>, opts?: CallOptions): Promise<PfKeyMessage> {
-    return this.#request((seq, pid) => ({ ...msg, seq, pid }), opts);
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw typeError('msg', 'a PfKeyMessage { type, satype, extensions }', msg);
+    const fields = readingCallerValue('msg', () => ({ ...msg }));
+    return this.#request((seq, pid) => ({ ...fields, seq, pid }), opts);
   }
 
   async close(): Promise<void> {

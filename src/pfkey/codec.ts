@@ -1,6 +1,7 @@
 // PF_KEY v2 wire codec: every message and extension as typed objects ⇄ bytes, strict and lossless, per dialect.
 
 import { NattError, rangeError, typeError } from '../errors';
+import { readingCallerValue } from '../core/options';
 import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord, type DecodeFailure } from '../core/cursor';
 import { bytesToAddress, addressToBytes } from '../ip/address';
 import { hideKey } from '../sadb/keys';
@@ -11,6 +12,8 @@ export class PfKeyDecodeError extends NattError {
   offset: number;
   rule: string;
   constructor(offset: number, rule: string) {
+    if (typeof offset !== 'number') throw typeError('offset', 'a byte offset', offset);
+    if (typeof rule !== 'string') throw typeError('rule', 'a string', rule);
     super('ERR_PFKEY_DECODE', `bad PF_KEY message at byte ${offset}: ${rule}`);
     this.offset = offset;
     this.rule = rule;
@@ -155,7 +158,22 @@ export type ExtOf<N> = PfKeyExtension extends infer E ? (E extends { name: infer
 
 /** The first extension called `name`, typed. */
 export function findExt<N extends PfKeyExtension['name']>(msg: PfKeyMessage, name: N): ExtOf<N> | undefined {
-  for (const e of msg.extensions) if (e.name === name) return e as ExtOf<N>;
+  if (typeof name !== 'string') throw typeError('name', "an extension name such as 'sa'", name);
+  let exts: unknown;
+  try {
+    exts = isRecord(msg) ? msg.extensions : undefined;
+  } catch {
+    exts = undefined; // a getter or a Proxy that throws
+  }
+  if (!Array.isArray(exts)) throw typeError('msg', 'a PfKeyMessage { extensions: [...] }', msg);
+  try {
+    for (let i = 0; i < exts.length; i++) {
+      const e: unknown = exts[i];
+      if (isRecord(e) && (e as { name?: unknown }).name === name) return e as ExtOf<N>;
+    }
+  } catch {
+    throw typeError('msg.extensions', 'an array whose items can be read', undefined);
+  }
   return undefined;
 }
 
@@ -677,7 +695,8 @@ function measure(msg: PfKeyMessage, d: Dialect): { sizes: number[]; total: numbe
 
 /** The bytes encode(msg, dialect) writes. Checks the message's shape (TypeError/RangeError naming the field). */
 export function encodingLength(msg: PfKeyMessage, dialect?: DialectName | Dialect): number {
-  return measure(msg, resolveDialect(dialect)).total;
+  const d = resolveDialect(dialect);
+  return readingCallerValue('msg', () => measure(msg, d).total);
 }
 
 /**
@@ -688,6 +707,12 @@ export function encodingLength(msg: PfKeyMessage, dialect?: DialectName | Dialec
  */
 export function encode(msg: PfKeyMessage, dialect?: DialectName | Dialect, buf?: Uint8Array, offset?: number): Buffer {
   const d = resolveDialect(dialect);
+  return readingCallerValue('msg', () => encodeWith(msg, d, buf, offset));
+}
+/** How many bytes the last encode() wrote. */
+encode.bytes = 0;
+
+function encodeWith(msg: PfKeyMessage, d: Dialect, buf: Uint8Array | undefined, offset: number | undefined): Buffer {
   const { sizes, total } = measure(msg, d);
   if (buf === undefined && offset !== undefined) throw typeError('buf', 'a Buffer or Uint8Array when an offset is given', buf);
   const w = buf === undefined ? new ByteWriter(total) : new ByteWriter({ into: buf, offset });
@@ -715,8 +740,6 @@ export function encode(msg: PfKeyMessage, dialect?: DialectName | Dialect, buf?:
   encode.bytes = w.len;
   return w.result();
 }
-/** How many bytes the last encode() wrote. */
-encode.bytes = 0;
 
 /**
  * Decode one PF_KEY message. Strict: the lengths must add up, no extension type 0 or repeated, every field fits.

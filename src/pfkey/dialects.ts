@@ -2,6 +2,7 @@
 
 import { rangeError } from '../errors';
 import { checkedInt, checkedObject } from '../core/cursor';
+import { readingCallerValue } from '../core/options';
 
 export const PF_KEY_V2 = 2;
 
@@ -225,6 +226,11 @@ export function defaultDialectName(): DialectName {
  */
 export function resolveDialect(d?: DialectName | Dialect): Dialect {
   if (d === undefined) return DIALECTS[defaultDialectName()];
+  if (typeof d === 'object' && d !== null) return readingCallerValue('dialect', () => resolveDialectObject(d));
+  return resolveDialectObject(d);
+}
+
+function resolveDialectObject(d: DialectName | Dialect): Dialect {
   if (typeof d === 'object' && d !== null && typeof d.name === 'string') return checkDialect(d);
   const found = typeof d === 'string' && Object.hasOwn(DIALECTS, d) ? DIALECTS[d as DialectName] : undefined;
   if (!found) throw rangeError('dialect', "'linux', 'netbsd' or 'freebsd'", d);
@@ -262,10 +268,13 @@ export function extensionNumber(d: Dialect, name: string): number | undefined {
   return m.get(name);
 }
 
+const KNOWN_DIALECTS = new Set<unknown>(Object.values(DIALECTS));
 const MESSAGE_NAMES = Object.fromEntries(Object.entries(SADB).map(([k, v]) => [v, `SADB_${k}`])) as Record<number, string>;
 
 /** `'SADB_ADD'` for 3, etc.; `'SADB_<n>'` for numbers without a name in this dialect. */
 export function messageName(type: number, d?: Dialect): string {
+  checkedInt(type, 0, 0xff, 'type');
+  if (d !== undefined && !KNOWN_DIALECTS.has(d)) d = resolveDialect(d); // a caller's own Dialect object: checked
   if (d && type > d.msgMax) return `SADB_${type}`;
-  return MESSAGE_NAMES[type] ?? `SADB_${type}`;
+  return Object.hasOwn(MESSAGE_NAMES, type) ? MESSAGE_NAMES[type] : `SADB_${type}`;
 }

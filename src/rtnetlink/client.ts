@@ -1,6 +1,7 @@
 // Rtnetlink: links, addresses and routes over NETLINK_ROUTE, every request ACKed, on the shared request layer.
 
 import { KernelReplyError, NattError, errnoName, rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { boolOption, durationMs, intOption, oneOf, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import { openKernelTransport, type KernelSocket } from '../kernel/socket';
@@ -44,6 +45,9 @@ function sockaddrNl(family: number): Uint8Array {
   return b;
 }
 
+/** The class's constructor is rtnetlink.open()'s alone. */
+const rtnlGate = new InternalGate('rtnetlink.open()', 'an Rtnetlink');
+
 /**
  * Links, addresses and routes of this network namespace over NETLINK_ROUTE. Every change is a request with
  * NLM_F_ACK (a refusal is a KernelReplyError with advice and, where the kernel gives one, its own words); lists are
@@ -55,6 +59,7 @@ export class Rtnetlink {
   #drops = 0;
 
   private constructor(timeout: number) {
+    rtnlGate.check();
     const c = requireNative().constants;
     // The socket reaches this client only weakly: dropped without close(), the client is collected and its socket
     // closed (while a request is outstanding it is held: src/kernel/socket.ts).
@@ -105,7 +110,7 @@ export class Rtnetlink {
     const o = readOptions(opts, ['timeout'] as const);
     const timeout = durationMs(o.timeout, 'timeout', 1, 5000);
     if (!loadNative()) throw new NattError('ERR_NATT_NO_NATIVE', 'rtnetlink needs the natt native addon (npm rebuild natt)');
-    return new Rtnetlink(timeout);
+    return rtnlGate.make(() => new Rtnetlink(timeout));
   }
 
   /** Replies that could not be decoded or matched, and requests outstanding. */

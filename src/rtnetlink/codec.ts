@@ -10,6 +10,7 @@
 
 import { ByteReader, ByteWriter } from '../core/cursor';
 import { rangeError, typeError } from '../errors';
+import { readingCallerValue } from '../core/options';
 import { addressToBytes, bytesToAddress } from '../ip/address';
 import { AF_INET, AF_INET6, IFA, IFLA, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLMSG, NLMSGERR_ATTR, NLM_F, RTA, RTM } from './constants';
 import { RtnetlinkDecodeError } from './errors';
@@ -267,8 +268,12 @@ export function kindOf(type: number): RtnlMessageKind {
 
 /** The value of the first attribute named `name`, or undefined. */
 export function findAttr(attrs: readonly RtAttr[], name: string): RtAttrValue | undefined {
-  for (const a of attrs) if (a.name === name) return a.value;
-  return undefined;
+  if (!Array.isArray(attrs)) throw typeError('attrs', 'an array of attributes (a decoded message\'s attrs)', attrs);
+  if (typeof name !== 'string') throw typeError('name', 'an attribute name', name);
+  return readingCallerValue('attrs', () => {
+    for (const a of attrs) if (a !== null && typeof a === 'object' && a.name === name) return a.value;
+    return undefined;
+  });
 }
 
 // ---- decode ----
@@ -439,11 +444,14 @@ function decodeAttr(r: ByteReader, o: number, len: number, type: number, sp: Spa
 
 /** Encode one message or several (one datagram). Every field is range-checked: a RangeError / TypeError naming it. */
 export function encode(input: RtnlMessageInput | readonly RtnlMessageInput[]): Buffer {
-  const list = Array.isArray(input) ? input : [input as RtnlMessageInput];
-  if (list.length === 0) throw rangeError('messages', 'at least one message', list);
-  const w = new ByteWriter(256);
-  list.forEach((m, i) => encodeOne(w, m, list.length > 1 ? `messages[${i}]` : 'message'));
-  return w.result();
+  // A caller's getter or Proxy that throws is a TypeError naming the input, never its own error.
+  return readingCallerValue('message', () => {
+    const list = Array.isArray(input) ? input : [input as RtnlMessageInput];
+    if (list.length === 0) throw rangeError('messages', 'at least one message', list);
+    const w = new ByteWriter(256);
+    list.forEach((m, i) => encodeOne(w, m, list.length > 1 ? `messages[${i}]` : 'message'));
+    return w.result();
+  });
 }
 
 function encodeOne(w: ByteWriter, m: RtnlMessageInput, what: string): void {

@@ -3,6 +3,7 @@
 // The netlink numbers shared with every netlink codec, re-exported so the `rtnetlink.constants` namespace has them.
 export { NLM_F, NLMSG, NLMSGERR_ATTR, NLA_F_NESTED, NLA_F_NET_BYTEORDER } from '../kernel/netlink';
 import { NLMSG } from '../kernel/netlink';
+import { typeError } from '../errors';
 
 /** rtnetlink message types natt speaks (links, addresses, routes). */
 export const RTM = {
@@ -199,5 +200,6 @@ for (const [k, v] of Object.entries(RTM)) typeNames[v] = `RTM_${k}`;
 
 /** `'RTM_NEWADDR'` for 20; `'RTM_<n>'` for a number natt has no name for. */
 export function messageTypeName(type: number): string {
-  return typeNames[type] ?? `RTM_${type}`;
+  if (typeof type !== 'number') throw typeError('type', 'a message type number', type);
+  return Object.hasOwn(typeNames, type) ? typeNames[type] : `RTM_${type}`;
 }

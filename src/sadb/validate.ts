@@ -6,7 +6,7 @@
 // a Proxy, or a value that changes after the check). Key bytes are never printed: errors describe them by shape.
 
 import { rangeError, typeError } from '../errors';
-import { boolOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
+import { arrayOption, boolOption, durationSeconds, intOption, oneOf, readOptions, stringOption } from '../core/options';
 import { addressFamily } from '../ip/address';
 import { checkKey, encryptionInfo } from './algorithms';
 import { heldKey } from './keys';
@@ -286,9 +286,7 @@ export function checkPolicy(v: unknown, name = 'policy'): SecurityPolicy {
     action: oneOf(o.action, 'action', ['ipsec', 'none', 'discard'] as const),
   };
   if (o.templates !== undefined) {
-    if (!Array.isArray(o.templates)) throw typeError('templates', 'an array of templates', o.templates);
-    if (o.templates.length > 16) throw rangeError('templates', 'at most 16 templates', o.templates);
-    p.templates = o.templates.map((t: unknown, i: number) => checkTemplate(t, `templates[${i}]`));
+    p.templates = arrayOption(o.templates, 'templates', 16).map((t, i) => checkTemplate(t, `templates[${i}]`));
   }
   if (p.action === 'ipsec' && !p.templates?.length) throw typeError('templates', "at least one template for action 'ipsec'", o.templates);
   if (o.priority !== undefined) p.priority = intOption(o.priority, 'priority', 0, U32);

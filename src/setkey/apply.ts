@@ -1,10 +1,10 @@
 // Running parsed setkey operations against any Sadb (pfkey, xfrm, userland, daemon), collecting dumps and failures.
 
 import type { CallOptions, Sadb, SecurityAssociation, SecurityPolicy } from '../sadb/types';
-import { callbackOption, durationMs, oneOf, readOptions, signalOption, boolOption } from '../core/options';
+import { arrayOption, callbackOption, durationMs, oneOf, readOptions, signalOption, boolOption } from '../core/options';
 import { typeError } from '../errors';
-import { SetkeyUnsupportedError, where, type SourcePos, type UnsupportedFeature } from './errors';
-import { formatSadDump, formatSpdDump } from './format';
+import { SetkeyUnsupportedError, checkPos, where, type SourcePos, type UnsupportedFeature } from './errors';
+import { formatItem, formatSadDump, formatSpdDump } from './format';
 import { platformProblems, type SetkeyOp } from './lower';
 import { SETKEY_PLATFORMS, platformCaps, platformOf, type SetkeyPlatform } from './platform';
 
@@ -65,6 +65,7 @@ export interface ApplyResult {
   stopped: boolean;
 }
 
+const OP_EXPECTED = 'an operation from parseSetkey()';
 const SADB_METHODS = ['add', 'update', 'get', 'delete', 'deleteAll', 'flush', 'dump', 'getSpi', 'spdAdd', 'spdUpdate', 'spdDelete', 'spdDump', 'spdFlush'];
 
 /**
@@ -75,13 +76,20 @@ const SADB_METHODS = ['add', 'update', 'get', 'delete', 'deleteAll', 'flush', 'd
  * was applied, what failed and what the dump statements printed.
  */
 export async function applySetkey(ops: readonly SetkeyOp[], sadb: Sadb, opts: ApplySetkeyOptions = {}): Promise<ApplyResult> {
-  if (!Array.isArray(ops)) throw typeError('ops', 'an array of operations from parseSetkey()', ops);
-  for (const [i, op] of ops.entries()) {
-    if (op === null || typeof op !== 'object' || typeof (op as { op?: unknown }).op !== 'string') throw typeError(`ops[${i}]`, 'an operation from parseSetkey()', op);
+  const list = arrayOption(ops, 'ops') as SetkeyOp[];
+  for (const [i, op] of list.entries()) {
+    const ok = formatItem(`ops[${i}]`, OP_EXPECTED, op, () => op !== null && typeof op === 'object' && typeof op.op === 'string' && (checkPos(op.at, `ops[${i}].at`), true));
+    if (!ok) throw typeError(`ops[${i}]`, OP_EXPECTED, op);
   }
   if (sadb === null || typeof sadb !== 'object') throw typeError('sadb', 'a Sadb (openSadb(), new UserlandSadb() ...)', sadb);
   for (const m of SADB_METHODS) {
-    if (typeof (sadb as unknown as Record<string, unknown>)[m] !== 'function') throw typeError(`sadb.${m}`, 'a function (sadb must implement Sadb)', (sadb as unknown as Record<string, unknown>)[m]);
+    let f: unknown;
+    try {
+      f = (sadb as unknown as Record<string, unknown>)[m];
+    } catch {
+      throw typeError('sadb', 'a Sadb whose methods can be read', undefined);
+    }
+    if (typeof f !== 'function') throw typeError(`sadb.${m}`, 'a function (sadb must implement Sadb)', f);
   }
   const o = readOptions(opts, ['revealKeys', 'stopOnError', 'platform', 'timeout', 'signal', 'onOp', 'now', 'pid'] as const, 'options');
   const revealKeys = boolOption(o.revealKeys, 'revealKeys', false);
@@ -96,11 +104,11 @@ export async function applySetkey(ops: readonly SetkeyOp[], sadb: Sadb, opts: Ap
   // Whole-input check first: a file natt cannot do anywhere applies nothing.
   const caps = platformCaps(platform);
   const problems: UnsupportedFeature[] = [];
-  for (const op of ops) problems.push(...platformProblems(op, caps));
+  for (const [i, op] of list.entries()) problems.push(...formatItem(`ops[${i}]`, OP_EXPECTED, op, () => platformProblems(op, caps)));
   if (problems.length) throw new SetkeyUnsupportedError(problems, platform);
 
   const result: ApplyResult = { applied: 0, failed: [], output: '', dumps: [], spis: [], stopped: false };
-  for (const op of ops) {
+  for (const op of list) {
     if (op.op === 'exit' || signal?.aborted) {
       result.stopped = true;
       break;

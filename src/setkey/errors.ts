@@ -1,12 +1,22 @@
 // The setkey front end's errors: a file that is not setkey (line, column, what was expected) and what natt cannot do.
 
-import { NattError, NattUnsupportedError } from '../errors';
+import { NattError, NattUnsupportedError, rangeError, typeError } from '../errors';
+import { arrayOption, readOptions } from '../core/options';
 
 /** Where a statement or token starts in its file: 1-based line and column (a tab counts as one column). */
 export interface SourcePos {
   file: string;
   line: number;
   column: number;
+}
+
+/** A caller's SourcePos, checked (own properties, file a string, line and column numbers). */
+export function checkPos(v: unknown, name: string): SourcePos {
+  if (v === undefined) throw typeError(name, 'an object { file, line, column }', v);
+  const o = readOptions(v, ['file', 'line', 'column'] as const, name);
+  if (typeof o.file !== 'string') throw typeError(`${name}.file`, 'a string', o.file);
+  for (const k of ['line', 'column'] as const) if (typeof o[k] !== 'number') throw typeError(`${name}.${k}`, 'a number', o[k]);
+  return { file: o.file, line: o.line as number, column: o.column as number };
 }
 
 /** `file:line:column`. */
@@ -30,7 +40,10 @@ export class SetkeyParseError extends NattError {
   /** The problem without the position. */
   readonly reason: string;
   constructor(at: SourcePos, reason: string, expected = '', found = '') {
-    super('ERR_NATT_SETKEY_PARSE', `${where(at)}: ${reason}`);
+    for (const [v, name] of [[reason, 'reason'], [expected, 'expected'], [found, 'found']] as const) {
+      if (typeof v !== 'string') throw typeError(name, 'a string', v);
+    }
+    super('ERR_NATT_SETKEY_PARSE', `${where(checkPos(at, 'at'))}: ${reason}`);
     this.file = at.file;
     this.line = at.line;
     this.column = at.column;
@@ -63,6 +76,15 @@ export class SetkeyUnsupportedError extends NattUnsupportedError {
   readonly platform: string;
   readonly features: UnsupportedFeature[];
   constructor(features: UnsupportedFeature[], platform: string) {
+    const list = arrayOption(features, 'features');
+    if (list.length === 0) throw rangeError('features', 'at least one { at, feature, reason }', features);
+    features = list.map((f, i) => {
+      const o = readOptions(f, ['at', 'feature', 'reason'] as const, `features[${i}]`);
+      if (f === undefined) throw typeError(`features[${i}]`, 'an object { at, feature, reason }', f);
+      for (const k of ['feature', 'reason'] as const) if (typeof o[k] !== 'string') throw typeError(`features[${i}].${k}`, 'a string', o[k]);
+      return { at: checkPos(o.at, `features[${i}].at`), feature: o.feature as string, reason: o.reason as string };
+    });
+    if (typeof platform !== 'string') throw typeError('platform', 'a string', platform);
     const first = features[0];
     const more = features.length > 1 ? ` (and ${features.length - 1} more place${features.length > 2 ? 's' : ''} natt cannot do)` : '';
     super(`${where(first.at)}: ${first.reason}${more}`);

@@ -2,7 +2,8 @@
 
 import type { SecurityAssociation, SecurityPolicy, PolicyTemplate, TrafficSelector } from '../sadb/types';
 import { addressFamily } from '../ip/address';
-import { readOptions } from '../core/options';
+import { arrayOption, readOptions } from '../core/options';
+import { checkSaId } from '../sadb/validate';
 import { typeError } from '../errors';
 import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_MH, dumpEncryptionName, dumpIntegrityName, upperProtocolText } from './names';
 import { PRIORITY_DEFAULT, PRIORITY_HIGH, PRIORITY_LOW } from './policy';
@@ -52,9 +53,26 @@ function keyText(key: Uint8Array | undefined, reveal: boolean): string {
   return reveal ? hexdump(key) : ` (${key.length * 8}-bit key hidden)`;
 }
 
-function checkList(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw typeError(what, 'an array', v);
-  return v;
+/**
+ * Format one item of a caller's list with `f`: a field of a shape no formatter can print (a Symbol, a bigint where a
+ * number goes, a getter that throws, a missing object) is a TypeError naming the item, never an internal error.
+ */
+export function formatItem<T>(field: string, expected: string, v: unknown, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if ((e instanceof TypeError || e instanceof RangeError) && /^(unknown )?option "/.test(e.message)) throw e;
+    throw typeError(field, expected, v);
+  }
+}
+
+const SA_SHAPE = 'a SecurityAssociation as get() and dump() return it';
+const POLICY_SHAPE = 'a SecurityPolicy as spdGet() and spdDump() return it';
+
+/** A read-back SA: its identity checked (own fields, known names), the rest as formatItem reads it. */
+export function readBackSa(v: unknown, field: string): SecurityAssociation {
+  checkSaId(v, field);
+  return v as SecurityAssociation;
 }
 
 function num(n: unknown, dflt = 0): number {
@@ -68,14 +86,14 @@ function num(n: unknown, dflt = 0): number {
  */
 export function formatSadDump(sas: readonly SecurityAssociation[], opts: SadDumpOptions = {}): string {
   const o = readOptions(opts, ['revealKeys', 'all', 'now', 'pid'] as const, 'options');
-  const list = checkList(sas, 'sas') as SecurityAssociation[];
+  const list = arrayOption(sas, 'sas').map((sa, i) => readBackSa(sa, `sas[${i}]`));
   if (list.length === 0) return 'No SAD entries.\n';
   const reveal = o.revealKeys === true;
   const now = num(o.now, Math.floor(Date.now() / 1000));
   const pid = num(o.pid, process.pid);
-  const shown = list.filter((sa) => o.all === true || sa.state !== 'dead');
+  const shown = list.map((sa, i) => [sa, i] as const).filter(([sa, i]) => o.all === true || formatItem(`sas[${i}]`, SA_SHAPE, sa, () => sa.state) !== 'dead');
   let out = '';
-  shown.forEach((sa, i) => {
+  shown.forEach(([sa, at], i) => formatItem(`sas[${at}]`, SA_SHAPE, sa, () => {
     const protocol = sa.protocol ?? 'esp';
     const natt = sa.natt !== undefined;
     out += `${sa.src}${natt ? `[${sa.natt?.sport}]` : ''} ${sa.dst}${natt ? `[${sa.natt?.dport}]` : ''} \n`;
@@ -104,7 +122,7 @@ export function formatSadDump(sas: readonly SecurityAssociation[], opts: SadDump
       out += `\tallocated: ${num(c.packets)}\thard: ${num(hard.packets)}\tsoft: ${num(soft.packets)}\n`;
     }
     out += `\tsadb_seq=${shown.length - 1 - i} pid=${pid} refcnt=0\n`;
-  });
+  }));
   return out;
 }
 
@@ -167,11 +185,11 @@ export function policyHeadText(p: SecurityPolicy): string {
  */
 export function formatSpdDump(policies: readonly SecurityPolicy[], opts: SpdDumpOptions = {}): string {
   const o = readOptions(opts, ['now', 'pid'] as const, 'options');
-  const list = checkList(policies, 'policies') as SecurityPolicy[];
+  const list = arrayOption(policies, 'policies') as SecurityPolicy[];
   if (list.length === 0) return 'No SPD entries.\n';
   const pid = num(o.pid, process.pid);
   let out = '';
-  list.forEach((p, i) => {
+  list.forEach((p, i) => formatItem(`policies[${i}]`, POLICY_SHAPE, p, () => {
     const sel = p.selector;
     const s = prefPort(sel.src, sel.sport, sel.proto);
     const d = prefPort(sel.dst, sel.dport, sel.proto);
@@ -185,6 +203,6 @@ export function formatSpdDump(policies: readonly SecurityPolicy[], opts: SpdDump
     }
     out += `\tspid=${num(p.id)} seq=${list.length - 1 - i} pid=${pid}\n`;
     out += `\trefcnt=1\n`;
-  });
+  }));
   return out;
 }

@@ -51,7 +51,7 @@ export function parseSetkey(text: string, opts: ParseSetkeyOptions = {}): Setkey
   const caps = platformCaps(platform);
   const semantics = oneOf(o.semantics, 'semantics', ['rfc', 'kernel'] as const, caps.semantics);
   const family = oneOf(o.family, 'family', [4, 6] as const, undefined);
-  const ctx: LowerContext = { caps, semantics, ...(family && { family }), unsupported: [] };
+  const ctx: LowerContext = { caps, semantics, family, unsupported: [] }; // family own even when absent (never inherited)
   const ops: SetkeyOp[] = [];
   for (const statement of parseStatements(text, file)) ops.push(...lowerStatement(statement, ctx));
   const problems: UnsupportedFeature[] = ctx.unsupported;

@@ -153,7 +153,7 @@ function semi(lx: Lexer, hint = ''): void {
 }
 
 function flags(lx: Lexer): AddrFlags {
-  const f: AddrFlags = {};
+  const f: AddrFlags = { family: undefined, at: undefined }; // own, so a polluted Object.prototype is never read
   while (lx.peek().kind === 'option' && /^-[n46]+$/.test(lx.peek().text)) {
     const t = lx.next();
     f.at ??= t.at;

@@ -1,14 +1,16 @@
 // SAs and policies back to setkey statements (toSetkey), and one operation as a statement for `natt setkey -n`.
 
 import type { SecurityAssociation, SecurityPolicy, TrafficSelector } from '../sadb/types';
-import { readOptions, oneOf } from '../core/options';
+import { arrayOption, readOptions, oneOf } from '../core/options';
 import { typeError } from '../errors';
 import { HIDDEN_KEY } from './lexer';
 import type { SetkeyOp } from './lower';
 import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_MH, upperProtocolText, writeEncryptionName, writeIntegrityName } from './names';
 import { RESERVED } from './parser';
 import { SETKEY_PLATFORMS, platformCaps, type SetkeyPlatform } from './platform';
-import { priorityText, ruleText } from './format';
+import { formatItem, priorityText, readBackSa, ruleText } from './format';
+
+const SA_EXPECTED = 'a SecurityAssociation as get() and dump() return it';
 
 export interface ToSetkeyOptions {
   /** Write the key bytes (as 0x hex). Without it every key is `<hidden>`, which no parser accepts. Default false. */
@@ -103,27 +105,27 @@ function policyText(p: SecurityPolicy, platformDefault: number | undefined): { t
  * `semantics: 'kernel'`) so an `in` policy does not grow a second fwd twin.
  */
 export function toSetkey(sas: readonly SecurityAssociation[], policies: readonly SecurityPolicy[] = [], opts: ToSetkeyOptions = {}): string {
-  if (!Array.isArray(sas)) throw typeError('sas', 'an array of SecurityAssociation', sas);
-  if (!Array.isArray(policies)) throw typeError('policies', 'an array of SecurityPolicy', policies);
+  const saList = arrayOption(sas, 'sas').map((sa, i) => readBackSa(sa, `sas[${i}]`));
+  const policyList = arrayOption(policies, 'policies');
   const o = readOptions(opts, ['revealKeys', 'platform'] as const, 'options');
   const reveal = o.revealKeys === true;
   const platform = oneOf(o.platform, 'platform', SETKEY_PLATFORMS, 'any' as SetkeyPlatform);
   const caps = platformCaps(platform);
-  let out = `# setkey input written by natt: ${sas.length} SA${sas.length === 1 ? '' : 's'}, ${policies.length} polic${policies.length === 1 ? 'y' : 'ies'}`;
+  let out = `# setkey input written by natt: ${saList.length} SA${saList.length === 1 ? '' : 's'}, ${policyList.length} polic${policyList.length === 1 ? 'y' : 'ies'}`;
   out += reveal ? ', keys included\n' : ', keys hidden (the <hidden> keys must be filled in before this loads)\n';
-  for (const [i, sa] of sas.entries()) {
-    if (sa === null || typeof sa !== 'object') throw typeError(`sas[${i}]`, 'a SecurityAssociation', sa);
-    if (sa.state === 'larval') {
+  for (const [i, sa] of saList.entries()) {
+    const larval = formatItem(`sas[${i}]`, SA_EXPECTED, sa, () => sa.state === 'larval');
+    if (larval) {
       out += `# note: a larval SA (getspi, no keys yet) is not written: ${sa.src} ${sa.dst} ${sa.protocol ?? 'esp'} 0x${(sa.spi >>> 0).toString(16)}\n`;
       continue;
     }
-    const { text, notes } = saText(sa, 'add', reveal, caps.linuxPfkey);
+    const { text, notes } = formatItem(`sas[${i}]`, SA_EXPECTED, sa, () => saText(sa, 'add', reveal, caps.linuxPfkey));
     for (const n of notes) out += `# note: ${n}\n`;
     out += `${text}\n`;
   }
-  for (const [i, p] of policies.entries()) {
+  for (const [i, p] of policyList.entries()) {
     if (p === null || typeof p !== 'object') throw typeError(`policies[${i}]`, 'a SecurityPolicy', p);
-    const { text, notes } = policyText(p, caps.defaultPriority);
+    const { text, notes } = formatItem(`policies[${i}]`, 'a SecurityPolicy as spdGet() and spdDump() return it', p, () => policyText(p as SecurityPolicy, caps.defaultPriority));
     for (const n of notes) out += `# note: ${n}\n`;
     out += `spdadd ${text}\n`;
   }

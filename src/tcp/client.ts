@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { NattError, NattSystemError, errnoNumber, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { adviceFor, withAdvice } from '../native/advice';
 import { longTimeout, type LongTimer } from '../core/timers';
 import { durationMs, oneOf, readOptions, stringOption } from '../core/options';
@@ -22,6 +23,8 @@ import {
   type TcpCloseReason,
   type TcpConnectionLimits,
   type TcpTotals,
+  connectionGate,
+  checkCallback,
 } from './connection';
 import {
   CLIENT_DEFAULTS,
@@ -139,6 +142,9 @@ function dial(d: Dial, onSocket: (s: net.Socket) => void, onError: (e: Error) =>
   return () => fail(new NattError('ERR_NATT_CLOSED', 'the client was closed while connecting'));
 }
 
+/** The class's constructor is connectNattTcp()'s alone. */
+const clientGate = new InternalGate('connectNattTcp()', 'a NattTcpClient');
+
 /**
  * The RFC 9329 initiator ("TCP originator"): one connection to the responder, which it opens with the "IKETCP"
  * prefix (§4) and re-establishes when it is lost (§6.1), with bounded exponential backoff. It is an EspTransport
@@ -174,6 +180,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
 
   /** @internal use connectNattTcp() */
   constructor(d: Dial, limits: TcpConnectionLimits, reconnect: ReconnectPolicy | null, first: net.Socket) {
+    clientGate.check();
     super();
     this.host = d.host;
     this.port = d.port;
@@ -194,7 +201,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
   }
 
   #adopt(sock: net.Socket, reconnected: boolean): void {
-    const c = new NattTcpConnection(sock, 'originator', this.#limits, this.#owner, this.tls);
+    const c = connectionGate.make(() => new NattTcpConnection(sock, 'originator', this.#limits, this.#owner, this.tls));
     if (!this.#refed) c.unref();
     this.#conn = c;
     this.#local = c.address();
@@ -292,6 +299,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
 
   /** Send one IKE message to the responder (port and address must be its; RFC 9329 §3.1). */
   sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkIke(payload);
     const c = this.#conn;
     if (c === null || !c.open) this.#notConnectedDrop(cb);
@@ -300,6 +308,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
 
   /** Send one ESP packet (SPI first) to the responder; dropped and counted while not connected. */
   sendEsp(packet: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkEsp(packet);
     const c = this.#conn;
     if (c === null || !c.open) this.#notConnectedDrop(cb);
@@ -312,6 +321,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
 
   /** A counted no-op: RFC 9329 §6.6, no NAT-keepalives over TCP. */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     this.#keepalivesNotSent++;
@@ -343,6 +353,7 @@ export class NattTcpClient extends EventEmitter<NattTcpClientEvents> implements 
 
   /** Close the connection (gracefully) and stop reconnecting; `'close'` follows. Idempotent. */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (cb) {
       if (this.#closeEmitted) queueMicrotask(cb);
       else this.once('close', () => cb());
@@ -401,7 +412,7 @@ export function connectNattTcp(options: ConnectNattTcpOptions): Promise<NattTcpC
   };
   const reconnect = readReconnect(o.reconnect);
   return new Promise((resolve, reject) => {
-    dial(dialOpts, (sock) => resolve(new NattTcpClient(dialOpts, limits, reconnect, sock)), reject);
+    dial(dialOpts, (sock) => resolve(clientGate.make(() => new NattTcpClient(dialOpts, limits, reconnect, sock))), reject);
   });
 }
 

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { NattError, rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { sameAddress } from '../ip/address';
 import { longInterval, type LongTimer } from '../core/timers';
 import type { EspBatch, EspTransport, RemoteInfo, SendCallback } from '../transport';
@@ -168,6 +169,9 @@ export function plainAddress(a: string | undefined): string {
   return a.startsWith('::ffff:') && a.indexOf('.') > 0 ? a.slice(7) : a;
 }
 
+/** The class's constructor is listenNattTcp() or connectNattTcp()'s alone. */
+export const connectionGate = new InternalGate('listenNattTcp() or connectNattTcp()', 'a NattTcpConnection');
+
 /**
  * One RFC 9329 connection (a TCP or TLS socket carrying IKE and ESP). It is an EspTransport: a UserlandEngine runs
  * over it unchanged. Made by listenNattTcp (one per accepted socket, role 'responder') and connectNattTcp (role
@@ -240,6 +244,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
 
   /** @internal made by listenNattTcp / connectNattTcp */
   constructor(socket: net.Socket, role: TcpRole, limits: TcpConnectionLimits, owner: ConnectionOwner | null, tls: boolean) {
+    connectionGate.check();
     super();
     this.#socket = socket;
     this.role = role;
@@ -468,6 +473,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
 
   /** Send one IKE message to this connection's peer (RFC 9329 §3.1: Length, the non-ESP marker, the message). */
   sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkIke(payload);
     if (!this.#isPeer(port, address)) {
       this.#drop('wrongPeer', cb);
@@ -478,6 +484,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
 
   /** Send one ESP packet (SPI first) to this connection's peer (RFC 9329 §3.2: Length, the packet). */
   sendEsp(packet: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkEsp(packet);
     if (!this.#isPeer(port, address)) {
       this.#drop('wrongPeer', cb);
@@ -496,6 +503,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
    * mappings outlive UDP's; liveness is IKE's job). The callback, if any, hears success: nothing needed sending.
    */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     this.#isPeer(port, address);
     this.#stats.keepalivesNotSent++;
     if (cb) process.nextTick(cb, null, 0);
@@ -544,6 +552,7 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
    * `'close'` follows with the reason ('local' here).
    */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (cb) {
       if (this.#closed) queueMicrotask(cb);
       else this.once('close', () => cb());
@@ -553,6 +562,8 @@ export class NattTcpConnection extends EventEmitter<NattTcpConnectionEvents> imp
 
   /** Close at once, dropping what is queued (an RST where the OS sends one). Idempotent. */
   destroy(reason: TcpCloseReason = 'local'): void {
+    // The reason is counted by name later (in a close listener): a caller's value that is none throws here, not there.
+    if (!TCP_CLOSE_REASONS.includes(reason)) throw typeError('reason', `one of ${TCP_CLOSE_REASONS.join(', ')}`, reason);
     if (this.#closed) return;
     this.closeReason ??= reason;
     this.#closed = true;
@@ -639,9 +650,15 @@ export function sendDropError(reason: TcpSendDropReason): NattError {
   return new NattError(`ERR_NATT_TCP_${reason.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, text[reason]);
 }
 
+/** A send's completion callback: a function or absent (checked before anything is queued). */
+export function checkCallback(cb: unknown): void {
+  if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
+}
+
 /** An IKE message the framing can carry (1..65529 octets). */
 export function checkIke(payload: unknown): void {
-  if (!(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
+  // isView: a Proxy of a Uint8Array passes instanceof but is no typed array (its reads could run a caller's traps).
+  if (!ArrayBuffer.isView(payload) || !(payload instanceof Uint8Array)) throw typeError('payload', 'a Buffer or Uint8Array', payload);
   if (payload.length < 1 || payload.length > MAX_FRAME_LENGTH - IKE_FRAME_HEADER_LENGTH) {
     throw rangeError('payload', `an IKE message of 1 to ${MAX_FRAME_LENGTH - IKE_FRAME_HEADER_LENGTH} bytes`, payload);
   }
@@ -649,7 +666,7 @@ export function checkIke(payload: unknown): void {
 
 /** An ESP packet the framing can carry: 9..65533 octets, SPI not zero (four zeros would read as the non-ESP marker). */
 export function checkEsp(packet: unknown): void {
-  if (!(packet instanceof Uint8Array)) throw typeError('packet', 'a Buffer or Uint8Array', packet);
+  if (!ArrayBuffer.isView(packet) || !(packet instanceof Uint8Array)) throw typeError('packet', 'a Buffer or Uint8Array', packet);
   if (packet.length < ESP_MIN || packet.length > MAX_FRAME_LENGTH - ESP_FRAME_HEADER_LENGTH) {
     throw rangeError('packet', `an ESP packet of ${ESP_MIN} to ${MAX_FRAME_LENGTH - ESP_FRAME_HEADER_LENGTH} bytes`, packet);
   }

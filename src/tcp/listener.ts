@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { rangeError, typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { withAdvice } from '../native/advice';
 import { addressToBytes, bytesToAddress } from '../ip/address';
 import { intOption, oneOf, readOptions } from '../core/options';
@@ -26,6 +27,8 @@ import {
   type TcpCloseReason,
   type TcpConnectionLimits,
   type TcpSendDropReason,
+  connectionGate,
+  checkCallback,
 } from './connection';
 import {
   LIMIT_NAMES,
@@ -123,6 +126,9 @@ function addressKey(a: string): string {
   }
 }
 
+/** The class's constructor is listenNattTcp()'s alone. */
+const listenerGate = new InternalGate('listenNattTcp()', 'a NattTcpListener');
+
 /**
  * The RFC 9329 responder: a TCP (or TLS) listener whose every accepted socket becomes a NattTcpConnection
  * (`'connection'`). It is itself an EspTransport over all of them, so one UserlandEngine serves every initiator:
@@ -166,6 +172,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
 
   /** @internal use listenNattTcp() */
   constructor(server: net.Server, family: 4 | 6, serverTls: ServerTls | null, limits: TcpConnectionLimits, maxConnections: number, route: 'address' | 'exact') {
+    listenerGate.check();
     super();
     this.#server = server;
     this.family = family;
@@ -210,7 +217,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
       raw.on('error', () => {}); // reported by the TLS socket on top of it
       sock = new tls.TLSSocket(raw, { isServer: true, secureContext: t.context, requestCert: t.requestCert, rejectUnauthorized: t.rejectUnauthorized });
     }
-    const conn = new NattTcpConnection(sock, 'responder', this.limits, this.#owner, this.tls) as Indexed;
+    const conn = connectionGate.make(() => new NattTcpConnection(sock, 'responder', this.limits, this.#owner, this.tls)) as Indexed;
     this.#accepted++;
     if (conn.closeReason !== null || !conn.remoteAddress) return; // gone before it began (its close is counted)
     this.#conns.add(conn);
@@ -312,6 +319,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
 
   /** Send one IKE message to the peer at (port, address): the connection it uses (RFC 9329 §3.1 framing). */
   sendIke(payload: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkIke(payload);
     const c = this.#routeTo(port, address);
     if (c === null) this.#noRoute(cb);
@@ -320,6 +328,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
 
   /** Send one ESP packet (SPI first) to the peer at (port, address). Drops (no connection, queue full) are counted. */
   sendEsp(packet: Uint8Array, port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     checkEsp(packet);
     const c = this.#routeTo(port, address);
     if (c === null) this.#noRoute(cb);
@@ -332,6 +341,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
 
   /** A counted no-op: RFC 9329 §6.6, no NAT-keepalives over TCP. */
   sendKeepalive(port: number, address: string, cb?: SendCallback): void {
+    checkCallback(cb);
     if (typeof port !== 'number' || !Number.isInteger(port)) throw typeError('port', 'an integer', port);
     if (typeof address !== 'string') throw typeError('address', 'a string', address);
     this.#keepalivesNotSent++;
@@ -375,6 +385,7 @@ export class NattTcpListener extends EventEmitter<NattTcpListenerEvents> impleme
 
   /** Stop accepting and close every connection gracefully ('listenerClosed'); `'close'` follows. Idempotent. */
   close(cb?: () => void): void {
+    if (cb !== undefined && typeof cb !== 'function') throw typeError('cb', 'a function', cb);
     if (cb) {
       if (this.#closed && this.#serverClosed && this.#conns.size === 0) queueMicrotask(cb);
       else this.once('close', () => cb());
@@ -442,7 +453,7 @@ export function listenNattTcp(options: ListenNattTcpOptions = {}): Promise<NattT
     server.once('error', onError);
     server.listen({ host: address, port, backlog, exclusive: true, ipv6Only: family === 6 }, () => {
       server.off('error', onError);
-      resolve(new NattTcpListener(server, family, serverTls, limits, maxConnections, route));
+      resolve(listenerGate.make(() => new NattTcpListener(server, family, serverTls, limits, maxConnections, route)));
     });
   });
 }

@@ -331,8 +331,10 @@ export class Tun extends EventEmitter<TunEvents> {
    * as if from the wire. True when written, or queued because the device is not writable now (the queue is bounded);
    * false when dropped (queue full, closed, refused by the kernel), counted in stats().
    */
-  write(packet: Uint8Array, offset = 0, length = packet?.length - offset): boolean {
+  write(packet: Uint8Array, offset = 0, lengthArg?: number): boolean {
     if (!(packet instanceof Uint8Array)) throw typeError('packet', 'a Buffer or Uint8Array', packet);
+    // The default length is computed once offset is known to be a number (never arithmetic on a caller's Symbol).
+    const length = (lengthArg === undefined && typeof offset === 'number' ? packet.length - offset : lengthArg) as number;
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > packet.length) {
       throw rangeError('offset', `an offset and length inside the ${packet.length}-byte packet`, offset);
     }
@@ -361,10 +363,11 @@ export class Tun extends EventEmitter<TunEvents> {
    * Write `count` packets (default offsets.length), packet i being `slab[offsets[i], offsets[i] + lengths[i])`, in
    * one native call (one write(2) each). Returns how many were written or queued; the rest were dropped (counted).
    */
-  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count = offsets?.length): number {
+  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, countArg?: number): number {
     if (!(slab instanceof Uint8Array)) throw typeError('slab', 'a Buffer or Uint8Array', slab);
     if (!(offsets instanceof Uint32Array)) throw typeError('offsets', 'a Uint32Array', offsets);
     if (!(lengths instanceof Uint32Array)) throw typeError('lengths', 'a Uint32Array', lengths);
+    const count = countArg === undefined ? offsets.length : countArg;
     if (!Number.isInteger(count) || count < 0 || count > offsets.length || count > lengths.length) {
       throw rangeError('count', `an integer from 0 to ${Math.min(offsets.length, lengths.length)}`, count);
     }
@@ -596,9 +599,10 @@ export function readTunOptions(v: unknown): CheckedTunOptions {
     batch: intOption(o.batch, 'batch', 1, 1024, 64),
     queue: intOption(o.queue, 'queue', 1, 65536, 256),
     timeout: durationMs(o.timeout, 'timeout', 1, 5000),
+    // Own even when not set: the checked options are read later, and an absent name must not fall to Object.prototype.
+    sndbuf: o.sndbuf === undefined ? undefined : intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff),
     txQueueLength: intOption(o.txQueueLength, 'txQueueLength', 1, 1_000_000, TUN_TX_QUEUE),
   };
-  if (o.sndbuf !== undefined) out.sndbuf = intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff);
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 import { EventEmitter } from 'node:events';
 import { typeError } from '../errors';
+import { InternalGate } from '../core/internal';
 import { readOptions, intOption, durationSeconds } from '../core/options';
 import { IpView, readIpHeader } from '../ip/packet';
 import { packetTooBig } from '../ip/icmp';
@@ -61,6 +62,9 @@ export interface TunnelEvents {
   error: [Error];
 }
 
+/** The class's constructor is createTunnel()'s alone. */
+const tunnelGate = new InternalGate('createTunnel()', 'a Tunnel');
+
 /** A running tunnel (createTunnel()). close() stops the plumbing; the TUN, socket and database stay the caller's. */
 export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly tun: Tun;
@@ -74,6 +78,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
 
   /** @internal use createTunnel() */
   constructor(tun: Tun, socket: EspTransport, sadb: UserlandSadb, outerMtu: number, keepaliveSeconds: number) {
+    tunnelGate.check();
     super();
     this.tun = tun;
     this.socket = socket;
@@ -166,5 +171,7 @@ export function createTunnel(options: CreateTunnelOptions): Tunnel {
   if (o.sadb !== undefined && !(o.sadb instanceof UserlandSadb)) throw typeError('sadb', 'a UserlandSadb', o.sadb);
   const outerMtu = intOption(o.outerMtu, 'outerMtu', 576, 65535, 1500);
   const keepaliveSeconds = durationSeconds(o.keepaliveSeconds, 'keepaliveSeconds', 0, 20);
-  return new Tunnel(o.tun, socket, (o.sadb as UserlandSadb | undefined) ?? new UserlandSadb(), outerMtu, keepaliveSeconds);
+  const tun = o.tun;
+  const sadb = (o.sadb as UserlandSadb | undefined) ?? new UserlandSadb();
+  return tunnelGate.make(() => new Tunnel(tun, socket, sadb, outerMtu, keepaliveSeconds));
 }

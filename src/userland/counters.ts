@@ -1,7 +1,10 @@
 // The userland engine's drop and error counters, named as Linux names them in /proc/net/xfrm_stat (without "Xfrm").
 
-/** Counter names, in /proc/net/xfrm_stat order. Each is a reason a packet was dropped (or an error seen). */
-export const XFRM_STAT_NAMES = [
+import { typeError } from '../errors';
+import { fieldName, intOption, readingCallerValue } from '../core/options';
+
+/** Counter names, in /proc/net/xfrm_stat order. Each is a reason a packet was dropped (or an error seen). Frozen. */
+export const XFRM_STAT_NAMES = Object.freeze([
   'InError', // inbound: anything else (e.g. a malformed inner packet the engine cannot hand up)
   'InBufferError',
   'InHdrError', // inbound: datagram too short for an ESP header
@@ -30,7 +33,7 @@ export const XFRM_STAT_NAMES = [
   'FwdHdrError',
   'OutStateInvalid',
   'AcquireError',
-] as const;
+] as const);
 
 /** One counter name of the userland engine (a /proc/net/xfrm_stat name without "Xfrm"). */
 export type UserlandCounterName = (typeof XFRM_STAT_NAMES)[number];
@@ -50,9 +53,13 @@ export function newStats(): UserlandCounters {
   return s;
 }
 
-/** Add `b` into `a`. */
+/** Add `b` into `a` (a source that gives no counters, or a name that is not a number, adds nothing). */
 export function addStats(a: UserlandCounters, b: UserlandCounters): void {
-  for (const n of XFRM_STAT_NAMES) a[n] += b[n];
+  if (b === null || typeof b !== 'object') return;
+  for (const n of XFRM_STAT_NAMES) {
+    const v = b[n];
+    if (typeof v === 'number') a[n] += v;
+  }
 }
 
 /** Sum of the inbound drop counters (every `In*` name). */
@@ -62,7 +69,11 @@ export function inboundDrops(s: UserlandCounters): number {
   return t;
 }
 
-/** Format like /proc/net/xfrm_stat: `XfrmInError             0` per line. */
+/** Format like /proc/net/xfrm_stat: `XfrmInError             0` per line (a counter not given is 0). */
 export function formatStats(s: UserlandCounters): string {
-  return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(s[n])).join('\n');
+  if (s === undefined) throw typeError('stats', 'the counters of stats()', s);
+  if (s === null || typeof s !== 'object') throw typeError('stats', 'the counters of stats()', s);
+  // Own properties only; names beyond XFRM_STAT_NAMES (a newer kernel's /proc/net/xfrm_stat has more) are not printed.
+  const own = (n: string): unknown => readingCallerValue('stats', () => (Object.hasOwn(s, n) ? (s as unknown as Record<string, unknown>)[n] : undefined));
+  return XFRM_STAT_NAMES.map((n) => `Xfrm${n}`.padEnd(32) + String(intOption(own(n), fieldName('stats', n), 0, Number.MAX_SAFE_INTEGER, 0))).join('\n');
 }

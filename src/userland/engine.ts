@@ -137,6 +137,16 @@ interface SaCache {
   peerBytes: Uint8Array | null;
 }
 
+/** Does `s` look like an EspTransport (sendEsp, sendKeepalive, on, off, address)? Never throws: a Proxy is just not one. */
+function isTransport(s: unknown): s is EspTransport {
+  try {
+    const t = s as Record<string, unknown>;
+    return s !== null && typeof s === 'object' && ['sendEsp', 'sendKeepalive', 'on', 'off', 'address'].every((m) => typeof t[m] === 'function');
+  } catch {
+    return false;
+  }
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array, bOff: number, n: number): boolean {
   if (a.length !== n) return false;
   for (let i = 0; i < n; i++) if (a[i] !== b[bOff + i]) return false;
@@ -231,9 +241,7 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     };
     this.#outerMtu = intOption(opts.outerMtu, 'outerMtu', 576, 65535, 0);
     const s = opts.socket;
-    if (!s || typeof s.sendEsp !== 'function' || typeof s.on !== 'function') {
-      throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
-    }
+    if (!isTransport(s)) throw typeError('socket', 'a NattSocket (createNattSocket) in userland mode', s);
     if ((s as { kernelEncap?: boolean }).kernelEncap === true) {
       throw typeError('socket', "a userland NAT-T socket (createNattSocket({ backend: 'userland' })): this one has kernel UDP_ENCAP, the kernel does its ESP", 'a kernel-mode NattSocket');
     }
@@ -603,12 +611,15 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
     if (Buffer.isBuffer(datagram)) esp = datagram;
     else if (datagram instanceof Uint8Array) esp = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.length);
     else throw typeError('esp', 'a Buffer or Uint8Array', datagram);
-    if (from === null || typeof from !== 'object' || typeof from.address !== 'string' || typeof from.port !== 'number') {
-      throw typeError('rinfo', 'an object { address, port }', from);
+    let rinfo: RemoteInfo;
+    try {
+      if (from === null || typeof from !== 'object' || typeof from.address !== 'string' || typeof from.port !== 'number') throw new TypeError();
+      // A caller with its own transport may give only address and port; 'packet' listeners get the whole shape.
+      rinfo =
+        'family' in from && 'size' in from ? from : { address: from.address, port: from.port, family: from.address.includes(':') ? 'IPv6' : 'IPv4', size: datagram.length };
+    } catch {
+      throw typeError('rinfo', 'an object { address, port }', from); // (a getter or a Proxy that throws, too)
     }
-    // A caller with its own transport may give only address and port; 'packet' listeners get the whole shape.
-    const rinfo: RemoteInfo =
-      'family' in from && 'size' in from ? from : { address: from.address, port: from.port, family: from.address.includes(':') ? 'IPv6' : 'IPv4', size: datagram.length };
     if (esp.length < 8) {
       c.InHdrError++;
       return false;

@@ -20,7 +20,7 @@ import { hideSaKeys, withoutKeys } from '../sadb/keys';
 import { MappingGate, type MappingMode } from '../sadb/mapping';
 import { supportedFromTable } from '../sadb/algorithms';
 import { NattError, NattSystemError, typeError } from '../errors';
-import { boolOption, durationSeconds, oneOf, readCallOptions, readOptions } from '../core/options';
+import { boolOption, callbackOption, durationSeconds, intOption, oneOf, readCallOptions, readOptions } from '../core/options';
 import {
   checkGetSpi,
   checkOptionalProtocol,
@@ -141,6 +141,7 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   /** An engine registers its counters here (it owns them); the returned function unregisters. */
   addStatsSource(source: () => UserlandCounters): () => void {
+    if (callbackOption(source, 'source') === undefined) throw typeError('source', 'a function returning counters', source);
     this.#statsSources.add(source);
     return () => this.#statsSources.delete(source);
   }
@@ -405,6 +406,15 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Raise 'acquire' for an outbound packet that found policy `p` but no SA, at most once per acquireSeconds. */
   acquire(p: PolicyEntry, src: string, dst: string): void {
+    let ours = false;
+    try {
+      ours = p !== null && typeof p === 'object' && this.policies.find({ id: p.id }) === p;
+    } catch {
+      /* not an entry of this database */
+    }
+    if (!ours) throw typeError('policy', 'a policy entry of this database (db.policies)', p);
+    if (typeof src !== 'string') throw typeError('src', 'an address string', src);
+    if (typeof dst !== 'string') throw typeError('dst', 'an address string', dst);
     const k = `${p.id}/${src}/${dst}`;
     const now = Date.now();
     const last = this.#acquires.get(k);
@@ -431,6 +441,8 @@ export class UserlandSadb extends EventEmitter<SadbEvents> implements Sadb {
    * before on the SA.
    */
   newMapping(e: UserlandSa, address: string, port: number): NewMappingEvent | null {
+    if (!(e instanceof UserlandSa) || this.#byKey.get(e.key) !== e) throw typeError('sa', 'an SA entry of this database (bySpi(), entries())', e);
+    intOption(port, 'port', 1, 65535);
     const old = { ...e.inboundPeer };
     const addrBytes = addressToBytes(address, 'address');
     const addr = bytesToAddress(addrBytes, 0, addrBytes.length === 4 ? 4 : 16);

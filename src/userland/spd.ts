@@ -107,7 +107,7 @@ export class PolicyTable {
       return undefined;
     }
     const w = which as Pick<SecurityPolicy, 'selector' | 'direction'>;
-    if (!(w.direction in DIR_NUM)) throw typeError('direction', "'in', 'out' or 'fwd'", w.direction);
+    if (typeof w.direction !== 'string' || !Object.hasOwn(DIR_NUM, w.direction)) throw typeError('direction', "'in', 'out' or 'fwd'", w.direction);
     const sel = compileSelector(w.selector);
     return this.#byDir[w.direction].find((x) => sameSelector(x.sel, sel));
   }

@@ -19,7 +19,7 @@ import { handleMapping, MappingGate, type MappingMode } from '../sadb/mapping';
 import { KernelReplyError, NattError, rangeError, typeError } from '../errors';
 import { openMessageSocket } from '../native/binding';
 import { adviceFor, type RequestKind } from '../native/advice';
-import { boolOption, callbackOption, durationMs, intOption, oneOf, readCallOptions, readOptions } from '../core/options';
+import { arrayOption, boolOption, callbackOption, durationMs, intOption, oneOf, readCallOptions, readOptions } from '../core/options';
 import { RequestLayer } from '../kernel/requests';
 import {
   checkGetSpi,
@@ -33,7 +33,7 @@ import {
 } from '../sadb/validate';
 import { openKernelTransport, type KernelSocket, type KernelSocketFactory } from '../kernel/socket';
 import { IPSEC_PROTO_ANY, NLM_F, TCP_ENCAP_ESPINTCP, XFRMNLGRP, messageTypeName, XFRM_MSG } from './constants';
-import { decode, encode, findAttr, messageTypeNumber, type XfrmAttribute, type XfrmMessage } from './codec';
+import { decode, encode, encodingLength, findAttr, messageTypeNumber, type XfrmAttribute, type XfrmMessage } from './codec';
 import { XfrmDecodeError } from './errors';
 import {
   dirName,
@@ -100,6 +100,19 @@ export function sockaddrNl(groups: number[]): Uint8Array {
   return b;
 }
 
+/** XfrmOptions after checking: own properties only, unknown names refused, each named. */
+function checkOptions(options: unknown = {}): XfrmOptions {
+  const o = readOptions(options, ['revealKeys', 'timeout', 'groups', 'transport', 'mapping'] as const);
+  const groups = o.groups === undefined ? undefined : arrayOption(o.groups, 'groups', 32).map((g, i) => intOption(g, `groups[${i}]`, 1, 32));
+  return {
+    revealKeys: boolOption(o.revealKeys, 'revealKeys', false),
+    timeout: durationMs(o.timeout, 'timeout', 1, 5000),
+    groups,
+    transport: callbackOption<KernelSocketFactory>(o.transport, 'transport'),
+    mapping: oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, 'follow'),
+  };
+}
+
 /** Attributes with every algorithm key removed (the holders keep name and length, `key` reads 0 bytes). */
 function redactedAttrs(attrs: XfrmAttribute[]): XfrmAttribute[] {
   return attrs.map((a) => ('key' in a ? copyHolder(a, false) : a.kind === 'nested' ? { ...a, attrs: redactedAttrs(a.attrs) } : a));
@@ -132,8 +145,10 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
   #drops = 0;
   #mappingFailures = 0;
 
-  private constructor(opts: XfrmOptions) {
+  /** Use Xfrm.open(). (Options are checked here, so a caller reaching the constructor from JavaScript is checked too.) */
+  private constructor(options: XfrmOptions) {
     super();
+    const opts = checkOptions(options);
     this.#mapping = opts.mapping ?? 'follow';
     this.#revealKeys = opts.revealKeys === true;
     this.#timeout = opts.timeout ?? 5000;
@@ -168,19 +183,7 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Open a NETLINK_XFRM socket joined to the event groups. Needs CAP_NET_ADMIN for the groups and every request. */
   static async open(options: XfrmOptions = {}): Promise<Xfrm> {
-    const o = readOptions(options, ['revealKeys', 'timeout', 'groups', 'transport', 'mapping'] as const);
-    let groups: number[] | undefined;
-    if (o.groups !== undefined) {
-      if (!Array.isArray(o.groups)) throw typeError('groups', 'an array of XFRMNLGRP numbers', o.groups);
-      groups = o.groups.map((g: unknown, i: number) => intOption(g, `groups[${i}]`, 1, 32));
-    }
-    return new Xfrm({
-      revealKeys: boolOption(o.revealKeys, 'revealKeys', false),
-      timeout: durationMs(o.timeout, 'timeout', 1, 5000),
-      groups,
-      transport: callbackOption<KernelSocketFactory>(o.transport, 'transport'),
-      mapping: oneOf(o.mapping, 'mapping', ['follow', 'notify'] as const, 'follow'),
-    });
+    return new Xfrm(options);
   }
 
   /**
@@ -495,6 +498,9 @@ export class Xfrm extends EventEmitter<SadbEvents> implements Sadb {
 
   /** Send any message (encoded by `xfrm.encode`) as a request and collect replies of type `expect` until the ACK. */
   async raw(msg: XfrmMessage, expect = -1, opts?: CallOptions): Promise<XfrmMessage[]> {
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw typeError('msg', 'an XfrmMessage { type, ... }', msg);
+    encodingLength(msg); // every field checked (a TypeError/RangeError naming it) before anything is sent
+    intOption(expect, 'expect', -1, 0xffff);
     return this.#request(msg, expect, opts);
   }
 

@@ -11,6 +11,7 @@
 
 import { XfrmDecodeError } from './errors';
 import { rangeError, typeError } from '../errors';
+import { readingCallerValue } from '../core/options';
 import { hideKey } from '../sadb/keys';
 import { ByteReader, ByteWriter, checkedArray, checkedBytes, checkedInt, checkedObject, isRecord } from '../core/cursor';
 import { NLMSG, NLM_F, SIZE, XFRMA, XFRMA_SAD, XFRM_MSG } from './constants';
@@ -729,7 +730,7 @@ function decodeMessage(r: ByteReader, o: number, len: number): XfrmMessage {
 export function encode(messages: XfrmMessage | readonly XfrmMessage[], buf?: Uint8Array, offset?: number): Buffer {
   if (buf === undefined && offset !== undefined) throw typeError('buf', 'a Buffer or Uint8Array when an offset is given', buf);
   const w = buf === undefined ? new ByteWriter() : new ByteWriter({ into: buf, offset });
-  encodeAll(w, messages);
+  readingCallerValue('messages', () => encodeAll(w, messages));
   encode.bytes = w.len;
   return w.result();
 }
@@ -739,7 +740,7 @@ encode.bytes = 0;
 /** The bytes encode(messages) writes, checking every field as encode does, without writing any. */
 export function encodingLength(messages: XfrmMessage | readonly XfrmMessage[]): number {
   const w = new ByteWriter({ measure: true });
-  encodeAll(w, messages);
+  readingCallerValue('messages', () => encodeAll(w, messages));
   return w.len;
 }
 
@@ -862,6 +863,15 @@ export function findAttr<K extends XfrmAttributeKind>(
   attrs: readonly XfrmAttribute[],
   kind: K,
 ): (XfrmAttribute & { kind: K }) | undefined {
-  for (const a of attrs) if (a.kind === kind) return a as XfrmAttribute & { kind: K };
+  if (typeof kind !== 'string') throw typeError('kind', "an attribute kind such as 'encap'", kind);
+  if (!Array.isArray(attrs)) throw typeError('attrs', 'an array of attributes (a message\'s attrs)', attrs);
+  try {
+    for (let i = 0; i < attrs.length; i++) {
+      const a: unknown = attrs[i];
+      if (isRecord(a) && (a as { kind?: unknown }).kind === kind) return a as XfrmAttribute & { kind: K };
+    }
+  } catch {
+    throw typeError('attrs', 'an array whose items can be read', undefined);
+  }
   return undefined;
 }

@@ -1,5 +1,7 @@
 // Numbers of the Linux netlink and XFRM uapi (linux/netlink.h, linux/xfrm.h), named as there, with reverse lookups.
 
+import { typeError } from '../errors';
+
 // Netlink's own numbers are shared with every netlink codec (src/kernel/netlink.ts).
 export { NLM_F, NLMSG } from '../kernel/netlink';
 import { NLMSG } from '../kernel/netlink';
@@ -168,12 +170,14 @@ const attrNames = reverse(XFRMA);
 
 /** `'XFRM_MSG_NEWSA'` for 16, `'NLMSG_ERROR'` for 2, `'nlmsg type 99'` otherwise. */
 export function messageTypeName(type: number): string {
-  if (msgNames[type]) return `XFRM_MSG_${msgNames[type]}`;
+  if (typeof type !== 'number') throw typeError('type', 'a netlink message type number', type);
+  if (Object.hasOwn(msgNames, type)) return `XFRM_MSG_${msgNames[type]}`;
   for (const [k, v] of Object.entries(NLMSG)) if (v === type) return `NLMSG_${k}`;
   return `nlmsg type ${type}`;
 }
 
 /** `'XFRMA_ENCAP'` for 4. */
 export function attributeName(type: number): string {
-  return attrNames[type] ? `XFRMA_${attrNames[type]}` : `attribute ${type}`;
+  if (typeof type !== 'number') throw typeError('type', 'an attribute type number', type);
+  return Object.hasOwn(attrNames, type) ? `XFRMA_${attrNames[type]}` : `attribute ${type}`;
 }

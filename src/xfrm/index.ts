@@ -1,10 +1,11 @@
 // The XFRM backend's public surface: the `xfrm` codec namespace (encode/decode/constants), the Xfrm client, its probe.
 
 import * as constants from './constants';
+import { deepFreeze } from '../core/freeze';
 import { decode, encode, encodingLength, findAttr } from './codec';
 
-// The uapi tables are shared with the codec: frozen, so no caller can renumber what the codec writes.
-for (const v of Object.values(constants)) if (v !== null && typeof v === 'object') Object.freeze(v);
+// The uapi tables are shared with the codec: frozen all the way down, so no caller can renumber what the codec writes.
+for (const v of Object.values(constants)) deepFreeze(v);
 
 /** `import { xfrm } from 'natt'`: the netlink/XFRM codec (x86-64 structure layouts) and the uapi numbers. Frozen. */
 export const xfrm = Object.freeze({ encode, encodingLength, decode, findAttr, constants: Object.freeze({ ...constants }) });

@@ -2,6 +2,7 @@
 
 import { cryptoTemplates, hostFacts, readProcCrypto, xfrmVerdict, type KernelEspSupport } from '../probe';
 import { Xfrm } from './client';
+import { boolOption, durationMs, readOptions } from '../core/options';
 
 export interface XfrmProbe {
   /** A NETLINK_XFRM socket opens (the kernel has CONFIG_XFRM_USER). */
@@ -24,9 +25,13 @@ export interface XfrmProbe {
 
 /**
  * Probe XFRM: socket facts and ESP availability, /proc/crypto, and a GETSADINFO round trip when `askKernel` (default
- * true; needs CAP_NET_ADMIN, refused quietly otherwise). Never throws; changes nothing.
+ * true; needs CAP_NET_ADMIN, refused quietly otherwise). Never fails for what the host lacks (a bad option rejects,
+ * naming it); changes nothing.
  */
-export async function probeXfrm(opts: { askKernel?: boolean; timeout?: number } = {}): Promise<XfrmProbe> {
+export async function probeXfrm(options: { askKernel?: boolean; timeout?: number } = {}): Promise<XfrmProbe> {
+  const o = readOptions(options, ['askKernel', 'timeout'] as const);
+  const askKernel = boolOption(o.askKernel, 'askKernel', true);
+  const timeout = durationMs(o.timeout, 'timeout', 1, 2000);
   const p = hostFacts();
   const v = xfrmVerdict(p);
   const out: XfrmProbe = {
@@ -36,10 +41,10 @@ export async function probeXfrm(opts: { askKernel?: boolean; timeout?: number } 
     canDoEsp: v.canDoEsp,
     reason: v.reason,
   };
-  if (p.facts.xfrm.ok && opts.askKernel !== false) {
+  if (p.facts.xfrm.ok && askKernel) {
     let x: Xfrm | undefined;
     try {
-      x = await Xfrm.open({ groups: [], timeout: opts.timeout ?? 2000 });
+      x = await Xfrm.open({ groups: [], timeout });
       out.sadInfo = await x.sadInfo();
     } catch (e) {
       out.sadInfoError = (e as Error).message;

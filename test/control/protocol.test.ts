@@ -17,7 +17,8 @@ import { KernelReplyError, NattError, NattSystemError, NattTimeoutError, NattUns
 import { checkSa } from '../../src/sadb/validate';
 import type { SecurityAssociation } from '../../src/sadb/types';
 import { hideSaKeys } from '../../src/sadb/keys';
-import { fuzzRuns } from '../lib/hostile';
+import { assertRuns, fuzzRuns } from '../lib/hostile';
+import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import { frame } from './raw';
 
 const json = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
@@ -118,13 +119,14 @@ describe('client messages are read strictly', () => {
     expect(pickVersion([3], [1, 2])).toBeUndefined();
   });
 
-  it(`fuzz: ${fuzzRuns(3000)} random and mutated byte streams only ever give frames or the protocol's own errors`, () => {
+  it(`fuzz: ${fuzzRuns(3000)} random and mutated byte streams only ever give frames or the protocol's own errors`, async () => {
+    const outcomes = new OutcomeCounts();
     const seeds = [
       frame({ type: 'hello', id: 1, versions: [1] }),
       frame({ type: 'request', id: 2, method: 'add', params: { sa: { src: '192.0.2.1', dst: '192.0.2.2', spi: 1 } } }),
       frame({ type: 'subscribe', id: 3, events: ['add', 'expire'], revealKeys: true }),
     ];
-    fc.assert(
+    await assertRuns(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.tuple(fc.constantFrom(...seeds), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([s, i, b]) => {
         const c = Buffer.from(s);
         c[i % c.length] = b;
@@ -135,16 +137,21 @@ describe('client messages are read strictly', () => {
           for (const f of d.push(Buffer.from(bytes))) {
             try {
               parseClientMessage(f);
+              outcomes.add('message');
             } catch (e) {
               if (!(e instanceof ControlProtocolError)) throw e;
+              outcomes.add('ControlProtocolError');
             }
           }
+          outcomes.add('stream');
         } catch (e) {
           if (!(e instanceof ControlFrameError || e instanceof ControlProtocolError)) throw e;
+          outcomes.add(e.constructor.name);
         }
       }),
-      { numRuns: fuzzRuns(3000) },
+      fuzzRuns(3000),
     );
+    reportFuzz('control protocol decoder (byte streams)', outcomes.counts, { runs: fuzzRuns(3000) });
   });
 });
 

@@ -1,15 +1,19 @@
-// Bounded fuzz: 10^5 mutated ESP packets over every suite → open() never throws; each is opened or counted once.
+// Bounded fuzz: NATT_FUZZ_RUNS (default 10^5) mutated ESP packets over every suite → open() never throws; each is opened or counted once.
 
+import { breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 import { describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
 import { SUITES } from './suites';
 import { rng } from '../lib/rng';
 
-describe('fuzz: 10^5 mutated packets', () => {
-  it('open() never throws and counts every refusal', () => {
-    const TOTAL = 100_000;
+const TOTAL = fuzzRuns(100_000);
+
+describe(`fuzz: ${TOTAL} mutated packets`, () => {
+  it('open() never throws and counts every refusal', async () => {
     const n = Math.ceil(TOTAL / SUITES.length / 2); // per suite, per ESN setting
     let done = 0;
+    const outcomes: Record<string, number> = {};
     for (const [si, [name, opts]] of SUITES.entries()) {
       const rand = rng(0x5eed + si);
       for (const esn of [false, true]) {
@@ -17,6 +21,7 @@ describe('fuzz: 10^5 mutated packets', () => {
         const rx = new EspTransform({ spi: 0x4242, ...opts, esn, replayWindow: 128 });
         const seeds = Array.from({ length: 16 }, (_, i) => tx.seal(Buffer.alloc(i * 9, i), 4));
         for (let i = 0; i < n; i++) {
+          if ((i & 0x3fff) === 0x3fff) await breathe();
           const base = seeds[rand(seeds.length)];
           let pkt: Buffer;
           switch (rand(6)) {
@@ -54,8 +59,11 @@ describe('fuzz: 10^5 mutated packets', () => {
         const dropped = Object.values(s.drops).reduce((a, b) => a + b, 0);
         expect(s.opened + dropped).toBe(n);
         done += n;
+        outcomes.opened = (outcomes.opened ?? 0) + s.opened;
+        for (const [reason, k] of Object.entries(s.drops)) outcomes[reason] = (outcomes[reason] ?? 0) + k;
       }
     }
     expect(done).toBeGreaterThanOrEqual(TOTAL);
-  }, 120_000);
+    reportFuzz('esp open (test/esp/fuzz)', outcomes, { suites: SUITES.length });
+  }, fuzzTimeout(120_000));
 });

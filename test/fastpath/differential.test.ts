@@ -5,13 +5,14 @@
 
 import { randomFillSync } from 'node:crypto';
 import { setImmediate as tick } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EspBatch, ESP_DESC_WORDS } from '../../src/esp';
 import { NodeEspCipher, ESP_CIPHER_OK, ESP_CIPHER_AUTH_FAILED, type EspCipher } from '../../src/esp/cipher';
 import { NativeEspCipher, createEspTransform, nativeCipherStatus } from '../../src/fastpath';
 import { loadNative } from '../../src/native/binding';
 import { ALL_SUITES, specFor } from './suites';
 import { rng } from '../lib/rng';
+import { reportFuzz } from '../lib/fuzz-report';
 
 const status = nativeCipherStatus();
 const skipWhy = status.available ? '' : ` (skipped: native cipher not available: ${status.reason})`;
@@ -53,6 +54,10 @@ const fail = (what: string, suite: string, i: number, pkt: Buffer) => {
 
 describe.skipIf(!status.available)(`native vs node:crypto cipher, ${PER_SUITE} packets per suite${skipWhy}`, () => {
   const ctor = loadNative()?.EspCipher;
+  // One summary line for npm run fuzz: packets per path over every suite (an input is a packet, tampered ones among them).
+  const totals: Record<string, number> = { single: 0, batched: 0 };
+  const extra = { tampered: 0, esnBoundary: 0, suites: 0 };
+  afterAll(() => reportFuzz('fastpath differential (native vs node:crypto)', totals, { ...extra, runs: totals.single + totals.batched }));
 
   it.each(SUITES.map(([n, o], si) => [n, o, si] as const))('%s', async (name, opts, si) => {
     const rand = rng(SEED + si * 7919);
@@ -176,6 +181,11 @@ describe.skipIf(!status.available)(`native vs node:crypto cipher, ${PER_SUITE} p
       }
       native.dispose();
     }
+    totals.single += counts.single;
+    totals.batched += counts.batched;
+    extra.tampered += counts.tampered;
+    extra.esnBoundary += counts.esnBoundary;
+    extra.suites++;
     expect(counts.single + counts.batched).toBeGreaterThanOrEqual(PER_SUITE);
     expect(counts.tampered).toBeGreaterThan(0);
     expect(counts.esnBoundary).toBeGreaterThan(0);

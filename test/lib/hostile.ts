@@ -11,6 +11,28 @@ export function fuzzRuns(fallback = 2000): number {
   return n;
 }
 
+/** Let the event loop run: vitest's worker answers its RPC there, and a test that blocks it for a minute fails the run. */
+export const breathe = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * fc.assert over `runs` runs in chunks of at most `chunk`, letting the event loop run between them, so a long fuzz run
+ * (npm run fuzz) never blocks the worker. One chunk (npm test's counts) is exactly fc.assert(property, { ...params,
+ * numRuns: runs }); with more, chunk i uses seed + i (the seed given, or a random one printed on failure as usual).
+ */
+export async function assertRuns<T>(property: fc.IRawProperty<T>, runs: number, params: fc.Parameters<T> = {}, chunk = 5000): Promise<void> {
+  if (runs <= chunk) return void (await fc.assert(property, { ...params, numRuns: runs }));
+  const seed = params.seed ?? Math.floor(Math.random() * 0x7fffffff);
+  for (let i = 0, done = 0; done < runs; i++, done += chunk) {
+    await fc.assert(property, { ...params, numRuns: Math.min(chunk, runs - done), seed: (seed + i) | 0 });
+    await breathe();
+  }
+}
+
+/** A fuzz test's timeout: `ms` in npm test; under NATT_FUZZ_RUNS (npm run fuzz) a day, as the inputs decide the time. */
+export function fuzzTimeout(ms: number): number {
+  return process.env.NATT_FUZZ_RUNS ? 86_400_000 : ms;
+}
+
 /** Key bytes in the hostile inputs are 0xc7: no error message may show them (hex, or as a list of numbers). */
 export const KEY_BYTE = 0xc7;
 const KEY_TRACE = /c7c7|199, ?199/i;

@@ -13,12 +13,15 @@ import {
   decodeInput,
   isKeyPath,
   fieldPaths,
+  assertRuns,
   fuzzRuns,
+  fuzzTimeout,
   mutated,
   outcome,
   withField,
   type Outcome,
 } from '../lib/hostile';
+import { CountingSet, reportFuzz } from '../lib/fuzz-report';
 
 const v4 = (address: string, port = 0) => ({ family: 'inet' as const, address, port });
 const v6 = (address: string, port = 500) => ({ family: 'inet6' as const, address, port, flowinfo: 1, scopeId: 2 });
@@ -212,9 +215,9 @@ describe('PF_KEY: property — arbitrary values at encode, encodingLength and de
     },
   );
 
-  it(`encode and encodingLength (${runs} runs each): success, or a TypeError/RangeError naming a field`, () => {
-    const seen = new Set<Outcome>();
-    fc.assert(
+  it(`encode and encodingLength (${runs} runs each): success, or a TypeError/RangeError naming a field`, async () => {
+    const seen = new CountingSet<Outcome>();
+    await assertRuns(
       fc.property(message, dialect, (m, d) => {
         let b: Buffer | undefined;
         seen.add(outcome(() => (b = pfkey.encode(m as PfKeyMessage, d as DialectName))));
@@ -222,35 +225,39 @@ describe('PF_KEY: property — arbitrary values at encode, encodingLength and de
         if (b) expect(n).toBe('ok');
         if (b) expect(pfkey.encodingLength(m as PfKeyMessage, d as DialectName)).toBe(b.length);
       }),
-      { numRuns: runs },
+      runs,
     );
     expect([...seen].sort()).toEqual(['RangeError', 'TypeError', 'ok']);
-  });
+    reportFuzz(`pfkey.encode (test/pfkey/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 
-  it(`encode into a caller's buffer (${runs} runs): any buf and offset`, () => {
-    fc.assert(
+  it(`encode into a caller's buffer (${runs} runs): any buf and offset`, async () => {
+    const into = new CountingSet<Outcome>();
+    await assertRuns(
       fc.property(fc.constantFrom(...tagged), callerBuffer(200), ([d, e], [b, o]) => {
         const m = messageWith(e);
         let view: Buffer | undefined;
-        outcome(() => (view = pfkey.encode(m, d, b as Uint8Array, o as number)));
+        into.add(outcome(() => (view = pfkey.encode(m, d, b as Uint8Array, o as number))));
         if (view) expect(view.equals(pfkey.encode(m, d))).toBe(true);
       }),
-      { numRuns: runs },
+      runs,
     );
-  });
+    reportFuzz(`pfkey.encode into a caller's buffer (test/pfkey/malformed)`, into.counts);
+  }, fuzzTimeout(30_000));
 
-  it(`decode (${runs} runs): anything that is not a byte array is a TypeError; every byte array decodes or is a PfKeyDecodeError`, () => {
-    const seen = new Set<Outcome>();
+  it(`decode (${runs} runs): anything that is not a byte array is a TypeError; every byte array decodes or is a PfKeyDecodeError`, async () => {
+    const seen = new CountingSet<Outcome>();
     const valid = DIALECT_NAMES.flatMap((n) => examples(DIALECTS[n]).map((e) => pfkey.encode(messageWith(e), n)));
     const bytes = decodeInput(valid, 96);
-    fc.assert(
+    await assertRuns(
       fc.property(bytes, dialect, (b, d) => {
         seen.add(outcome(() => pfkey.decode(b as Uint8Array, d as DialectName), PfKeyDecodeError));
       }),
-      { numRuns: runs },
+      runs,
     );
     expect(seen.has('decode-error') && seen.has('TypeError') && seen.has('ok')).toBe(true);
-  });
+    reportFuzz(`pfkey.decode (test/pfkey/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 });
 
 describe('PF_KEY: encode and encodingLength in dns-packet’s shape', () => {

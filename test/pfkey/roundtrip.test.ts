@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decode, type PfKeyExtension, type PfKeyMessage, type Sockaddr } from '../../src/pfkey/codec';
 import { pfkeyEncode as encode } from '../lib/encoders';
+import { assertRuns, fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 import { DIALECTS, COMMON_EXTENSIONS, type Dialect, type DialectName } from '../../src/pfkey/dialects';
 import { bytesToAddress } from '../../src/ip/address';
 
@@ -183,8 +185,9 @@ function plain(m: PfKeyMessage): PfKeyMessage {
 describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('round-trip in the %s dialect', (name) => {
   const d = DIALECTS[name];
 
-  it('every message type with any mix of extensions: decode(encode(m)) equals m, and re-encodes to the same bytes', () => {
-    fc.assert(
+  it('every message type with any mix of extensions: decode(encode(m)) equals m, and re-encodes to the same bytes', async () => {
+    let tripped = 0;
+    await assertRuns(
       fc.property(messageArb(d), (m) => {
         const b = encode(m, name);
         expect(b.length % 8).toBe(0);
@@ -192,23 +195,25 @@ describe.each(['linux', 'netbsd', 'freebsd'] as DialectName[])('round-trip in th
         const back = decode(b, name);
         expect(plain(back)).toEqual(m);
         expect(encode(back, name).equals(b)).toBe(true);
+        tripped++;
       }),
-      { numRuns: 600 },
+      fuzzRuns(600),
     );
-  });
+    reportFuzz(`pfkey round trip, ${name} (test/pfkey/roundtrip)`, { 'round-tripped': tripped });
+  }, fuzzTimeout(30_000));
 
-  it('each message type 1..SADB_MAX and each extension of the dialect occurs in the runs above', () => {
+  it('each message type 1..SADB_MAX and each extension of the dialect occurs in the runs above', async () => {
     // The generator's coverage, checked rather than assumed.
     const types = new Set<number>();
     const names = new Set<string>();
-    fc.assert(
+    await assertRuns(
       fc.property(messageArb(d), (m) => {
         types.add(m.type);
         for (const e of m.extensions) names.add(e.name === 'raw' && e.type === 31 ? 'ifHwOffload' : e.name);
       }),
-      { numRuns: 600 },
+      fuzzRuns(600),
     );
     expect(types.size).toBe(d.msgMax);
     for (const n of namesOf(d)) expect(names.has(n), n).toBe(true);
-  });
+  }, fuzzTimeout(30_000));
 });

@@ -7,20 +7,37 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NattUnsupportedError } from '../../src/errors';
 import { prng } from '../userland/helpers';
+import { assertRuns, breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import { UserlandSadb } from '../../src/userland';
 import { SETKEY_PLATFORMS, SetkeyParseError, applySetkey, formatSadDump, formatSpdDump, parseSetkey, toSetkey, type SetkeyOp } from '../../src/setkey';
 
 /** Parse; anything thrown but the two setkey errors fails the fuzz. Errors must be one line with a position. */
 function tryParse(text: string, platform: (typeof SETKEY_PLATFORMS)[number] = 'any', semantics?: 'kernel'): SetkeyOp[] | null {
   try {
-    return parseSetkey(text, { file: 'fuzz', platform, ...(semantics && { semantics }) });
+    const ops = parseSetkey(text, { file: 'fuzz', platform, ...(semantics && { semantics }) });
+    counts.add('parsed');
+    return ops;
   } catch (e) {
     if (!(e instanceof SetkeyParseError) && !(e instanceof NattUnsupportedError)) throw e;
+    counts.add(e.constructor.name);
     expect((e as Error).message).toMatch(/^fuzz:\d+:\d+: /);
     expect((e as Error).message).not.toMatch(/\n/);
     return null;
   }
 }
+
+/** How the parses of the current test ended (one summary line per test under npm run fuzz). */
+let counts = new OutcomeCounts();
+function report(test: string, runs?: number): void {
+  reportFuzz(test, counts.counts, runs === undefined ? {} : { runs, unit: 'inputs; the outcomes count parses and operations' });
+  counts = new OutcomeCounts();
+}
+
+const RANDOM = fuzzRuns(15_000);
+const SOUPS = fuzzRuns(30_000);
+const MUTATED = fuzzRuns(20_000);
+const APPLIED = fuzzRuns(2_000);
 
 const CORPUS_DIR = path.join(__dirname, '..', 'fixtures', 'setkey-corpus');
 const corpus = fs.readdirSync(CORPUS_DIR).filter((f) => f.endsWith('.conf')).sort().map((f) => fs.readFileSync(path.join(CORPUS_DIR, f), 'utf8'));
@@ -38,19 +55,21 @@ const WORDS = [
 ];
 
 describe('parseSetkey under fuzz', () => {
-  it('random strings (fast-check, 15,000 runs): only setkey errors', () => {
-    fc.assert(
+  it(`random strings (fast-check, ${RANDOM} runs): only setkey errors`, async () => {
+    await assertRuns(
       fc.property(fc.string({ maxLength: 120, unit: 'binary' }), fc.constantFrom(...SETKEY_PLATFORMS), (s, platform) => {
         tryParse(s, platform);
       }),
-      { numRuns: 15_000, seed: 0x5e7c },
+      RANDOM,
+      { seed: 0x5e7c },
     );
-  });
+    report('parseSetkey, random strings (test/setkey/fuzz)');
+  }, fuzzTimeout(30_000));
 
-  it('setkey-like token soups (fast-check, 30,000 runs): only setkey errors; what parses formats and writes back', () => {
+  it(`setkey-like token soups (fast-check, ${SOUPS} runs): only setkey errors; what parses formats and writes back`, async () => {
     const soup = fc.array(fc.constantFrom(...WORDS), { maxLength: 40 }).map((ws) => ws.join(' '));
     let parsed = 0;
-    fc.assert(
+    await assertRuns(
       fc.property(soup, fc.constantFrom(...SETKEY_PLATFORMS), (s, platform) => {
         const ops = tryParse(s, platform);
         if (!ops) return;
@@ -62,15 +81,18 @@ describe('parseSetkey under fuzz', () => {
         const again = tryParse(toSetkey(sas, pols, { revealKeys: true, platform }), platform, 'kernel');
         expect(again?.length ?? -1).toBe(sas.length + pols.length);
       }),
-      { numRuns: 30_000, seed: 0x5e7d },
+      SOUPS,
+      { seed: 0x5e7d },
     );
-    expect(parsed).toBeGreaterThan(100); // the soups do reach whole statements
-  });
+    expect(parsed).toBeGreaterThan(SOUPS / 300); // the soups do reach whole statements
+    report('parseSetkey, token soups, re-parsed (test/setkey/fuzz)', SOUPS);
+  }, fuzzTimeout(30_000));
 
-  it('mutated corpus files (20,000: deletions, duplications, insertions, byte flips): only setkey errors', () => {
+  it(`mutated corpus files (${MUTATED}: deletions, duplications, insertions, byte flips): only setkey errors`, async () => {
     const r = prng(0x5e7ce);
     let ok = 0;
-    for (let i = 0; i < 20_000; i++) {
+    for (let i = 0; i < MUTATED; i++) {
+      if ((i & 0xfff) === 0xfff) await breathe();
       let t = corpus[r() % corpus.length];
       const n = 1 + (r() % 4);
       for (let k = 0; k < n; k++) {
@@ -94,13 +116,14 @@ describe('parseSetkey under fuzz', () => {
       }
       if (tryParse(t, SETKEY_PLATFORMS[r() % SETKEY_PLATFORMS.length])) ok++;
     }
-    expect(ok).toBeGreaterThan(500);
-  });
+    expect(ok).toBeGreaterThan(MUTATED / 40);
+    report('parseSetkey, mutated corpus files (test/setkey/fuzz)');
+  }, fuzzTimeout(30_000));
 
-  it('what parses for the userland backend applies to a real UserlandSadb without a throw (2,000 mutated files)', async () => {
+  it(`what parses for the userland backend applies to a real UserlandSadb without a throw (${APPLIED} mutated files)`, async () => {
     const r = prng(0x5e7cf);
     let applied = 0;
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < APPLIED; i++) {
       let t = corpus[r() % corpus.length];
       const at = r() % Math.max(1, t.length);
       t = t.slice(0, at) + WORDS[r() % WORDS.length] + ' ' + t.slice(at);
@@ -108,8 +131,11 @@ describe('parseSetkey under fuzz', () => {
       if (!ops) continue;
       const res = await applySetkey(ops, new UserlandSadb());
       for (const f of res.failed) expect(f.message).toMatch(/^fuzz:\d+:\d+: /);
+      counts.add('applied', res.applied);
+      counts.add('refused by the database', res.failed.length);
       applied++;
     }
-    expect(applied).toBeGreaterThan(100);
-  });
+    expect(applied).toBeGreaterThan(APPLIED / 20);
+    report('applySetkey of what parsed (test/setkey/fuzz)', APPLIED);
+  }, fuzzTimeout(30_000));
 });

@@ -11,6 +11,7 @@ import { FrameDecoder, encodeFrame, streamPrefix } from '../../src/tcp/framing';
 import type { NattTcpConnection, TcpCloseReason } from '../../src/tcp/connection';
 import { closeAll, until } from './helpers';
 import { prng } from '../userland/helpers';
+import { reportFuzz } from '../lib/fuzz-report';
 
 // The 10^5 streams of the issue go through the decoder itself in test/tcp/fuzz.test.ts; here each stream costs a real
 // TCP connection (~0.5 ms), so npm test runs 10^4 and `npm run fuzz` the larger count (NATT_FUZZ_RUNS).
@@ -131,6 +132,7 @@ describe('connection-level fuzz', () => {
     expect(announced).toBeGreaterThanOrEqual(finStreams);
     expect(announced).toBeLessThanOrEqual(RUNS);
     expect(mismatches).toEqual([]);
+    reportFuzz('tcp connection fuzz (real connections, by close reason)', closedBy, { runs: RUNS });
     expect(expectations.size).toBe(0);
     expect(st.closed.badPrefix).toBeGreaterThan(0);
     expect(st.closed.peerEnd).toBeGreaterThan(0);

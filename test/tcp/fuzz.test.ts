@@ -4,6 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder, encodeFrame, streamPrefix, FRAME_FAIL_REASONS, type TcpFrame } from '../../src/tcp/framing';
+import { breathe, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
 
 const RUNS = Number(process.env.NATT_FUZZ_RUNS ?? 100_000);
 const SEED = Number(process.env.NATT_FUZZ_SEED ?? 0x9329);
@@ -167,7 +169,7 @@ function bodyOf(f: TcpFrame): Buffer {
 const SLAB = Buffer.alloc(1 << 20);
 
 describe(`fuzz: ${RUNS} byte streams into FrameDecoder (seed ${SEED})`, () => {
-  it('no exception escapes; agrees with the reference; failures counted by reason; kept frames re-encode exactly', () => {
+  it('no exception escapes; agrees with the reference; failures counted by reason; kept frames re-encode exactly', async () => {
     const rand = rng(SEED);
     const cpu0 = process.cpuUsage();
     const outcome: Record<string, number> = { clean: 0, cleanWithDrops: 0 };
@@ -176,6 +178,7 @@ describe(`fuzz: ${RUNS} byte streams into FrameDecoder (seed ${SEED})`, () => {
     let frames = 0;
     let bytes = 0;
     for (let run = 0; run < RUNS; run++) {
+      if ((run & 0x1fff) === 0x1fff) await breathe();
       const prefix = rand(2) === 0;
       const max = rand(4) === 0 ? 34 + rand(400) : 65535;
       let s: Buffer;
@@ -251,5 +254,6 @@ describe(`fuzz: ${RUNS} byte streams into FrameDecoder (seed ${SEED})`, () => {
       `framing fuzz: ${RUNS} streams (${JSON.stringify(sources)}), ${bytes} octets, ${frames} frames; outcomes ${JSON.stringify(outcome)}; ` +
         `${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU`,
     );
-  }, 120_000);
+    reportFuzz('tcp FrameDecoder (test/tcp/fuzz)', outcome, { sources, frames, bytes });
+  }, fuzzTimeout(120_000));
 });

@@ -1,4 +1,5 @@
-// Bounded fuzz: 10^5 mutated ESP-in-UDP datagrams into the engine; nothing escapes, every drop is counted.
+// Bounded fuzz: NATT_FUZZ_RUNS (default 10^5, and 20,000 through a real socket) mutated ESP-in-UDP datagrams into the
+// engine; nothing escapes, every drop is counted.
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { EspTransform } from '../../src/esp';
@@ -9,8 +10,20 @@ import { inboundDrops } from '../../src/userland/counters';
 import { buildUdpPacket } from '../../src/ip/packet';
 import dgram from 'node:dgram';
 import { GCM_KEY_AB, GCM_KEY_BA, openSocket, closeSocket, installPair, prng, until } from './helpers';
+import { breathe, fuzzRuns, fuzzTimeout } from '../lib/hostile';
+import { reportFuzz } from '../lib/fuzz-report';
+import { XFRM_STAT_NAMES } from '../../src/userland/counters';
 
-const N = 100_000;
+const N = fuzzRuns(100_000);
+/** Through the real socket: batches of 200, each waited for (nothing lost on lo). */
+const SOCKET_N = Math.max(200, Math.ceil(fuzzRuns(20_000) / 200) * 200);
+
+/** The engine's counters that moved, and what it accepted: one summary line (npm run fuzz). */
+function outcomes(s: Record<string, number>, accepted: number): Record<string, number> {
+  const out: Record<string, number> = { accepted };
+  for (const n of XFRM_STAT_NAMES) if (n.startsWith('In') && s[n] > 0) out[n] = s[n];
+  return out;
+}
 
 /** Datagram maker: fresh, bit-flipped, truncated, extended, re-SPI'd, re-sequenced, replayed, random and bad-inner ESP. */
 function mutator(sender: EspTransform, inner: Buffer, rnd: () => number): () => Buffer {
@@ -70,6 +83,7 @@ describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
     const mutate = mutator(sender, inner, rnd);
     let accepted = 0;
     for (let i = 0; i < N; i++) {
+      if ((i & 0x3fff) === 0x3fff) await breathe();
       const d = mutate();
       if (engine.receive(d, rinfo)) accepted++;
     }
@@ -82,9 +96,10 @@ describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
       expect(s[name], name).toBeGreaterThan(0);
     }
     engine.close();
-  });
+    reportFuzz('userland engine.receive (test/userland/fuzz)', outcomes(s, accepted));
+  }, fuzzTimeout(30_000));
 
-  it('20000 datagrams through a real socket: socket + engine counters add up to what was sent', async () => {
+  it(`${SOCKET_N} datagrams through a real socket: socket + engine counters add up to what was sent`, async () => {
     const rx = await openSocket(4);
     const tx = dgram.createSocket('udp4');
     await new Promise<void>((res) => tx.bind(0, '127.0.0.1', () => res()));
@@ -102,7 +117,7 @@ describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
         return st.esp + st.ike + st.keepalive + Object.values(st.dropped).reduce((a, b) => a + b, 0);
       };
       let sent = 0;
-      for (let batch = 0; batch < 100; batch++) {
+      for (let batch = 0; batch < SOCKET_N / 200; batch++) {
         for (let i = 0; i < 200; i++) {
           tx.send(mutate(), me.port, me.address);
           sent++;
@@ -114,9 +129,11 @@ describe('fuzz: mutated ESP-in-UDP datagrams into UserlandEngine', () => {
       expect(inboundDrops(engine.stats()) + engine.traffic().inPackets).toBe(st.esp);
       expect(engine.traffic().inPackets).toBeGreaterThan(0);
       engine.close();
+      const socketDrops = Object.fromEntries(Object.entries(st.dropped).filter(([, n]) => n > 0).map(([k, n]) => [`socket:${k}`, n]));
+      reportFuzz('userland over a real socket (test/userland/fuzz)', { ...outcomes(engine.stats(), engine.traffic().inPackets), ...socketDrops, ...(st.ike && { 'socket:ike': st.ike }), ...(st.keepalive && { 'socket:keepalive': st.keepalive }) });
     } finally {
       tx.close();
       await closeSocket(rx);
     }
-  });
+  }, fuzzTimeout(30_000));
 });

@@ -13,13 +13,16 @@ import {
   callerBuffer,
   decodeInput,
   fieldPaths,
+  assertRuns,
   fuzzRuns,
+  fuzzTimeout,
   isKeyPath,
   mutated,
   outcome,
   withField,
   type Outcome,
 } from '../lib/hostile';
+import { CountingSet, reportFuzz } from '../lib/fuzz-report';
 
 const NESTED = 0x8000;
 const FLUSHPOLICY = 29;
@@ -234,9 +237,9 @@ describe('XFRM: property — arbitrary values at encode, encodingLength and deco
   );
   const messages = fc.oneof(message, fc.array(message, { maxLength: 3 }));
 
-  it(`encode and encodingLength (${runs} runs each): success, or a TypeError/RangeError naming a field`, () => {
-    const seen = new Set<Outcome>();
-    fc.assert(
+  it(`encode and encodingLength (${runs} runs each): success, or a TypeError/RangeError naming a field`, async () => {
+    const seen = new CountingSet<Outcome>();
+    await assertRuns(
       fc.property(messages, (m) => {
         let b: Buffer | undefined;
         seen.add(outcome(() => (b = xfrm.encode(m as XfrmMessage))));
@@ -244,34 +247,38 @@ describe('XFRM: property — arbitrary values at encode, encodingLength and deco
         if (b) expect(n).toBe('ok');
         if (b) expect(xfrm.encodingLength(m as XfrmMessage)).toBe(b.length);
       }),
-      { numRuns: runs },
+      runs,
     );
     expect([...seen].sort()).toEqual(['RangeError', 'TypeError', 'ok']);
-  });
+    reportFuzz(`xfrm.encode (test/xfrm/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 
-  it(`encode into a caller's buffer (${runs} runs): any buf and offset`, () => {
-    fc.assert(
+  it(`encode into a caller's buffer (${runs} runs): any buf and offset`, async () => {
+    const into = new CountingSet<Outcome>();
+    await assertRuns(
       fc.property(fc.constantFrom(...MESSAGES), callerBuffer(400), (m, [b, o]) => {
         let view: Buffer | undefined;
-        outcome(() => (view = xfrm.encode(m, b as Uint8Array, o as number)));
+        into.add(outcome(() => (view = xfrm.encode(m, b as Uint8Array, o as number))));
         if (view) expect(view.equals(xfrm.encode(m))).toBe(true);
       }),
-      { numRuns: runs },
+      runs,
     );
-  });
+    reportFuzz(`xfrm.encode into a caller's buffer (test/xfrm/malformed)`, into.counts);
+  }, fuzzTimeout(30_000));
 
-  it(`decode (${runs} runs): anything that is not a byte array is a TypeError; every byte array decodes or is an XfrmDecodeError`, () => {
-    const seen = new Set<Outcome>();
+  it(`decode (${runs} runs): anything that is not a byte array is a TypeError; every byte array decodes or is an XfrmDecodeError`, async () => {
+    const seen = new CountingSet<Outcome>();
     const valid = MESSAGES.map((m) => xfrm.encode(m));
     const bytes = decodeInput(valid, 300);
-    fc.assert(
+    await assertRuns(
       fc.property(bytes, (b) => {
         seen.add(outcome(() => xfrm.decode(b as Uint8Array), XfrmDecodeError));
       }),
-      { numRuns: runs },
+      runs,
     );
     expect(seen.has('decode-error') && seen.has('TypeError') && seen.has('ok')).toBe(true);
-  });
+    reportFuzz(`xfrm.decode (test/xfrm/malformed)`, seen.counts);
+  }, fuzzTimeout(30_000));
 });
 
 describe('XFRM: encode and encodingLength in dns-packet’s shape', () => {
