@@ -5,7 +5,7 @@
 // as hex strings; each goes through the model's one check (src/sadb/validate.ts).
 
 import { typeError, rangeError } from '../errors';
-import { intOption, oneOf, readOptions, stringOption, durationSeconds } from '../core/options';
+import { boolOption, intOption, oneOf, readOptions, stringOption, durationSeconds } from '../core/options';
 import { checkPolicy, checkSa } from '../sadb/validate';
 import { hideSaKeys } from '../sadb/keys';
 import type { SecurityAssociation, SecurityPolicy } from '../sadb/types';
@@ -20,8 +20,12 @@ export interface DaemonConfig {
   listen: { family: 4 | 6; address: string; port: number };
   outerMtu: number;
   keepaliveSeconds: number;
-  /** The control socket (`natt tunnel status|down`, openSadb({ backend: 'daemon' })): path, file mode, uids served besides root and the daemon's. */
-  control: { path: string; mode: number; allowUids: number[] };
+  /**
+   * The control socket (`natt tunnel status|down`, openSadb({ backend: 'daemon' })): path, file mode, uids served
+   * besides root and the daemon's, and whether keys may leave to a client that asks (`natt capture --esp-sa`; off by
+   * default: keys then only ever travel inward).
+   */
+  control: { path: string; mode: number; allowUids: number[]; revealKeys: boolean };
   sas: SecurityAssociation[];
   policies: SecurityPolicy[];
 }
@@ -112,11 +116,12 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     address: l.address === undefined ? (family === 4 ? '0.0.0.0' : '::') : address(l.address, 'listen.address', family),
     port: intOption(l.port, 'listen.port', 0, 65535, 4500),
   };
-  const c = readOptions(o.control, ['path', 'mode', 'allowUids'] as const, 'control');
+  const c = readOptions(o.control, ['path', 'mode', 'allowUids', 'revealKeys'] as const, 'control');
   const control = {
     path: stringOption(c.path, 'control.path', undefined, controlPathFor(name)),
     mode: fileMode(c.mode, 'control.mode', 0o600),
     allowUids: (c.allowUids === undefined ? [] : arrayOf(c.allowUids, 'control.allowUids')).map((u, i) => intOption(u, `control.allowUids[${i}]`, 0, 0xffff_ffff)),
+    revealKeys: boolOption(c.revealKeys, 'control.revealKeys', false),
   };
   const sas = (o.sas === undefined ? [] : arrayOf(o.sas, 'sas')).map(saOf);
   const policies = (o.policies === undefined ? [] : arrayOf(o.policies, 'policies')).map((p, i) => {

@@ -123,6 +123,7 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
       path: config.control.path,
       mode: config.control.mode,
       allowUids: config.control.allowUids,
+      revealKeys: config.control.revealKeys,
       methods: {
         status: { params: readStatusParams, handler: (p: { maxSas: number; maxPolicies: number }) => status(p) },
         stats: { handler: () => stats() },
@@ -142,7 +143,7 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     undo.push(() => control.close());
     const datapathFrom = undo.length; // what comes after is the datapath, taken down first at stop()
     const uids = ['root', ...new Set([process.getuid?.() ?? 0, ...config.control.allowUids].filter((u) => u !== 0).map(String))];
-    log(`control socket ${control.path} (mode 0${config.control.mode.toString(8)}, serves ${uids.join(', ')})`);
+    log(`control socket ${control.path} (mode 0${config.control.mode.toString(8)}, serves ${uids.join(', ')}${config.control.revealKeys ? '; gives keys to clients that ask: control.revealKeys' : ''})`);
 
     const socket = await createNattSocket({ family: config.listen.family, address: config.listen.address, port: config.listen.port, backend: 'userland' });
     parts.socket = socket;

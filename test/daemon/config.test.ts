@@ -12,12 +12,13 @@ function run(...argv: string[]): Promise<{ code: number; out: string; err: strin
 
 describe('the control section of a daemon configuration', () => {
   it('defaults: /run/natt/<tun>.sock, mode 0600, no other uids', () => {
-    expect(parseDaemonConfig({}).control).toEqual({ path: '/run/natt/natt0.sock', mode: 0o600, allowUids: [] });
+    expect(parseDaemonConfig({}).control).toEqual({ path: '/run/natt/natt0.sock', mode: 0o600, allowUids: [], revealKeys: false });
     expect(parseDaemonConfig({ tun: { name: 'wan1' } }).control.path).toBe('/run/natt/wan1.sock');
   });
 
   it('mode as an octal string or a number; allowUids', () => {
-    expect(parseDaemonConfig({ control: { path: '/tmp/x.sock', mode: '0660', allowUids: [1000] } }).control).toEqual({ path: '/tmp/x.sock', mode: 0o660, allowUids: [1000] });
+    expect(parseDaemonConfig({ control: { path: '/tmp/x.sock', mode: '0660', allowUids: [1000] } }).control).toEqual({ path: '/tmp/x.sock', mode: 0o660, allowUids: [1000], revealKeys: false });
+    expect(parseDaemonConfig({ control: { revealKeys: true } }).control.revealKeys).toBe(true);
     expect(parseDaemonConfig({ control: { mode: '666' } }).control.mode).toBe(0o666);
     expect(parseDaemonConfig({ control: { mode: 0o640 } }).control.mode).toBe(0o640);
   });
@@ -27,6 +28,7 @@ describe('the control section of a daemon configuration', () => {
     expect(() => parseDaemonConfig({ control: { mode: 0o1777 } })).toThrow(/control\.mode/);
     expect(() => parseDaemonConfig({ control: { allowUids: [-1] } })).toThrow(/control\.allowUids\[0\]/);
     expect(() => parseDaemonConfig({ control: { pth: '/x' } })).toThrow(/pth/);
+    expect(() => parseDaemonConfig({ control: { revealKeys: 'yes' } })).toThrow(/control\.revealKeys/);
   });
 });
 
