@@ -16,6 +16,9 @@
 //   - value rows: { name, value } for a constant: it must be frozen all the way down (the library reads it).
 
 import * as dgram from 'node:dgram';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isIP } from 'node:net';
 import type { Tun } from '../../src/tun';
 import type { Rtnetlink } from '../../src/rtnetlink';
@@ -231,6 +234,13 @@ const closeSocket = (s: NattSocket | dgram.Socket): Promise<void> =>
       res();
     }
   });
+
+// The capture rows' own files (removed at the end: releaseCaptureFixtures), and whether a packet socket can open here.
+const isRoot = process.getuid?.() === 0;
+const captureDir = mkdtempSync(join(tmpdir(), 'natt-boundary-'));
+const captureFile = join(captureDir, 'capture.pcapng');
+const espSaFile = join(captureDir, 'esp_sa');
+let devNull = -1;
 
 export const SURFACES: Surface[] = [
   // ---- the NAT-T socket (src/natt: branch ike) ----
@@ -814,7 +824,116 @@ export const SURFACES: Surface[] = [
     run: (_, a) => void Reflect.apply(api.rtnetlink.findAttr, undefined, a),
   }),
   row<void>({ name: 'rtnetlink.constants.messageTypeName', args: () => [16], run: (_, a) => void Reflect.apply(api.rtnetlink.constants.messageTypeName, undefined, a) }),
+
+  // ---- merged at the end (branches fastbatch, capture): the batched paths, the pcapng writer, the capture, esp_sa ----
+  row<NattSocket>({
+    name: 'NattSocket#onEspBatch',
+    make: () => openShared(),
+    args: () => [() => undefined],
+    run: (s, a) => {
+      try {
+        call(s, 'onEspBatch', a);
+      } finally {
+        s.onEspBatch(null); // the shared socket's other rows get 'esp' events as before
+      }
+    },
+  }),
+  row<NattSocket>({
+    name: 'NattSocket#sendEspRun',
+    make: () => openShared(),
+    // Two packets of 24 bytes, each with ESP_RUN_HEADROOM (8) bytes in front; sent to the socket itself.
+    args: () => [Buffer.alloc(64, 1), Uint32Array.of(8, 40), Uint32Array.of(24, 24), 2, ownPort(), '127.0.0.1'],
+    run: (s, a) => {
+      const args = [...a];
+      [args[5], args[4]] = toLoopback(args[5], args[4], ownPort());
+      call(s, 'sendEspRun', args);
+    },
+  }),
+  row<void>({ name: 'UserlandEngine#onPackets', args: () => [() => undefined], run: (_, a) => withEngine((e) => void call(e, 'onPackets', a)) }),
+  row<void>({
+    name: 'UserlandEngine#sendBatch',
+    // Two packets in slots of 64 bytes (no headroom lent: they take the one-at-a-time way), over the memory transport.
+    args: () => {
+      const slab = Buffer.alloc(128);
+      ipPacket().copy(slab, 0);
+      ipPacket().copy(slab, 64);
+      return [slab, Uint32Array.of(29, 29), 2, 64, new Uint8Array(2), 0, new Uint32Array(2)];
+    },
+    run: (_, a) => withEngine((e) => void call(e, 'sendBatch', a)),
+  }),
+  row<void>({
+    name: 'new PcapngWriter',
+    args: () => [() => undefined, { hardware: 'x86_64', os: 'Linux', application: 'natt test', comment: 'a comment' }],
+    options: { at: 1, names: ['hardware', 'os', 'application', 'comment'] },
+    run: (_, a) => void construct(api.PcapngWriter, [pcapSink(a[0]), ...a.slice(1)]),
+  }),
+  ...(
+    [
+      ['addInterface', () => [{ linkType: api.LINKTYPE_RAW, snapLength: 65535, name: 'lo', description: 'loopback' }]],
+      ['packet', () => [0, 1_700_000_000, 5, ipPacket(), 29, 'in']],
+      ['statistics', () => [0, 1_700_000_000_000_000_000n, { received: 1n, dropped: 0n, osDropped: 0n, delivered: 1n, startNs: 1n, endNs: 2n }]],
+      ['close', () => []],
+    ] as const
+  ).map(([m, args]) =>
+    row<InstanceType<typeof api.PcapngWriter>>({
+      name: `PcapngWriter#${m}`,
+      make: () => {
+        const w = new api.PcapngWriter(() => undefined);
+        w.addInterface({ linkType: api.LINKTYPE_RAW });
+        return w;
+      },
+      args: () => [...args()],
+      options: m === 'addInterface' ? { at: 0, names: ['linkType', 'snapLength', 'name', 'description'] } : m === 'statistics' ? { at: 2, names: ['received', 'dropped', 'osDropped', 'delivered', 'startNs', 'endNs'] } : undefined,
+      run: (w, a) => void call(w, m, a),
+    }),
+  ),
+  row<void>({
+    name: 'startCapture',
+    // Root with CAP_NET_RAW opens the packet socket (loopback only, a port nothing uses, stopped at once); elsewhere the
+    // valid example ends in the socket's EPERM and only the checks before it run.
+    args: () => [
+      { out: captureFile, interface: 'lo', udpPorts: [9], tcpPorts: [9], snapLength: 65535, count: 10, onPacket: () => undefined, onStop: () => undefined, ref: false },
+    ],
+    options: { at: 0, names: ['out', 'interface', 'udpPorts', 'tcpPorts', 'snapLength', 'count', 'onPacket', 'onStop', 'ref'] },
+    valid: isRoot ? 'ok' : 'error',
+    run: async (_, a) => {
+      const c = Reflect.apply(api.startCapture, undefined, [captureOptions(a[0]), ...a.slice(1)]) as { stop(): Promise<unknown> };
+      await c.stop();
+    },
+  }),
+  row<void>({ name: 'espSaTable', args: () => [[sa(), gcmSa()]], run: (_, a) => void Reflect.apply(api.espSaTable, undefined, a) }),
+  row<void>({
+    name: 'writeEspSaFile',
+    args: () => [espSaFile, [sa(), gcmSa()]],
+    // Any file name becomes this test's own file (a hostile string never names a file elsewhere).
+    run: (_, a) => void Reflect.apply(api.writeEspSaFile, undefined, [typeof a[0] === 'string' ? espSaFile : a[0], ...a.slice(1)]),
+  }),
 ];
+
+// ---- fixtures of the capture rows: this test's own files, never a caller's descriptor ----
+
+/** A sink as the writer row passes it: a descriptor number becomes /dev/null's (never stdout, never a worker's pipe). */
+function pcapSink(v: unknown): unknown {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) return v;
+  if (devNull < 0) devNull = openSync('/dev/null', 'w');
+  return devNull;
+}
+
+/** Capture options as the row passes them: `out` (a string) becomes this test's own file; the callbacks are tamed. */
+function captureOptions(v: unknown): unknown {
+  if (!isPlainOptions(v)) return v;
+  const o = { ...(v as Record<string, unknown>) };
+  if (typeof o.out === 'string') o.out = captureFile;
+  for (const f of ['onPacket', 'onStop']) if (Object.hasOwn(o, f)) o[f] = tame(o[f]);
+  return o;
+}
+
+/** Remove the capture rows' files (boundary.test.ts calls it at the end). */
+export function releaseCaptureFixtures(): void {
+  if (devNull >= 0) closeSync(devNull);
+  devNull = -1;
+  rmSync(captureDir, { recursive: true, force: true });
+}
 
 // ---- helpers of the rows merged later ----
 
