@@ -181,7 +181,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await releaseTunFixtures();
-  releaseCaptureFixtures();
+  await releaseCaptureFixtures();
   await release(shared.socket);
   shared.socket = null;
   reportFuzz('boundary (test/boundary)', totals.counts, { rows: SURFACES.length, perRow: PER_ROW, seed: SEED });

@@ -908,7 +908,103 @@ export const SURFACES: Surface[] = [
     // Any file name becomes this test's own file (a hostile string never names a file elsewhere).
     run: (_, a) => void Reflect.apply(api.writeEspSaFile, undefined, [typeof a[0] === 'string' ? espSaFile : a[0], ...a.slice(1)]),
   }),
+
+  // ---- merged at the end (branches ike, control, daemonctl): mapping follow, the control socket, DaemonSadb ----
+  row<{ db: UserlandSadb; sa: UserlandSa }>({
+    name: 'followMapping',
+    make: async () => {
+      const db = await filledSadb();
+      return { db, sa: db.bySpi(0x1234)![0] as UserlandSa };
+    },
+    dispose: (r) => r.db.close(),
+    args: (r) => [r.db, { sa: { src: '192.0.2.1', dst: '192.0.2.2', spi: 0x1234, protocol: 'esp' }, old: { address: '192.0.2.1', port: 4500 }, new: { address: '192.0.2.9', port: 4501 } }],
+    run: (_, a) => Reflect.apply(api.followMapping, undefined, a),
+  }),
+  row<void>({
+    name: 'serveControl',
+    make: () => undefined,
+    args: () => [new UserlandSadb(), { path: controlPath(), mode: 0o600, allowUids: [0], maxClients: 4, maxFrame: 65536, maxRequests: 8, maxQueued: 1 << 20, stallMs: 1000, helloMs: 1000, revealKeys: false }],
+    options: { at: 1, names: ['path', 'mode', 'allowUids', 'maxClients', 'maxFrame', 'maxRequests', 'maxQueued', 'stallMs', 'helloMs', 'revealKeys'] },
+    run: async (_, a) => {
+      // Any absolute path becomes one of this test's own (a hostile path never names a socket elsewhere).
+      const o = isPlainOptions(a[1]) ? { ...(a[1] as Record<string, unknown>) } : a[1];
+      if (isPlainOptions(o) && typeof (o as { path?: unknown }).path === 'string' && (o as { path: string }).path.startsWith('/')) (o as { path: string }).path = controlPath();
+      try {
+        await release(await Reflect.apply(api.serveControl, undefined, [a[0], o, ...a.slice(2)]));
+      } finally {
+        if (a[0] instanceof UserlandSadb) await a[0].close();
+      }
+    },
+  }),
+  row<void>({
+    name: 'DaemonSadb.open',
+    args: () => [{ path: sharedDaemonPath(), timeout: 1000, revealKeys: false, client: 'boundary', maxFrame: 65536 }],
+    options: { at: 0, names: ['path', 'timeout', 'revealKeys', 'client', 'maxFrame'] },
+    run: async (_, a) => {
+      await openSharedDaemon();
+      await release(await Reflect.apply(api.DaemonSadb.open, api.DaemonSadb, a));
+    },
+  }),
+  row<void>({ name: 'new DaemonSadb', args: () => [{}], valid: 'error', run: (_, a) => void construct(api.DaemonSadb as unknown as new (...a: never[]) => unknown, a) }),
+  ...sadbRows<api.DaemonSadb>('DaemonSadb', openDaemonClient, closeDaemonClient),
+  ...(
+    [
+      ['call', () => ['notAMethod', {}, callOptions()]],
+      ['ref', () => []],
+      ['unref', () => []],
+      ['removeAllListeners', () => ['add']],
+    ] as const
+  ).map(([m, args]) =>
+    row<api.DaemonSadb>({
+      name: `DaemonSadb#${m}`,
+      make: openDaemonClient,
+      dispose: closeDaemonClient,
+      args: () => [...args()],
+      valid: m === 'call' ? 'error' : 'ok', // this daemon (serveControl over a database) has no methods of its own
+      run: (d, a) => drain(call(d, m, a)),
+    }),
+  ),
+  row<void>({ name: 'controlPathFor', args: () => ['natt0'], run: (_, a) => void Reflect.apply(api.controlPathFor, undefined, a) }),
+  row<void>({ name: 'new ControlProtocolError', args: () => ['a bad frame'], run: (_, a) => void construct(api.ControlProtocolError, a) }),
+  row<void>({ name: 'new ControlFrameError', args: () => [70000, 65536, 'received'], run: (_, a) => void construct(api.ControlFrameError, a) }),
 ];
+
+// ---- fixtures of the control rows: daemons of this test only, on sockets in its own directory ----
+
+let controlSeq = 0;
+const controlPath = (): string => join(captureDir, `c${controlSeq++}.sock`);
+const daemons = new WeakMap<object, { server: { close(): Promise<void> }; db: UserlandSadb }>();
+
+/** A fresh daemon (serveControl over a filled userland database) and a DaemonSadb connected to it. */
+async function openDaemonClient(): Promise<api.DaemonSadb> {
+  const db = await filledSadb();
+  const path = controlPath();
+  const server = await api.serveControl(db, { path, revealKeys: true });
+  const client = await api.DaemonSadb.open({ path, timeout: 1000, revealKeys: true });
+  daemons.set(client, { server, db });
+  return client;
+}
+
+async function closeDaemonClient(c: api.DaemonSadb): Promise<void> {
+  await c.close();
+  const d = daemons.get(c);
+  if (d) {
+    await d.server.close();
+    await d.db.close();
+  }
+}
+
+/** The daemon DaemonSadb.open's row connects to (one for the whole file). */
+const sharedDaemon: { path: string; server: { close(): Promise<void> } | null; db: UserlandSadb | null } = { path: '', server: null, db: null };
+function sharedDaemonPath(): string {
+  if (!sharedDaemon.path) sharedDaemon.path = controlPath();
+  return sharedDaemon.path;
+}
+async function openSharedDaemon(): Promise<void> {
+  if (sharedDaemon.server) return;
+  sharedDaemon.db = await filledSadb();
+  sharedDaemon.server = await api.serveControl(sharedDaemon.db, { path: sharedDaemonPath() });
+}
 
 // ---- fixtures of the capture rows: this test's own files, never a caller's descriptor ----
 
@@ -928,8 +1024,12 @@ function captureOptions(v: unknown): unknown {
   return o;
 }
 
-/** Remove the capture rows' files (boundary.test.ts calls it at the end). */
-export function releaseCaptureFixtures(): void {
+/** Close the shared daemon, remove the capture and control rows' files (boundary.test.ts calls it at the end). */
+export async function releaseCaptureFixtures(): Promise<void> {
+  if (sharedDaemon.server) await sharedDaemon.server.close();
+  if (sharedDaemon.db) await sharedDaemon.db.close();
+  sharedDaemon.server = null;
+  sharedDaemon.db = null;
   if (devNull >= 0) closeSync(devNull);
   devNull = -1;
   rmSync(captureDir, { recursive: true, force: true });
@@ -1137,6 +1237,7 @@ export const VALUES: ValueSurface[] = [
     name: n,
     value: () => (api as Record<string, unknown>)[n],
   })),
+  ...(['CONTROL_DIR', 'DEFAULT_CONTROL_PATH', 'MAX_KEEPALIVE_PEERS'] as const).map((n) => ({ name: n, value: () => api[n] })),
   { name: 'rtnetlink.attributeNames', value: () => api.rtnetlink.attributeNames },
   { name: 'rtnetlink.constants', value: () => api.rtnetlink.constants },
 ];
