@@ -7,7 +7,9 @@
 // the SPI and why. Only ever written when the operator asks for it (natt capture --esp-sa FILE, mode 0600).
 
 import * as fs from 'node:fs';
-import { NattError } from '../errors';
+import { NattError, typeError, rangeError } from '../errors';
+import { readingCallerValue, stringOption } from '../core/options';
+import { checkAddress, checkSpi } from '../sadb/validate';
 import type { EncryptionAlgorithm, IntegrityAlgorithm, SecurityAssociation } from '../sadb/types';
 
 const ENCRYPTION: Partial<Record<EncryptionAlgorithm, string>> = {
@@ -40,6 +42,54 @@ export interface EspSaTable {
   skipped: string[];
 }
 
+/** The fields the table reads of one SA (an SA read back from a dump carries more: they are ignored). */
+interface TableSa {
+  protocol: string;
+  src: string;
+  dst: string;
+  spi: number;
+  encryption?: { algorithm: EncryptionAlgorithm; key?: Uint8Array };
+  integrity?: { algorithm: IntegrityAlgorithm; key?: Uint8Array };
+}
+
+/** One algorithm field ({ algorithm, key? }) of an SA, checked; an integrity algorithm must be one the table knows. */
+function checkAlgorithm(v: unknown, field: string, known?: object): { algorithm: string; key?: Uint8Array } | undefined {
+  if (v === undefined) return undefined;
+  if (v === null || typeof v !== 'object') throw typeError(field, 'an object { algorithm, key }', v);
+  const { algorithm, key } = v as { algorithm?: unknown; key?: unknown };
+  if (typeof algorithm !== 'string') throw typeError(`${field}.algorithm`, 'an algorithm name', algorithm);
+  if (known && !Object.hasOwn(known, algorithm)) throw rangeError(`${field}.algorithm`, `one of ${Object.keys(known).join(', ')}`, algorithm);
+  if (key !== undefined && !(key instanceof Uint8Array)) throw typeError(`${field}.key`, 'a Uint8Array', key);
+  return { algorithm, key };
+}
+
+/** The caller's SAs, each checked and copied (what a getter or a Proxy throws on the way is named). */
+function checkedSas(sas: unknown): TableSa[] {
+  if (sas === null || typeof sas !== 'object' || typeof (sas as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function') {
+    throw typeError('sas', 'an iterable of SAs', sas);
+  }
+  return readingCallerValue('sas', () => {
+    const out: TableSa[] = [];
+    let i = 0;
+    for (const v of sas as Iterable<unknown>) {
+      const name = `sas[${i++}]`;
+      if (v === null || typeof v !== 'object') throw typeError(name, 'an SA { src, dst, spi, ... }', v);
+      const o = v as Record<string, unknown>;
+      const protocol = o.protocol ?? 'esp';
+      if (typeof protocol !== 'string') throw typeError(`${name}.protocol`, "'esp', 'ah' or 'ipcomp'", protocol);
+      out.push({
+        protocol,
+        src: checkAddress(o.src, `${name}.src`),
+        dst: checkAddress(o.dst, `${name}.dst`),
+        spi: checkSpi(o.spi, `${name}.spi`),
+        encryption: checkAlgorithm(o.encryption, `${name}.encryption`) as TableSa['encryption'],
+        integrity: checkAlgorithm(o.integrity, `${name}.integrity`, INTEGRITY) as TableSa['integrity'],
+      });
+    }
+    return out;
+  });
+}
+
 const hex = (b: Uint8Array): string => `0x${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')}`;
 const spiText = (spi: number): string => `0x${(spi >>> 0).toString(16).padStart(8, '0')}`;
 
@@ -53,11 +103,11 @@ export function espSaTable(sas: Iterable<SecurityAssociation>): EspSaTable {
     '# Copy it to a Wireshark profile as esp_sa (~/.config/wireshark/esp_sa), and set esp.enable_encryption_decode:TRUE.\n';
   let entries = 0;
   const skipped: string[] = [];
-  for (const sa of sas) {
-    if ((sa.protocol ?? 'esp') !== 'esp') continue;
+  for (const sa of checkedSas(sas)) {
+    if (sa.protocol !== 'esp') continue;
     const who = `SPI ${spiText(sa.spi)} (${sa.src} -> ${sa.dst})`;
     const enc = sa.encryption?.algorithm ?? 'null';
-    const encName = ENCRYPTION[enc];
+    const encName = Object.hasOwn(ENCRYPTION, enc) ? ENCRYPTION[enc] : undefined;
     const integ = sa.integrity?.algorithm ?? 'none';
     if (encName === undefined) {
       const why = `${who}: Wireshark's ESP dissector cannot decrypt ${enc}`;
@@ -83,6 +133,7 @@ export function espSaTable(sas: Iterable<SecurityAssociation>): EspSaTable {
  * applies). Returns what espSaTable() made, without the text.
  */
 export function writeEspSaFile(file: string, sas: Iterable<SecurityAssociation>): Omit<EspSaTable, 'text'> {
+  stringOption(file, 'file');
   const t = espSaTable(sas);
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);

@@ -5,7 +5,8 @@
 // so a capture cut short by a crash is readable up to its last whole block.
 
 import * as fs from 'node:fs';
-import { rangeError, typeError } from '../errors';
+import { NattError, rangeError, typeError } from '../errors';
+import { intOption, oneOf, readOptions, stringOption } from '../core/options';
 
 /** LINKTYPE_RAW: each packet starts with its IPv4 or IPv6 header (what a SOCK_DGRAM packet socket reads). */
 export const LINKTYPE_RAW = 101;
@@ -74,6 +75,23 @@ export interface InterfaceStatistics {
 
 const pad4 = (n: number): number => (n + 3) & ~3;
 
+const U64_MAX = 2n ** 64n - 1n;
+
+/** A 64-bit counter or time (`undefined` stays absent); else a TypeError / RangeError naming `field`. */
+function u64(v: unknown, field: string): bigint | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'bigint') throw typeError(field, 'a bigint from 0 to 2^64-1', v);
+  if (v < 0n || v > U64_MAX) throw rangeError(field, 'a bigint from 0 to 2^64-1', v);
+  return v;
+}
+
+/** A time part: a finite number ≥ 0 (seconds, nanoseconds). */
+function timePart(v: unknown, field: string): number {
+  if (typeof v !== 'number') throw typeError(field, 'a finite number from 0 to 2^53-1', v);
+  if (!Number.isFinite(v) || v < 0 || v > Number.MAX_SAFE_INTEGER) throw rangeError(field, 'a finite number from 0 to 2^53-1', v);
+  return v;
+}
+
 /**
  * Builds pcapng blocks into one scratch buffer and passes each to the sink. Not a stream: writes are synchronous, so
  * the order of blocks in the file is the order of calls.
@@ -100,6 +118,14 @@ export class PcapngWriter {
     } else {
       throw typeError('sink', 'a file descriptor or a function', sink);
     }
+    const o = readOptions(section, ['hardware', 'os', 'application', 'comment'] as const, 'section');
+    const info: SectionInfo = {
+      hardware: stringOption(o.hardware, 'section.hardware', { allowEmpty: true }, undefined),
+      os: stringOption(o.os, 'section.os', { allowEmpty: true }, undefined),
+      application: stringOption(o.application, 'section.application', { allowEmpty: true }, undefined),
+      comment: stringOption(o.comment, 'section.comment', { allowEmpty: true }, undefined),
+    };
+    section = info;
     this.#buf = Buffer.allocUnsafe(256 * 1024 + 256);
     this.#begin(SHB);
     this.#u32(BYTE_ORDER_MAGIC);
@@ -118,15 +144,18 @@ export class PcapngWriter {
   /** Describe one more interface; returns its id (for packet()). Timestamps are in nanoseconds (if_tsresol 9). */
   addInterface(info: InterfaceInfo): number {
     this.#open();
-    const snap = info.snapLength ?? 0;
-    if (!Number.isInteger(info.linkType) || info.linkType < 0 || info.linkType > 0xffff) throw rangeError('linkType', 'an integer 0..65535', info.linkType);
-    if (!Number.isInteger(snap) || snap < 0 || snap > 0x7fffffff) throw rangeError('snapLength', 'an integer 0..2^31-1', snap);
+    if (info === undefined) throw typeError('info', 'an object { linkType, snapLength?, name?, description? }', info);
+    const o = readOptions(info, ['linkType', 'snapLength', 'name', 'description'] as const, 'info');
+    const linkType = intOption(o.linkType, 'linkType', 0, 0xffff);
+    const snap = intOption(o.snapLength, 'snapLength', 0, 0x7fffffff, 0);
+    const name = stringOption(o.name, 'name', { allowEmpty: true }, undefined);
+    const description = stringOption(o.description, 'description', { allowEmpty: true }, undefined);
     this.#begin(IDB);
-    this.#u16(info.linkType);
+    this.#u16(linkType);
     this.#u16(0);
     this.#u32(snap);
-    this.#stringOpt(IF_NAME, info.name);
-    this.#stringOpt(IF_DESCRIPTION, info.description);
+    this.#stringOpt(IF_NAME, name);
+    this.#stringOpt(IF_DESCRIPTION, description);
     this.#opt(IF_TSRESOL, 1);
     this.#buf[this.#at] = 9;
     this.#at += 4;
@@ -140,9 +169,14 @@ export class PcapngWriter {
    * One enhanced packet block. `data` is what was captured (cut to the interface's snap length here), `length` the
    * packet's length on the wire (default: data's); the time is seconds and nanoseconds since the epoch.
    */
-  packet(iface: number, seconds: number, nanoseconds: number, data: Uint8Array, length = data.length, direction?: PacketDirection): void {
+  packet(iface: number, seconds: number, nanoseconds: number, data: Uint8Array, length?: number, direction?: PacketDirection): void {
     this.#open();
-    if (!Number.isInteger(iface) || iface < 0 || iface >= this.#interfaces) throw rangeError('iface', `an interface id 0..${this.#interfaces - 1}`, iface);
+    this.#checkIface(iface);
+    timePart(seconds, 'seconds');
+    timePart(nanoseconds, 'nanoseconds');
+    if (!(data instanceof Uint8Array)) throw typeError('data', 'a Buffer or Uint8Array', data);
+    const wire = intOption(length, 'length', 0, 0xffffffff, data.length);
+    oneOf(direction, 'direction', ['in', 'out'] as const, undefined);
     const snap = this.#snap[iface];
     let captured = data.length;
     if (snap > 0 && captured > snap) captured = snap;
@@ -153,7 +187,7 @@ export class PcapngWriter {
     this.#u32(Number((ns >> 32n) & 0xffffffffn));
     this.#u32(Number(ns & 0xffffffffn));
     this.#u32(captured);
-    this.#u32(Math.max(length, captured));
+    this.#u32(Math.max(wire, captured));
     this.#buf.set(data.subarray(0, captured), this.#at);
     const padded = pad4(captured);
     this.#buf.fill(0, this.#at + captured, this.#at + padded);
@@ -170,7 +204,19 @@ export class PcapngWriter {
   /** An interface statistics block for `iface` at time `ns` (nanoseconds since the epoch). */
   statistics(iface: number, ns: bigint, stats: InterfaceStatistics): void {
     this.#open();
-    if (!Number.isInteger(iface) || iface < 0 || iface >= this.#interfaces) throw rangeError('iface', `an interface id 0..${this.#interfaces - 1}`, iface);
+    this.#checkIface(iface);
+    if (u64(ns, 'ns') === undefined) throw typeError('ns', 'a bigint from 0 to 2^64-1', ns);
+    if (stats === undefined) throw typeError('stats', 'an object of counters', stats);
+    const o = readOptions(stats, ['received', 'dropped', 'osDropped', 'delivered', 'startNs', 'endNs'] as const, 'stats');
+    const st: InterfaceStatistics = {
+      received: u64(o.received, 'stats.received'),
+      dropped: u64(o.dropped, 'stats.dropped'),
+      osDropped: u64(o.osDropped, 'stats.osDropped'),
+      delivered: u64(o.delivered, 'stats.delivered'),
+      startNs: u64(o.startNs, 'stats.startNs'),
+      endNs: u64(o.endNs, 'stats.endNs'),
+    };
+    stats = st;
     this.#begin(ISB);
     this.#u32(iface);
     this.#u32(Number((ns >> 32n) & 0xffffffffn));
@@ -203,8 +249,13 @@ export class PcapngWriter {
     this.#closed = true;
   }
 
+  #checkIface(iface: unknown): void {
+    if (typeof iface !== 'number') throw typeError('iface', `an interface id 0..${this.#interfaces - 1}`, iface);
+    if (!Number.isInteger(iface) || iface < 0 || iface >= this.#interfaces) throw rangeError('iface', `an interface id 0..${this.#interfaces - 1}`, iface);
+  }
+
   #open(): void {
-    if (this.#closed) throw new Error('this pcapng writer is closed');
+    if (this.#closed) throw new NattError('ERR_NATT_CLOSED', 'this pcapng writer is closed');
   }
 
   #begin(type: number): void {

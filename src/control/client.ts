@@ -13,6 +13,7 @@ import { NattError, NattSystemError, NattTimeoutError, rangeError, typeError } f
 import { boolOption, durationMs, intOption, readCallOptions, readOptions, stringOption } from '../core/options';
 import { RequestLayer, type MessageTransport, type RequestSpec } from '../kernel/requests';
 import { longTimeout } from '../core/timers';
+import { InternalGate } from '../core/internal';
 import { adviceFor } from '../native/advice';
 import { hideSaKeys } from '../sadb/keys';
 import type {
@@ -130,6 +131,7 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   #protocolErrors = 0;
 
   private constructor(sock: net.Socket, p: string, timeout: number, revealKeys: boolean, maxFrame: number) {
+    daemonGate.check();
     super();
     this.path = p;
     this.#decoder = new FrameDecoder(maxFrame);
@@ -180,7 +182,7 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
     if (!/^[\x20-\x7e]{1,64}$/.test(client)) throw rangeError('client', 'a label of 1 to 64 printable ASCII characters', client);
     const maxFrame = intOption(o.maxFrame, 'maxFrame', MIN_MAX_FRAME, 0x7fff_ffff, DEFAULT_MAX_FRAME);
     const sock = await connectUnix(p, timeout);
-    const d = new DaemonSadb(sock, p, timeout, revealKeys, maxFrame);
+    const d = daemonGate.make(() => new DaemonSadb(sock, p, timeout, revealKeys, maxFrame));
     try {
       await d.#hello(client);
     } catch (e) {
@@ -420,6 +422,7 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
 
   /** removeAllListeners() also ends the subscriptions it leaves without listeners, and keeps the client's own hooks. */
   override removeAllListeners(event?: keyof SadbEvents | (string & {})): this {
+    if (event !== undefined && typeof event !== 'string' && typeof event !== 'symbol') throw typeError('event', 'an event name (a string)', event);
     super.removeAllListeners(event as keyof SadbEvents | undefined);
     this.#hooks();
     for (const name of [...this.#subs]) this.#unlisten(name);
@@ -455,7 +458,12 @@ export class DaemonSadb extends EventEmitter<SadbEvents> implements Sadb {
   /** Did this side give up on the call (rather than the daemon answer it)? */
   #gaveUp(e: unknown, opts: unknown): boolean {
     if (this.#closeErr || (e !== null && typeof e === 'object' && this.#remote.has(e))) return false;
-    return e instanceof NattTimeoutError || (opts as CallOptions | undefined)?.signal?.aborted === true;
+    if (e instanceof NattTimeoutError) return true;
+    try {
+      return readCallOptions(opts, this.#timeout).signal?.aborted === true; // own properties only (never a caller's getter)
+    } catch {
+      return false; // bad call options: the request layer refused them, nothing was given up
+    }
   }
 
   /** A request's spec for the layer: a fresh id (kept in `out.id`, for a cancel), the frame. */
@@ -609,7 +617,8 @@ function withControlAdvice(e: Error, p: string): Error {
 /** Connect a Unix stream socket, within `timeout` ms. */
 function connectUnix(p: string, timeout: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ path: p });
+    // A null-prototype options object: a polluted Object.prototype (timeout, ...) never reaches net.connect.
+    const sock = net.connect(Object.assign(Object.create(null) as net.IpcNetConnectOpts, { path: p }));
     const timer = longTimeout(() => {
       sock.destroy();
       reject(new NattTimeoutError(`connect to ${p}`, timeout));
@@ -628,6 +637,9 @@ function connectUnix(p: string, timeout: number): Promise<net.Socket> {
     });
   });
 }
+
+/** DaemonSadb is built by DaemonSadb.open() only (a caller's `new` would have no connection). */
+const daemonGate = new InternalGate('DaemonSadb.open()', 'a DaemonSadb');
 
 /** openSadb({ backend: 'daemon', path }) lands here. */
 export const openDaemonSadb: SadbFactory<DaemonSadb> = (opts) =>

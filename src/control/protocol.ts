@@ -20,6 +20,8 @@ export const CONTROL_DIR = '/run/natt';
 
 /** The control socket of the daemon whose TUN is `name`: /run/natt/<name>.sock. */
 export function controlPathFor(name: string): string {
+  stringOption(name, 'name');
+  if (name.includes('/') || name.includes('\0')) throw rangeError('name', 'a daemon (TUN) name without "/" or NUL', name);
   return `${CONTROL_DIR}/${name}.sock`;
 }
 
@@ -77,7 +79,7 @@ const MAX_MESSAGE = 16_384;
 /** A peer broke the protocol (bad frame, bad JSON, a bad or unknown field): the connection is closed. */
 export class ControlProtocolError extends NattError {
   constructor(message: string) {
-    super('ERR_NATT_CONTROL_PROTOCOL', message);
+    super('ERR_NATT_CONTROL_PROTOCOL', stringOption(message, 'message', { allowEmpty: true }));
   }
 }
 
@@ -86,6 +88,9 @@ export class ControlFrameError extends NattError {
   readonly size: number;
   readonly limit: number;
   constructor(size: number, limit: number, direction: 'received' | 'to send') {
+    intOption(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+    intOption(limit, 'limit', 0, Number.MAX_SAFE_INTEGER);
+    oneOf(direction, 'direction', ['received', 'to send'] as const);
     super('ERR_NATT_CONTROL_FRAME', `a control frame of ${size} bytes ${direction} is larger than the limit of ${limit} bytes`);
     this.size = size;
     this.limit = limit;

@@ -14,7 +14,7 @@ import type { NativeAddon } from '../native/types';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
 import { classify, classifyAt, type DropReason, type NattEncapType, type NattSocketEncap } from './demux';
 import { NativeIo, RECV_SLOTS } from './native-io';
-import type { EspBatch, EspBatchHandler, EspSources, EspTransport, RemoteInfo, SendCallback } from '../transport';
+import { ESP_RUN_HEADROOM, type EspBatch, type EspBatchHandler, type EspSources, type EspTransport, type RemoteInfo, type SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
 export type { BypassState } from '../native/bypass';
@@ -514,6 +514,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
    */
   sendEspRun(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, port: number, address: string): number {
     this.#espAllowed();
+    this.#checkRun(slab, offsets, lengths, count);
     this.#checkPeer(port, address);
     if (!this.#io || this.#closed) {
       let taken = 0;
@@ -532,6 +533,20 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     const ok = this.#io.sendRun(slab, offsets, lengths, count, this.encap === 'espinudp' ? null : NON_IKE_MARKER, port, address, this.#done.sentEsp);
     this.#stats.sentEsp += ok;
     return count - (this.#stats.sendErrors - errors);
+  }
+
+  /** sendEspRun's slab and run: every packet inside the slab, ESP_RUN_HEADROOM bytes free in front of it (the marker's). */
+  #checkRun(slab: unknown, offsets: unknown, lengths: unknown, count: unknown): void {
+    if (!(slab instanceof Uint8Array)) throw typeError('slab', 'a Buffer or Uint8Array', slab);
+    if (!(offsets instanceof Uint32Array)) throw typeError('offsets', 'a Uint32Array', offsets);
+    if (!(lengths instanceof Uint32Array)) throw typeError('lengths', 'a Uint32Array', lengths);
+    intOption(count, 'count', 0, Math.min(offsets.length, lengths.length));
+    for (let i = 0; i < (count as number); i++) {
+      const off = offsets[i];
+      const len = lengths[i];
+      if (off < ESP_RUN_HEADROOM || off > slab.length) throw rangeError(`offsets[${i}]`, `an offset from ${ESP_RUN_HEADROOM} (the headroom) into the slab`, off);
+      if (len <= 8 || len > slab.length - off) throw rangeError(`lengths[${i}]`, 'longer than the 8-byte ESP header and inside the slab', len);
+    }
   }
 
   /** The socket buffers as the kernel holds them (SO_RCVBUF / SO_SNDBUF read back), and how they were set. */

@@ -8,6 +8,35 @@
 
 import type { NewMappingEvent, Sadb, SecurityAssociation } from './types';
 import { sameAddress } from '../ip/address';
+import { NattError, typeError } from '../errors';
+import { intOption, oneOf, readingCallerValue, stringOption } from '../core/options';
+
+/** The caller's event, checked and copied (the fields followMapping reads; a getter or a Proxy that throws is named). */
+function checkMappingEvent(v: unknown): NewMappingEvent {
+  if (v === null || typeof v !== 'object') throw typeError('ev', 'a newMapping event { sa, old, new }', v);
+  return readingCallerValue('ev', () => {
+    const e = v as Record<string, unknown>;
+    const obj = (x: unknown, name: string): Record<string, unknown> => {
+      if (x === null || typeof x !== 'object') throw typeError(name, 'an object', x);
+      return x as Record<string, unknown>;
+    };
+    const sa = obj(e.sa, 'ev.sa');
+    const end = (x: unknown, name: string) => {
+      const o = obj(x, name);
+      return { address: stringOption(o.address, `${name}.address`), port: intOption(o.port, `${name}.port`, 0, 65535) };
+    };
+    return {
+      sa: {
+        src: stringOption(sa.src, 'ev.sa.src', { allowEmpty: true }, ''),
+        dst: stringOption(sa.dst, 'ev.sa.dst', { allowEmpty: true }),
+        spi: intOption(sa.spi, 'ev.sa.spi', 0, 0xffff_ffff),
+        protocol: oneOf(sa.protocol, 'ev.sa.protocol', ['esp', 'ah', 'ipcomp'] as const, 'esp'),
+      },
+      old: end(e.old, 'ev.old'),
+      new: end(e.new, 'ev.new'),
+    };
+  });
+}
 
 /** What a backend does on a NAT mapping change: re-point the SAs itself ('follow', default), or only emit ('notify'). */
 export type MappingMode = 'follow' | 'notify';
@@ -72,11 +101,13 @@ export interface FollowResult {
  * is put back as it was). The SAs must come with their keys (every backend gives them; a daemon when it reveals them).
  */
 export async function followMapping(sadb: Sadb, ev: NewMappingEvent): Promise<FollowResult> {
+  if (sadb === null || typeof sadb !== 'object' || readingCallerValue('sadb', () => typeof (sadb as Sadb).dump) !== 'function') throw typeError('sadb', 'a Sadb (openSadb(), new UserlandSadb())', sadb);
+  ev = checkMappingEvent(ev);
   const protocol = ev.sa.protocol ?? 'esp';
   const all: SecurityAssociation[] = [];
   for await (const sa of sadb.dump(protocol)) all.push(sa);
   const inbound = all.find((sa) => sa.spi === ev.sa.spi && ev.sa.dst !== '' && sameAddress(sa.dst, ev.sa.dst) && sa.natt);
-  if (!inbound) throw new Error(`the SA of the mapping change (SPI ${ev.sa.spi} to ${ev.sa.dst || 'an unknown destination'}) is not in the database`);
+  if (!inbound) throw new NattError('ERR_NATT_NO_SA', `the SA of the mapping change (SPI ${ev.sa.spi} to ${ev.sa.dst || 'an unknown destination'}) is not in the database`);
   const moved = !sameAddress(ev.old.address, ev.new.address);
   const twins = all.filter((sa) => sa !== inbound && sa.natt && sameAddress(sa.dst, ev.old.address) && sa.natt.dport === ev.old.port);
   // The inbound SA: from the new address and port.

@@ -426,6 +426,9 @@ export class UserlandEngine extends EventEmitter<UserlandEngineEvents> {
       throw rangeError('count', 'an integer with count slots inside the slab and entries in lengths and results', count);
     }
     if (!Number.isInteger(headroom) || headroom < 0 || headroom > slab.byteOffset) throw rangeError('headroom', `an integer in 0..${slab.byteOffset}`, headroom);
+    if (tooBigMtus !== undefined && (!(tooBigMtus instanceof Uint32Array) || tooBigMtus.length < count)) {
+      throw typeError('tooBigMtus', 'a Uint32Array with an entry per packet, or undefined', tooBigMtus);
+    }
     if (this.#closed) {
       for (let i = 0; i < count; i++) results[i] = R_DROPPED;
       this.#c.OutPolError += count;

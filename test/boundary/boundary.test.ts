@@ -14,7 +14,7 @@ import { Xfrm } from '../../src/xfrm/client';
 import { fuzzRuns } from '../lib/hostile';
 import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import { release, releaseTunFixtures, shared, openShared } from './fixtures';
-import { SURFACES, VALUES, type Surface } from './surfaces';
+import { SURFACES, VALUES, releaseCaptureFixtures, type Surface } from './surfaces';
 import { ABSENT, classifyError, fieldValue, hostile, keyValue, materialize, type Outcome } from './values';
 
 /** Inputs per row: NATT_FUZZ_RUNS over the whole file, else a few (npm test stays near 20 s on 2 loaded cores). */
@@ -181,6 +181,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await releaseTunFixtures();
+  await releaseCaptureFixtures();
   await release(shared.socket);
   shared.socket = null;
   reportFuzz('boundary (test/boundary)', totals.counts, { rows: SURFACES.length, perRow: PER_ROW, seed: SEED });

@@ -16,6 +16,9 @@
 //   - value rows: { name, value } for a constant: it must be frozen all the way down (the library reads it).
 
 import * as dgram from 'node:dgram';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isIP } from 'node:net';
 import type { Tun } from '../../src/tun';
 import type { Rtnetlink } from '../../src/rtnetlink';
@@ -231,6 +234,13 @@ const closeSocket = (s: NattSocket | dgram.Socket): Promise<void> =>
       res();
     }
   });
+
+// The capture rows' own files (removed at the end: releaseCaptureFixtures), and whether a packet socket can open here.
+const isRoot = process.getuid?.() === 0;
+const captureDir = mkdtempSync(join(tmpdir(), 'natt-boundary-'));
+const captureFile = join(captureDir, 'capture.pcapng');
+const espSaFile = join(captureDir, 'esp_sa');
+let devNull = -1;
 
 export const SURFACES: Surface[] = [
   // ---- the NAT-T socket (src/natt: branch ike) ----
@@ -814,7 +824,216 @@ export const SURFACES: Surface[] = [
     run: (_, a) => void Reflect.apply(api.rtnetlink.findAttr, undefined, a),
   }),
   row<void>({ name: 'rtnetlink.constants.messageTypeName', args: () => [16], run: (_, a) => void Reflect.apply(api.rtnetlink.constants.messageTypeName, undefined, a) }),
+
+  // ---- merged at the end (branches fastbatch, capture): the batched paths, the pcapng writer, the capture, esp_sa ----
+  row<NattSocket>({
+    name: 'NattSocket#onEspBatch',
+    make: () => openShared(),
+    args: () => [() => undefined],
+    run: (s, a) => {
+      try {
+        call(s, 'onEspBatch', a);
+      } finally {
+        s.onEspBatch(null); // the shared socket's other rows get 'esp' events as before
+      }
+    },
+  }),
+  row<NattSocket>({
+    name: 'NattSocket#sendEspRun',
+    make: () => openShared(),
+    // Two packets of 24 bytes, each with ESP_RUN_HEADROOM (8) bytes in front; sent to the socket itself.
+    args: () => [Buffer.alloc(64, 1), Uint32Array.of(8, 40), Uint32Array.of(24, 24), 2, ownPort(), '127.0.0.1'],
+    run: (s, a) => {
+      const args = [...a];
+      [args[5], args[4]] = toLoopback(args[5], args[4], ownPort());
+      call(s, 'sendEspRun', args);
+    },
+  }),
+  row<void>({ name: 'UserlandEngine#onPackets', args: () => [() => undefined], run: (_, a) => withEngine((e) => void call(e, 'onPackets', a)) }),
+  row<void>({
+    name: 'UserlandEngine#sendBatch',
+    // Two packets in slots of 64 bytes (no headroom lent: they take the one-at-a-time way), over the memory transport.
+    args: () => {
+      const slab = Buffer.alloc(128);
+      ipPacket().copy(slab, 0);
+      ipPacket().copy(slab, 64);
+      return [slab, Uint32Array.of(29, 29), 2, 64, new Uint8Array(2), 0, new Uint32Array(2)];
+    },
+    run: (_, a) => withEngine((e) => void call(e, 'sendBatch', a)),
+  }),
+  row<void>({
+    name: 'new PcapngWriter',
+    args: () => [() => undefined, { hardware: 'x86_64', os: 'Linux', application: 'natt test', comment: 'a comment' }],
+    options: { at: 1, names: ['hardware', 'os', 'application', 'comment'] },
+    run: (_, a) => void construct(api.PcapngWriter, [pcapSink(a[0]), ...a.slice(1)]),
+  }),
+  ...(
+    [
+      ['addInterface', () => [{ linkType: api.LINKTYPE_RAW, snapLength: 65535, name: 'lo', description: 'loopback' }]],
+      ['packet', () => [0, 1_700_000_000, 5, ipPacket(), 29, 'in']],
+      ['statistics', () => [0, 1_700_000_000_000_000_000n, { received: 1n, dropped: 0n, osDropped: 0n, delivered: 1n, startNs: 1n, endNs: 2n }]],
+      ['close', () => []],
+    ] as const
+  ).map(([m, args]) =>
+    row<InstanceType<typeof api.PcapngWriter>>({
+      name: `PcapngWriter#${m}`,
+      make: () => {
+        const w = new api.PcapngWriter(() => undefined);
+        w.addInterface({ linkType: api.LINKTYPE_RAW });
+        return w;
+      },
+      args: () => [...args()],
+      options: m === 'addInterface' ? { at: 0, names: ['linkType', 'snapLength', 'name', 'description'] } : m === 'statistics' ? { at: 2, names: ['received', 'dropped', 'osDropped', 'delivered', 'startNs', 'endNs'] } : undefined,
+      run: (w, a) => void call(w, m, a),
+    }),
+  ),
+  row<void>({
+    name: 'startCapture',
+    // Root with CAP_NET_RAW opens the packet socket (loopback only, a port nothing uses, stopped at once); elsewhere the
+    // valid example ends in the socket's EPERM and only the checks before it run.
+    args: () => [
+      { out: captureFile, interface: 'lo', udpPorts: [9], tcpPorts: [9], snapLength: 65535, count: 10, onPacket: () => undefined, onStop: () => undefined, ref: false },
+    ],
+    options: { at: 0, names: ['out', 'interface', 'udpPorts', 'tcpPorts', 'snapLength', 'count', 'onPacket', 'onStop', 'ref'] },
+    valid: isRoot ? 'ok' : 'error',
+    run: async (_, a) => {
+      const c = Reflect.apply(api.startCapture, undefined, [captureOptions(a[0]), ...a.slice(1)]) as { stop(): Promise<unknown> };
+      await c.stop();
+    },
+  }),
+  row<void>({ name: 'espSaTable', args: () => [[sa(), gcmSa()]], run: (_, a) => void Reflect.apply(api.espSaTable, undefined, a) }),
+  row<void>({
+    name: 'writeEspSaFile',
+    args: () => [espSaFile, [sa(), gcmSa()]],
+    // Any file name becomes this test's own file (a hostile string never names a file elsewhere).
+    run: (_, a) => void Reflect.apply(api.writeEspSaFile, undefined, [typeof a[0] === 'string' ? espSaFile : a[0], ...a.slice(1)]),
+  }),
+
+  // ---- merged at the end (branches ike, control, daemonctl): mapping follow, the control socket, DaemonSadb ----
+  row<{ db: UserlandSadb; sa: UserlandSa }>({
+    name: 'followMapping',
+    make: async () => {
+      const db = await filledSadb();
+      return { db, sa: db.bySpi(0x1234)![0] as UserlandSa };
+    },
+    dispose: (r) => r.db.close(),
+    args: (r) => [r.db, { sa: { src: '192.0.2.1', dst: '192.0.2.2', spi: 0x1234, protocol: 'esp' }, old: { address: '192.0.2.1', port: 4500 }, new: { address: '192.0.2.9', port: 4501 } }],
+    run: (_, a) => Reflect.apply(api.followMapping, undefined, a),
+  }),
+  row<void>({
+    name: 'serveControl',
+    make: () => undefined,
+    args: () => [new UserlandSadb(), { path: controlPath(), mode: 0o600, allowUids: [0], maxClients: 4, maxFrame: 65536, maxRequests: 8, maxQueued: 1 << 20, stallMs: 1000, helloMs: 1000, revealKeys: false }],
+    options: { at: 1, names: ['path', 'mode', 'allowUids', 'maxClients', 'maxFrame', 'maxRequests', 'maxQueued', 'stallMs', 'helloMs', 'revealKeys'] },
+    run: async (_, a) => {
+      // Any absolute path becomes one of this test's own (a hostile path never names a socket elsewhere).
+      const o = isPlainOptions(a[1]) ? { ...(a[1] as Record<string, unknown>) } : a[1];
+      if (isPlainOptions(o) && typeof (o as { path?: unknown }).path === 'string' && (o as { path: string }).path.startsWith('/')) (o as { path: string }).path = controlPath();
+      try {
+        await release(await Reflect.apply(api.serveControl, undefined, [a[0], o, ...a.slice(2)]));
+      } finally {
+        if (a[0] instanceof UserlandSadb) await a[0].close();
+      }
+    },
+  }),
+  row<void>({
+    name: 'DaemonSadb.open',
+    args: () => [{ path: sharedDaemonPath(), timeout: 1000, revealKeys: false, client: 'boundary', maxFrame: 65536 }],
+    options: { at: 0, names: ['path', 'timeout', 'revealKeys', 'client', 'maxFrame'] },
+    run: async (_, a) => {
+      await openSharedDaemon();
+      await release(await Reflect.apply(api.DaemonSadb.open, api.DaemonSadb, a));
+    },
+  }),
+  row<void>({ name: 'new DaemonSadb', args: () => [{}], valid: 'error', run: (_, a) => void construct(api.DaemonSadb as unknown as new (...a: never[]) => unknown, a) }),
+  ...sadbRows<api.DaemonSadb>('DaemonSadb', openDaemonClient, closeDaemonClient),
+  ...(
+    [
+      ['call', () => ['notAMethod', {}, callOptions()]],
+      ['ref', () => []],
+      ['unref', () => []],
+      ['removeAllListeners', () => ['add']],
+    ] as const
+  ).map(([m, args]) =>
+    row<api.DaemonSadb>({
+      name: `DaemonSadb#${m}`,
+      make: openDaemonClient,
+      dispose: closeDaemonClient,
+      args: () => [...args()],
+      valid: m === 'call' ? 'error' : 'ok', // this daemon (serveControl over a database) has no methods of its own
+      run: (d, a) => drain(call(d, m, a)),
+    }),
+  ),
+  row<void>({ name: 'controlPathFor', args: () => ['natt0'], run: (_, a) => void Reflect.apply(api.controlPathFor, undefined, a) }),
+  row<void>({ name: 'new ControlProtocolError', args: () => ['a bad frame'], run: (_, a) => void construct(api.ControlProtocolError, a) }),
+  row<void>({ name: 'new ControlFrameError', args: () => [70000, 65536, 'received'], run: (_, a) => void construct(api.ControlFrameError, a) }),
 ];
+
+// ---- fixtures of the control rows: daemons of this test only, on sockets in its own directory ----
+
+let controlSeq = 0;
+const controlPath = (): string => join(captureDir, `c${controlSeq++}.sock`);
+const daemons = new WeakMap<object, { server: { close(): Promise<void> }; db: UserlandSadb }>();
+
+/** A fresh daemon (serveControl over a filled userland database) and a DaemonSadb connected to it. */
+async function openDaemonClient(): Promise<api.DaemonSadb> {
+  const db = await filledSadb();
+  const path = controlPath();
+  const server = await api.serveControl(db, { path, revealKeys: true });
+  const client = await api.DaemonSadb.open({ path, timeout: 1000, revealKeys: true });
+  daemons.set(client, { server, db });
+  return client;
+}
+
+async function closeDaemonClient(c: api.DaemonSadb): Promise<void> {
+  await c.close();
+  const d = daemons.get(c);
+  if (d) {
+    await d.server.close();
+    await d.db.close();
+  }
+}
+
+/** The daemon DaemonSadb.open's row connects to (one for the whole file). */
+const sharedDaemon: { path: string; server: { close(): Promise<void> } | null; db: UserlandSadb | null } = { path: '', server: null, db: null };
+function sharedDaemonPath(): string {
+  if (!sharedDaemon.path) sharedDaemon.path = controlPath();
+  return sharedDaemon.path;
+}
+async function openSharedDaemon(): Promise<void> {
+  if (sharedDaemon.server) return;
+  sharedDaemon.db = await filledSadb();
+  sharedDaemon.server = await api.serveControl(sharedDaemon.db, { path: sharedDaemonPath() });
+}
+
+// ---- fixtures of the capture rows: this test's own files, never a caller's descriptor ----
+
+/** A sink as the writer row passes it: a descriptor number becomes /dev/null's (never stdout, never a worker's pipe). */
+function pcapSink(v: unknown): unknown {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) return v;
+  if (devNull < 0) devNull = openSync('/dev/null', 'w');
+  return devNull;
+}
+
+/** Capture options as the row passes them: `out` (a string) becomes this test's own file; the callbacks are tamed. */
+function captureOptions(v: unknown): unknown {
+  if (!isPlainOptions(v)) return v;
+  const o = { ...(v as Record<string, unknown>) };
+  if (typeof o.out === 'string') o.out = captureFile;
+  for (const f of ['onPacket', 'onStop']) if (Object.hasOwn(o, f)) o[f] = tame(o[f]);
+  return o;
+}
+
+/** Close the shared daemon, remove the capture and control rows' files (boundary.test.ts calls it at the end). */
+export async function releaseCaptureFixtures(): Promise<void> {
+  if (sharedDaemon.server) await sharedDaemon.server.close();
+  if (sharedDaemon.db) await sharedDaemon.db.close();
+  sharedDaemon.server = null;
+  sharedDaemon.db = null;
+  if (devNull >= 0) closeSync(devNull);
+  devNull = -1;
+  rmSync(captureDir, { recursive: true, force: true });
+}
 
 // ---- helpers of the rows merged later ----
 
@@ -1018,6 +1237,7 @@ export const VALUES: ValueSurface[] = [
     name: n,
     value: () => (api as Record<string, unknown>)[n],
   })),
+  ...(['CONTROL_DIR', 'DEFAULT_CONTROL_PATH', 'MAX_KEEPALIVE_PEERS'] as const).map((n) => ({ name: n, value: () => api[n] })),
   { name: 'rtnetlink.attributeNames', value: () => api.rtnetlink.attributeNames },
   { name: 'rtnetlink.constants', value: () => api.rtnetlink.constants },
 ];
