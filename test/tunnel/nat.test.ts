@@ -107,7 +107,14 @@ describe.skipIf(!!why)(`natt tunnel through a NAT (client, masquerading router, 
     await new Promise((r) => setTimeout(r, 400));
     execFileSync('ip', ['netns', 'exec', NS.r, 'nft', '-f', '-'], { input: masquerade('31000-31099') });
     sh(['conntrack', '-F'], NS.r);
-    const [c, s] = await Promise.all([client.result, server.result]);
+    // A transfer that stalls fails with what both daemons logged (counters, mappings), not a bare timeout.
+    let stall: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      stall = setTimeout(() => {
+        reject(new Error(`the transfer stalled for 100 s\n--- daemon a:\n${A.lines.slice(-30).join('\n')}\n--- daemon b:\n${B.lines.slice(-30).join('\n')}`));
+      }, 100_000);
+    });
+    const [c, s] = await Promise.race([Promise.all([client.result, server.result]), stalled]).finally(() => clearTimeout(stall));
     expect(c.sent).toBe(size);
     expect(s.received).toBe(size);
     expect(s.receivedHash).toBe(c.sentHash);
