@@ -398,6 +398,7 @@ describe.skipIf(missing !== null)(`PF_KEY on the kernel${missing ? ` (skipped: $
           reqid: 78,
           old: { address: B, port: 4501 },
           new: { address: B, port: 4600 },
+          followed: true, // mapping 'follow' (the default) re-pointed the SA before the event
         });
       } finally {
         sadb.off('newMapping', onMapping);
