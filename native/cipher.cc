@@ -108,24 +108,24 @@ void Hmac::Wipe() {
 
 // ---- argument helpers (raw N-API: these run per call on the packet path) ----
 
-static bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+// A typed array of exactly `want`'s element type: its data and element count.
+template <typename T>
+static bool TypedArray(napi_env env, napi_value v, napi_typedarray_type want, T** data, size_t* len) {
   napi_typedarray_type type;
   void* p = nullptr;
   size_t n = 0;
-  if (napi_get_typedarray_info(env, v, &type, &n, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array) return false;
-  *data = static_cast<uint8_t*>(p);
+  if (napi_get_typedarray_info(env, v, &type, &n, &p, nullptr, nullptr) != napi_ok || type != want) return false;
+  *data = static_cast<T*>(p);
   *len = n;
   return true;
 }
 
+static bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+  return TypedArray(env, v, napi_uint8_array, data, len);
+}
+
 static bool Words(napi_env env, napi_value v, uint32_t** data, size_t* len) {
-  napi_typedarray_type type;
-  void* p = nullptr;
-  size_t n = 0;
-  if (napi_get_typedarray_info(env, v, &type, &n, &p, nullptr, nullptr) != napi_ok || type != napi_uint32_array) return false;
-  *data = static_cast<uint32_t*>(p);
-  *len = n;
-  return true;
+  return TypedArray(env, v, napi_uint32_array, data, len);
 }
 
 // An integer in [0, max]; false for anything else (non-numbers, fractions, NaN, out of range).
