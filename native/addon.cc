@@ -85,6 +85,15 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("IFF_NO_PI", static_cast<int>(IFF_NO_PI));
   c.Set("IFF_VNET_HDR", static_cast<int>(IFF_VNET_HDR));
   c.Set("IFF_TUN_EXCL", static_cast<int>(IFF_TUN_EXCL));
+#if defined(__linux__)
+  // TUNSETOFFLOAD flags (linux/if_tun.h); USO needs Linux 6.2 (older kernels refuse the flag with EINVAL).
+  c.Set("TUN_F_CSUM", static_cast<int>(TUN_F_CSUM));
+  c.Set("TUN_F_TSO4", static_cast<int>(TUN_F_TSO4));
+  c.Set("TUN_F_TSO6", static_cast<int>(TUN_F_TSO6));
+  c.Set("TUN_F_TSO_ECN", static_cast<int>(TUN_F_TSO_ECN));
+  c.Set("TUN_F_USO4", static_cast<int>(TUN_F_USO4));
+  c.Set("TUN_F_USO6", static_cast<int>(TUN_F_USO6));
+#endif
   c.Set("IFF_MULTI_QUEUE", static_cast<int>(IFF_MULTI_QUEUE));
   c.Set("IFNAMSIZ", static_cast<int>(IFNAMSIZ));
   c.Set("IPPROTO_UDP", static_cast<int>(IPPROTO_UDP));

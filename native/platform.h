@@ -123,3 +123,22 @@
 #else
 #define NATT_SO_TIMESTAMPNS -1
 #endif
+
+// UDP segmentation offloads (Linux): UDP_SEGMENT (send, >= 4.18) and UDP_GRO (receive, >= 5.0), at level SOL_UDP.
+#if defined(__linux__)
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+#endif

@@ -30,6 +30,8 @@ Napi::Object InitTun(Napi::Env env, NattAddon* addon) {
           TunDevice::InstanceMethod("resume", &TunDevice::Resume),
           TunDevice::InstanceMethod("write", &TunDevice::Write),
           TunDevice::InstanceMethod("writeBatch", &TunDevice::WriteBatch),
+          TunDevice::InstanceMethod("writevBatch", &TunDevice::WritevBatch),
+          TunDevice::InstanceMethod("setOffload", &TunDevice::SetOffload),
           TunDevice::InstanceMethod("waitWritable", &TunDevice::WaitWritable),
           TunDevice::InstanceMethod("setSndbuf", &TunDevice::SetSndbuf),
           TunDevice::InstanceMethod("ref", &TunDevice::Ref),
@@ -343,6 +345,104 @@ Napi::Value TunDevice::WriteBatch(const Napi::CallbackInfo& info) {
     st[i] = r;
   }
   return Napi::Number::New(env, static_cast<double>(i - start));
+}
+
+// writevBatch(headers, headerLength, slab, pieceOffsets, pieceLengths, pieceCounts, start, count, status): write w
+// (start <= w < start+count) is ONE writev(2) of headers[w*headerLength, +headerLength) (a virtio-net header, for a
+// device opened with IFF_VNET_HDR) followed by its pieceCounts[w] pieces of the slab, taken in order (the pieces of
+// the writes before `start` are skipped). status[w] gets 0 or the errno (EFAULT: a piece outside the slab). Stops at
+// the first EAGAIN; returns how many writes were consumed.
+Napi::Value TunDevice::WritevBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage =
+      "writevBatch(headers: Uint8Array, headerLength, slab: Uint8Array, pieceOffsets: Uint32Array, pieceLengths: Uint32Array, "
+      "pieceCounts: Uint32Array, start, count, status: Int32Array)";
+  if (info.Length() < 9 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsTypedArray() || !info[3].IsTypedArray() ||
+      !info[4].IsTypedArray() || !info[5].IsTypedArray() || !info[6].IsNumber() || !info[7].IsNumber() || !info[8].IsTypedArray())
+    return ThrowType(env, usage);
+  if (info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[8].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    return ThrowType(env, usage);
+  Napi::Uint8Array hdrs = info[0].As<Napi::Uint8Array>();
+  Napi::Uint8Array slab = info[2].As<Napi::Uint8Array>();
+  Napi::Uint32Array pOff = info[3].As<Napi::Uint32Array>();
+  Napi::Uint32Array pLen = info[4].As<Napi::Uint32Array>();
+  Napi::Uint32Array pCnt = info[5].As<Napi::Uint32Array>();
+  Napi::Int32Array status = info[8].As<Napi::Int32Array>();
+  double hlD = info[1].As<Napi::Number>().DoubleValue();
+  double startD = info[6].As<Napi::Number>().DoubleValue();
+  double countD = info[7].As<Napi::Number>().DoubleValue();
+  size_t writes = std::min(pCnt.ElementLength(), status.ElementLength());
+  if (!(hlD >= 0 && hlD <= 64) || hlD != static_cast<double>(static_cast<size_t>(hlD)) || !(startD >= 0 && countD >= 0) ||
+      startD + countD > static_cast<double>(writes) || startD != static_cast<double>(static_cast<size_t>(startD)) ||
+      countD != static_cast<double>(static_cast<size_t>(countD))) {
+    Napi::RangeError::New(env, "headerLength must be 0..64 and start and count lie inside pieceCounts and status").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t hl = static_cast<size_t>(hlD);
+  size_t start = static_cast<size_t>(startD);
+  size_t end = start + static_cast<size_t>(countD);
+  const uint32_t* cnt = pCnt.Data();
+  const uint32_t* offs = pOff.Data();
+  const uint32_t* lens = pLen.Data();
+  size_t pieces = std::min(pOff.ElementLength(), pLen.ElementLength());
+  const uint8_t* base = slab.Data();
+  size_t size = slab.ByteLength();
+  int32_t* st = status.Data();
+  size_t p = 0;
+  for (size_t w = 0; w < start; w++) p += cnt[w];
+  constexpr size_t kMaxIov = 128;  // a coalesced write has at most 64 pieces; more is refused (EINVAL)
+  struct iovec iov[kMaxIov + 1];
+  size_t w = start;
+  for (; w < end; w++) {
+    size_t n = cnt[w];
+    int r = 0;
+    if (fd_ < 0) r = EBADF;
+    else if (n > kMaxIov || p + n > pieces || (w + 1) * hl > hdrs.ByteLength()) r = EINVAL;
+    else {
+      size_t k = 0;
+      if (hl > 0) {
+        iov[k].iov_base = const_cast<uint8_t*>(hdrs.Data()) + w * hl;
+        iov[k++].iov_len = hl;
+      }
+      for (size_t q = 0; q < n && r == 0; q++) {
+        size_t o = offs[p + q], l = lens[p + q];
+        if (o > size || l > size - o) r = EFAULT;  // outside the slab: never read past it
+        iov[k].iov_base = const_cast<uint8_t*>(base) + o;
+        iov[k++].iov_len = l;
+      }
+      if (r == 0) {
+        ssize_t got;
+        do {
+          got = writev(fd_, iov, static_cast<int>(k));
+        } while (got < 0 && errno == EINTR);
+        r = got < 0 ? (errno == EWOULDBLOCK ? EAGAIN : errno) : 0;
+      }
+    }
+    if (r == EAGAIN) break;  // not consumed: the caller waits for writability and retries from here
+    st[w] = r;
+    p += n;
+  }
+  return Napi::Number::New(env, static_cast<double>(w - start));
+}
+
+// setOffload(flags) → 0 or the errno: ioctl(TUNSETOFFLOAD) with TUN_F_* flags (the offloads the device may hand
+// natt: with TSO/USO, packets read can be up to 64 KiB with a virtio-net header saying how to cut them).
+Napi::Value TunDevice::SetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "setOffload(flags: number)");
+  if (fd_ < 0) return Napi::Number::New(env, EBADF);
+#if defined(__linux__)
+  unsigned long flags = static_cast<unsigned long>(info[0].As<Napi::Number>().Uint32Value());
+  if (ioctl(fd_, TUNSETOFFLOAD, flags) != 0) return Napi::Number::New(env, errno);
+  return Napi::Number::New(env, 0);
+#else
+  return Napi::Number::New(env, ENOTSUP);
+#endif
 }
 
 Napi::Value TunDevice::WaitWritable(const Napi::CallbackInfo& info) {

@@ -1,4 +1,4 @@
-// TUN device as an ObjectWrap: open + TUNSETIFF, reads of several packets per wake into a JS-owned slab, write/writev-free batches.
+// TUN device as an ObjectWrap: open + TUNSETIFF (+ TUNSETOFFLOAD), reads of several packets per wake into a JS-owned slab, write/writev batches.
 #pragma once
 
 #include "addon.h"
@@ -32,6 +32,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value WriteBatch(const Napi::CallbackInfo& info);
+  Napi::Value WritevBatch(const Napi::CallbackInfo& info);
+  Napi::Value SetOffload(const Napi::CallbackInfo& info);
   Napi::Value WaitWritable(const Napi::CallbackInfo& info);
   Napi::Value SetSndbuf(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);

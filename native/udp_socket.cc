@@ -1,6 +1,8 @@
 // UdpSocket implementation: local-address reporting on, batched receive into the slab, sendmsg / sendmmsg, uv_close.
 #include "udp_socket.h"
 
+#include "platform.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -14,7 +16,10 @@ namespace natt {
 static constexpr size_t kRecord = 64;       // bytes of metadata per datagram (both arrays)
 static constexpr size_t kCtrl = 128;        // control buffer per datagram: one pktinfo cmsg, generously
 static constexpr size_t kMaxSlots = 1024;   // per wake
-static constexpr size_t kBatchChunk = 64;   // sendmmsg entries per system call
+static constexpr size_t kBatchChunk = 64;   // sendmmsg messages per system call
+static constexpr size_t kBatchIovs = 1024;  // datagrams (iovecs) per system call, GSO messages included
+static constexpr size_t kGsoMaxSegs = 64;   // datagrams per GSO message (the kernel's UDP_MAX_SEGMENTS is 64 or more)
+static constexpr size_t kGsoMaxBytes = 65535 - 8 - 40;  // payload of one GSO message: one IP packet's worth
 
 enum : int32_t { kTruncated = 1, kLocalKnown = 2 };
 
@@ -27,6 +32,8 @@ Napi::Object InitUdpSocket(Napi::Env env, NattAddon* addon) {
           UdpSocket::InstanceMethod("send", &UdpSocket::Send),
           UdpSocket::InstanceMethod("sendBatch", &UdpSocket::SendBatch),
           UdpSocket::InstanceMethod("wantWritable", &UdpSocket::WantWritable),
+          UdpSocket::InstanceMethod("setOffload", &UdpSocket::SetOffload),
+          UdpSocket::InstanceAccessor("offload", &UdpSocket::Offload, nullptr),
           UdpSocket::InstanceMethod("ref", &UdpSocket::Ref),
           UdpSocket::InstanceMethod("unref", &UdpSocket::Unref),
           UdpSocket::InstanceMethod("close", &UdpSocket::Close),
@@ -214,6 +221,14 @@ static void Record(uint8_t* rec, const sockaddr_storage& name, msghdr& mh, size_
         std::memcpy(rec + 48, &pi.ipi_addr, 4);  // the header's destination address
         Put32(rec, 5, static_cast<int32_t>(pi.ipi_ifindex));
         f |= kLocalKnown;
+        continue;
+      }
+#endif
+#if defined(__linux__)
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int size = 0;
+        std::memcpy(&size, CMSG_DATA(c), sizeof size);
+        Put32(rec, 6, size);  // coalesced datagrams of this size (UDP GRO)
         continue;
       }
 #endif
@@ -433,6 +448,12 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
 
 // sendBatch(slab, desc, start, count) → entries processed from `start` (sent, or failed with -errno in their status);
 // fewer than `count` when the socket's buffer filled (EAGAIN): the rest were not attempted.
+//
+// With UDP GSO on (setOffload), consecutive entries to the same destination (and source) whose lengths are equal
+// (the last of a run may be shorter) go out as ONE message with a UDP_SEGMENT control message: the kernel cuts it
+// into those datagrams (one pass through the stack for up to kGsoMaxSegs). A GSO message the kernel refuses with EIO
+// (the device cannot checksum it) turns GSO off for the socket (reported by `offload`); one refused with EINVAL or
+// EMSGSIZE (a segment past the route's MTU) is sent again datagram by datagram.
 Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsNumber() || !info[3].IsNumber())
@@ -448,22 +469,30 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
   size_t end = static_cast<size_t>(start + count);
   size_t i = static_cast<size_t>(start);
   sockaddr_storage names[kBatchChunk];
-  iovec iovs[kBatchChunk];
-  char ctrls[kBatchChunk][64];
+  iovec iovs[kBatchIovs];
+  alignas(cmsghdr) char ctrls[kBatchChunk][96];
   auto word = [&](size_t k, int w) {
     int32_t v;
     std::memcpy(&v, desc + k * kRecord + w * 4, 4);
     return v;
   };
   auto status = [&](size_t k, int32_t v) { std::memcpy(desc + k * kRecord + 24, &v, 4); };
+  // May entry k join a GSO message that began with entry `first` (same destination, source, and shape)?
+  auto sameRoute = [&](size_t first, size_t k) {
+    return std::memcmp(desc + first * kRecord + 8, desc + k * kRecord + 8, 16) == 0 &&          // family, port, scope, flags
+           std::memcmp(desc + first * kRecord + 32, desc + k * kRecord + 32, (word(k, 5) & 1) ? 32 : 16) == 0;  // addresses
+  };
 #if defined(__linux__)
   mmsghdr msgs[kBatchChunk];
+  bool noGsoFrom = false;  // the message at the front of the rest is resent without GSO (EINVAL / EMSGSIZE)
 #endif
   while (i < end) {
     // Build up to kBatchChunk messages; an entry that cannot be built fails alone (EINVAL) and is skipped.
-    size_t idx[kBatchChunk];
+    size_t first[kBatchChunk];  // each message's first entry
+    size_t segs[kBatchChunk];   // and its entries (datagrams)
     size_t m = 0;
-    while (i < end && m < kBatchChunk) {
+    size_t niov = 0;
+    while (i < end && m < kBatchChunk && niov < kBatchIovs) {
       size_t k = i++;
       int32_t off = word(k, 0), len = word(k, 1), family = word(k, 2), port = word(k, 3), flags = word(k, 5);
       uint32_t scope = static_cast<uint32_t>(word(k, 4));
@@ -473,8 +502,29 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
         status(k, -EINVAL);
         continue;
       }
-      iovs[m].iov_base = slab + off;
-      iovs[m].iov_len = static_cast<size_t>(len);
+      iovs[niov].iov_base = slab + off;
+      iovs[niov].iov_len = static_cast<size_t>(len);
+      size_t n = 1;
+#if defined(__linux__)
+      // GSO: take the following entries of the same route while their lengths are this one's (a shorter one ends it).
+      bool gso = gso_ && !noGsoFrom && len > 0;
+      noGsoFrom = false;
+      if (gso) {
+        size_t total = static_cast<size_t>(len);
+        while (i < end && n < kGsoMaxSegs && niov + n < kBatchIovs) {
+          int32_t o2 = word(i, 0), l2 = word(i, 1);
+          if (l2 > len || l2 <= 0 || o2 < 0 || static_cast<size_t>(o2) + static_cast<size_t>(l2) > slabLen ||
+              total + static_cast<size_t>(l2) > kGsoMaxBytes || !sameRoute(k, i))
+            break;
+          iovs[niov + n].iov_base = slab + o2;
+          iovs[niov + n].iov_len = static_cast<size_t>(l2);
+          total += static_cast<size_t>(l2);
+          n++;
+          i++;
+          if (l2 < len) break;
+        }
+      }
+#endif
       msghdr* mh;
 #if defined(__linux__)
       mh = &msgs[m].msg_hdr;
@@ -485,27 +535,52 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
       std::memset(mh, 0, sizeof *mh);
       mh->msg_name = &names[m];
       mh->msg_namelen = sl;
-      mh->msg_iov = &iovs[m];
-      mh->msg_iovlen = 1;
+      mh->msg_iov = &iovs[niov];
+      mh->msg_iovlen = n;
+      size_t clen = 0;
       if (flags & 1) {
-        mh->msg_controllen = SourceControl(family, desc + k * kRecord + 48, ctrls[m], sizeof ctrls[m]);
-        if (mh->msg_controllen == 0) {
-          status(k, -ENOPROTOOPT);
+        clen = SourceControl(family, desc + k * kRecord + 48, ctrls[m], sizeof ctrls[m]);
+        if (clen == 0) {
+          for (size_t q = 0; q < n; q++) status(k + q, -ENOPROTOOPT);
           continue;
         }
-        mh->msg_control = ctrls[m];
       }
 #if defined(__linux__)
-      idx[m++] = k;
+      if (n > 1) {
+        // The UDP_SEGMENT control message after the source's (if any): the size of every datagram but the last.
+        if (clen == 0) std::memset(ctrls[m], 0, sizeof ctrls[m]);
+        msghdr probe;
+        std::memset(&probe, 0, sizeof probe);
+        probe.msg_control = ctrls[m] + clen;
+        probe.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        cmsghdr* c = CMSG_FIRSTHDR(&probe);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = static_cast<uint16_t>(len);
+        std::memcpy(CMSG_DATA(c), &size, sizeof size);
+        clen += CMSG_SPACE(sizeof(uint16_t));
+      }
+#endif
+      if (clen > 0) {
+        mh->msg_control = ctrls[m];
+        mh->msg_controllen = clen;
+      }
+      niov += n;
+#if defined(__linux__)
+      first[m] = k;
+      segs[m++] = n;
 #else
       // Elsewhere: one sendmsg per entry, right here.
-      ssize_t n;
+      ssize_t r;
       do {
-        n = sendmsg(fd_, mh, 0);
-      } while (n < 0 && errno == EINTR);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, static_cast<double>(k - start));
-      status(k, n < 0 ? -errno : static_cast<int32_t>(n));
-      (void)idx;
+        r = sendmsg(fd_, mh, 0);
+      } while (r < 0 && errno == EINTR);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, static_cast<double>(k - start));
+      status(k, r < 0 ? -errno : static_cast<int32_t>(r));
+      (void)first;
+      (void)segs;
+      (void)sameRoute;
 #endif
     }
 #if defined(__linux__)
@@ -515,18 +590,95 @@ Napi::Value UdpSocket::SendBatch(const Napi::CallbackInfo& info) {
       do {
         r = sendmmsg(fd_, msgs + done, static_cast<unsigned>(m - done), 0);
       } while (r < 0 && errno == EINTR);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, static_cast<double>(idx[done] - start));
-      if (r < 0) {  // the first of the rest failed: it alone, then go on
-        status(idx[done], -errno);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, static_cast<double>(first[done] - start));
+      if (r < 0) {
+        int err = errno;
+        if (segs[done] > 1 && (err == EIO || err == EINVAL || err == EMSGSIZE)) {
+          // The kernel would not segment this one: from it on, again without GSO for it (EIO: for the socket).
+          if (err == EIO) {
+            gso_ = false;
+            gsoError_ = err;
+          }
+          gsoRetries_++;
+          i = first[done];
+          noGsoFrom = true;
+          break;
+        }
+        // The first of the rest failed: it alone (all its datagrams), then go on.
+        for (size_t q = 0; q < segs[done]; q++) status(first[done] + q, -err);
         done++;
         continue;
       }
-      for (int j = 0; j < r; j++) status(idx[done + j], static_cast<int32_t>(msgs[done + j].msg_len));
+      for (int j = 0; j < r; j++) {
+        size_t mj = done + static_cast<size_t>(j);
+        for (size_t q = 0; q < segs[mj]; q++) status(first[mj] + q, static_cast<int32_t>(msgs[mj].msg_hdr.msg_iov[q].iov_len));
+        if (segs[mj] > 1) {
+          gsoSends_++;
+          gsoSegments_ += static_cast<double>(segs[mj]);
+        }
+      }
       done += static_cast<size_t>(r);
+    }
+    if (noGsoFrom) {
+      // Entries of the messages after the refused one were built but not sent: they are rebuilt from `i`.
+      continue;
     }
 #endif
   }
   return Napi::Number::New(env, static_cast<double>(count));
+}
+
+// setOffload(gso, gro) → the offloads now on (bit 1 GSO, bit 2 GRO). GSO is on where the kernel knows UDP_SEGMENT
+// (and the socket sends checksums: SO_NO_CHECK excludes it); GRO where setsockopt(UDP_GRO) succeeds.
+Napi::Value UdpSocket::SetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsBoolean() || !info[1].IsBoolean()) return ThrowType(env, "setOffload(gso: boolean, gro: boolean)");
+  if (fd_ < 0) return ThrowErrno(env, EBADF, "setsockopt");
+  bool wantGso = info[0].As<Napi::Boolean>().Value();
+  bool wantGro = info[1].As<Napi::Boolean>().Value();
+#if defined(__linux__)
+  gso_ = false;
+  gsoError_ = 0;
+  if (wantGso) {
+    int v = 0;
+    socklen_t vl = sizeof v;
+    int nocheck = 0;
+    socklen_t nl = sizeof nocheck;
+    if (getsockopt(fd_, SOL_UDP, UDP_SEGMENT, &v, &vl) != 0)
+      gsoError_ = errno;
+    else if (getsockopt(fd_, SOL_SOCKET, SO_NO_CHECK, &nocheck, &nl) == 0 && nocheck != 0)
+      gsoError_ = EINVAL;  // the kernel refuses GSO without UDP checksums
+    else
+      gso_ = true;
+  }
+  int on = wantGro ? 1 : 0;
+  if (setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof on) == 0)
+    gro_ = wantGro;
+  else {
+    gro_ = false;
+    if (wantGro) groError_ = errno;
+  }
+#else
+  (void)wantGso;
+  (void)wantGro;
+  gsoError_ = ENOTSUP;
+  groError_ = ENOTSUP;
+#endif
+  return Napi::Number::New(env, (gso_ ? 1 : 0) | (gro_ ? 2 : 0));
+}
+
+// offload → { gso, gro, gsoError, groError, gsoSends, gsoSegments, gsoRetries, groReceives, groSegments }
+Napi::Value UdpSocket::Offload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("gso", Napi::Boolean::New(env, gso_));
+  o.Set("gro", Napi::Boolean::New(env, gro_));
+  o.Set("gsoError", Napi::Number::New(env, gsoError_));
+  o.Set("groError", Napi::Number::New(env, groError_));
+  o.Set("gsoSends", Napi::Number::New(env, gsoSends_));
+  o.Set("gsoSegments", Napi::Number::New(env, gsoSegments_));
+  o.Set("gsoRetries", Napi::Number::New(env, gsoRetries_));
+  return o;
 }
 
 Napi::Value UdpSocket::WantWritable(const Napi::CallbackInfo& info) {

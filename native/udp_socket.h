@@ -4,7 +4,8 @@
 // slab (slot i at i * slotSize) with one 64-byte record each in the metadata array, then JS is called ONCE with the
 // count. Record layout (int32 words; addresses are raw network-order bytes):
 //   [0] bytes stored  [1] flags (1 truncated, 2 local address known)  [2] family 4/6  [3] source port
-//   [4] source scope id  [5] arrival interface index  [6..7] 0  bytes 32..47 source address  bytes 48..63 local address
+//   [4] source scope id  [5] arrival interface index  [6] GRO segment size (0: one datagram; else the slot holds
+//   datagrams of that size, the last maybe shorter: UDP GRO)  [7] 0  bytes 32..47 source  bytes 48..63 local address
 // Send: Send() one datagram from up to two buffers (marker + payload) with an optional source address (IP_PKTINFO /
 // IPV6_PKTINFO); SendBatch() many from a slab and a descriptor array (same 64-byte stride):
 //   [0] slab offset  [1] length  [2] family  [3] port  [4] scope id  [5] flags (1: source given)  [6] status (out:
@@ -41,6 +42,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket>, public LiveSocket {
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendBatch(const Napi::CallbackInfo& info);
   Napi::Value WantWritable(const Napi::CallbackInfo& info);
+  Napi::Value SetOffload(const Napi::CallbackInfo& info);
+  Napi::Value Offload(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -51,6 +54,14 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket>, public LiveSocket {
   int fd_ = -1;
   int family_ = 4;
   bool pktinfo_ = false;  // the kernel reports each datagram's local address
+  // Segmentation offloads (setOffload): UDP GSO on send, UDP GRO on receive; why one is off; what GSO did.
+  bool gso_ = false;
+  bool gro_ = false;
+  int gsoError_ = 0;
+  int groError_ = 0;
+  double gsoSends_ = 0;
+  double gsoSegments_ = 0;
+  double gsoRetries_ = 0;
   size_t slotSize_ = 0;
   size_t slots_ = 0;
   PollHandle* poll_ = nullptr;

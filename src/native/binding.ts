@@ -311,6 +311,16 @@ export function openUdpSocket(
         throw withAdvice(e, 'udp');
       }
     },
+    setOffload(gso, gro) {
+      try {
+        return sock.setOffload(gso, gro);
+      } catch (e) {
+        throw withAdvice(e, 'udp');
+      }
+    },
+    get offload() {
+      return sock.offload;
+    },
     ref: () => sock.ref(),
     unref: () => sock.unref(),
     close: () => sock.close(),
@@ -371,6 +381,9 @@ export function openTun(
     resume: guard(() => tun.resume()),
     write: (packet: Uint8Array, offset?: number, length?: number) => tun.write(packet, offset, length),
     writeBatch: (slab, offsets, lengths, start, count, status) => tun.writeBatch(slab, offsets, lengths, start, count, status),
+    writevBatch: (headers, headerLength, slab, pieceOffsets, pieceLengths, pieceCounts, start, count, status) =>
+      tun.writevBatch(headers, headerLength, slab, pieceOffsets, pieceLengths, pieceCounts, start, count, status),
+    setOffload: (flags: number) => tun.setOffload(flags),
     waitWritable: guard(() => tun.waitWritable()),
     setSndbuf: guard((bytes: number) => tun.setSndbuf(bytes)),
     ref: () => tun.ref(),

@@ -33,6 +33,13 @@ export interface NativeConstants {
   IFF_VNET_HDR: number;
   IFF_TUN_EXCL: number;
   IFF_MULTI_QUEUE: number;
+  /** TUNSETOFFLOAD flags (Linux only: absent elsewhere). USO4/USO6 need Linux 6.2. */
+  TUN_F_CSUM?: number;
+  TUN_F_TSO4?: number;
+  TUN_F_TSO6?: number;
+  TUN_F_TSO_ECN?: number;
+  TUN_F_USO4?: number;
+  TUN_F_USO6?: number;
   IFNAMSIZ: number;
   IPPROTO_UDP: number;
   UDP_ENCAP: number;
@@ -116,7 +123,7 @@ export const UDP_FLAG_LOCAL_KNOWN = 2;
  * The addon's UDP socket over a bound fd (from openEncapSocket): batched receive into a JS-owned slab, sendmsg and
  * sendmmsg out. See native/udp_socket.h for the record and descriptor layouts (64 bytes each, int32 words):
  * receive record: [0] bytes stored, [1] flags (UDP_FLAG_*), [2] family, [3] source port, [4] source scope id,
- * [5] arrival ifindex, bytes 32..47 source address, 48..63 local address. Send descriptor: [0] slab offset, [1] length,
+ * [5] arrival ifindex, [6] GRO segment size (0: one datagram), bytes 32..47 source address, 48..63 local address. Send descriptor: [0] slab offset, [1] length,
  * [2] family, [3] port, [4] scope id, [5] flags (1: source given), [6] status out (bytes sent or -errno),
  * bytes 32..47 destination, 48..63 source.
  */
@@ -137,10 +144,29 @@ export interface NativeUdpSocket {
   sendBatch(slab: Uint8Array, desc: Int32Array, start: number, count: number): number;
   /** Poll for writability once: onWritable is called when send() may succeed again. */
   wantWritable(): void;
+  /**
+   * Turn the segmentation offloads on or off (Linux): UDP GSO on send (sendBatch sends runs of equal-length datagrams
+   * to one peer as one UDP_SEGMENT message) and UDP GRO on receive (a slot may hold several datagrams of the size in
+   * record word 6). Returns the bits now on: 1 GSO, 2 GRO.
+   */
+  setOffload(gso: boolean, gro: boolean): number;
+  /** The offloads' state: on or not, the errno that turned one off (0: none), and what GSO did. */
+  readonly offload: NativeUdpOffload;
   ref(): void;
   unref(): void;
   /** Stop polling and close the fd. Idempotent. */
   close(): void;
+}
+
+export interface NativeUdpOffload {
+  gso: boolean;
+  gro: boolean;
+  gsoError: number;
+  groError: number;
+  /** GSO messages sent, the datagrams they carried, and GSO messages the kernel refused (sent again without). */
+  gsoSends: number;
+  gsoSegments: number;
+  gsoRetries: number;
 }
 
 export interface NativeUdpSocketConstructor {
@@ -193,6 +219,25 @@ export interface NativeTun {
    * returns how many were consumed (written or refused), so `start + result` is the first one not written.
    */
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, count: number, status: Int32Array): number;
+  /**
+   * writev(2) writes w = start .. start+count-1: each is `headers[w*headerLength, +headerLength)` (the virtio-net
+   * header of an IFF_VNET_HDR device) then its `pieceCounts[w]` pieces `slab[pieceOffsets[p], +pieceLengths[p])`, the
+   * pieces taken in order from the first write's. `status[w]` gets 0 or the errno. Stops at the first EAGAIN; returns
+   * how many writes were consumed.
+   */
+  writevBatch(
+    headers: Uint8Array,
+    headerLength: number,
+    slab: Uint8Array,
+    pieceOffsets: Uint32Array,
+    pieceLengths: Uint32Array,
+    pieceCounts: Uint32Array,
+    start: number,
+    count: number,
+    status: Int32Array,
+  ): number;
+  /** ioctl(TUNSETOFFLOAD, flags): 0, or the errno (EINVAL: a flag this kernel does not know). */
+  setOffload(flags: number): number;
   /** Watch for writability once: `onWritable()` is called the next time the fd is writable. */
   waitWritable(): void;
   /** ioctl(TUNSETSNDBUF): the device's send buffer in bytes (the kernel's default is effectively unlimited). */

@@ -10,6 +10,8 @@ import type { EspBatch, RemoteInfo } from '../transport';
 /** Datagrams per readable wake, and the bytes of each slot: any UDP payload fits, so nothing is ever cut. */
 export const RECV_SLOTS = 64;
 export const RECV_SLOT_SIZE = 65536;
+/** Datagrams one UDP GRO receive may hold at most (the kernel coalesces up to 64). */
+export const RECV_GRO_SEGMENTS = 64;
 /** Datagrams that wait for the socket to drain after EAGAIN, at most; beyond, a send fails (counted, reported). */
 export const MAX_SEND_QUEUE = 1024;
 /** Sends per sendmmsg batch slab (sendBatch): its bytes and entries. */
@@ -198,10 +200,72 @@ export class NativeIo {
     const meta = this.#meta;
     for (let i = 0; i < count && !this.#closed; i++) {
       const r = i * W;
-      this.#sink.datagram(this.#slab, i * RECV_SLOT_SIZE, meta[r], i, (meta[r + 1] & UDP_FLAG_TRUNCATED) !== 0);
+      const len = meta[r];
+      const seg = meta[r + 6];
+      const truncated = (meta[r + 1] & UDP_FLAG_TRUNCATED) !== 0;
+      if (seg <= 0 || seg >= len) {
+        this.#sink.datagram(this.#slab, i * RECV_SLOT_SIZE, len, i, truncated);
+        continue;
+      }
+      // UDP GRO: the slot holds datagrams of `seg` bytes, the last maybe shorter; each is delivered on its own.
+      this.#groReceives++;
+      let n = 0;
+      for (let off = 0; off < len && n < RECV_GRO_SEGMENTS && !this.#closed; off += seg, n++) {
+        this.#sink.datagram(this.#slab, i * RECV_SLOT_SIZE + off, Math.min(seg, len - off), i, truncated);
+      }
+      this.#groSegments += n;
+      if (n * seg < len) this.#groOverflow++; // more than the kernel's bound: the rest is not delivered (counted)
     }
     if (!this.#closed) this.#sink.end();
   }
+
+  #groReceives = 0;
+  #groSegments = 0;
+  #groOverflow = 0;
+  #gsoReason = 'not asked for (gso: false)';
+  #groReason = 'not asked for (gro: false)';
+
+  /**
+   * Ask for UDP GSO / GRO (Linux); remember why one is off. `zeroChecksum`: the socket sends checksum 0, which the
+   * kernel does not segment.
+   */
+  setOffload(gso: boolean, gro: boolean, zeroChecksum: boolean): void {
+    let on = 0;
+    try {
+      on = this.#sock.setOffload(gso && !zeroChecksum, gro);
+    } catch (e) {
+      this.#gsoReason = this.#groReason = `setOffload failed: ${(e as Error).message}`;
+      return;
+    }
+    const st = this.#sock.offload;
+    const why = (asked: boolean, bit: number, errno: number, what: string): string => {
+      if (on & bit) return '';
+      if (!asked) return `not asked for (${what}: false)`;
+      if (process.platform !== 'linux') return `${what} is Linux only`;
+      return errno ? `the kernel refused it (${errnoName(errno)}: ${what === 'gso' ? 'UDP_SEGMENT needs Linux 4.18' : 'UDP_GRO needs Linux 5.0'})` : 'unavailable';
+    };
+    this.#gsoReason = gso && zeroChecksum ? 'the socket sends UDP checksum 0 (zeroChecksum), which the kernel does not segment' : why(gso, 1, st.gsoError, 'gso');
+    this.#groReason = why(gro, 2, st.groError, 'gro');
+  }
+
+  /** The offloads on now, and why one is off (GSO turns itself off when the kernel answers EIO). */
+  offload(): { gso: boolean; gro: boolean; gsoReason: string; groReason: string } {
+    if (this.#closed) return { gso: false, gro: false, gsoReason: 'closed', groReason: 'closed' };
+    const st = this.#sock.offload;
+    let gsoReason = this.#gsoReason;
+    if (!st.gso && gsoReason === '') gsoReason = `turned off: the kernel refused a GSO send (${errnoName(st.gsoError)}: the device cannot checksum or segment it)`;
+    return { gso: st.gso, gro: st.gro, gsoReason: st.gso ? '' : gsoReason, groReason: st.gro ? '' : this.#groReason };
+  }
+
+  /** What the offloads did. */
+  offloadStats(): { gsoSends: number; gsoSegments: number; gsoRetries: number; groReceives: number; groSegments: number; groOverflow: number } {
+    const st = this.#closed ? null : this.#sock.offload;
+    if (st) this.#lastGso = st;
+    const g = this.#lastGso;
+    return { gsoSends: g?.gsoSends ?? 0, gsoSegments: g?.gsoSegments ?? 0, gsoRetries: g?.gsoRetries ?? 0, groReceives: this.#groReceives, groSegments: this.#groSegments, groOverflow: this.#groOverflow };
+  }
+
+  #lastGso: { gsoSends: number; gsoSegments: number; gsoRetries: number } | null = null;
 
   /** The sender's port of the datagram in record `slot` (valid during the wake). */
   sourcePort(slot: number): number {

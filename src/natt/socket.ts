@@ -13,7 +13,7 @@ import { applyBypass, type BypassState } from '../native/bypass';
 import type { NativeAddon } from '../native/types';
 import { autoSocketBackend, kernelEspSupport } from '../probe';
 import { classify, classifyAt, type DropReason, type NattEncapType, type NattSocketEncap } from './demux';
-import { NativeIo, RECV_SLOTS } from './native-io';
+import { NativeIo, RECV_GRO_SEGMENTS, RECV_SLOTS } from './native-io';
 import { ESP_RUN_HEADROOM, type EspBatch, type EspBatchHandler, type EspSources, type EspTransport, type RemoteInfo, type SendCallback } from '../transport';
 
 export type NattBackend = 'auto' | 'kernel' | 'userland';
@@ -61,6 +61,42 @@ export interface NattSocketOptions {
    */
   sendBufferSize?: number;
   receiveBufferSize?: number;
+  /**
+   * UDP GSO on send (Linux ≥ 4.18, the native addon, userland backend): a run of equal-length ESP datagrams to one
+   * peer (sendEspRun, the tunnel's path) goes to the kernel as ONE message that the stack (or the NIC) cuts into the
+   * datagrams. GSO needs UDP checksums (the kernel refuses it with SO_NO_CHECK), so `gso: true` makes `zeroChecksum`
+   * default to false (the device computes the checksum; RFC 3948 §2.1 receivers accept any valid one) and
+   * `gso: true, zeroChecksum: true` is a RangeError. Default false. Turned off by itself if the kernel answers EIO
+   * (a device that cannot checksum); `offload` on the socket says what is on and why not.
+   */
+  gso?: boolean;
+  /**
+   * UDP GRO on receive (Linux ≥ 5.0, the native addon, userland backend): the kernel may hand over several
+   * datagrams of one flow in one receive, which natt splits again (nothing changes for listeners). Default true.
+   */
+  gro?: boolean;
+}
+
+/** Segmentation offloads of a NAT-T socket: what is on, and why not where it is off. */
+export interface NattSocketOffload {
+  gso: boolean;
+  gro: boolean;
+  /** Why GSO is off ('' when on). */
+  gsoReason: string;
+  /** Why GRO is off ('' when on). */
+  groReason: string;
+}
+
+/** What the offloads did: GSO messages sent and the datagrams they carried; GRO receives and the datagrams in them. */
+export interface NattSocketOffloadStats {
+  gsoSends: number;
+  gsoSegments: number;
+  /** GSO messages the kernel refused (sent again one datagram at a time). */
+  gsoRetries: number;
+  groReceives: number;
+  groSegments: number;
+  /** Datagrams of a GRO receive past the 64 natt splits (the kernel coalesces no more): not delivered. */
+  groOverflow: number;
 }
 
 /** Options of one send: the local address to send from (IP_PKTINFO / IPV6_PKTINFO), and a completion callback. */
@@ -100,6 +136,8 @@ export interface NattSocketStats {
   keepaliveRefused: number;
   /** Datagrams dropped, by reason. */
   dropped: Record<DropReason, number>;
+  /** What UDP GSO and GRO did (all 0 where they are off). */
+  offload: NattSocketOffloadStats;
 }
 
 export interface NattSocketEvents {
@@ -153,6 +191,8 @@ export interface NattSocketInit {
   zeroChecksum: boolean;
   bypass: BypassState;
   buffers?: SocketBuffers;
+  gso?: boolean;
+  gro?: boolean;
 }
 
 /**
@@ -183,9 +223,10 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
   #closed = false;
   #closeEmitted = false;
   #espBatch: EspBatchHandler | null = null;
-  readonly #rxOff = new Uint32Array(RECV_SLOTS);
-  readonly #rxLen = new Uint32Array(RECV_SLOTS);
-  readonly #rxSlot = new Uint32Array(RECV_SLOTS);
+  // One entry per datagram of a wake: with UDP GRO a slot may hold up to RECV_GRO_SEGMENTS of them.
+  readonly #rxOff = new Uint32Array(RECV_SLOTS * RECV_GRO_SEGMENTS);
+  readonly #rxLen = new Uint32Array(RECV_SLOTS * RECV_GRO_SEGMENTS);
+  readonly #rxSlot = new Uint32Array(RECV_SLOTS * RECV_GRO_SEGMENTS);
   #rxCount = 0;
   readonly #sources: EspSources = {
     port: (i) => this.#io!.sourcePort(this.#rxSlot[i]),
@@ -196,7 +237,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
   #lastLocal: string | null = null; // the last local address that passed #checkLocal
   readonly #keepalives = new Map<string, Map<number, KeepalivePeer>>();
   #keepaliveCount = 0;
-  #stats: NattSocketStats = {
+  #stats: Omit<NattSocketStats, 'offload'> = {
     ike: 0,
     keepalive: 0,
     esp: 0,
@@ -246,6 +287,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
         end: () => this.#endOfWake(),
       });
       this.localAddressKnown = this.#io.localAddressKnown;
+      if (!init.kernelEncap && init.encap !== 'none') this.#io.setOffload(init.gso === true, init.gro !== false, init.zeroChecksum);
     }
   }
 
@@ -549,6 +591,19 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
     }
   }
 
+  /** The segmentation offloads (UDP GSO / GRO) on this socket, and why one is off. */
+  get offload(): NattSocketOffload {
+    if (!this.#io) {
+      const why = this.#dgram ? 'node:dgram (the native addon is not loaded)' : 'closed';
+      return { gso: false, gro: false, gsoReason: this.kernelEncap ? 'the kernel backend' : why, groReason: this.kernelEncap ? 'the kernel backend' : why };
+    }
+    if (this.kernelEncap || this.encap === 'none') {
+      const why = this.kernelEncap ? 'the kernel backend (the kernel takes ESP)' : "encap 'none' (no ESP)";
+      return { gso: false, gro: false, gsoReason: why, groReason: why };
+    }
+    return this.#io.offload();
+  }
+
   /** The socket buffers as the kernel holds them (SO_RCVBUF / SO_SNDBUF read back), and how they were set. */
   get buffers(): SocketBuffers {
     return { ...this.#buffers };
@@ -643,7 +698,7 @@ export class NattSocket extends EventEmitter<NattSocketEvents> implements EspTra
 
   /** A snapshot of the counters. */
   stats(): NattSocketStats {
-    return { ...this.#stats, sendDeferred: this.#io?.deferred ?? 0, dropped: { ...this.#stats.dropped } };
+    return { ...this.#stats, sendDeferred: this.#io?.deferred ?? 0, dropped: { ...this.#stats.dropped }, offload: this.#io?.offloadStats() ?? noOffloadStats() };
   }
 
   #emitClose(): void {
@@ -700,6 +755,12 @@ interface Resolved {
   bypass: boolean;
   sendBufferSize: number | undefined;
   receiveBufferSize: number | undefined;
+  gso: boolean;
+  gro: boolean;
+}
+
+function noOffloadStats(): NattSocketOffloadStats {
+  return { gsoSends: 0, gsoSegments: 0, gsoRetries: 0, groReceives: 0, groSegments: 0, groOverflow: 0 };
 }
 
 function validate(opts: NattSocketOptions): Resolved {
@@ -713,6 +774,8 @@ function validate(opts: NattSocketOptions): Resolved {
     'bypass',
     'sendBufferSize',
     'receiveBufferSize',
+    'gso',
+    'gro',
   ] as const);
   const family = oneOf(o.family, 'family', [4, 6] as const, 4);
   const encap = oneOf(o.encap, 'encap', ['espinudp', 'espinudp-non-ike', 'none'] as const, 'espinudp');
@@ -725,7 +788,11 @@ function validate(opts: NattSocketOptions): Resolved {
   const bypass = boolOption(o.bypass, 'bypass', true);
   const sendBufferSize = intOption(o.sendBufferSize, 'sendBufferSize', 1, 0x7fffffff, undefined);
   const receiveBufferSize = intOption(o.receiveBufferSize, 'receiveBufferSize', 1, 0x7fffffff, undefined);
-  return { family, address, port, encap, backend, zeroChecksum, bypass, sendBufferSize, receiveBufferSize };
+  const gso = boolOption(o.gso, 'gso', false);
+  const gro = boolOption(o.gro, 'gro', true);
+  if (gso && zeroChecksum === true) throw rangeError('gso', 'false with zeroChecksum: true (the kernel does not segment UDP sent without checksums)', gso);
+  // GSO needs checksums: asking for it makes zeroChecksum's default false.
+  return { family, address, port, encap, backend, zeroChecksum: gso ? false : zeroChecksum, bypass, sendBufferSize, receiveBufferSize, gso, gro };
 }
 
 /** Which backend to use, and why: what was asked for, or the 'auto' rule (src/probe/auto.ts). */
@@ -879,7 +946,7 @@ export function createNattSocket(opts: NattSocketOptions = {}): Promise<NattSock
     const bypass: BypassState = o.bypass ? applyBypass(addon, fd, o.family) : { active: false, reason: 'bypass: false was asked for' };
     try {
       return Promise.resolve(
-        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass, buffers })),
+        socketGate.make(() => new NattSocket({ fd, dgram: null, family: o.family, encap: o.encap, backendReason: choice.reason, kernelEncap: choice.kernel, zeroChecksum, bypass, buffers, gso: o.gso, gro: o.gro })),
       );
     } catch (e) {
       try {

@@ -247,7 +247,7 @@ export const SURFACES: Surface[] = [
   row<void>({
     name: 'createNattSocket',
     args: () => [{ family: 4, address: '127.0.0.1', port: 0, encap: 'espinudp', backend: 'userland', zeroChecksum: false }],
-    options: { at: 0, names: ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum'] },
+    options: { at: 0, names: ['family', 'address', 'port', 'encap', 'backend', 'zeroChecksum', 'gso', 'gro'] },
     run: async (_, a) => {
       // Never the default port (4500/500 may be in use on this shared host): an options object without one gets 0.
       const args = withoutPort(a[0]) ? [portZero(a[0] as object), ...a.slice(1)] : a;
