@@ -67,7 +67,7 @@ function iperf(dur) {
     timeout: (dur + 30) * 1000,
   });
   const j = JSON.parse(out);
-  return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits ?? 0 };
+  return { mbps: j.end.sum_received.bits_per_second / 1e6, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent.retransmits ?? 0 };
 }
 
 function startIperfServer() {
@@ -83,14 +83,20 @@ async function waitListening(ns, port) {
   throw new Error(`nothing listens on ${port} in ${ns}`);
 }
 
-/** A measured round: run iperf3 while sampling the two daemons' CPU and the TUN packet counters. */
-async function measure(pids, devs) {
+/**
+ * A measured round: run iperf3 while sampling the two daemons' CPU and the packets that crossed the tunnel: the TUN
+ * devices' counters, or `crossed()` where given (natt: ESP packets its engines sealed, which stays a count of
+ * MTU-sized packets when the TUN hands over 64 KiB superpackets).
+ */
+async function measure(pids, devs, crossed) {
   const c0 = pids.map(cpu);
+  const x0 = crossed ? crossed() : 0;
   const p0 = devs.map(([ns, d]) => devPackets(ns, d));
   const u0 = devs.map(([ns]) => udpErrors(ns));
   const d0 = devs.map(([ns, d]) => devDrops(ns, d));
   const r = iperf(DUR);
   const c1 = pids.map(cpu);
+  const x1 = crossed ? crossed() : 0;
   const p1 = devs.map(([ns, d]) => devPackets(ns, d));
   const u1 = devs.map(([ns]) => udpErrors(ns));
   const d1 = devs.map(([ns, d]) => devDrops(ns, d));
@@ -101,8 +107,15 @@ async function measure(pids, devs) {
   };
   const cpuS = c1.reduce((s, v, i) => s + v - c0[i], 0);
   // Each data packet crosses both TUNs once (out of one, into the other); ACKs the other way likewise.
-  const packets = (p1[0] - p0[0] + (p1[1] - p0[1])) / 2;
-  return { ...r, cpuPct: [(c1[0] - c0[0]) / DUR * 100, (c1[1] - c0[1]) / DUR * 100], usPerPacket: (cpuS / packets) * 1e6, packets, counters };
+  const packets = crossed ? x1 - x0 : (p1[0] - p0[0] + (p1[1] - p0[1])) / 2;
+  return {
+    ...r,
+    cpuPct: [(c1[0] - c0[0]) / DUR * 100, (c1[1] - c0[1]) / DUR * 100],
+    usPerPacket: (cpuS / packets) * 1e6,
+    cpuSecondsPerGB: cpuS / (r.bytes / 1e9),
+    packets,
+    counters,
+  };
 }
 
 async function strongswanRound() {
@@ -148,9 +161,9 @@ function nattConfig(side) {
   };
 }
 
-function startNatt(side) {
+function startNatt(side, offload) {
   const file = path.join(STATE, `natt-${side}.json`);
-  fs.writeFileSync(file, JSON.stringify(nattConfig(side)));
+  fs.writeFileSync(file, JSON.stringify({ ...nattConfig(side), offload }));
   const ns = side === 'a' ? 'sw-a' : 'sw-b';
   const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `natt-${side}-${Date.now()}.cpuprofile`] : [];
   const p = spawn('ip', ['netns', 'exec', ns, process.execPath, ...prof, path.join(ROOT, 'bin', 'natt.js'), 'tunnel', 'up', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -168,27 +181,49 @@ function startNatt(side) {
   return { p, up, lines };
 }
 
-async function nattRound() {
+/** ESP packets both daemons sealed so far (from `natt tunnel status --json`). */
+function espSealed() {
+  let n = 0;
+  for (const side of ['a', 'b']) {
+    const out = sh(process.execPath, [path.join(ROOT, 'bin', 'natt.js'), 'tunnel', 'status', '--json', '--control', `/run/natt/natt${side}.sock`]);
+    n += JSON.parse(out).stats.traffic.outPackets;
+  }
+  return n;
+}
+
+/** The natt variants a round runs: which offloads are on. */
+const OFFLOADS = {
+  plain: { udpGso: false, udpGro: false, tunTso: false, tunUso: false, tunGro: false },
+  udp: { udpGso: true, udpGro: true, tunTso: false, tunUso: false, tunGro: false },
+  offload: { udpGso: true, udpGro: true, tunTso: true, tunUso: true, tunGro: true },
+};
+const VARIANTS = (process.env.NATT_BENCH_VARIANTS ?? 'plain,udp,offload').split(',').filter((v) => v in OFFLOADS);
+
+async function nattRound(variant) {
   let m = null;
   spawnSync(path.join(RIG, 'teardown.sh'), { stdio: 'ignore' });
   sh(path.join(RIG, 'setup.sh'), ['--topology-only']);
-  const b = startNatt('b');
-  const a = startNatt('a');
+  const b = startNatt('b', OFFLOADS[variant]);
+  const a = startNatt('a', OFFLOADS[variant]);
   const srv = startIperfServer();
   try {
     await Promise.all([a.up, b.up]);
     nsx('sw-a', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', '10.10.1.1', '10.10.2.1']); // the server learns the NAT mapping
     await waitListening('sw-b', 5201);
-    m = await measure([a.p.pid, b.p.pid], [
-      ['sw-a', 'natta'],
-      ['sw-b', 'nattb'],
-    ]);
+    m = await measure(
+      [a.p.pid, b.p.pid],
+      [
+        ['sw-a', 'natta'],
+        ['sw-b', 'nattb'],
+      ],
+      espSealed,
+    );
     return m;
   } finally {
     srv.kill();
     for (const d of [a, b]) d.p.kill('SIGTERM');
     await Promise.all([a, b].map((d) => new Promise((r) => (d.p.exitCode !== null ? r() : d.p.once('exit', r)))));
-    if (m) m.daemon = [a, b].map((d) => d.lines.join('').split('\n').filter((l) => /drops:|tun:|tunnel up|socket buffers/.test(l)).map((l) => l.replace(/^.*?(drops:|tun:|tunnel up|socket buffers)/, '$1')));
+    if (m) m.daemon = [a, b].map((d) => d.lines.join('').split('\n').filter((l) => /drops:|tun:|tunnel up|socket buffers|offloads/.test(l)).map((l) => l.replace(/^.*?(drops:|tun:|tunnel up|socket buffers|socket offloads|tun offloads)/, '$1')));
     spawnSync(path.join(RIG, 'teardown.sh'), { stdio: 'ignore' });
   }
 }
@@ -229,15 +264,16 @@ async function main() {
     return;
   }
   const load0 = os.loadavg();
-  const res = { strongswan: [], natt: [] };
+  const res = { strongswan: [] };
+  for (const v of VARIANTS) res[`natt-${v}`] = [];
+  const runs = [['strongswan', strongswanRound], ...VARIANTS.map((v) => [`natt-${v}`, () => nattRound(v)])];
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const [name, fn] of [
-      ['strongswan', strongswanRound],
-      ['natt', nattRound],
-    ]) {
+    for (const [name, fn] of runs) {
       const m = await fn();
       res[name].push(m);
-      console.log(`round ${r} ${name.padEnd(10)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s  ${m.usPerPacket.toFixed(1).padStart(5)} µs/packet (both ends)  CPU ${m.cpuPct.map((c) => c.toFixed(0)).join('/')}%  retr ${m.retransmits}`);
+      console.log(
+        `round ${r} ${name.padEnd(14)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s  ${m.usPerPacket.toFixed(1).padStart(5)} µs/packet (both ends)  ${m.cpuSecondsPerGB.toFixed(2)} CPU s/GB  CPU ${m.cpuPct.map((c) => c.toFixed(0)).join('/')}%  retr ${m.retransmits}`,
+      );
       const k = m.counters;
       console.log(`         udp RcvbufErrors ${k.udpRcvbufErrors.join('/')}  SndbufErrors ${k.udpSndbufErrors.join('/')}  dev tx dropped ${k.devTxDropped.join('/')}`);
       if (m.daemon) for (const [i, ls] of m.daemon.entries()) for (const l of ls) console.log(`         natt ${i ? 'b' : 'a'}: ${l}`);
@@ -246,18 +282,28 @@ async function main() {
   const sum = (name) => ({
     mbps: median(res[name].map((m) => m.mbps)),
     usPerPacket: median(res[name].map((m) => m.usPerPacket)),
+    cpuSecondsPerGB: median(res[name].map((m) => m.cpuSecondsPerGB)),
     runs: res[name].map((m) => Math.round(m.mbps)),
   });
   const s = sum('strongswan');
-  const n = sum('natt');
+  const label = {
+    plain: 'natt tunnel, no offloads',
+    udp: 'natt tunnel, UDP GSO/GRO',
+    offload: 'natt tunnel, UDP GSO/GRO + TUN TSO/USO/GRO',
+  };
   console.log(`\nTCP through the tunnel, 1 stream, ${DUR} s, ${ROUNDS} interleaved rounds, medians; load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log('| | Mbit/s | runs | CPU µs/packet (both ends) |');
-  console.log('|---|---|---|---|');
-  console.log(`| strongSwan 5.9.8 kernel-libipsec | ${s.mbps.toFixed(0)} | ${s.runs.join(', ')} | ${s.usPerPacket.toFixed(1)} |`);
-  console.log(`| natt tunnel | ${n.mbps.toFixed(0)} | ${n.runs.join(', ')} | ${n.usPerPacket.toFixed(1)} |`);
-  console.log(`| natt / strongSwan | ${(n.mbps / s.mbps).toFixed(2)}× | | ${(n.usPerPacket / s.usPerPacket).toFixed(2)}× |`);
+  console.log('| | Mbit/s | runs | × strongSwan | CPU µs/packet (both ends) | CPU s/GB |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(`| strongSwan 5.9.8 kernel-libipsec | ${s.mbps.toFixed(0)} | ${s.runs.join(', ')} | 1.00× | ${s.usPerPacket.toFixed(1)} | ${s.cpuSecondsPerGB.toFixed(2)} |`);
+  const natt = {};
+  for (const v of VARIANTS) {
+    const n = (natt[v] = sum(`natt-${v}`));
+    console.log(`| ${label[v]} | ${n.mbps.toFixed(0)} | ${n.runs.join(', ')} | ${(n.mbps / s.mbps).toFixed(2)}× | ${n.usPerPacket.toFixed(1)} | ${n.cpuSecondsPerGB.toFixed(2)} |`);
+  }
+  console.log("(packets: strongSwan the TUN devices' counters, natt the ESP packets its engines sealed; each packet that crossed the tunnel, either way, once)");
   if (PROF) console.log(profileSummary(PROF));
-  console.log(JSON.stringify({ bench: 'tunnel', dur: DUR, rounds: ROUNDS, load: os.loadavg(), strongswan: s, natt: n, ratio: n.mbps / s.mbps, raw: res }));
+  const ratios = Object.fromEntries(VARIANTS.map((v) => [v, natt[v].mbps / s.mbps]));
+  console.log(JSON.stringify({ bench: 'tunnel', dur: DUR, rounds: ROUNDS, load: os.loadavg(), strongswan: s, natt, ratios, raw: res }));
 }
 
 main()

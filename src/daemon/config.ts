@@ -26,6 +26,13 @@ export interface DaemonConfig {
    * default: keys then only ever travel inward).
    */
   control: { path: string; mode: number; allowUids: number[]; revealKeys: boolean };
+  /**
+   * Segmentation offloads, each on by default where the kernel has it (each reported in the log and the status):
+   * udpGso / udpGro on the NAT-T socket (UDP_SEGMENT / UDP_GRO), and on the TUN device (IFF_VNET_HDR) tunTso and
+   * tunUso (the kernel hands over TCP / UDP superpackets of up to 64 KiB that natt cuts before sealing) and tunGro
+   * (natt joins the TCP segments it decrypted into one write). All false: the plain datapath.
+   */
+  offload: { udpGso: boolean; udpGro: boolean; tunTso: boolean; tunUso: boolean; tunGro: boolean };
   sas: SecurityAssociation[];
   policies: SecurityPolicy[];
 }
@@ -93,7 +100,7 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
       throw new SyntaxError(`the configuration is not valid JSON: ${jsonProblem(e as Error)}`);
     }
   }
-  const o = readOptions(json, ['tun', 'listen', 'outerMtu', 'keepaliveSeconds', 'control', 'sas', 'policies'] as const, 'config');
+  const o = readOptions(json, ['tun', 'listen', 'outerMtu', 'keepaliveSeconds', 'control', 'offload', 'sas', 'policies'] as const, 'config');
   if (json === undefined) throw typeError('config', 'an object', json);
   const t = readOptions(o.tun, ['name', 'mtu', 'addresses', 'routes'] as const, 'tun');
   const name = stringOption(t.name, 'tun.name', undefined, 'natt0');
@@ -123,6 +130,14 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     allowUids: (c.allowUids === undefined ? [] : arrayOf(c.allowUids, 'control.allowUids')).map((u, i) => intOption(u, `control.allowUids[${i}]`, 0, 0xffff_ffff)),
     revealKeys: boolOption(c.revealKeys, 'control.revealKeys', false),
   };
+  const f = readOptions(o.offload, ['udpGso', 'udpGro', 'tunTso', 'tunUso', 'tunGro'] as const, 'offload');
+  const offload = {
+    udpGso: boolOption(f.udpGso, 'offload.udpGso', true),
+    udpGro: boolOption(f.udpGro, 'offload.udpGro', true),
+    tunTso: boolOption(f.tunTso, 'offload.tunTso', true),
+    tunUso: boolOption(f.tunUso, 'offload.tunUso', true),
+    tunGro: boolOption(f.tunGro, 'offload.tunGro', true),
+  };
   const sas = (o.sas === undefined ? [] : arrayOf(o.sas, 'sas')).map(saOf);
   const policies = (o.policies === undefined ? [] : arrayOf(o.policies, 'policies')).map((p, i) => {
     try {
@@ -137,6 +152,7 @@ export function parseDaemonConfig(input: string | unknown): DaemonConfig {
     outerMtu: intOption(o.outerMtu, 'outerMtu', 576, 65535, 1500),
     keepaliveSeconds: durationSeconds(o.keepaliveSeconds, 'keepaliveSeconds', 0, 20),
     control,
+    offload,
     sas,
     policies,
   };

@@ -145,13 +145,23 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     const uids = ['root', ...new Set([process.getuid?.() ?? 0, ...config.control.allowUids].filter((u) => u !== 0).map(String))];
     log(`control socket ${control.path} (mode 0${config.control.mode.toString(8)}, serves ${uids.join(', ')}${config.control.revealKeys ? '; gives keys to clients that ask: control.revealKeys' : ''})`);
 
-    const socket = await createNattSocket({ family: config.listen.family, address: config.listen.address, port: config.listen.port, backend: 'userland' });
+    const off = config.offload;
+    const socket = await createNattSocket({
+      family: config.listen.family,
+      address: config.listen.address,
+      port: config.listen.port,
+      backend: 'userland',
+      gso: off.udpGso,
+      gro: off.udpGro,
+    });
     parts.socket = socket;
     undo.push(() => new Promise<void>((res) => socket.close(() => res())));
     const at = socket.address();
     log(`listening on ${at.address}:${at.port} (NAT-T, userland ESP${socket.zeroChecksum ? ', UDP checksum 0' : ''})`);
     const b = socket.buffers;
     log(`socket buffers: receive ${b.receive} bytes, send ${b.send} bytes (${b.reason})`);
+    const so = socket.offload;
+    log(`socket offloads: udp gso ${so.gso ? 'on' : `off (${so.gsoReason})`}, udp gro ${so.gro ? 'on' : `off (${so.groReason})`}`);
 
     const tun = await createTun({ name: config.tun.name, mtu: config.tun.mtu, addresses: config.tun.addresses, routes: config.tun.routes });
     parts.tun = tun;
