@@ -114,31 +114,45 @@ function put32(b: Uint8Array, at: number, v: number): void {
   b[at + 3] = v & 0xff;
 }
 
-/** Words per block in copySum: 8192 × 0x1fffe stays below 2^30, a small integer for V8. */
-const COPY_BLOCK_WORDS = 8192;
+/** 16-byte turns per block in copySum: 2048 × 2 × 2 × 0x1fffe stays below 2^30, a small integer for V8. */
+const COPY_BLOCK_TURNS = 2048;
 
 /**
  * Copy `n` bytes from `sv` at `sp` to `dv` at `dp` (absolute offsets in the two ArrayBuffers), 32 bits at a time,
  * and return their one's-complement sum as big-endian 16-bit words counted from `sp`, folded to 16 bits. The reads
  * are little-endian, so the sum of the 16-bit halves is the byte-swapped sum; the swap is undone once at the end.
+ * Four words per turn into two sums (fewer turns, and adds that do not wait on each other).
  */
 function copySum(sv: DataView, sp: number, dv: DataView, dp: number, n: number): number {
   let s = 0;
-  let words = n >>> 2;
-  while (words > 0) {
-    const block = words < COPY_BLOCK_WORDS ? words : COPY_BLOCK_WORDS;
-    words -= block;
-    const stop = sp + block * 4;
-    let b = 0;
-    for (; sp < stop; sp += 4, dp += 4) {
-      const w = sv.getUint32(sp, true);
-      dv.setUint32(dp, w, true);
-      b += (w & 0xffff) + (w >>> 16);
+  let turns = n >>> 4;
+  while (turns > 0) {
+    const block = turns < COPY_BLOCK_TURNS ? turns : COPY_BLOCK_TURNS;
+    turns -= block;
+    const stop = sp + block * 16;
+    let x = 0;
+    let y = 0;
+    for (; sp < stop; sp += 16, dp += 16) {
+      const a = sv.getUint32(sp, true);
+      const b = sv.getUint32(sp + 4, true);
+      const c = sv.getUint32(sp + 8, true);
+      const d = sv.getUint32(sp + 12, true);
+      dv.setUint32(dp, a, true);
+      dv.setUint32(dp + 4, b, true);
+      dv.setUint32(dp + 8, c, true);
+      dv.setUint32(dp + 12, d, true);
+      x += (a & 0xffff) + (a >>> 16) + (c & 0xffff) + (c >>> 16);
+      y += (b & 0xffff) + (b >>> 16) + (d & 0xffff) + (d >>> 16);
     }
-    s = foldSum(s + b);
+    s = foldSum(s + x + y);
+  }
+  for (let left = (n & 15) >>> 2; left > 0; left--, sp += 4, dp += 4) {
+    const w = sv.getUint32(sp, true);
+    dv.setUint32(dp, w, true);
+    s += (w & 0xffff) + (w >>> 16);
   }
   const rest = n & 3;
-  if (rest >= 2) {
+  if ((rest & 2) !== 0) {
     const h = sv.getUint16(sp, true);
     dv.setUint16(dp, h, true);
     s += h;
