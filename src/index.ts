@@ -44,6 +44,8 @@ export {
   MAX_KEEPALIVE_PEERS,
   type NattSocketOptions,
   type NattSocketStats,
+  type NattSocketOffload,
+  type NattSocketOffloadStats,
   type NattRemoteInfo,
   type NattBackend,
   type NattSendOptions,
@@ -109,7 +111,7 @@ export {
   type SpdDumpOptions,
   type ToSetkeyOptions,
 } from './setkey';
-export { createTun, Tun, TUN_HEADROOM, TUN_SLOT_ROOM, TUN_TX_QUEUE, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents } from './tun';
+export { createTun, Tun, TUN_HEADROOM, TUN_SLOT_ROOM, TUN_TX_QUEUE, type CreateTunOptions, type TunRouteSpec, type TunBatchHandler, type TunStats, type TunEvents, type TunOffload, type TunOffloadOptions, type TunOffloadStats } from './tun';
 export { rtnetlink, Rtnetlink, RtnetlinkDecodeError, type RtnetlinkOptions } from './rtnetlink';
 export { createTunnel, Tunnel, type CreateTunnelOptions, type TunnelCounters, type TunnelStats, type TunnelEvents } from './tunnel';
 export {

@@ -1,10 +1,11 @@
 // `natt probe [--json]`: what this host's kernel offers for NAT-T and what 'auto' picks, for people or as JSON.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { probe, type Fact, type ProbeResult } from '../probe';
+import { linuxVersion, probe, type Fact, type ProbeResult } from '../probe';
 import { nativeCipherStatus, type NativeCipherStatus } from '../fastpath';
-import { probeSocketBuffers, type SocketBuffers } from '../natt/socket';
+import { probeSocketBuffers, probeUdpOffload, type SocketBuffers } from '../natt/socket';
 import type { Command } from './args';
 
 /** natt's version, from its package.json. */
@@ -24,6 +25,11 @@ export interface FastPathFacts {
   batchedIo: { ok: boolean; reason: string };
   /** What a NAT-T socket gets (null without the addon). */
   buffers: SocketBuffers | null;
+  /**
+   * Segmentation offloads: UDP GSO/GRO as a scratch socket finds them; TUN TSO/USO as this kernel's version says
+   * (TSO since long before 4.x, USO from 6.2; the tunnel daemon's log says what its device took).
+   */
+  offload: { udpGso: boolean; udpGro: boolean; tunTso: boolean; tunUso: boolean; reason: string };
 }
 
 /** The fast-path facts of this host. */
@@ -31,7 +37,17 @@ export function fastPathFacts(p: ProbeResult): FastPathFacts {
   const batchedIo = p.native.loaded
     ? { ok: true, reason: process.platform === 'linux' ? 'recvmmsg / sendmmsg, TUN reads and writes in batches' : 'one sendmsg / recvmsg at a time (no *mmsg here), TUN batches' }
     : { ok: false, reason: `node:dgram, one datagram per call: the native addon is not loaded (${p.native.reason})` };
-  return { cipher: nativeCipherStatus(), batchedIo, buffers: probeSocketBuffers() };
+  const u = probeUdpOffload();
+  const [maj, min] = linuxVersion(os.release()) ?? [0, 0];
+  const linux = process.platform === 'linux' && p.native.loaded;
+  const tunUso = linux && (maj > 6 || (maj === 6 && min >= 2));
+  const reasons = [u.reason, linux && !tunUso ? 'TUN USO needs Linux 6.2' : '', !linux ? 'TUN offloads need Linux and the addon' : ''].filter((x) => x);
+  return {
+    cipher: nativeCipherStatus(),
+    batchedIo,
+    buffers: probeSocketBuffers(),
+    offload: { udpGso: u.gso, udpGro: u.gro, tunTso: linux, tunUso, reason: reasons.join('; ') },
+  };
 }
 
 /** The "fast path" line of the report. */
@@ -40,7 +56,10 @@ export function formatFastPath(f: FastPathFacts): string {
   const io = f.batchedIo.ok ? `batched I/O (${f.batchedIo.reason})` : f.batchedIo.reason;
   const b = f.buffers;
   const buf = b ? `buffers rcv ${b.receive} / snd ${b.send} bytes${b.forced ? ' (forced)' : ` (${b.reason})`}` : "buffers: the kernel's default (node:dgram)";
-  return `  fast path       ${cipher}; ${io}; ${buf}\n`;
+  const o = f.offload;
+  const yn = (v: boolean): string => (v ? 'yes' : 'no');
+  const off = `offloads: udp gso ${yn(o.udpGso)}, udp gro ${yn(o.udpGro)}, tun tso ${yn(o.tunTso)}, tun uso ${yn(o.tunUso)}${o.reason ? ` (${o.reason})` : ''}`;
+  return `  fast path       ${cipher}; ${io}; ${buf}\n  segmentation    ${off}\n`;
 }
 
 /** What `natt probe --json` prints: probe()'s result and the fast path's facts (src/fastpath/, above probe()'s floor). */

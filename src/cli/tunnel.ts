@@ -177,6 +177,21 @@ export function formatStatus(st: DaemonStatus): string {
   l.push(`tunnel: ${s.tunnel.fromTun} packets out of the tun, ${s.tunnel.toTun} into it; ${moved({ ...s.tunnel, fromTun: 0, toTun: 0 })}`);
   l.push(`engine drops: ${moved(s.engine as unknown as Record<string, unknown>)}`);
   l.push(`socket: esp ${s.socket.esp} in, ${s.socket.sentEsp} out; drops ${moved(s.socket.dropped)}; send errors ${s.socket.sendErrors}`);
+  const of = st.offload;
+  const so = s.socket.offload;
+  const to = s.tun.offload;
+  if (of) {
+    const on = (v: boolean, why: string): string => (v ? 'on' : `off${why ? ` (${why})` : ''}`);
+    l.push(
+      `offloads: udp gso ${on(of.socket.gso, of.socket.gsoReason)}, gro ${on(of.socket.gro, of.socket.groReason)}; ` +
+        `tun tso ${on(of.tun.tso, of.tun.tsoReason)}, uso ${on(of.tun.uso, of.tun.usoReason)}, gro ${on(of.tun.gro, '')}`,
+    );
+    l.push(
+      `offload counters: gso ${so.gsoSends} sends of ${so.gsoSegments} datagrams, gro ${so.groReceives} receives of ${so.groSegments}; ` +
+        `tun ${to.superpackets} superpackets cut into ${to.segments}, ${to.coalescedWrites} coalesced writes of ${to.coalescedPackets} packets` +
+        `${Object.keys(to.drops).length ? `, drops ${moved(to.drops)}` : ''}`,
+    );
+  }
   const c = s.control;
   l.push(
     `control ${st.control.path} (mode ${st.control.mode}): ${c.clients} clients now, ${c.accepted} accepted, ${c.requests} requests; ` +

@@ -110,6 +110,7 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
         listen: { family: config.listen.family, address: at.address, port: at.port },
         outerMtu: config.outerMtu,
         keepaliveSeconds: config.keepaliveSeconds,
+        offload: { socket: socket!.offload, tun: tun!.offload },
         control: { path: control!.path, mode: `0${config.control.mode.toString(8)}`, allowUids: [...config.control.allowUids] },
         saCount: sas.count,
         sas: sas.sas,
@@ -163,10 +164,19 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     const so = socket.offload;
     log(`socket offloads: udp gso ${so.gso ? 'on' : `off (${so.gsoReason})`}, udp gro ${so.gro ? 'on' : `off (${so.groReason})`}`);
 
-    const tun = await createTun({ name: config.tun.name, mtu: config.tun.mtu, addresses: config.tun.addresses, routes: config.tun.routes });
+    const tun = await createTun({
+      name: config.tun.name,
+      mtu: config.tun.mtu,
+      addresses: config.tun.addresses,
+      routes: config.tun.routes,
+      offload: { tso: off.tunTso, uso: off.tunUso, gro: off.tunGro },
+    });
     parts.tun = tun;
     undo.push(() => tun.close());
     log(`tun ${tun.name} up: mtu ${tun.mtu}, addresses ${config.tun.addresses.join(' ') || '-'}, routes ${config.tun.routes.map((r) => r.dst).join(' ') || '-'}`);
+    const to = tun.offload;
+    const onOff = (on: boolean, asked: boolean, why: string): string => (on ? 'on' : asked ? `off (${why})` : 'off (not asked for)');
+    log(`tun offloads: tso ${onOff(to.tso, off.tunTso, to.tsoReason)}, uso ${onOff(to.uso, off.tunUso, to.usoReason)}, gro ${onOff(to.gro, off.tunGro, '')}`);
 
     sadb.on('expire', (e) => log(`sa expired (${e.kind}): ${e.sa.src} -> ${e.sa.dst} spi ${spi(e.sa.spi)}`));
     sadb.on('acquire', (e) => log(`acquire: no SA for ${e.src} -> ${e.dst} (policy ${e.policy?.id ?? '?'})`));

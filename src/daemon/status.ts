@@ -1,7 +1,8 @@
 // What `natt tunnel status` shows: the daemon's TUN, socket, SAs (identity, peer, counters; never keys), policies and counters, as JSON.
 
 import type { ControlServerStats } from '../control/server';
-import type { NattSocketStats } from '../natt/socket';
+import type { NattSocketOffload, NattSocketStats } from '../natt/socket';
+import type { TunOffload } from '../tun';
 import type { LifetimeCurrent, SaState, SecurityPolicy } from '../sadb/types';
 import type { TunnelStats } from '../tunnel';
 import type { UserlandSadb } from '../userland/sadb';
@@ -44,6 +45,8 @@ export interface DaemonStatus {
   listen: { family: 4 | 6; address: string; port: number };
   outerMtu: number;
   keepaliveSeconds: number;
+  /** The segmentation offloads on now (UDP GSO/GRO on the socket, TSO/USO/GRO on the TUN), and why one is off. */
+  offload: { socket: NattSocketOffload; tun: TunOffload };
   control: { path: string; mode: string; allowUids: number[] };
   /** SAs in the database, and the first of them (at most the request's maxSas, default 256). */
   saCount: number;

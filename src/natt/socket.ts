@@ -889,6 +889,37 @@ export function probeSocketBuffers(): SocketBuffers | null {
   }
 }
 
+/** Whether this kernel does UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) on a NAT-T socket, and why not: a scratch socket. */
+export function probeUdpOffload(): { gso: boolean; gro: boolean; reason: string } {
+  const addon = loadNative();
+  if (!addon) return { gso: false, gro: false, reason: 'the native addon is not loaded' };
+  if (process.platform !== 'linux') return { gso: false, gro: false, reason: 'UDP GSO/GRO are Linux only' };
+  let fd: number;
+  try {
+    fd = openEncapSocket(4, '127.0.0.1', 0, 0, false);
+  } catch (e) {
+    return { gso: false, gro: false, reason: `no scratch socket: ${(e as Error).message}` };
+  }
+  const why: string[] = [];
+  const test = (what: string, f: () => void): boolean => {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      why.push(`${what}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+      return false;
+    }
+  };
+  try {
+    const SOL_UDP = 17;
+    const gso = test('UDP_SEGMENT (Linux 4.18)', () => addon.getSockOptInt!(fd, SOL_UDP, 103));
+    const gro = test('UDP_GRO (Linux 5.0)', () => addon.setSockOptBytes(fd, SOL_UDP, 104, new Uint8Array(Int32Array.of(1).buffer)));
+    return { gso, gro, reason: why.join('; ') };
+  } finally {
+    addon.closeFd(fd);
+  }
+}
+
 /** NattSocket's constructor is createNattSocket's alone. */
 const socketGate = new InternalGate('createNattSocket()', 'a NattSocket');
 

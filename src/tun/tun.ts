@@ -4,9 +4,10 @@ import { EventEmitter } from 'node:events';
 import { NattError, rangeError, typeError, errnoName } from '../errors';
 import { boolOption, durationMs, intOption, readOptions, stringOption } from '../core/options';
 import { loadNative, openTun } from '../native/binding';
-import type { NativeTun } from '../native/types';
+import type { NativeAddon, NativeTun } from '../native/types';
 import { Rtnetlink } from '../rtnetlink/client';
 import { parseAddressWithPrefix, readRouteSpec, type AddressWithPrefix, type CheckedRouteSpec } from '../rtnetlink/convert';
+import { Coalescer, SEGMENT_DROP_REASONS, Segmenter, VNET_HDR_LEN } from '../ip/offload';
 
 /** A route into the TUN device (its `dev` is the device). */
 export interface TunRouteSpec {
@@ -49,6 +50,43 @@ export interface CreateTunOptions {
    * burst overruns while natt is busy the other way: every such drop is a retransmission and a halved window).
    */
   txQueueLength?: number;
+  /**
+   * Segmentation offloads (Linux; default off): `true` for all, or each on its own. The device is opened with
+   * IFF_VNET_HDR and every read and write carries a virtio-net header.
+   *  - `tso`: TUNSETOFFLOAD TSO4/TSO6 (with CSUM): the kernel hands over TCP superpackets of up to 64 KiB, which natt
+   *    cuts into MTU-sized packets (checksums computed) before the batch handler sees them; one read per 64 KiB.
+   *  - `uso`: USO4/USO6 likewise for UDP (Linux ≥ 6.2; older kernels refuse the flag and `offload.usoReason` says so).
+   *  - `gro`: writeBatch() joins consecutive TCP segments of one flow into one GSO write (as Linux's GRO would, each
+   *    member's checksum checked first): one write(2) per up to 64 segments, and the host's TCP sees fewer, larger
+   *    packets.
+   */
+  offload?: boolean | TunOffloadOptions;
+}
+
+export interface TunOffloadOptions {
+  tso?: boolean;
+  uso?: boolean;
+  gro?: boolean;
+}
+
+/** The offloads a Tun has on, and why one asked for is off. */
+export interface TunOffload {
+  tso: boolean;
+  uso: boolean;
+  gro: boolean;
+  /** '' when on or not asked for; else why not. */
+  tsoReason: string;
+  usoReason: string;
+}
+
+/** What the offloads did: superpackets read and the packets cut from them, drops by reason; coalesced writes. */
+export interface TunOffloadStats {
+  superpackets: number;
+  segments: number;
+  /** Reads dropped whole: their virtio-net header or packet did not make sense (by reason). */
+  drops: Record<string, number>;
+  coalescedWrites: number;
+  coalescedPackets: number;
 }
 
 /** The default TUN transmit queue (packets): see CreateTunOptions.txQueueLength. */
@@ -88,6 +126,8 @@ export interface TunStats {
   };
   /** The errno name of the last refused write. */
   lastRefusal?: string;
+  /** The segmentation offloads' counters (all 0 with offloads off). */
+  offload: TunOffloadStats;
   /** Read errors reported (each stops reading until resume()), and the last one. */
   readErrors: number;
   lastReadError?: Error;
@@ -101,7 +141,14 @@ export interface TunEvents {
   close: [];
 }
 
-const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf', 'txQueueLength'] as const;
+const OPTION_NAMES = ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf', 'txQueueLength', 'offload'] as const;
+const OFFLOAD_NAMES = ['tso', 'uso', 'gro'] as const;
+const EINVAL = 22;
+/** The largest IP packet, and so what a TSO/USO read can hold after its virtio-net header. */
+const MAX_IP_PACKET = 65535;
+/** Packets one coalescing plan takes (a write batch of more is planned in parts). */
+const COALESCE_BATCH = 4096;
+const ZERO_HEADER = new Uint8Array(VNET_HDR_LEN);
 const ROUTE_NAMES = ['dst', 'via', 'metric', 'table', 'src'] as const;
 const EAGAIN = 11;
 const TOKEN = Symbol('createTun');
@@ -189,6 +236,19 @@ export class Tun extends EventEmitter<TunEvents> {
   #waiting = false;
   #status = new Int32Array(64);
   #closing: Promise<void> | null = null;
+  // Offloads: the virtio-net header on every read and write (#vnet), the read slab when it differs from the
+  // handler's (TSO/USO: 64 KiB slots), the segmenter and coalescer, zero headers and one-piece counts for plain writes.
+  readonly #vnet: boolean;
+  readonly #offload: TunOffload;
+  #readSlab: Buffer | null = null;
+  #readSlot = 0;
+  #readLengths: Uint32Array | null = null;
+  #seg: Segmenter | null = null;
+  #co: Coalescer | null = null;
+  #zeros = new Uint8Array(0);
+  #ones = new Uint32Array(0);
+  readonly #one = { off: new Uint32Array(1), len: new Uint32Array(1), cnt: Uint32Array.of(1), st: new Int32Array(1) };
+  readonly #o = { superpackets: 0, segments: 0, coalescedWrites: 0, coalescedPackets: 0, drops: Object.create(null) as Record<string, number> };
   readonly #owned: Owned = { dev: null, rt: null };
   readonly #token = {};
   readonly #s = {
@@ -219,7 +279,11 @@ export class Tun extends EventEmitter<TunEvents> {
     this.#slabWithRoom = Buffer.alloc(TUN_HEADROOM + o.batch * this.slotSize);
     this.#slab = this.#slabWithRoom.subarray(TUN_HEADROOM);
     this.#lengths = new Uint32Array(o.batch);
-    this.#qSlot = (o.mtu + 15) & ~15;
+    const off = o.offload;
+    this.#vnet = off.tso || off.uso || off.gro;
+    const vh = this.#vnet ? VNET_HDR_LEN : 0;
+    // A queued write keeps its virtio-net header; with GRO it may be a whole coalesced superpacket.
+    this.#qSlot = (vh + (off.gro ? MAX_IP_PACKET : o.mtu) + 15) & ~15;
     this.#qSlab = Buffer.allocUnsafe(o.queue * this.#qSlot);
     this.#qOffsets = new Uint32Array(o.queue);
     for (let i = 0; i < o.queue; i++) this.#qOffsets[i] = i * this.#qSlot;
@@ -228,11 +292,44 @@ export class Tun extends EventEmitter<TunEvents> {
     // IFF_TUN_EXCL: a name in use is EBUSY, never an existing device adopted (and later torn down) by mistake.
     // The device reaches this Tun only weakly: an unref'd Tun dropped without close() is collected and its device
     // closed; a ref'd one is held (module-level) until close() or unref().
-    this.#dev = openTun(o.name, c.IFF_TUN | c.IFF_NO_PI | c.IFF_TUN_EXCL, ...tunCallbacks(new WeakRef(this), handlers));
+    this.#dev = openTun(o.name, c.IFF_TUN | c.IFF_NO_PI | c.IFF_TUN_EXCL | (this.#vnet ? c.IFF_VNET_HDR : 0), ...tunCallbacks(new WeakRef(this), handlers));
     this.name = this.#dev.name;
+    this.#offload = { tso: false, uso: false, gro: off.gro, tsoReason: '', usoReason: '' };
+    if (this.#vnet) this.#setupOffload(off, c);
     this.#owned.dev = this.#dev;
     orphans.register(this, this.#owned, this.#token);
     held.add(this);
+  }
+
+  /** TUNSETOFFLOAD (USO refused by kernels before 6.2: then without it), the read slab, segmenter and coalescer. */
+  #setupOffload(off: { tso: boolean; uso: boolean; gro: boolean }, c: NativeAddon['constants']): void {
+    const dev = this.#dev!;
+    const tso = off.tso ? (c.TUN_F_TSO4 ?? 0) | (c.TUN_F_TSO6 ?? 0) | (c.TUN_F_TSO_ECN ?? 0) : 0;
+    const uso = off.uso ? (c.TUN_F_USO4 ?? 0) | (c.TUN_F_USO6 ?? 0) : 0;
+    const csum = c.TUN_F_CSUM ?? 0;
+    if (tso || uso) {
+      let r = dev.setOffload(csum | tso | uso);
+      if (r === EINVAL && uso) {
+        this.#offload.usoReason = 'the kernel refused TUN_F_USO4/USO6 (EINVAL: UDP segmentation offload on TUN needs Linux 6.2)';
+        r = tso ? dev.setOffload(csum | tso) : 0;
+        if (r === 0) this.#offload.tso = tso !== 0;
+      } else if (r === 0) {
+        this.#offload.tso = tso !== 0;
+        this.#offload.uso = uso !== 0;
+      }
+      if (r !== 0) {
+        const why = `the kernel refused TUNSETOFFLOAD (${errnoName(r)})`;
+        if (off.tso) this.#offload.tsoReason = why;
+        if (off.uso && !this.#offload.usoReason) this.#offload.usoReason = why;
+      }
+    }
+    // Reads carry the virtio-net header; with TSO/USO on, a read may be a 64 KiB superpacket.
+    const big = this.#offload.tso || this.#offload.uso;
+    this.#readSlot = (VNET_HDR_LEN + (big ? MAX_IP_PACKET : this.mtu + TUN_SLOT_ROOM) + 15) & ~15;
+    this.#readSlab = Buffer.alloc(this.slots * this.#readSlot);
+    this.#readLengths = new Uint32Array(this.slots);
+    this.#seg = new Segmenter(this.slotSize);
+    if (off.gro) this.#co = new Coalescer(COALESCE_BATCH);
   }
 
   static {
@@ -272,7 +369,8 @@ export class Tun extends EventEmitter<TunEvents> {
         await rt.addRoute({ ...routeSpecOf(r), ...(r.src !== undefined ? { src: r.src } : {}), dev: index });
         this.#routes.push(r);
       }
-      dev.setSlab(this.#slab, this.slotSize, this.#lengths);
+      if (this.#readSlab) dev.setSlab(this.#readSlab, this.#readSlot, this.#readLengths!);
+      else dev.setSlab(this.#slab, this.slotSize, this.#lengths);
     } catch (e) {
       this.#released();
       this.#dev = null;
@@ -288,7 +386,48 @@ export class Tun extends EventEmitter<TunEvents> {
     return this.#index;
   }
 
+  /** The offloads on this device (see CreateTunOptions.offload), and why one asked for is off. */
+  get offload(): TunOffload {
+    return { ...this.#offload };
+  }
+
   #onPackets(count: number): void {
+    if (this.#readSlab) this.#onReads(count);
+    else this.#deliver(count);
+  }
+
+  /** Offloads on: cut each read (virtio-net header + packet, maybe 64 KiB) into the handler's slab, batch by batch. */
+  #onReads(count: number): void {
+    const seg = this.#seg!;
+    const rs = this.#readSlab!;
+    const rl = this.#readLengths!;
+    const slots = this.slots;
+    const o = this.#o;
+    let out = 0;
+    for (let i = 0; i < count && this.#dev; i++) {
+      const n = seg.begin(rs, i * this.#readSlot, rl[i]);
+      if (n < 0) {
+        const why = SEGMENT_DROP_REASONS[-n] ?? 'unknown';
+        o.drops[why] = (o.drops[why] ?? 0) + 1;
+        continue;
+      }
+      if (n > 1) {
+        o.superpackets++;
+        o.segments += n;
+      }
+      while (seg.remaining > 0 && this.#dev) {
+        if (out === slots) {
+          this.#deliver(out);
+          out = 0;
+        }
+        out += seg.emit(this.#slab, out * this.slotSize, this.slotSize, this.#lengths, out, slots - out);
+      }
+    }
+    if (out > 0 && this.#dev) this.#deliver(out);
+  }
+
+  /** Packets 0..count-1 of the handler's slab to the 'packet' listeners and the batch handler. */
+  #deliver(count: number): void {
     const lengths = this.#lengths;
     let bytes = 0;
     for (let i = 0; i < count; i++) bytes += lengths[i];
@@ -344,7 +483,7 @@ export class Tun extends EventEmitter<TunEvents> {
       return false;
     }
     if (this.#qCount > 0) return this.#enqueue(packet, offset, length);
-    const r = dev.write(packet, offset, length);
+    const r = this.#vnet ? this.#writeOneVnet(dev, packet, offset, length) : dev.write(packet, offset, length);
     if (r === 0) {
       this.#s.packetsOut++;
       this.#s.bytesOut += length;
@@ -379,6 +518,7 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#s.closed += count;
       return 0;
     }
+    if (this.#vnet) return this.#writeBatchVnet(dev, slab, offsets, lengths, count);
     let accepted = 0;
     let i = 0;
     if (this.#qCount === 0) {
@@ -404,13 +544,105 @@ export class Tun extends EventEmitter<TunEvents> {
       this.#s.queueFull++;
       return false;
     }
-    if (length > this.#qSlot) {
+    const vh = this.#vnet ? VNET_HDR_LEN : 0;
+    if (length + vh > this.#qSlot) {
       this.#s.tooLong++;
       return false;
     }
     const slot = (this.#qHead + this.#qCount) % cap;
-    this.#qSlab.set(src.subarray(offset, offset + length), this.#qOffsets[slot]);
-    this.#qLengths[slot] = length;
+    const at = this.#qOffsets[slot];
+    if (vh) this.#qSlab.fill(0, at, at + vh); // a plain packet: no offload asked of the kernel
+    this.#qSlab.set(src.subarray(offset, offset + length), at + vh);
+    this.#qLengths[slot] = length + vh;
+    this.#qCount++;
+    return true;
+  }
+
+  /** One packet behind a zero virtio-net header (writev): 0, or the errno (EAGAIN: not written). */
+  #writeOneVnet(dev: NativeTun, packet: Uint8Array, offset: number, length: number): number {
+    const one = this.#one;
+    one.off[0] = offset;
+    one.len[0] = length;
+    const done = dev.writevBatch(ZERO_HEADER, VNET_HDR_LEN, packet, one.off, one.len, one.cnt, 0, 1, one.st);
+    return done === 0 ? EAGAIN : one.st[0];
+  }
+
+  /**
+   * writeBatch() with the virtio-net header: with GRO, the coalescer's writes (consecutive TCP segments of a flow as
+   * one GSO write); without, each packet behind a zero header. Straight from the caller's slab (writev); what meets
+   * EAGAIN is copied whole (header included) into the queue.
+   */
+  #writeBatchVnet(dev: NativeTun, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
+    let accepted = 0;
+    for (let start = 0; start < count; start += COALESCE_BATCH) {
+      const n = Math.min(COALESCE_BATCH, count - start);
+      const offs = start === 0 ? offsets : offsets.subarray(start);
+      const lens = start === 0 ? lengths : lengths.subarray(start);
+      let headers: Uint8Array, pOff: Uint32Array, pLen: Uint32Array, pCnt: Uint32Array, writes: number;
+      const co = this.#co;
+      if (co) {
+        writes = co.plan(slab, offs, lens, n);
+        headers = co.headers;
+        pOff = co.pieceOffsets;
+        pLen = co.pieceLengths;
+        pCnt = co.pieceCounts;
+        if (co.coalesced > 0) {
+          this.#o.coalescedPackets += co.coalesced;
+        }
+      } else {
+        if (this.#ones.length < n) {
+          this.#ones = new Uint32Array(Math.max(n, this.#ones.length * 2)).fill(1);
+          this.#zeros = new Uint8Array(this.#ones.length * VNET_HDR_LEN);
+        }
+        writes = n;
+        headers = this.#zeros;
+        pOff = offs;
+        pLen = lens;
+        pCnt = this.#ones;
+      }
+      if (this.#status.length < writes) this.#status = new Int32Array(Math.max(writes, this.#status.length * 2));
+      const status = this.#status;
+      const done = this.#qCount === 0 ? dev.writevBatch(headers, VNET_HDR_LEN, slab, pOff, pLen, pCnt, 0, writes, status) : 0;
+      let p = 0;
+      for (let w = 0; w < writes; w++) {
+        const members = pCnt[w];
+        let bytes = 0;
+        for (let k = 0; k < members; k++) bytes += pLen[p + k];
+        if (w < done) {
+          if (status[w] === 0) {
+            accepted += members;
+            this.#s.packetsOut += members;
+            this.#s.bytesOut += bytes;
+            if (members > 1) this.#o.coalescedWrites++;
+          } else this.#refused(status[w]);
+        } else if (this.#enqueueWrite(headers, w, slab, pOff, pLen, p, members, bytes)) accepted += members;
+        p += members;
+      }
+      if (done < writes) this.#waitWritable();
+    }
+    return accepted;
+  }
+
+  /** A planned write that must wait: its header and pieces copied, as one, into a queue slot. */
+  #enqueueWrite(headers: Uint8Array, w: number, slab: Uint8Array, pOff: Uint32Array, pLen: Uint32Array, p: number, pieces: number, bytes: number): boolean {
+    const cap = this.#qLengths.length;
+    if (this.#qCount >= cap) {
+      this.#s.queueFull += pieces;
+      return false;
+    }
+    if (bytes + VNET_HDR_LEN > this.#qSlot) {
+      this.#s.tooLong += pieces;
+      return false;
+    }
+    const slot = (this.#qHead + this.#qCount) % cap;
+    let at = this.#qOffsets[slot];
+    this.#qSlab.set(headers.subarray(w * VNET_HDR_LEN, (w + 1) * VNET_HDR_LEN), at);
+    at += VNET_HDR_LEN;
+    for (let k = 0; k < pieces; k++) {
+      this.#qSlab.set(slab.subarray(pOff[p + k], pOff[p + k] + pLen[p + k]), at);
+      at += pLen[p + k];
+    }
+    this.#qLengths[slot] = bytes + VNET_HDR_LEN;
     this.#qCount++;
     return true;
   }
@@ -497,6 +729,7 @@ export class Tun extends EventEmitter<TunEvents> {
         refused: s.refused,
       },
       readErrors: s.readErrors,
+      offload: { superpackets: this.#o.superpackets, segments: this.#o.segments, drops: { ...this.#o.drops }, coalescedWrites: this.#o.coalescedWrites, coalescedPackets: this.#o.coalescedPackets },
     };
     if (s.lastRefusal !== undefined) out.lastRefusal = s.lastRefusal;
     if (s.lastError !== undefined) out.lastReadError = s.lastError;
@@ -561,6 +794,7 @@ interface CheckedTunOptions {
   timeout: number;
   sndbuf?: number;
   txQueueLength: number;
+  offload: { tso: boolean; uso: boolean; gro: boolean };
 }
 
 /** Check createTun's options: own properties only, unknown names refused, every field named in errors. */
@@ -602,8 +836,17 @@ export function readTunOptions(v: unknown): CheckedTunOptions {
     // Own even when not set: the checked options are read later, and an absent name must not fall to Object.prototype.
     sndbuf: o.sndbuf === undefined ? undefined : intOption(o.sndbuf, 'sndbuf', 1, 0x7fff_ffff),
     txQueueLength: intOption(o.txQueueLength, 'txQueueLength', 1, 1_000_000, TUN_TX_QUEUE),
+    offload: readOffload(o.offload),
   };
   return out;
+}
+
+function readOffload(v: unknown): { tso: boolean; uso: boolean; gro: boolean } {
+  if (v === undefined || v === false) return { tso: false, uso: false, gro: false };
+  if (v === true) return { tso: true, uso: true, gro: true };
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw typeError('offload', 'a boolean or { tso?, uso?, gro? }', v);
+  const f = readOptions(v, OFFLOAD_NAMES, 'offload');
+  return { tso: boolOption(f.tso, 'offload.tso', false), uso: boolOption(f.uso, 'offload.uso', false), gro: boolOption(f.gro, 'offload.gro', false) };
 }
 
 /**

@@ -32,6 +32,19 @@ describe('the control section of a daemon configuration', () => {
   });
 });
 
+describe('the offload section of a daemon configuration', () => {
+  it('every offload on by default; each can be switched off alone', () => {
+    expect(parseDaemonConfig({}).offload).toEqual({ udpGso: true, udpGro: true, tunTso: true, tunUso: true, tunGro: true });
+    expect(parseDaemonConfig({ offload: { tunGro: false } }).offload).toEqual({ udpGso: true, udpGro: true, tunTso: true, tunUso: true, tunGro: false });
+  });
+
+  it('refuses a non-boolean and an unknown name, naming them', () => {
+    expect(() => parseDaemonConfig({ offload: { udpGso: 1 } })).toThrow(/offload\.udpGso/);
+    expect(() => parseDaemonConfig({ offload: { tso: true } })).toThrow(/tso/);
+    expect(() => parseDaemonConfig({ offload: true })).toThrow(/offload/);
+  });
+});
+
 describe('natt tunnel status / down: arguments', () => {
   it('--name and --control together, a bad name, a bad timeout: usage errors (exit 2)', async () => {
     const both = await run('tunnel', 'status', '--name', 'a', '--control', '/tmp/a.sock');
