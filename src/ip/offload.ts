@@ -114,57 +114,40 @@ function put32(b: Uint8Array, at: number, v: number): void {
   b[at + 3] = v & 0xff;
 }
 
-/** 16-byte turns per block in copySum: 2048 × 2 × 2 × 0x1fffe stays below 2^30, a small integer for V8. */
-const COPY_BLOCK_TURNS = 2048;
+/** Buffer's copy (a memcpy, no object made) works on any Uint8Array. */
+const copyBytes = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
 
 /**
- * Copy `n` bytes from `sv` at `sp` to `dv` at `dp` (absolute offsets in the two ArrayBuffers), 32 bits at a time,
- * and return their one's-complement sum as big-endian 16-bit words counted from `sp`, folded to 16 bits. The reads
- * are little-endian, so the sum of the 16-bit halves is the byte-swapped sum; the swap is undone once at the end.
- * Four words per turn into two sums (fewer turns, and adds that do not wait on each other).
+ * Copy `n` bytes from `sv` at `sp` to `dv` at `dp` (absolute offsets in the two ArrayBuffers; `su`/`du` are byte
+ * views over the whole of each) and return their one's-complement sum as big-endian 16-bit words counted from `sp`,
+ * folded to 16 bits. The copy is a memcpy; the sum is `sumFrom` over the source.
  */
-function copySum(sv: DataView, sp: number, dv: DataView, dp: number, n: number): number {
+function copySum(su: Uint8Array, sv: DataView, sp: number, du: Uint8Array, dp: number, n: number): number {
+  copyBytes.call(su, du, dp, sp, sp + n);
+  return wordSum(sv, sp, n);
+}
+
+/**
+ * The one's-complement sum of `n` bytes at `p` of `dv` as big-endian 16-bit words counted from `p`, folded to 16
+ * bits. Whole little-endian 32-bit words are added into a double (exact: 2^14 words of 2^32 stay far below 2^53),
+ * which is the byte-swapped sum modulo 0xffff; it is folded and swapped back once at the end.
+ */
+export function wordSum(dv: DataView, p: number, n: number): number {
   let s = 0;
-  let turns = n >>> 4;
-  while (turns > 0) {
-    const block = turns < COPY_BLOCK_TURNS ? turns : COPY_BLOCK_TURNS;
-    turns -= block;
-    const stop = sp + block * 16;
-    let x = 0;
-    let y = 0;
-    for (; sp < stop; sp += 16, dp += 16) {
-      const a = sv.getUint32(sp, true);
-      const b = sv.getUint32(sp + 4, true);
-      const c = sv.getUint32(sp + 8, true);
-      const d = sv.getUint32(sp + 12, true);
-      dv.setUint32(dp, a, true);
-      dv.setUint32(dp + 4, b, true);
-      dv.setUint32(dp + 8, c, true);
-      dv.setUint32(dp + 12, d, true);
-      x += (a & 0xffff) + (a >>> 16) + (c & 0xffff) + (c >>> 16);
-      y += (b & 0xffff) + (b >>> 16) + (d & 0xffff) + (d >>> 16);
-    }
-    s = foldSum(s + x + y);
+  let t = 0;
+  const stop = p + (n & ~15);
+  for (; p < stop; p += 16) {
+    s += dv.getUint32(p, true) + dv.getUint32(p + 4, true);
+    t += dv.getUint32(p + 8, true) + dv.getUint32(p + 12, true);
   }
-  for (let left = (n & 15) >>> 2; left > 0; left--, sp += 4, dp += 4) {
-    const w = sv.getUint32(sp, true);
-    dv.setUint32(dp, w, true);
-    s += (w & 0xffff) + (w >>> 16);
+  s += t;
+  for (let left = (n & 15) >>> 2; left > 0; left--, p += 4) s += dv.getUint32(p, true);
+  if ((n & 2) !== 0) {
+    s += dv.getUint16(p, true);
+    p += 2;
   }
-  const rest = n & 3;
-  if ((rest & 2) !== 0) {
-    const h = sv.getUint16(sp, true);
-    dv.setUint16(dp, h, true);
-    s += h;
-    sp += 2;
-    dp += 2;
-  }
-  if ((rest & 1) !== 0) {
-    const c = sv.getUint8(sp);
-    dv.setUint8(dp, c);
-    s += c; // an even position from the start: the high byte of its big-endian word, the low byte here
-  }
-  s = foldSum(s);
+  if ((n & 1) !== 0) s += dv.getUint8(p); // an even position from the start: the high byte of its word, low here
+  while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
   return ((s & 0xff) << 8) | (s >>> 8);
 }
 
@@ -247,6 +230,9 @@ export class Segmenter {
   private srcBuffer: ArrayBufferLike | null = null;
   private srcView: DataView = placeholderView();
   private dstBuffer: ArrayBufferLike | null = null;
+  // Byte views over the whole source and destination ArrayBuffers (for the memcpy), made with the DataViews.
+  private srcBytes: Uint8Array = new Uint8Array(0);
+  private dstBytes: Uint8Array = new Uint8Array(0);
   private dstView: DataView = placeholderView();
   private v6 = false;
   private ipLen = 0; // IP header length
@@ -305,6 +291,7 @@ export class Segmenter {
     if (src.buffer !== this.srcBuffer) {
       this.srcBuffer = src.buffer;
       this.srcView = new DataView(src.buffer);
+      this.srcBytes = new Uint8Array(src.buffer);
     }
     this.packetOffset = p;
     this.packetLength = plen;
@@ -419,6 +406,7 @@ export class Segmenter {
     if (dst.buffer !== this.dstBuffer) {
       this.dstBuffer = dst.buffer;
       this.dstView = new DataView(dst.buffer);
+      this.dstBytes = new Uint8Array(dst.buffer);
     }
     let done = 0;
     for (; done < n; done++) {
@@ -441,19 +429,20 @@ export class Segmenter {
 
   private writeOne(k: number, dst: Uint8Array, at: number, size: number): void {
     const sv = this.srcView;
-    const dv = this.dstView;
+    const su = this.srcBytes;
+    const du = this.dstBytes;
     const sAbs = this.src.byteOffset + this.packetOffset;
     const dAbs = dst.byteOffset + at;
     const mode = this.mode;
     if (mode === MODE_PLAIN) {
-      copySum(sv, sAbs, dv, dAbs, size);
+      copyBytes.call(su, du, dAbs, sAbs, sAbs + size);
       return;
     }
     if (mode === MODE_CSUM) {
       const cs = this.csumStart;
-      copySum(sv, sAbs, dv, dAbs, cs);
+      copyBytes.call(su, du, dAbs, sAbs, sAbs + cs);
       // The field holds the pseudo-header sum: summing it with the rest gives the whole checksum.
-      let c = ~foldSum(copySum(sv, sAbs + cs, dv, dAbs + cs, size - cs)) & 0xffff;
+      let c = ~foldSum(copySum(su, sv, sAbs + cs, du, dAbs + cs, size - cs)) & 0xffff;
       if (c === 0) c = 0xffff; // as the kernel's skb_checksum_help (CSUM_MANGLED_0)
       put16(dst, at + cs + this.csumOffset, c);
       return;
@@ -461,8 +450,8 @@ export class Segmenter {
     const hdrLen = this.hdrLen;
     const ipLen = this.ipLen;
     const chunk = size - hdrLen;
-    copySum(sv, sAbs, dv, dAbs, hdrLen);
-    const payloadSum = copySum(sv, sAbs + hdrLen + k * this.gsoSize, dv, dAbs + hdrLen, chunk);
+    copyBytes.call(su, du, dAbs, sAbs, sAbs + hdrLen);
+    const payloadSum = copySum(su, sv, sAbs + hdrLen + k * this.gsoSize, du, dAbs + hdrLen, chunk);
     if (this.v6) {
       put16(dst, at + 4, size - 40);
     } else {

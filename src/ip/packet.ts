@@ -103,7 +103,7 @@ const WIDE_SUM_MIN = 64;
 let wideBuffer: ArrayBufferLike | null = null;
 let wideView: DataView | null = null;
 
-/** One's-complement sum of `buf[start..end)` added to `sum` (not folded, not inverted). */
+/** One's-complement sum of `buf[start..end)` added to `sum` (not inverted; only its folded value is defined: foldSum). */
 export function onesSum(buf: Uint8Array, start: number, end: number, sum = 0): number {
   if (end - start >= WIDE_SUM_MIN && start >= 0 && end <= buf.length && (start | 0) === start && (end | 0) === end) {
     return sum + wideSum(buf, start, end);
@@ -115,11 +115,9 @@ export function onesSum(buf: Uint8Array, start: number, end: number, sum = 0): n
 }
 
 /**
- * The exact value the 16-bit loop of onesSum gives, read 32 bits at a time through a DataView (little-endian reads,
- * so the host's byte order does not matter, and any alignment is allowed). Each 32-bit read holds the bytes
- * b0 b1 b2 b3: the even ones (b0, b2: the high bytes of big-endian words) are gathered by the mask 0x00ff00ff, the
- * odd ones by the same mask after a shift of 8. Four reads per turn into two pairs of gathers (fewer turns, and adds
- * that do not wait on each other); blocks of 512 bytes keep every gather below 2^31.
+ * The sum the 16-bit loop of onesSum gives, folded (the same modulo 0xffff, so every folded checksum is the same),
+ * read through a DataView 32 bits at a time: whole little-endian words are added into a double (exact far past any
+ * packet), which is the byte-swapped one's-complement sum; it is folded and swapped back once at the end.
  */
 function wideSum(buf: Uint8Array, start: number, end: number): number {
   if (buf.buffer !== wideBuffer || wideView === null) {
@@ -127,32 +125,20 @@ function wideSum(buf: Uint8Array, start: number, end: number): number {
     wideView = new DataView(buf.buffer);
   }
   const dv = wideView;
-  const base = buf.byteOffset;
-  let p = base + start;
-  const stop = p + ((end - start) & ~15);
-  let high = 0;
-  let low = 0;
-  while (p < stop) {
-    const blockEnd = stop - p > 512 ? p + 512 : stop;
-    let even = 0;
-    let odd = 0;
-    let even2 = 0;
-    let odd2 = 0;
-    for (; p < blockEnd; p += 16) {
-      const a = dv.getUint32(p, true);
-      const b = dv.getUint32(p + 4, true);
-      const c = dv.getUint32(p + 8, true);
-      const d = dv.getUint32(p + 12, true);
-      even += (a & 0x00ff00ff) + (c & 0x00ff00ff);
-      odd += ((a >>> 8) & 0x00ff00ff) + ((c >>> 8) & 0x00ff00ff);
-      even2 += (b & 0x00ff00ff) + (d & 0x00ff00ff);
-      odd2 += ((b >>> 8) & 0x00ff00ff) + ((d >>> 8) & 0x00ff00ff);
-    }
-    high += (even & 0xffff) + (even >>> 16) + (even2 & 0xffff) + (even2 >>> 16);
-    low += (odd & 0xffff) + (odd >>> 16) + (odd2 & 0xffff) + (odd2 >>> 16);
+  let p = buf.byteOffset + start;
+  const n = end - start;
+  const stop = p + (n & ~15);
+  let s = 0;
+  let t = 0;
+  for (; p < stop; p += 16) {
+    s += dv.getUint32(p, true) + dv.getUint32(p + 4, true);
+    t += dv.getUint32(p + 8, true) + dv.getUint32(p + 12, true);
   }
-  let sum = high * 256 + low;
-  let i = stop - base;
+  s += t;
+  for (let left = (n & 15) >>> 2; left > 0; left--, p += 4) s += dv.getUint32(p, true);
+  while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
+  let sum = ((s & 0xff) << 8) | (s >>> 8);
+  let i = end - (n & 3);
   for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
   if (i < end) sum += buf[i] << 8;
   return sum;
