@@ -3,6 +3,8 @@
 import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { fuzzRuns } from '../lib/hostile';
+import { OutcomeCounts, reportFuzz } from '../lib/fuzz-report';
 import {
   Coalescer,
   SEGMENT_DROP_BAD_CHECKSUM_RANGE,
@@ -664,14 +666,17 @@ describe('Segmenter', () => {
     const s = new Segmenter(2000);
     const dst = new Uint8Array(2000 * 4);
     const lens = new Uint32Array(4);
+    const seen = new OutcomeCounts();
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat({ max: 12 }), fc.nat({ max: 12 }), (b, off, cut) => {
         const len = Math.max(0, b.length - off - cut);
         const n = s.begin(b, off, len);
         if (n < 0) {
           expect(SEGMENT_DROP_REASONS[-n]).toBeTruthy();
+          seen.add(SEGMENT_DROP_REASONS[-n]);
           return;
         }
+        seen.add('packets');
         let total = 0;
         while (s.remaining > 0) {
           const got = s.emit(dst, 0, 2000, lens, 0, 4);
@@ -681,7 +686,7 @@ describe('Segmenter', () => {
         }
         expect(total).toBe(n);
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
     // Random headers on real packets reach deeper.
     fc.assert(
@@ -692,10 +697,44 @@ describe('Segmenter', () => {
         r.buf[1] &= 0x87;
         r.buf[0] &= 3;
         const n = s.begin(r.buf, r.off, r.len);
+        seen.add(n < 0 ? `header:${SEGMENT_DROP_REASONS[-n]}` : 'header:packets');
         if (n > 0) while (s.remaining > 0) expect(s.emit(dst, 0, 2000, lens, 0, 4)).toBeGreaterThan(0);
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
+    reportFuzz('offload Segmenter: garbage reads and random virtio headers', seen.counts);
+  });
+
+  it('fuzz: valid TSO reads with a few bytes flipped never throw, never write past a slot, and say what they did', () => {
+    const s = new Segmenter(2000);
+    const dst = new Uint8Array(2000 * 8);
+    const lens = new Uint32Array(8);
+    const seen = new OutcomeCounts();
+    const reads = [false, true].map((v6) => gsoRead(tcpPacket({ v6, payload: bytes(6000, v6 ? 9 : 4) }), 1200));
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }), (v6, flips) => {
+        const r = reads[v6 ? 1 : 0];
+        const buf = Uint8Array.from(r.buf);
+        for (const [at, x] of flips) buf[r.off + (at % Math.min(r.len, 120))] ^= x; // the header and the IP/TCP headers
+        const n = s.begin(buf, r.off, r.len);
+        if (n < 0) {
+          seen.add(SEGMENT_DROP_REASONS[-n]);
+          return;
+        }
+        seen.add(n > 1 ? 'segmented' : 'one packet');
+        let total = 0;
+        while (s.remaining > 0) {
+          const got = s.emit(dst, 0, 2000, lens, 0, 8);
+          expect(got).toBeGreaterThan(0);
+          for (let k = 0; k < got; k++) expect(lens[k]).toBeLessThanOrEqual(2000);
+          total += got;
+        }
+        expect(total).toBe(n);
+      }),
+      { numRuns: fuzzRuns(2000) },
+    );
+    reportFuzz('offload Segmenter: valid TSO reads, bytes flipped', seen.counts);
+    expect(seen.counts.segmented ?? 0).toBeGreaterThan(0);
   });
 });
 
@@ -895,6 +934,7 @@ describe('Coalescer', () => {
 
   it('garbage never throws; every packet lands in one write', () => {
     const c = new Coalescer(16);
+    const seen = new OutcomeCounts();
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ minLength: 0, maxLength: 200 }), { maxLength: 16 }), fc.boolean(), (raw, tcpish) => {
         const pkts = raw.map((p) => {
@@ -907,9 +947,11 @@ describe('Coalescer', () => {
         });
         const { writes } = coalesce(pkts, c);
         expect(writes.reduce((a, w) => a + w.members.length, 0)).toBe(pkts.length);
+        seen.add(writes.some((w) => w.members.length > 1) ? 'coalesced' : 'alone');
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
+    reportFuzz('offload Coalescer: garbage batches', seen.counts);
     expect(() => c.plan(new Uint8Array(10), new Uint32Array(17), new Uint32Array(17), 17)).toThrow(RangeError);
     // Offsets past the slab: lone writes, no throw.
     expect(c.plan(new Uint8Array(10), Uint32Array.of(100, 5), Uint32Array.of(50, 60), 2)).toBe(2);
