@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createTun, type Tun } from '../../src/tun';
 import { loadNative } from '../../src/native/binding';
+import { buildUdpPacket } from '../../src/ip/packet';
 
 const why =
   process.platform !== 'linux'
@@ -143,6 +144,22 @@ describe.skipIf(why !== '')(`TUN offloads with the kernel's own TCP and UDP${why
       expect(a.stats().drops.refused + b.stats().drops.refused).toBe(0);
     }, 90_000);
   }
+
+  it('write() of one packet behind the virtio-net header (the ICMP and transport-mode path): the host receives it', async () => {
+    const server = spawn('ip', [
+      'netns', 'exec', NS.a, 'python3', '-c',
+      `import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('${addr.a[0]}',6100));s.settimeout(10)
+print('ready',flush=True)
+d,a=s.recvfrom(65535);print(d.decode(),a[0],a[1],flush=True)`,
+    ]);
+    let out = '';
+    server.stdout.on('data', (d) => (out += String(d)));
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(a.write(buildUdpPacket(addr.b[0], 7777, addr.a[0], 6100, Buffer.from('hello through write()')))).toBe(true);
+    await new Promise<void>((resolve) => server.on('exit', () => resolve()));
+    expect(out.trim().split('\n')[1]).toBe(`hello through write() ${addr.b[0]} 7777`);
+  }, 30_000);
 
   it('UDP with UDP_SEGMENT (USO): one 12000-byte send reaches the peer as ten 1200-byte datagrams, checksums valid', async () => {
     if (!a.offload.uso) return; // said by the first test
