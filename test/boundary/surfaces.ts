@@ -746,8 +746,10 @@ export const SURFACES: Surface[] = [
   // ---- merged later: TUN devices, the tunnel, rtnetlink (root and /dev/net/tun; the rows touch only their own devices) ----
   row<void>({
     name: 'createTun',
-    args: () => [{ name: tunName(), mtu: 1400, addresses: ['198.51.100.1/32'], routes: [], up: false, batch: 16, queue: 64, timeout: 2000, sndbuf: 65536 }],
-    options: { at: 0, names: ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf'] },
+    args: () => [
+      { name: tunName(), mtu: 1400, addresses: ['198.51.100.1/32'], routes: [], up: false, batch: 16, queue: 64, timeout: 2000, sndbuf: 65536, txQueueLength: 1000, offload: { tso: true, uso: false, gro: true } },
+    ],
+    options: { at: 0, names: ['name', 'mtu', 'addresses', 'routes', 'up', 'batch', 'queue', 'timeout', 'sndbuf', 'txQueueLength', 'offload'] },
     valid: canTun ? 'ok' : 'error',
     run: async (_, a) => release(await Reflect.apply(api.createTun, undefined, a)),
   }),
