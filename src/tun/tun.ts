@@ -420,7 +420,14 @@ export class Tun extends EventEmitter<TunEvents> {
           this.#deliver(out);
           out = 0;
         }
-        out += seg.emit(this.#slab, out * this.slotSize, this.slotSize, this.#lengths, out, slots - out);
+        // Never 0 with slots free (begin() refused any packet longer than a slot); if it were, the rest of this read
+        // is dropped and counted rather than looped on.
+        const got = seg.emit(this.#slab, out * this.slotSize, this.slotSize, this.#lengths, out, slots - out);
+        if (got === 0) {
+          o.drops.tooBig = (o.drops.tooBig ?? 0) + 1;
+          break;
+        }
+        out += got;
       }
     }
     if (out > 0 && this.#dev) this.#deliver(out);
