@@ -1,7 +1,7 @@
 // Userland segmentation offload for a TUN with IFF_VNET_HDR: the virtio_net_hdr, TSO/USO superpackets split into plain IP packets (Segmenter), TCP segments coalesced into GSO writes (Coalescer).
 
 import { endianness } from 'node:os';
-import { IPPROTO_TCP, IPPROTO_UDP, foldSum, onesSum } from './packet';
+import { IPPROTO_TCP, IPPROTO_UDP, foldSum, onesSum, wordSum } from './packet';
 
 // ---------------------------------------------------------------------------------------------------------------
 // struct virtio_net_hdr (10 bytes, no num_buffers): u8 flags, u8 gso_type, u16 hdr_len, u16 gso_size,
@@ -120,35 +120,11 @@ const copyBytes = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array
 /**
  * Copy `n` bytes from `sv` at `sp` to `dv` at `dp` (absolute offsets in the two ArrayBuffers; `su`/`du` are byte
  * views over the whole of each) and return their one's-complement sum as big-endian 16-bit words counted from `sp`,
- * folded to 16 bits. The copy is a memcpy; the sum is `sumFrom` over the source.
+ * folded to 16 bits. The copy is a memcpy; the sum is `wordSum` over the source.
  */
 function copySum(su: Uint8Array, sv: DataView, sp: number, du: Uint8Array, dp: number, n: number): number {
   copyBytes.call(su, du, dp, sp, sp + n);
   return wordSum(sv, sp, n);
-}
-
-/**
- * The one's-complement sum of `n` bytes at `p` of `dv` as big-endian 16-bit words counted from `p`, folded to 16
- * bits. Whole little-endian 32-bit words are added into a double (exact: 2^14 words of 2^32 stay far below 2^53),
- * which is the byte-swapped sum modulo 0xffff; it is folded and swapped back once at the end.
- */
-export function wordSum(dv: DataView, p: number, n: number): number {
-  let s = 0;
-  let t = 0;
-  const stop = p + (n & ~15);
-  for (; p < stop; p += 16) {
-    s += dv.getUint32(p, true) + dv.getUint32(p + 4, true);
-    t += dv.getUint32(p + 8, true) + dv.getUint32(p + 12, true);
-  }
-  s += t;
-  for (let left = (n & 15) >>> 2; left > 0; left--, p += 4) s += dv.getUint32(p, true);
-  if ((n & 2) !== 0) {
-    s += dv.getUint16(p, true);
-    p += 2;
-  }
-  if ((n & 1) !== 0) s += dv.getUint8(p); // an even position from the start: the high byte of its word, low here
-  while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
-  return ((s & 0xff) << 8) | (s >>> 8);
 }
 
 /** Unfolded sum of the addresses of the IP header at `b[ip..]` and the protocol (the pseudo-header less its length). */

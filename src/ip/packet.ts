@@ -114,34 +114,38 @@ export function onesSum(buf: Uint8Array, start: number, end: number, sum = 0): n
   return sum;
 }
 
-/**
- * The sum the 16-bit loop of onesSum gives, folded (the same modulo 0xffff, so every folded checksum is the same),
- * read through a DataView 32 bits at a time: whole little-endian words are added into a double (exact far past any
- * packet), which is the byte-swapped one's-complement sum; it is folded and swapped back once at the end.
- */
+/** onesSum's 32-bit path over the DataView of the buffer's ArrayBuffer (made once per buffer, not per call). */
 function wideSum(buf: Uint8Array, start: number, end: number): number {
   if (buf.buffer !== wideBuffer || wideView === null) {
     wideBuffer = buf.buffer;
     wideView = new DataView(buf.buffer);
   }
-  const dv = wideView;
-  let p = buf.byteOffset + start;
-  const n = end - start;
-  const stop = p + (n & ~15);
+  return wordSum(wideView, buf.byteOffset + start, end - start);
+}
+
+/**
+ * The one's-complement sum of `n` bytes at absolute offset `p` of `dv`, as big-endian 16-bit words counted from `p`,
+ * folded to 16 bits (the 16-bit loop's sum modulo 0xffff, so every folded checksum is the same). Whole little-endian
+ * 32-bit words are added into a double (exact: 2^14 words of 2^32 stay far below 2^53), which is the byte-swapped
+ * sum; it is folded and swapped back once at the end.
+ */
+export function wordSum(dv: DataView, p: number, n: number): number {
   let s = 0;
   let t = 0;
+  const stop = p + (n & ~15);
   for (; p < stop; p += 16) {
     s += dv.getUint32(p, true) + dv.getUint32(p + 4, true);
     t += dv.getUint32(p + 8, true) + dv.getUint32(p + 12, true);
   }
   s += t;
   for (let left = (n & 15) >>> 2; left > 0; left--, p += 4) s += dv.getUint32(p, true);
+  if ((n & 2) !== 0) {
+    s += dv.getUint16(p, true);
+    p += 2;
+  }
+  if ((n & 1) !== 0) s += dv.getUint8(p); // an even position from the start: the high byte of its word, low here
   while (s > 0xffff) s = (s % 0x10000) + Math.floor(s / 0x10000);
-  let sum = ((s & 0xff) << 8) | (s >>> 8);
-  let i = end - (n & 3);
-  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
-  if (i < end) sum += buf[i] << 8;
-  return sum;
+  return ((s & 0xff) << 8) | (s >>> 8);
 }
 
 /** Fold a 32-bit running sum to 16 bits (still not inverted). */
