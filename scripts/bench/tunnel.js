@@ -227,7 +227,7 @@ async function nattRound(variant) {
     srv.kill();
     for (const d of [a, b]) d.p.kill('SIGTERM');
     await Promise.all([a, b].map((d) => new Promise((r) => (d.p.exitCode !== null ? r() : d.p.once('exit', r)))));
-    if (m) m.daemon = [a, b].map((d) => d.lines.join('').split('\n').filter((l) => /drops:|tun:|tunnel up|socket buffers|offloads/.test(l)).map((l) => l.replace(/^.*?(drops:|tun:|tunnel up|socket buffers|socket offloads|tun offloads)/, '$1')));
+    if (m) m.daemon = [a, b].map((d) => d.lines.join('').split('\n').filter((l) => /drops:|tun:|tunnel up|socket buffers|offloads/.test(l)).map((l) => l.replace(/^.*?(drops:|tun:|tunnel up|socket buffers|offloads:)/, '$1')));
     spawnSync(path.join(RIG, 'teardown.sh'), { stdio: 'ignore' });
   }
 }

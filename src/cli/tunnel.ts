@@ -6,7 +6,7 @@ import { longTimeout, type LongTimer } from '../core/timers';
 import { controlPathFor } from '../control/protocol';
 import { parseDaemonConfig } from '../daemon/config';
 import { runDaemon, type RunningDaemon } from '../daemon/daemon';
-import type { DaemonStatus } from '../daemon/status';
+import { formatOffloads, type DaemonStatus } from '../daemon/status';
 import { UsageError, quotedArg, runEntry, type Command, type Group, type Io } from './args';
 import { untilSignal } from './signals';
 
@@ -181,11 +181,7 @@ export function formatStatus(st: DaemonStatus): string {
   const so = s.socket.offload;
   const to = s.tun.offload;
   if (of) {
-    const on = (v: boolean, why: string): string => (v ? 'on' : `off${why ? ` (${why})` : ''}`);
-    l.push(
-      `offloads: udp gso ${on(of.socket.gso, of.socket.gsoReason)}, gro ${on(of.socket.gro, of.socket.groReason)}; ` +
-        `tun tso ${on(of.tun.tso, of.tun.tsoReason)}, uso ${on(of.tun.uso, of.tun.usoReason)}, gro ${on(of.tun.gro, '')}`,
-    );
+    l.push(`offloads: ${formatOffloads(of)}`);
     l.push(
       `offload counters: gso ${so.gsoSends} sends of ${so.gsoSegments} datagrams, gro ${so.groReceives} receives of ${so.groSegments}; ` +
         `tun ${to.superpackets} superpackets cut into ${to.segments}, ${to.coalescedWrites} coalesced writes of ${to.coalescedPackets} packets` +

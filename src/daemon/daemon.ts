@@ -17,7 +17,7 @@ import { UserlandSadb } from '../userland/sadb';
 import { formatStats } from '../userland/counters';
 import type { SecurityPolicy } from '../sadb/types';
 import type { DaemonConfig } from './config';
-import { jsonStats, saStatus, type DaemonStats, type DaemonStatus } from './status';
+import { formatOffloads, jsonStats, saStatus, type DaemonStats, type DaemonStatus } from './status';
 
 /** One log line (the daemon's stdout; systemd style: no timestamps of its own, one event per line). */
 export type DaemonLog = (line: string) => void;
@@ -161,8 +161,6 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     log(`listening on ${at.address}:${at.port} (NAT-T, userland ESP${socket.zeroChecksum ? ', UDP checksum 0' : ''})`);
     const b = socket.buffers;
     log(`socket buffers: receive ${b.receive} bytes, send ${b.send} bytes (${b.reason})`);
-    const so = socket.offload;
-    log(`socket offloads: udp gso ${so.gso ? 'on' : `off (${so.gsoReason})`}, udp gro ${so.gro ? 'on' : `off (${so.groReason})`}`);
 
     const tun = await createTun({
       name: config.tun.name,
@@ -174,9 +172,7 @@ export async function runDaemon(config: DaemonConfig, log: DaemonLog = () => {})
     parts.tun = tun;
     undo.push(() => tun.close());
     log(`tun ${tun.name} up: mtu ${tun.mtu}, addresses ${config.tun.addresses.join(' ') || '-'}, routes ${config.tun.routes.map((r) => r.dst).join(' ') || '-'}`);
-    const to = tun.offload;
-    const onOff = (on: boolean, asked: boolean, why: string): string => (on ? 'on' : asked ? `off (${why})` : 'off (not asked for)');
-    log(`tun offloads: tso ${onOff(to.tso, off.tunTso, to.tsoReason)}, uso ${onOff(to.uso, off.tunUso, to.usoReason)}, gro ${onOff(to.gro, off.tunGro, '')}`);
+    log(`offloads: ${formatOffloads({ socket: socket.offload, tun: tun.offload })}`);
 
     sadb.on('expire', (e) => log(`sa expired (${e.kind}): ${e.sa.src} -> ${e.sa.dst} spi ${spi(e.sa.spi)}`));
     sadb.on('acquire', (e) => log(`acquire: no SA for ${e.src} -> ${e.dst} (policy ${e.policy?.id ?? '?'})`));

@@ -57,6 +57,15 @@ export interface DaemonStatus {
   stats: DaemonStats;
 }
 
+/** The offloads as one line, for the daemon's log and `natt tunnel status`: each on, or off with why. */
+export function formatOffloads(o: DaemonStatus['offload']): string {
+  const on = (v: boolean, why: string): string => (v ? 'on' : `off${why ? ` (${why})` : ''}`);
+  return (
+    `udp gso ${on(o.socket.gso, o.socket.gsoReason)}, gro ${on(o.socket.gro, o.socket.groReason)}; ` +
+    `tun tso ${on(o.tun.tso, o.tun.tsoReason)}, uso ${on(o.tun.uso, o.tun.usoReason)}, gro ${on(o.tun.gro, '')}`
+  );
+}
+
 /** The tunnel's and socket's counters as JSON can carry them. */
 export function jsonStats(s: TunnelStats & { socket: NattSocketStats; control: ControlServerStats }): DaemonStats {
   const { lastReadError, ...tun } = s.tun;
